@@ -1,0 +1,85 @@
+//! The storage seam. Everything above this module talks to an [`Engine`];
+//! [`RocksEngine`] is the durable default and [`MemoryEngine`] serves tests
+//! and ephemeral use. Both pass the conformance suite in
+//! `store/tests/integration/engine_conformance.rs`.
+
+mod memory;
+mod rocks;
+
+pub use memory::MemoryEngine;
+pub use rocks::RocksEngine;
+
+use crate::cf::Cf;
+use crate::error::Result;
+
+/// A set of writes applied atomically by [`Engine::write`].
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    ops: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((cf, key, Some(value)));
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
+        self.ops.push((cf, key, None));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// `(cf, key, Some(value))` puts, `(cf, key, None)` deletes, in order.
+    pub fn ops(&self) -> &[(Cf, Vec<u8>, Option<Vec<u8>>)] {
+        &self.ops
+    }
+}
+
+/// A cursor that walks one column family backwards from a seek point.
+pub trait ReverseCursor {
+    /// Positions at the greatest key `<= key`.
+    fn seek_for_prev(&mut self, key: &[u8]);
+    fn valid(&self) -> bool;
+    /// Key and value at the current position; only when `valid()`.
+    fn entry(&self) -> Option<(&[u8], &[u8])>;
+    fn prev(&mut self);
+}
+
+/// Runtime statistics an engine can report (all optional).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EngineStats {
+    pub memtable_bytes: Option<u64>,
+    pub pending_compaction_bytes: Option<u64>,
+    pub live_data_bytes: Option<u64>,
+}
+
+/// Key-value storage with column families, atomic durable batches and
+/// ordered iteration.
+pub trait Engine: Send + Sync + 'static {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Looks up many keys of one column family; results in input order.
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(cf, k)).collect()
+    }
+
+    /// Applies all writes or none. When this returns `Ok`, the batch survives
+    /// a crash of the process (and, for durable engines, of the machine).
+    fn write(&self, batch: WriteBatch) -> Result<()>;
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// A backwards cursor over `cf`.
+    fn reverse_cursor(&self, cf: Cf) -> Result<Box<dyn ReverseCursor + '_>>;
+
+    fn stats(&self) -> EngineStats {
+        EngineStats::default()
+    }
+}

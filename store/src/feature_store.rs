@@ -1,0 +1,179 @@
+//! [`FeatureStore`]: the registry, the write path that hands out store
+//! versions, and the online cache, over one [`Engine`].
+//!
+//! Write protocol: a single writer lock serialises batches. Under it the
+//! writer takes `version + 1`, builds one engine batch (history rows, online
+//! rows, the new version number), writes it with a synced WAL, invalidates the
+//! touched cache entries, and only then publishes the version. Readers that
+//! see version `V` therefore see every batch `<= V`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crate::cf::Cf;
+use crate::codec;
+use crate::definitions::DefinitionFile;
+use crate::engine::{Engine, EngineStats, MemoryEngine, RocksEngine, WriteBatch};
+use crate::error::{Result, StoreError};
+use crate::migrations::{self, MigrationFile};
+use crate::online_cache::OnlineCache;
+use crate::proto::MigrationRecord;
+use crate::registry::Registry;
+use crate::time::Clock;
+
+/// Settings of a [`FeatureStore`].
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Upper bound of the online cache, in bytes of cached rows.
+    pub online_cache_bytes: u64,
+    /// Created times of pushed rows and "now" of TTL checks come from here.
+    pub clock: Clock,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            online_cache_bytes: 128 << 20,
+            clock: Clock::system(),
+        }
+    }
+}
+
+pub struct FeatureStore {
+    pub(crate) engine: Box<dyn Engine>,
+    registry: RwLock<Arc<Registry>>,
+    writer: Mutex<()>,
+    version: AtomicU64,
+    pub(crate) cache: OnlineCache,
+    pub(crate) clock: Clock,
+}
+
+impl FeatureStore {
+    /// Opens (or creates) a RocksDB-backed store in `data_dir`.
+    pub fn open(data_dir: &Path, config: StoreConfig) -> Result<Self> {
+        Self::with_engine(Box::new(RocksEngine::open(data_dir)?), config)
+    }
+
+    /// A store that lives in memory only.
+    pub fn in_memory(config: StoreConfig) -> Result<Self> {
+        Self::with_engine(Box::new(MemoryEngine::new()), config)
+    }
+
+    pub fn with_engine(engine: Box<dyn Engine>, config: StoreConfig) -> Result<Self> {
+        let version = match engine.get(Cf::Meta, codec::META_STORE_VERSION)? {
+            Some(bytes) => codec::decode_u64(&bytes)?,
+            None => 0,
+        };
+        let registry = migrations::replay(&migrations::applied(engine.as_ref())?)?;
+        Ok(FeatureStore {
+            engine,
+            registry: RwLock::new(Arc::new(registry)),
+            writer: Mutex::new(()),
+            version: AtomicU64::new(version),
+            cache: OnlineCache::new(config.online_cache_bytes),
+            clock: config.clock,
+        })
+    }
+
+    /// The newest committed store version.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The registry as of now (cheap to clone; replaced, never mutated, by
+    /// migrations).
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn engine_stats(&self) -> EngineStats {
+        self.engine.stats()
+    }
+
+    pub fn cache_stats(&self) -> crate::online_cache::CacheStats {
+        self.cache.stats()
+    }
+
+    /// Checks the files in `dir` against the applied ones and applies the new
+    /// ones in order, each as one batch with its own store version. Returns
+    /// the names of the files applied now.
+    pub fn migrate(&self, dir: &Path) -> Result<Vec<String>> {
+        let files = migrations::read_dir(dir)?;
+        let _writer = self.lock_writer();
+        let records = migrations::applied(self.engine.as_ref())?;
+        let todo = migrations::pending(&records, &files)?;
+        let mut registry = (*self.registry()).clone();
+        let mut applied = Vec::new();
+        for file in todo {
+            self.apply_migration(&mut registry, &file)?;
+            applied.push(file.file_name);
+        }
+        Ok(applied)
+    }
+
+    /// Checks that no applied migration was edited and none is pending.
+    pub fn verify_migrations(&self, dir: &Path) -> Result<Vec<String>> {
+        let files = migrations::read_dir(dir)?;
+        let records = migrations::applied(self.engine.as_ref())?;
+        Ok(migrations::pending(&records, &files)?
+            .into_iter()
+            .map(|f| f.file_name)
+            .collect())
+    }
+
+    fn apply_migration(&self, registry: &mut Registry, file: &MigrationFile) -> Result<()> {
+        let definitions = DefinitionFile::parse(&file.source)
+            .map_err(|e| StoreError::definition(&file.file_name, e))?;
+        registry.apply(&file.file_name, &definitions)?;
+        let version = self.version() + 1;
+        let record = MigrationRecord {
+            file_name: file.file_name.clone(),
+            sha256: file.sha256.clone(),
+            source: file.source.clone(),
+            applied_at_micros: self.clock.now(),
+            store_version: version,
+        };
+        let mut batch = WriteBatch::default();
+        batch.put(
+            Cf::Registry,
+            migrations::record_key(&record),
+            prost::Message::encode_to_vec(&record),
+        );
+        self.commit(batch, version, &[])?;
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry.clone());
+        tracing::info!(file = %file.file_name, store_version = version, "applied migration");
+        Ok(())
+    }
+
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `batch` as store version `version` (must be `version() + 1`,
+    /// under the writer lock), drops the cached online rows it replaces, and
+    /// publishes the version.
+    pub(crate) fn commit(
+        &self,
+        mut batch: WriteBatch,
+        version: u64,
+        online_keys: &[Vec<u8>],
+    ) -> Result<()> {
+        debug_assert_eq!(version, self.version() + 1);
+        batch.put(
+            Cf::Meta,
+            codec::META_STORE_VERSION.to_vec(),
+            version.to_be_bytes().to_vec(),
+        );
+        self.engine.write(batch)?;
+        for key in online_keys {
+            self.cache.invalidate(key);
+        }
+        self.version.store(version, Ordering::Release);
+        Ok(())
+    }
+}

@@ -1,0 +1,39 @@
+//! `reprise-store`: the versioned feature store.
+//!
+//! Rules of this crate:
+//! - it knows nothing of actix, HTTP or any transport: callers hand it parsed
+//!   JSON values and get typed results and [`StoreError`]s back;
+//! - every derived feature is computed by [`transform`], through
+//!   [`registry::FeatureView::compute`], for online reads and snapshots alike;
+//! - storage goes through the [`engine::Engine`] trait; keys are built only in
+//!   [`codec`], column families named only in [`cf`].
+
+pub mod cf;
+pub mod codec;
+pub mod definitions;
+pub mod engine;
+pub mod error;
+pub mod feature_store;
+pub mod migrations;
+pub mod online;
+pub mod online_cache;
+pub mod push;
+pub mod registry;
+pub mod row;
+pub mod snapshot;
+pub mod time;
+pub mod transform;
+pub mod types;
+
+/// prost types of `proto/reprise.proto`.
+#[allow(clippy::all)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/reprise.store.v1.rs"));
+}
+
+pub use error::{Result, StoreError};
+pub use feature_store::{FeatureStore, StoreConfig};
+pub use online::{FeatureStatus, OnlineResult, OnlineRow};
+pub use push::PushOutcome;
+pub use snapshot::{Cutoff, OutputRow, SnapshotInfo, SnapshotSpec};
+pub use types::{FeatureType, Value};

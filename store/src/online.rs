@@ -1,0 +1,204 @@
+//! Online reads: the latest row per (view, entity), through the cache, with
+//! the view's TTL enforced at read time and derived features computed by the
+//! shared transform path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json};
+
+use crate::cf::Cf;
+use crate::codec;
+use crate::error::{Result, StoreError};
+use crate::feature_store::FeatureStore;
+use crate::push::join_key_values;
+use crate::registry::ResolvedRef;
+use crate::row::RawRow;
+use crate::time::Micros;
+use crate::types::Value;
+
+/// Per-feature status of an online read (CONTRACT.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureStatus {
+    Present,
+    NotFound,
+    OutsideMaxAge,
+    NullValue,
+}
+
+impl FeatureStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureStatus::Present => "PRESENT",
+            FeatureStatus::NotFound => "NOT_FOUND",
+            FeatureStatus::OutsideMaxAge => "OUTSIDE_MAX_AGE",
+            FeatureStatus::NullValue => "NULL_VALUE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineRow {
+    pub values: Vec<Option<Value>>,
+    pub statuses: Vec<FeatureStatus>,
+    pub event_timestamps: Vec<Option<Micros>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineResult {
+    pub store_version: u64,
+    pub rows: Vec<OnlineRow>,
+}
+
+impl FeatureStore {
+    /// Reads `features` for each entity (a JSON object of join-key values),
+    /// rows in request order, values in `features` order.
+    pub fn online_features(
+        &self,
+        features: &[String],
+        entities: &[Map<String, Json>],
+    ) -> Result<OnlineResult> {
+        self.online_features_at(features, entities, self.clock.now())
+    }
+
+    /// As [`online_features`](Self::online_features), with TTLs judged at `now`.
+    pub fn online_features_at(
+        &self,
+        features: &[String],
+        entities: &[Map<String, Json>],
+        now: Micros,
+    ) -> Result<OnlineResult> {
+        if features.is_empty() {
+            return Err(StoreError::invalid("features", "name at least one feature"));
+        }
+        let registry = self.registry();
+        let refs = features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| registry.resolve(f, &format!("features[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
+        // Distinct views, and each ref's position among them.
+        let mut view_slots: Vec<&ResolvedRef> = Vec::new();
+        let ref_view: Vec<usize> = refs
+            .iter()
+            .map(
+                |r| match view_slots.iter().position(|v| v.view.id == r.view.id) {
+                    Some(i) => i,
+                    None => {
+                        view_slots.push(r);
+                        view_slots.len() - 1
+                    }
+                },
+            )
+            .collect();
+
+        // One online key per (entity, view).
+        let mut keys = Vec::with_capacity(entities.len() * view_slots.len());
+        for (i, entity) in entities.iter().enumerate() {
+            for slot in &view_slots {
+                let field = |k: &str| format!("entities[{i}].{k}");
+                let values = join_key_values(entity, &slot.view.join_keys, &field)?;
+                keys.push(codec::view_entity_prefix(
+                    slot.view.id,
+                    &codec::entity_key(&values),
+                ));
+            }
+        }
+        let store_version = self.version();
+        let stored = self.latest_rows(&keys)?;
+
+        let rows = entities
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                let base = i * view_slots.len();
+                let computed: Vec<Option<(Arc<RawRow>, Vec<Option<Value>>)>> = view_slots
+                    .iter()
+                    .enumerate()
+                    .map(|(v, slot)| {
+                        stored[base + v].clone().map(|row| {
+                            let values = slot.view.compute(&row);
+                            (row, values)
+                        })
+                    })
+                    .collect();
+                let mut out = OnlineRow {
+                    values: Vec::with_capacity(refs.len()),
+                    statuses: Vec::with_capacity(refs.len()),
+                    event_timestamps: Vec::with_capacity(refs.len()),
+                };
+                for (r, &v) in refs.iter().zip(&ref_view) {
+                    let (value, status, ts) = match &computed[v] {
+                        None => (None, FeatureStatus::NotFound, None),
+                        Some((row, _)) if !r.view.within_ttl(row.event_ts, now) => {
+                            (None, FeatureStatus::OutsideMaxAge, Some(row.event_ts))
+                        }
+                        Some((row, values)) => match &values[r.feature] {
+                            None => (None, FeatureStatus::NullValue, Some(row.event_ts)),
+                            Some(value) => (
+                                Some(value.clone()),
+                                FeatureStatus::Present,
+                                Some(row.event_ts),
+                            ),
+                        },
+                    };
+                    out.values.push(value);
+                    out.statuses.push(status);
+                    out.event_timestamps.push(ts);
+                }
+                out
+            })
+            .collect();
+        Ok(OnlineResult {
+            store_version,
+            rows,
+        })
+    }
+
+    /// The latest stored row for each online key: cache first, then one
+    /// batched engine read for the misses.
+    fn latest_rows(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Arc<RawRow>>>> {
+        let version_before = self.version();
+        let mut out: Vec<Option<Arc<RawRow>>> = Vec::with_capacity(keys.len());
+        let mut misses: HashMap<&[u8], Vec<usize>> = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            match self.cache.get(key) {
+                Some(row) => out.push(row),
+                None => {
+                    out.push(None);
+                    misses.entry(key.as_slice()).or_default().push(i);
+                }
+            }
+        }
+        if misses.is_empty() {
+            return Ok(out);
+        }
+        let registry = self.registry();
+        let miss_keys: Vec<Vec<u8>> = misses.keys().map(|k| k.to_vec()).collect();
+        let fetched = self.engine.multi_get(Cf::Online, &miss_keys)?;
+        // Cache only what no concurrent commit may have replaced.
+        let cacheable = self.version() == version_before;
+        for (key, bytes) in miss_keys.into_iter().zip(fetched) {
+            let row = match bytes {
+                None => None,
+                Some(bytes) => {
+                    let view_id = u32::from_be_bytes(
+                        key[..4]
+                            .try_into()
+                            .expect("online keys start with a view id"),
+                    );
+                    let feature_count =
+                        registry.view_by_id(view_id).map_or(0, |v| v.features.len());
+                    Some(Arc::new(RawRow::decode(&bytes, feature_count)?))
+                }
+            };
+            for &i in &misses[key.as_slice()] {
+                out[i] = row.clone();
+            }
+            if cacheable {
+                self.cache.insert(key, row);
+            }
+        }
+        Ok(out)
+    }
+}

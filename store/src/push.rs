@@ -1,0 +1,213 @@
+//! The push path: validate a batch of JSON rows against a view, then commit
+//! it as one atomic batch with a new store version. Validation happens before
+//! anything is written, so a rejected batch writes nothing.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value as Json};
+
+use crate::cf::Cf;
+use crate::codec::{self, HistoryPosition};
+use crate::engine::WriteBatch;
+use crate::error::{Result, StoreError};
+use crate::feature_store::FeatureStore;
+use crate::registry::FeatureView;
+use crate::row::RawRow;
+use crate::time::{parse_rfc3339, Micros};
+use crate::transform::EVENT_TIMESTAMP;
+use crate::types::{json_kind, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub written: usize,
+    pub store_version: u64,
+}
+
+/// One validated row, ready to be stored.
+struct ParsedRow {
+    entity_key: Vec<u8>,
+    event_ts: Micros,
+    values: Vec<Option<Value>>,
+}
+
+impl FeatureStore {
+    /// Validates and writes `rows` (JSON objects with the view's join keys,
+    /// `event_timestamp` and raw features) to the view `view_spec` (`name` or
+    /// `name@N`). With `backfill`, each row's created time is its event time
+    /// instead of the server clock.
+    pub fn push(&self, view_spec: &str, rows: &[Json], backfill: bool) -> Result<PushOutcome> {
+        let registry = self.registry();
+        let view = registry
+            .view(view_spec)
+            .ok_or_else(|| StoreError::UnknownView {
+                field: "view".into(),
+                view: view_spec.to_owned(),
+            })?;
+        if rows.is_empty() {
+            return Err(StoreError::invalid("rows", "a push needs at least one row"));
+        }
+        let parsed = rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| parse_row(view, i, row))
+            .collect::<Result<Vec<_>>>()?;
+        self.write_rows(view, parsed, backfill)
+    }
+
+    fn write_rows(
+        &self,
+        view: &FeatureView,
+        rows: Vec<ParsedRow>,
+        backfill: bool,
+    ) -> Result<PushOutcome> {
+        let _writer = self.lock_writer();
+        let version = self.version() + 1;
+        let created_now = self.clock.now();
+        let mut batch = WriteBatch::default();
+        // The newest row of this batch per entity: (event time, index).
+        let mut newest: HashMap<&[u8], (Micros, usize)> = HashMap::new();
+        let mut encoded = Vec::with_capacity(rows.len());
+        for (seq, row) in rows.iter().enumerate() {
+            let stored = RawRow {
+                event_ts: row.event_ts,
+                created_ts: if backfill { row.event_ts } else { created_now },
+                store_version: version,
+                values: row.values.clone(),
+            };
+            let bytes = stored.encode();
+            let prefix = codec::view_entity_prefix(view.id, &row.entity_key);
+            let position = HistoryPosition {
+                event_ts: row.event_ts,
+                store_version: version,
+                seq: seq as u32,
+            };
+            batch.put(
+                Cf::History,
+                codec::history_key(&prefix, position),
+                bytes.clone(),
+            );
+            encoded.push(bytes);
+            let slot = newest
+                .entry(row.entity_key.as_slice())
+                .or_insert((row.event_ts, seq));
+            if row.event_ts >= slot.0 {
+                *slot = (row.event_ts, seq);
+            }
+        }
+
+        // The online row moves only forward in event time.
+        let candidates: Vec<(Vec<u8>, Micros, usize)> = newest
+            .into_iter()
+            .map(|(entity, (ts, seq))| (codec::view_entity_prefix(view.id, entity), ts, seq))
+            .collect();
+        let keys: Vec<Vec<u8>> = candidates.iter().map(|(k, _, _)| k.clone()).collect();
+        let current = self.engine.multi_get(Cf::Online, &keys)?;
+        let mut touched = Vec::with_capacity(keys.len());
+        for ((key, ts, seq), current) in candidates.into_iter().zip(current) {
+            let replaces = match current {
+                None => true,
+                Some(bytes) => ts >= RawRow::decode(&bytes, 0)?.event_ts,
+            };
+            if replaces {
+                batch.put(Cf::Online, key.clone(), encoded[seq].clone());
+                touched.push(key);
+            }
+        }
+        self.commit(batch, version, &touched)?;
+        Ok(PushOutcome {
+            written: rows.len(),
+            store_version: version,
+        })
+    }
+}
+
+fn parse_row(view: &FeatureView, index: usize, row: &Json) -> Result<ParsedRow> {
+    let field = |name: &str| format!("rows[{index}].{name}");
+    let object = row.as_object().ok_or_else(|| StoreError::WrongType {
+        field: format!("rows[{index}]"),
+        expected: "an object".into(),
+        got: json_kind(row).into(),
+    })?;
+    let keys = join_key_values(object, &view.join_keys, &field)?;
+    let event_ts = timestamp_field(object, &field)?;
+    let mut values = vec![None; view.features.len()];
+    for (name, json) in object {
+        if name == EVENT_TIMESTAMP || view.join_keys.contains(name) {
+            continue;
+        }
+        let index = view
+            .feature_index(name)
+            .ok_or_else(|| StoreError::UnknownFeature {
+                field: field(name),
+                feature: format!("{}:{name}", view.name),
+            })?;
+        let feature = &view.features[index];
+        if let Some(transform) = &feature.definition.transform {
+            return Err(StoreError::DerivedFeature {
+                field: field(name),
+                feature: name.clone(),
+                transform: transform.kind().into(),
+            });
+        }
+        values[index] =
+            Value::from_json(json, feature.feature_type, feature.dim).map_err(|got| {
+                StoreError::WrongType {
+                    field: field(name),
+                    expected: feature.feature_type.name().into(),
+                    got,
+                }
+            })?;
+    }
+    Ok(ParsedRow {
+        entity_key: codec::entity_key(&keys),
+        event_ts,
+        values,
+    })
+}
+
+/// Reads the join keys from a JSON object: strings, or integers taken as
+/// their decimal form.
+pub(crate) fn join_key_values(
+    object: &Map<String, Json>,
+    join_keys: &[String],
+    field: &dyn Fn(&str) -> String,
+) -> Result<Vec<String>> {
+    join_keys
+        .iter()
+        .map(|key| match object.get(key) {
+            None | Some(Json::Null) => Err(StoreError::missing(field(key))),
+            Some(Json::String(s)) if s.is_empty() => Err(StoreError::invalid(
+                field(key),
+                "a join key must not be empty",
+            )),
+            Some(Json::String(s)) => Ok(s.clone()),
+            Some(Json::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+            Some(other) => Err(StoreError::WrongType {
+                field: field(key),
+                expected: "a string".into(),
+                got: json_kind(other).into(),
+            }),
+        })
+        .collect()
+}
+
+/// Reads the required RFC 3339 `event_timestamp` of a JSON object.
+pub(crate) fn timestamp_field(
+    object: &Map<String, Json>,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Micros> {
+    match object.get(EVENT_TIMESTAMP) {
+        None | Some(Json::Null) => Err(StoreError::missing(field(EVENT_TIMESTAMP))),
+        Some(Json::String(text)) => parse_rfc3339(text).ok_or_else(|| {
+            StoreError::invalid(
+                field(EVENT_TIMESTAMP),
+                format!("`{text}` is not an RFC 3339 timestamp like 2026-01-01T00:00:00Z"),
+            )
+        }),
+        Some(other) => Err(StoreError::WrongType {
+            field: field(EVENT_TIMESTAMP),
+            expected: "an RFC 3339 string".into(),
+            got: json_kind(other).into(),
+        }),
+    }
+}

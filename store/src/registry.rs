@@ -1,0 +1,510 @@
+//! The registry: entities and versioned feature views compiled from the
+//! definition files, with feature refs (`view:feature`, `view@N:feature`)
+//! resolved against it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::definitions::{DefinitionFile, FeatureDefinition, FeatureViewDef};
+use crate::error::{Result, StoreError};
+use crate::row::RawRow;
+use crate::time::{parse_duration, Micros};
+use crate::transform::{Input, Transform, EVENT_TIMESTAMP};
+use crate::types::{FeatureType, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    pub name: String,
+    pub join_key: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Feature {
+    pub name: String,
+    pub feature_type: FeatureType,
+    pub dim: Option<usize>,
+    pub transform: Option<Transform>,
+    pub mandatory: bool,
+    pub description: String,
+    /// The declaration it was compiled from, to check re-declarations.
+    pub definition: FeatureDefinition,
+}
+
+impl Feature {
+    pub fn is_derived(&self) -> bool {
+        self.transform.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FeatureView {
+    /// Dense id used in storage keys; assigned in registration order.
+    pub id: u32,
+    pub name: String,
+    pub version: u32,
+    pub entities: Vec<String>,
+    /// One join key per entity, in `entities` order.
+    pub join_keys: Vec<String>,
+    /// 0 = no limit.
+    pub ttl_micros: Micros,
+    pub ttl: String,
+    pub description: String,
+    /// In declaration order; a feature's position is its stored id.
+    pub features: Vec<Feature>,
+    by_name: HashMap<String, usize>,
+}
+
+impl FeatureView {
+    pub fn feature_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// `name@version`, the unique label of this view version.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// Whether a row with `event_ts` is still live at `at` under this view's TTL.
+    pub fn within_ttl(&self, event_ts: Micros, at: Micros) -> bool {
+        self.ttl_micros == 0 || event_ts > at.saturating_sub(self.ttl_micros)
+    }
+
+    /// Every feature's value for one stored row: raw features as stored,
+    /// derived ones through their transforms, in declaration order. This is
+    /// the single code path shared by online reads and snapshots.
+    pub fn compute(&self, row: &RawRow) -> Vec<Option<Value>> {
+        let mut values: Vec<Option<Value>> = Vec::with_capacity(self.features.len());
+        for (index, feature) in self.features.iter().enumerate() {
+            let value = match &feature.transform {
+                None => row.values.get(index).cloned().flatten(),
+                Some(transform) => {
+                    let input = match transform.input {
+                        Input::Feature(i) => values[i].as_ref(),
+                        Input::EventTimestamp => None,
+                    };
+                    transform.apply(input, row.event_ts)
+                }
+            };
+            values.push(value);
+        }
+        values
+    }
+}
+
+/// A feature ref resolved against the registry.
+#[derive(Debug, Clone)]
+pub struct ResolvedRef {
+    pub view: Arc<FeatureView>,
+    pub feature: usize,
+    /// Whether the ref named the view version explicitly (`view@N:feature`).
+    pub explicit_version: bool,
+}
+
+impl ResolvedRef {
+    pub fn feature(&self) -> &Feature {
+        &self.view.features[self.feature]
+    }
+
+    /// Column name in snapshot output: `view__feature`, or `view_vN__feature`
+    /// when the ref pinned a view version.
+    pub fn column(&self) -> String {
+        if self.explicit_version {
+            format!(
+                "{}_v{}__{}",
+                self.view.name,
+                self.view.version,
+                self.feature().name
+            )
+        } else {
+            format!("{}__{}", self.view.name, self.feature().name)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    entities: BTreeMap<String, Entity>,
+    views: BTreeMap<String, BTreeMap<u32, Arc<FeatureView>>>,
+    by_id: Vec<Arc<FeatureView>>,
+}
+
+impl Registry {
+    pub fn entities(&self) -> impl Iterator<Item = &Entity> {
+        self.entities.values()
+    }
+
+    /// Every view version, in id order.
+    pub fn views(&self) -> &[Arc<FeatureView>] {
+        &self.by_id
+    }
+
+    pub fn view_by_id(&self, id: u32) -> Option<&Arc<FeatureView>> {
+        self.by_id.get(id as usize)
+    }
+
+    /// `name` (newest version) or `name@N`.
+    pub fn view(&self, spec: &str) -> Option<&Arc<FeatureView>> {
+        let (name, version) = split_version(spec)?;
+        let versions = self.views.get(name)?;
+        match version {
+            Some(v) => versions.get(&v),
+            None => versions.values().next_back(),
+        }
+    }
+
+    /// Resolves `view:feature` or `view@N:feature`; `field` names the request
+    /// field for errors.
+    pub fn resolve(&self, feature_ref: &str, field: &str) -> Result<ResolvedRef> {
+        let (view_spec, feature) = feature_ref.split_once(':').ok_or_else(|| {
+            StoreError::invalid(
+                field,
+                format!("feature ref `{feature_ref}` is not of the form view:feature"),
+            )
+        })?;
+        let view = self
+            .view(view_spec)
+            .ok_or_else(|| StoreError::UnknownView {
+                field: field.to_owned(),
+                view: view_spec.to_owned(),
+            })?;
+        let index = view
+            .feature_index(feature)
+            .ok_or_else(|| StoreError::UnknownFeature {
+                field: field.to_owned(),
+                feature: feature_ref.to_owned(),
+            })?;
+        Ok(ResolvedRef {
+            view: Arc::clone(view),
+            feature: index,
+            explicit_version: view_spec.contains('@'),
+        })
+    }
+
+    /// Applies one definition file. On error the registry is unchanged.
+    pub fn apply(&mut self, file_name: &str, file: &DefinitionFile) -> Result<()> {
+        let mut next = self.clone();
+        for entity in &file.entity {
+            next.add_entity(file_name, entity)?;
+        }
+        for view in &file.feature_view {
+            next.add_view(file_name, view)?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    fn add_entity(&mut self, file: &str, def: &crate::definitions::EntityDef) -> Result<()> {
+        if !is_identifier(&def.name) || !is_identifier(&def.join_key) {
+            return Err(StoreError::definition(
+                file,
+                format!(
+                    "entity `{}`: names and join keys must be [A-Za-z0-9_]+",
+                    def.name
+                ),
+            ));
+        }
+        let entity = Entity {
+            name: def.name.clone(),
+            join_key: def.join_key.clone(),
+            description: def.description.clone(),
+        };
+        match self.entities.get(&def.name) {
+            Some(existing) if existing.join_key != entity.join_key => Err(StoreError::definition(
+                file,
+                format!(
+                    "entity `{}` already exists with join key `{}`",
+                    def.name, existing.join_key
+                ),
+            )),
+            _ => {
+                self.entities.insert(def.name.clone(), entity);
+                Ok(())
+            }
+        }
+    }
+
+    fn add_view(&mut self, file: &str, def: &FeatureViewDef) -> Result<()> {
+        let label = format!("{}@{}", def.name, def.version);
+        let fail = |message: String| {
+            StoreError::definition(file, format!("feature view {label}: {message}"))
+        };
+        if !is_identifier(&def.name) || def.name.contains("__") {
+            return Err(fail("view names must be [A-Za-z0-9_]+ without `__`".into()));
+        }
+        if def.version == 0 {
+            return Err(fail("versions start at 1".into()));
+        }
+        if def.entities.is_empty() {
+            return Err(fail("a view needs at least one entity".into()));
+        }
+        let mut join_keys = Vec::with_capacity(def.entities.len());
+        for name in &def.entities {
+            let entity = self
+                .entities
+                .get(name)
+                .ok_or_else(|| fail(format!("unknown entity `{name}`")))?;
+            join_keys.push(entity.join_key.clone());
+        }
+        let ttl_micros = parse_duration(&def.ttl).ok_or_else(|| {
+            fail(format!(
+                "ttl `{}` is not a duration like 30d, 12h, 15m, 90s or 0",
+                def.ttl
+            ))
+        })?;
+
+        let existing = self
+            .views
+            .get(&def.name)
+            .and_then(|v| v.get(&def.version))
+            .cloned();
+        if let Some(old) = &existing {
+            if old.entities != def.entities || old.ttl_micros != ttl_micros {
+                return Err(fail(
+                    "changing entities or ttl requires a new view version".into(),
+                ));
+            }
+            for (i, old_feature) in old.features.iter().enumerate() {
+                match def.feature.get(i) {
+                    Some(f) if *f == old_feature.definition => {}
+                    _ => {
+                        return Err(fail(format!(
+                            "feature `{}` was changed or removed; that requires a new view version \
+                             (a re-declared view may only append features)",
+                            old_feature.name
+                        )))
+                    }
+                }
+            }
+        } else if let Some(newest) = self.views.get(&def.name).and_then(|v| v.keys().next_back()) {
+            if def.version < *newest {
+                return Err(fail(format!(
+                    "version must be above the newest version {newest}"
+                )));
+            }
+        }
+
+        let mut features: Vec<Feature> = Vec::with_capacity(def.feature.len());
+        let mut by_name = HashMap::new();
+        for fdef in &def.feature {
+            let feature = compile_feature(fdef, &features, &by_name, &def.entities, &join_keys)
+                .map_err(&fail)?;
+            by_name.insert(feature.name.clone(), features.len());
+            features.push(feature);
+        }
+        let id = match &existing {
+            Some(old) => old.id,
+            None => self.by_id.len() as u32,
+        };
+        let view = Arc::new(FeatureView {
+            id,
+            name: def.name.clone(),
+            version: def.version,
+            entities: def.entities.clone(),
+            join_keys,
+            ttl_micros,
+            ttl: def.ttl.clone(),
+            description: def.description.clone(),
+            features,
+            by_name,
+        });
+        if existing.is_some() {
+            self.by_id[id as usize] = Arc::clone(&view);
+        } else {
+            self.by_id.push(Arc::clone(&view));
+        }
+        self.views
+            .entry(def.name.clone())
+            .or_default()
+            .insert(def.version, view);
+        Ok(())
+    }
+}
+
+fn compile_feature(
+    def: &FeatureDefinition,
+    earlier: &[Feature],
+    by_name: &HashMap<String, usize>,
+    entities: &[String],
+    join_keys: &[String],
+) -> std::result::Result<Feature, String> {
+    let name = &def.name;
+    if !is_identifier(name) {
+        return Err(format!("feature name `{name}` must be [A-Za-z0-9_]+"));
+    }
+    if by_name.contains_key(name)
+        || join_keys.contains(name)
+        || name == EVENT_TIMESTAMP
+        || entities.contains(name)
+    {
+        return Err(format!(
+            "feature `{name}` is declared twice or clashes with a key or `{EVENT_TIMESTAMP}`"
+        ));
+    }
+    let feature_type = FeatureType::parse(&def.feature_type).ok_or_else(|| {
+        format!(
+            "feature `{name}`: unknown type `{}` (bool, int64, float64, string, float_vector, string_list)",
+            def.feature_type
+        )
+    })?;
+    if def.dim.is_some() && feature_type != FeatureType::FloatVector {
+        return Err(format!("feature `{name}`: dim is only for float_vector"));
+    }
+    let transform = match &def.transform {
+        None => None,
+        Some(tdef) => {
+            let input_name = tdef.input();
+            let (input, input_type) = if input_name == EVENT_TIMESTAMP {
+                (Input::EventTimestamp, None)
+            } else {
+                let index = *by_name.get(input_name).ok_or_else(|| {
+                    format!("feature `{name}`: transform input `{input_name}` is not an earlier feature of this view")
+                })?;
+                (Input::Feature(index), Some(earlier[index].feature_type))
+            };
+            Some(
+                Transform::compile(tdef, input, input_type, feature_type)
+                    .map_err(|e| format!("feature `{name}`: {e}"))?,
+            )
+        }
+    };
+    Ok(Feature {
+        name: name.clone(),
+        feature_type,
+        dim: def.dim,
+        transform,
+        mandatory: def.mandatory,
+        description: def.description.clone(),
+        definition: def.clone(),
+    })
+}
+
+/// Splits `name@N` into its parts; `None` when `N` is not a number.
+fn split_version(spec: &str) -> Option<(&str, Option<u32>)> {
+    match spec.split_once('@') {
+        None => Some((spec, None)),
+        Some((name, version)) => Some((name, Some(version.parse().ok()?))),
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(text: &str) -> Result<Registry> {
+        let mut registry = Registry::default();
+        registry.apply("test.toml", &DefinitionFile::parse(text).unwrap())?;
+        Ok(registry)
+    }
+
+    const BASE: &str = r#"
+        [[entity]]
+        name = "user"
+        join_key = "user_id"
+
+        [[feature_view]]
+        name = "user_stats"
+        version = 1
+        entities = ["user"]
+        ttl = "30d"
+
+        [[feature_view.feature]]
+        name = "plays_7d"
+        type = "int64"
+
+        [[feature_view.feature]]
+        name = "plays_7d_log"
+        type = "float64"
+        transform = { kind = "log1p", input = "plays_7d" }
+    "#;
+
+    #[test]
+    fn refs_resolve_to_the_newest_version_unless_pinned() {
+        let mut r = registry(BASE).unwrap();
+        let v2 = BASE.replace("version = 1", "version = 2").replace(
+            "[[entity]]\n        name = \"user\"\n        join_key = \"user_id\"",
+            "",
+        );
+        r.apply("v2.toml", &DefinitionFile::parse(&v2).unwrap())
+            .unwrap();
+        assert_eq!(
+            r.resolve("user_stats:plays_7d", "f").unwrap().view.version,
+            2
+        );
+        let pinned = r.resolve("user_stats@1:plays_7d_log", "f").unwrap();
+        assert_eq!((pinned.view.version, pinned.feature), (1, 1));
+        assert_eq!(pinned.column(), "user_stats_v1__plays_7d_log");
+        assert!(
+            matches!(r.resolve("nope:x", "features[0]"), Err(StoreError::UnknownView { field, .. }) if field == "features[0]")
+        );
+        assert!(matches!(
+            r.resolve("user_stats:nope", "f"),
+            Err(StoreError::UnknownFeature { .. })
+        ));
+        assert!(matches!(
+            r.resolve("user_stats", "f"),
+            Err(StoreError::InvalidValue { .. })
+        ));
+    }
+
+    #[test]
+    fn a_redeclared_view_may_only_append_features() {
+        let mut r = registry(BASE).unwrap();
+        let appended =
+            format!("{BASE}\n[[feature_view.feature]]\nname = \"skips\"\ntype = \"int64\"\n")
+                .replace(
+                    "[[entity]]\n        name = \"user\"\n        join_key = \"user_id\"",
+                    "",
+                );
+        r.apply("append.toml", &DefinitionFile::parse(&appended).unwrap())
+            .unwrap();
+        assert_eq!(r.view("user_stats").unwrap().features.len(), 3);
+        assert_eq!(r.view("user_stats").unwrap().id, 0);
+
+        let retyped = BASE.replace("type = \"int64\"", "type = \"float64\"");
+        let err = r
+            .apply("retype.toml", &DefinitionFile::parse(&retyped).unwrap())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("requires a new view version"),
+            "{err}"
+        );
+        assert_eq!(
+            r.view("user_stats").unwrap().features.len(),
+            3,
+            "a failed file changes nothing"
+        );
+    }
+
+    #[test]
+    fn bad_definitions_are_explained() {
+        let err = registry(&BASE.replace("\"30d\"", "\"30 days\"")).unwrap_err();
+        assert!(err.to_string().contains("ttl `30 days`"), "{err}");
+        let err =
+            registry(&BASE.replace("input = \"plays_7d\"", "input = \"plays_30d\"")).unwrap_err();
+        assert!(err.to_string().contains("not an earlier feature"), "{err}");
+        let err = registry(&BASE.replace("entities = [\"user\"]", "entities = [\"artist\"]"))
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown entity `artist`"), "{err}");
+    }
+
+    #[test]
+    fn compute_applies_transforms_over_raw_values() {
+        let r = registry(BASE).unwrap();
+        let view = r.view("user_stats").unwrap();
+        let row = RawRow {
+            event_ts: 0,
+            created_ts: 0,
+            store_version: 1,
+            values: vec![Some(Value::Int64(3))],
+        };
+        assert_eq!(
+            view.compute(&row),
+            vec![Some(Value::Int64(3)), Some(Value::Float64(4f64.ln()))]
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! Creating a snapshot: validate the request, store the entity rows in
+//! chunks, then the metadata (the commit point: a snapshot without metadata
+//! does not exist, and a rejected request deletes the chunks it wrote).
+
+use prost::Message;
+use serde_json::{Map, Value as Json};
+
+use super::{Cutoff, SnapshotInfo};
+use crate::cf::Cf;
+use crate::codec;
+use crate::engine::WriteBatch;
+use crate::error::{Result, StoreError};
+use crate::feature_store::FeatureStore;
+use crate::proto::{EntityRow, EntityRowChunk, PassthroughColumn, SnapshotFeature, SnapshotMeta};
+use crate::push::{join_key_values, timestamp_field};
+use crate::registry::ResolvedRef;
+use crate::transform::EVENT_TIMESTAMP;
+use crate::types::json_kind;
+
+/// Entity rows per stored chunk (and per unit of work when reading).
+pub const ENTITY_ROW_CHUNK: usize = 4096;
+
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotSpec {
+    pub features: Vec<String>,
+    /// Pin to this store version; `None` = the current one (then recorded).
+    pub as_of_version: Option<u64>,
+    pub cutoff: Cutoff,
+}
+
+impl FeatureStore {
+    /// Creates a snapshot of `spec.features` for `entity_rows` (JSON objects
+    /// with join keys, `event_timestamp` and any passthrough columns). An
+    /// `Err(message)` item rejects the request as a malformed row.
+    pub fn create_snapshot<I>(&self, spec: &SnapshotSpec, entity_rows: I) -> Result<SnapshotInfo>
+    where
+        I: IntoIterator<Item = std::result::Result<Json, String>>,
+    {
+        let plan = self.plan_snapshot(spec)?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut written: Vec<Vec<u8>> = Vec::new();
+        match self.store_entity_rows(&id, &plan, entity_rows, &mut written) {
+            Ok(meta) => {
+                let mut batch = WriteBatch::default();
+                batch.put(
+                    Cf::Snapshots,
+                    codec::snapshot_meta_key(&id),
+                    meta.encode_to_vec(),
+                );
+                self.engine.write(batch)?;
+                Ok(SnapshotInfo::from(&meta))
+            }
+            Err(e) => {
+                let mut undo = WriteBatch::default();
+                for key in written {
+                    undo.delete(Cf::Snapshots, key);
+                }
+                if !undo.is_empty() {
+                    self.engine.write(undo)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Metadata of a stored snapshot.
+    pub fn snapshot_meta(&self, id: &str) -> Result<SnapshotMeta> {
+        let bytes = self
+            .engine
+            .get(Cf::Snapshots, &codec::snapshot_meta_key(id))?
+            .ok_or_else(|| StoreError::UnknownSnapshot(id.to_owned()))?;
+        Ok(SnapshotMeta::decode(bytes.as_slice())?)
+    }
+
+    pub fn snapshot_info(&self, id: &str) -> Result<SnapshotInfo> {
+        Ok(SnapshotInfo::from(&self.snapshot_meta(id)?))
+    }
+
+    fn plan_snapshot(&self, spec: &SnapshotSpec) -> Result<SnapshotMeta> {
+        if spec.features.is_empty() {
+            return Err(StoreError::invalid("features", "name at least one feature"));
+        }
+        let registry = self.registry();
+        let refs = spec
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| registry.resolve(f, &format!("features[{i}]")))
+            .collect::<Result<Vec<ResolvedRef>>>()?;
+        let current = self.version();
+        let store_version = match spec.as_of_version {
+            Some(v) if v > current => {
+                return Err(StoreError::invalid(
+                    "as_of_version",
+                    format!("as_of_version {v} is above the current store version {current}"),
+                ))
+            }
+            Some(v) => v,
+            None => current,
+        };
+        let mut join_keys: Vec<String> = Vec::new();
+        let mut features: Vec<SnapshotFeature> = Vec::new();
+        for (i, r) in refs.iter().enumerate() {
+            for key in &r.view.join_keys {
+                if !join_keys.contains(key) {
+                    join_keys.push(key.clone());
+                }
+            }
+            let column = r.column();
+            if features.iter().any(|f| f.column == column) {
+                return Err(StoreError::invalid(
+                    format!("features[{i}]"),
+                    format!("feature `{column}` is named twice"),
+                ));
+            }
+            features.push(SnapshotFeature {
+                view: r.view.name.clone(),
+                view_version: r.view.version,
+                feature: r.feature().name.clone(),
+                column,
+                feature_type: r.feature().feature_type.name().to_owned(),
+            });
+        }
+        Ok(SnapshotMeta {
+            id: String::new(),
+            created_at_micros: self.clock.now(),
+            store_version,
+            cutoff: spec.cutoff.as_str().to_owned(),
+            features,
+            join_keys,
+            passthrough: Vec::new(),
+            rows: 0,
+            chunks: 0,
+            written_at_version: current,
+        })
+    }
+
+    fn store_entity_rows<I>(
+        &self,
+        id: &str,
+        plan: &SnapshotMeta,
+        entity_rows: I,
+        written: &mut Vec<Vec<u8>>,
+    ) -> Result<SnapshotMeta>
+    where
+        I: IntoIterator<Item = std::result::Result<Json, String>>,
+    {
+        let mut meta = SnapshotMeta {
+            id: id.to_owned(),
+            ..plan.clone()
+        };
+        let mut columns = PassthroughColumns::default();
+        let mut chunk = EntityRowChunk::default();
+        for (i, row) in entity_rows.into_iter().enumerate() {
+            let row =
+                row.map_err(|message| StoreError::invalid(format!("entity_rows[{i}]"), message))?;
+            let object = row.as_object().ok_or_else(|| StoreError::WrongType {
+                field: format!("entity_rows[{i}]"),
+                expected: "an object".into(),
+                got: json_kind(&row).into(),
+            })?;
+            let field = |k: &str| format!("entity_rows[{i}].{k}");
+            let keys = join_key_values(object, &meta.join_keys, &field)?;
+            let event_ts = timestamp_field(object, &field)?;
+            let mut passthrough = Map::new();
+            for (name, value) in object {
+                if name == EVENT_TIMESTAMP || meta.join_keys.contains(name) {
+                    continue;
+                }
+                if meta.features.iter().any(|f| &f.column == name) {
+                    return Err(StoreError::invalid(
+                        field(name),
+                        "a passthrough column clashes with a feature column",
+                    ));
+                }
+                columns.observe(name, value);
+                passthrough.insert(name.clone(), value.clone());
+            }
+            chunk.rows.push(EntityRow {
+                keys,
+                event_ts_micros: event_ts,
+                passthrough_json: Json::Object(passthrough).to_string(),
+            });
+            meta.rows += 1;
+            if chunk.rows.len() == super::ENTITY_ROW_CHUNK {
+                self.write_chunk(id, &mut meta, std::mem::take(&mut chunk), written)?;
+            }
+        }
+        if !chunk.rows.is_empty() {
+            self.write_chunk(id, &mut meta, chunk, written)?;
+        }
+        if meta.rows == 0 {
+            return Err(StoreError::invalid(
+                "entity_rows",
+                "a snapshot needs at least one entity row",
+            ));
+        }
+        meta.passthrough = columns.into_columns();
+        Ok(meta)
+    }
+
+    fn write_chunk(
+        &self,
+        id: &str,
+        meta: &mut SnapshotMeta,
+        chunk: EntityRowChunk,
+        written: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
+        let key = codec::snapshot_chunk_key(id, meta.chunks);
+        let mut batch = WriteBatch::default();
+        batch.put(Cf::Snapshots, key.clone(), chunk.encode_to_vec());
+        self.engine.write(batch)?;
+        written.push(key);
+        meta.chunks += 1;
+        Ok(())
+    }
+}
+
+/// Passthrough columns in order of first appearance, with a type that fits
+/// every non-null value seen.
+#[derive(Default)]
+struct PassthroughColumns {
+    columns: Vec<(String, ColumnKind)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ColumnKind {
+    Null,
+    Bool,
+    Int64,
+    Float64,
+    String,
+    Json,
+}
+
+impl ColumnKind {
+    fn of(value: &Json) -> Self {
+        match value {
+            Json::Null => ColumnKind::Null,
+            Json::Bool(_) => ColumnKind::Bool,
+            Json::Number(n) if n.is_i64() => ColumnKind::Int64,
+            Json::Number(_) => ColumnKind::Float64,
+            Json::String(_) => ColumnKind::String,
+            Json::Array(_) | Json::Object(_) => ColumnKind::Json,
+        }
+    }
+
+    fn join(self, other: Self) -> Self {
+        use ColumnKind::*;
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Null, x) | (x, Null) => x,
+            (Int64, Float64) | (Float64, Int64) => Float64,
+            _ => Json,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ColumnKind::Bool => "bool",
+            ColumnKind::Int64 => "int64",
+            ColumnKind::Float64 => "float64",
+            ColumnKind::Null | ColumnKind::String => "string",
+            ColumnKind::Json => "json",
+        }
+    }
+}
+
+impl PassthroughColumns {
+    fn observe(&mut self, name: &str, value: &Json) {
+        let kind = ColumnKind::of(value);
+        match self.columns.iter_mut().find(|(n, _)| n == name) {
+            Some((_, existing)) => *existing = existing.join(kind),
+            None => self.columns.push((name.to_owned(), kind)),
+        }
+    }
+
+    fn into_columns(self) -> Vec<PassthroughColumn> {
+        self.columns
+            .into_iter()
+            .map(|(name, kind)| PassthroughColumn {
+                name,
+                column_type: kind.name().to_owned(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,130 @@
+//! Computing a snapshot's rows, one stored chunk of entity rows at a time.
+
+use prost::Message;
+use serde_json::{Map, Value as Json};
+
+use super::{point_in_time, Cutoff};
+use crate::cf::Cf;
+use crate::codec;
+use crate::error::{Result, StoreError};
+use crate::feature_store::FeatureStore;
+use crate::proto::{EntityRowChunk, SnapshotMeta};
+use crate::registry::FeatureView;
+use crate::time::Micros;
+use crate::types::Value;
+use std::sync::Arc;
+
+/// One output row: join keys (in `meta.join_keys` order), event time,
+/// passthrough columns and one value per feature (in `meta.features` order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRow {
+    pub keys: Vec<String>,
+    pub event_ts: Micros,
+    pub passthrough: Map<String, Json>,
+    pub values: Vec<Option<Value>>,
+}
+
+/// A view the snapshot reads, with where its join keys sit in the row.
+struct ViewPlan {
+    view: Arc<FeatureView>,
+    key_positions: Vec<usize>,
+}
+
+impl FeatureStore {
+    /// Computes the snapshot's rows in input order and hands them to `visit`
+    /// a chunk at a time. Memory use is bounded by one chunk.
+    pub fn read_snapshot(
+        &self,
+        id: &str,
+        mut visit: impl FnMut(&SnapshotMeta, Vec<OutputRow>) -> Result<()>,
+    ) -> Result<SnapshotMeta> {
+        let meta = self.snapshot_meta(id)?;
+        let registry = self.registry();
+        let cutoff = Cutoff::parse(&meta.cutoff)
+            .ok_or_else(|| StoreError::Corrupt(format!("cutoff {}", meta.cutoff)))?;
+        let mut plans: Vec<ViewPlan> = Vec::new();
+        let mut feature_slots: Vec<(usize, usize)> = Vec::new();
+        for f in &meta.features {
+            let label = format!("{}@{}", f.view, f.view_version);
+            let view = registry.view(&label).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "snapshot {id} reads view {label}, which is not registered"
+                ))
+            })?;
+            let feature = view.feature_index(&f.feature).ok_or_else(|| {
+                StoreError::Corrupt(format!("view {label} lost feature {}", f.feature))
+            })?;
+            let plan = match plans.iter().position(|p| p.view.id == view.id) {
+                Some(p) => p,
+                None => {
+                    let key_positions = view
+                        .join_keys
+                        .iter()
+                        .map(|k| {
+                            meta.join_keys
+                                .iter()
+                                .position(|j| j == k)
+                                .expect("planned from these views")
+                        })
+                        .collect();
+                    plans.push(ViewPlan {
+                        view: Arc::clone(view),
+                        key_positions,
+                    });
+                    plans.len() - 1
+                }
+            };
+            feature_slots.push((plan, feature));
+        }
+
+        for chunk_index in 0..meta.chunks {
+            let bytes = self
+                .engine
+                .get(Cf::Snapshots, &codec::snapshot_chunk_key(id, chunk_index))?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("snapshot {id} lost chunk {chunk_index}"))
+                })?;
+            let chunk = EntityRowChunk::decode(bytes.as_slice())?;
+            let mut cursor = self.engine.reverse_cursor(Cf::History)?;
+            let mut rows = Vec::with_capacity(chunk.rows.len());
+            for entity_row in chunk.rows {
+                let mut computed: Vec<Option<Vec<Option<Value>>>> = Vec::with_capacity(plans.len());
+                for plan in &plans {
+                    let keys: Vec<&str> = plan
+                        .key_positions
+                        .iter()
+                        .map(|&p| entity_row.keys[p].as_str())
+                        .collect();
+                    let found = point_in_time(
+                        cursor.as_mut(),
+                        &plan.view,
+                        &codec::entity_key(&keys),
+                        entity_row.event_ts_micros,
+                        meta.store_version,
+                        cutoff,
+                    )?;
+                    computed.push(found.map(|row| plan.view.compute(&row)));
+                }
+                let values = feature_slots
+                    .iter()
+                    .map(|&(plan, feature)| {
+                        computed[plan].as_ref().and_then(|v| v[feature].clone())
+                    })
+                    .collect();
+                let passthrough = match serde_json::from_str(&entity_row.passthrough_json) {
+                    Ok(Json::Object(map)) => map,
+                    _ => return Err(StoreError::Corrupt(format!("passthrough of snapshot {id}"))),
+                };
+                rows.push(OutputRow {
+                    keys: entity_row.keys,
+                    event_ts: entity_row.event_ts_micros,
+                    passthrough,
+                    values,
+                });
+            }
+            drop(cursor);
+            visit(&meta, rows)?;
+        }
+        Ok(meta)
+    }
+}

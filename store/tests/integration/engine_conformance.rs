@@ -1,0 +1,142 @@
+//! One conformance suite, run against every engine.
+
+use reprise_store::cf::Cf;
+use reprise_store::engine::{Engine, WriteBatch};
+
+use crate::common::{engine, Kind};
+
+fn put(engine: &dyn Engine, cf: Cf, pairs: &[(&[u8], &[u8])]) {
+    let mut batch = WriteBatch::default();
+    for (k, v) in pairs {
+        batch.put(cf, k.to_vec(), v.to_vec());
+    }
+    engine.write(batch).unwrap();
+}
+
+fn suite(kind: Kind) {
+    let (engine, _dir) = engine(kind);
+    let engine = engine.as_ref();
+
+    // Column families are separate keyspaces.
+    put(engine, Cf::History, &[(b"k", b"history")]);
+    put(engine, Cf::Online, &[(b"k", b"online")]);
+    assert_eq!(
+        engine.get(Cf::History, b"k").unwrap().as_deref(),
+        Some(&b"history"[..])
+    );
+    assert_eq!(
+        engine.get(Cf::Online, b"k").unwrap().as_deref(),
+        Some(&b"online"[..])
+    );
+    assert_eq!(engine.get(Cf::Meta, b"k").unwrap(), None);
+
+    // A batch applies in order, across column families; later puts win; deletes delete.
+    let mut batch = WriteBatch::default();
+    batch.put(Cf::Meta, b"v".to_vec(), b"1".to_vec());
+    batch.put(Cf::Meta, b"v".to_vec(), b"2".to_vec());
+    batch.put(Cf::Registry, b"r".to_vec(), b"x".to_vec());
+    batch.delete(Cf::Online, b"k".to_vec());
+    engine.write(batch).unwrap();
+    assert_eq!(
+        engine.get(Cf::Meta, b"v").unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(
+        engine.get(Cf::Registry, b"r").unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
+    assert_eq!(engine.get(Cf::Online, b"k").unwrap(), None);
+
+    // multi_get answers in input order, with misses.
+    let got = engine
+        .multi_get(Cf::History, &[b"zz".to_vec(), b"k".to_vec(), b"k".to_vec()])
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![None, Some(b"history".to_vec()), Some(b"history".to_vec())]
+    );
+
+    // Prefix scans are ordered and stop at the prefix's end.
+    put(
+        engine,
+        Cf::Snapshots,
+        &[(b"p/2", b"b"), (b"p/1", b"a"), (b"q/1", b"c"), (b"p", b"0")],
+    );
+    let keys: Vec<Vec<u8>> = engine
+        .scan_prefix(Cf::Snapshots, b"p/")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, vec![b"p/1".to_vec(), b"p/2".to_vec()]);
+    assert!(engine
+        .scan_prefix(Cf::Snapshots, b"none")
+        .unwrap()
+        .is_empty());
+
+    // Reverse cursors find the greatest key <= the seek key and walk back.
+    let mut cursor = engine.reverse_cursor(Cf::Snapshots).unwrap();
+    cursor.seek_for_prev(b"p/15");
+    assert_eq!(
+        cursor.entry().map(|(k, v)| (k.to_vec(), v.to_vec())),
+        Some((b"p/1".to_vec(), b"a".to_vec()))
+    );
+    cursor.prev();
+    assert_eq!(cursor.entry().map(|(k, _)| k.to_vec()), Some(b"p".to_vec()));
+    cursor.prev();
+    assert!(!cursor.valid());
+    cursor.seek_for_prev(b"a");
+    assert!(!cursor.valid(), "nothing sorts before `a`");
+    cursor.seek_for_prev(b"zzz");
+    assert_eq!(
+        cursor.entry().map(|(k, _)| k.to_vec()),
+        Some(b"q/1".to_vec())
+    );
+    drop(cursor);
+
+    // A cursor open does not block writers.
+    let cursor = engine.reverse_cursor(Cf::Snapshots).unwrap();
+    put(engine, Cf::Snapshots, &[(b"r", b"d")]);
+    drop(cursor);
+    assert_eq!(
+        engine.get(Cf::Snapshots, b"r").unwrap().as_deref(),
+        Some(&b"d"[..])
+    );
+}
+
+#[test]
+fn memory_engine_conforms() {
+    suite(Kind::Memory);
+}
+
+#[test]
+fn rocksdb_engine_conforms() {
+    suite(Kind::Rocks);
+}
+
+#[test]
+fn rocksdb_data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = reprise_store::engine::RocksEngine::open(dir.path()).unwrap();
+        put(&engine, Cf::History, &[(b"k", b"v")]);
+    }
+    let engine = reprise_store::engine::RocksEngine::open(dir.path()).unwrap();
+    assert_eq!(
+        engine.get(Cf::History, b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
+#[test]
+fn a_second_open_of_one_directory_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = reprise_store::engine::RocksEngine::open(dir.path()).unwrap();
+    let err = reprise_store::engine::RocksEngine::open(dir.path())
+        .err()
+        .expect("locked");
+    assert!(
+        matches!(err, reprise_store::StoreError::Locked { .. }),
+        "{err}"
+    );
+}

@@ -1,0 +1,9 @@
+//! Integration tests of `reprise-store`, in one binary to save link time.
+
+mod common;
+mod engine_conformance;
+mod migrations;
+mod online;
+mod pit_property;
+mod snapshots;
+mod transforms;

@@ -1,0 +1,314 @@
+//! Snapshot behaviour users rely on: pinned versions, order, passthrough,
+//! downloads, and rejected requests.
+
+use reprise_store::{Cutoff, SnapshotSpec, StoreError};
+use serde_json::{json, Value as Json};
+
+use crate::common::{store, ts, Kind};
+
+fn rows_of(store: &reprise_store::FeatureStore, id: &str) -> Vec<Json> {
+    let mut out = Vec::new();
+    store.write_snapshot_jsonl(id, &mut out).unwrap();
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+fn entity_rows() -> Vec<Json> {
+    vec![
+        json!({"user_id": "u1", "event_timestamp": ts(100), "label": 1}),
+        json!({"user_id": "u2", "event_timestamp": ts(100), "label": 0}),
+        json!({"user_id": "u1", "event_timestamp": ts(50), "label": 0}),
+    ]
+}
+
+#[test]
+fn a_pinned_snapshot_ignores_later_corrections() {
+    for kind in [Kind::Memory, Kind::Rocks] {
+        let t = store(kind, 1_000);
+        let s = &t.store;
+        s.push(
+            "a",
+            &[
+                json!({"user_id": "u1", "event_timestamp": ts(40), "x": 1}),
+                json!({"user_id": "u2", "event_timestamp": ts(90), "x": 2}),
+            ],
+            true,
+        )
+        .unwrap();
+        let spec = SnapshotSpec {
+            features: vec!["a:x".into(), "a:x_log".into()],
+            ..SnapshotSpec::default()
+        };
+        let first = s
+            .create_snapshot(&spec, entity_rows().into_iter().map(Ok))
+            .unwrap();
+        let before = rows_of(s, &first.id);
+        assert_eq!(before[0]["a__x"], json!(1));
+        assert_eq!(before[1]["a__x"], json!(2));
+
+        // Late corrections: same event time (newest write wins) and an earlier one.
+        s.push(
+            "a",
+            &[
+                json!({"user_id": "u1", "event_timestamp": ts(40), "x": 10}),
+                json!({"user_id": "u2", "event_timestamp": ts(95), "x": 20}),
+            ],
+            true,
+        )
+        .unwrap();
+
+        let pinned = SnapshotSpec {
+            as_of_version: Some(first.store_version),
+            ..spec.clone()
+        };
+        let again = s
+            .create_snapshot(&pinned, entity_rows().into_iter().map(Ok))
+            .unwrap();
+        assert_eq!(
+            rows_of(s, &again.id),
+            before,
+            "pinned snapshot equals the first, row for row"
+        );
+        assert_eq!(
+            rows_of(s, &first.id),
+            before,
+            "re-reading the first gives the same rows"
+        );
+
+        let fresh = s
+            .create_snapshot(&spec, entity_rows().into_iter().map(Ok))
+            .unwrap();
+        let after = rows_of(s, &fresh.id);
+        assert_eq!(
+            after[0]["a__x"],
+            json!(10),
+            "ties on event time go to the newest write"
+        );
+        assert_eq!(after[1]["a__x"], json!(20));
+        assert_eq!(
+            after[2]["a__x"],
+            json!(10),
+            "u1 at 50s sees the 40s correction"
+        );
+    }
+}
+
+#[test]
+fn rows_come_back_in_input_order_with_passthrough_and_nulls() {
+    let t = store(Kind::Memory, 1_000);
+    let s = &t.store;
+    s.push(
+        "ui",
+        &[json!({"user_id": "u1", "item_id": "i1", "event_timestamp": ts(10), "plays": 3})],
+        true,
+    )
+    .unwrap();
+    let spec = SnapshotSpec {
+        features: vec!["ui:plays".into(), "b:y".into()],
+        ..SnapshotSpec::default()
+    };
+    let rows = vec![
+        json!({"user_id": "u1", "item_id": "i2", "event_timestamp": ts(20), "label": 0.5, "tag": "x"}),
+        json!({"user_id": "u1", "item_id": "i1", "event_timestamp": ts(20), "label": 1}),
+        json!({"user_id": "u1", "item_id": "i1", "event_timestamp": ts(5), "label": null}),
+    ];
+    let info = s.create_snapshot(&spec, rows.into_iter().map(Ok)).unwrap();
+    assert_eq!(
+        info.columns,
+        [
+            "user_id",
+            "item_id",
+            "event_timestamp",
+            "label",
+            "tag",
+            "ui__plays",
+            "b__y"
+        ]
+    );
+    let got = rows_of(s, &info.id);
+    assert_eq!(
+        got[0],
+        json!({"user_id": "u1", "item_id": "i2", "event_timestamp": ts(20), "label": 0.5, "tag": "x", "ui__plays": null, "b__y": null})
+    );
+    assert_eq!(got[1]["ui__plays"], json!(3));
+    assert_eq!(
+        got[2]["ui__plays"],
+        Json::Null,
+        "a row from the future is not visible"
+    );
+    assert_eq!(got[1]["tag"], Json::Null);
+}
+
+#[test]
+fn created_cutoff_hides_rows_written_after_the_row_time() {
+    let t = store(Kind::Memory, 500);
+    let s = &t.store;
+    // Written at clock 500s with event time 10s: late data.
+    s.push(
+        "a",
+        &[json!({"user_id": "u1", "event_timestamp": ts(10), "x": 7})],
+        false,
+    )
+    .unwrap();
+    let rows = || vec![Ok(json!({"user_id": "u1", "event_timestamp": ts(100)}))];
+    let created = s
+        .create_snapshot(
+            &SnapshotSpec {
+                features: vec!["a:x".into()],
+                ..Default::default()
+            },
+            rows(),
+        )
+        .unwrap();
+    assert_eq!(rows_of(s, &created.id)[0]["a__x"], Json::Null);
+    let event = SnapshotSpec {
+        features: vec!["a:x".into()],
+        cutoff: Cutoff::Event,
+        ..Default::default()
+    };
+    let event = s.create_snapshot(&event, rows()).unwrap();
+    assert_eq!(rows_of(s, &event.id)[0]["a__x"], json!(7));
+}
+
+#[test]
+fn ttl_bounds_what_a_snapshot_sees() {
+    let t = store(Kind::Memory, 0);
+    let s = &t.store;
+    s.push(
+        "b",
+        &[json!({"user_id": "u1", "event_timestamp": ts(0), "y": 1})],
+        true,
+    )
+    .unwrap();
+    let spec = SnapshotSpec {
+        features: vec!["b:y".into()],
+        ..Default::default()
+    };
+    let rows = vec![
+        Ok(json!({"user_id": "u1", "event_timestamp": ts(99)})),
+        Ok(json!({"user_id": "u1", "event_timestamp": ts(100)})),
+    ];
+    let info = s.create_snapshot(&spec, rows).unwrap();
+    let got = rows_of(s, &info.id);
+    assert_eq!(got[0]["b__y"], json!(1));
+    assert_eq!(
+        got[1]["b__y"],
+        Json::Null,
+        "ttl 100s: event time must be > row time - ttl"
+    );
+}
+
+#[test]
+fn bad_snapshot_requests_are_rejected_and_leave_nothing() {
+    let t = store(Kind::Memory, 0);
+    let s = &t.store;
+    let spec = SnapshotSpec {
+        features: vec!["a:x".into()],
+        ..Default::default()
+    };
+    let err = s
+        .create_snapshot(
+            &spec,
+            vec![
+                Ok(json!({"user_id": "u1", "event_timestamp": ts(1)})),
+                Ok(json!({"event_timestamp": ts(1)})),
+            ],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::MissingField { field } if field == "entity_rows[1].user_id"),
+        "{err}"
+    );
+    let err = s
+        .create_snapshot(&spec, vec![Ok(json!({"user_id": "u1"}))])
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::MissingField { field } if field == "entity_rows[0].event_timestamp"),
+        "{err}"
+    );
+    let future = SnapshotSpec {
+        as_of_version: Some(s.version() + 1),
+        ..spec.clone()
+    };
+    let err = s
+        .create_snapshot(
+            &future,
+            vec![Ok(json!({"user_id": "u1", "event_timestamp": ts(1)}))],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::InvalidValue { field, .. } if field == "as_of_version"),
+        "{err}"
+    );
+    let err = s
+        .create_snapshot(
+            &SnapshotSpec {
+                features: vec!["a:nope".into()],
+                ..Default::default()
+            },
+            Vec::new(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::UnknownFeature { field, .. } if field == "features[0]"),
+        "{err}"
+    );
+    assert!(matches!(
+        s.snapshot_info("nope"),
+        Err(StoreError::UnknownSnapshot(_))
+    ));
+}
+
+#[test]
+fn large_snapshots_span_chunks_in_order_and_download_as_parquet() {
+    let t = store(Kind::Rocks, 0);
+    let s = &t.store;
+    let n = reprise_store::snapshot::ENTITY_ROW_CHUNK * 2 + 17;
+    let writes: Vec<Json> = (0..100)
+        .map(|u| json!({"user_id": format!("u{u}"), "event_timestamp": ts(u), "x": u}))
+        .collect();
+    s.push("a", &writes, true).unwrap();
+    let rows = (0..n).map(|i| {
+        Ok(json!({"user_id": format!("u{}", i % 150), "event_timestamp": ts(1_000), "i": i}))
+    });
+    let spec = SnapshotSpec {
+        features: vec!["a:x".into()],
+        ..Default::default()
+    };
+    let info = s.create_snapshot(&spec, rows).unwrap();
+    assert_eq!(info.rows as usize, n);
+    let got = rows_of(s, &info.id);
+    assert_eq!(got.len(), n);
+    for (i, row) in got.iter().enumerate() {
+        assert_eq!(row["i"], json!(i));
+        let u = i % 150;
+        assert_eq!(row["a__x"], if u < 100 { json!(u) } else { Json::Null });
+    }
+
+    let mut parquet = Vec::new();
+    assert_eq!(
+        s.write_snapshot_parquet(&info.id, &mut parquet).unwrap() as usize,
+        n
+    );
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(parquet),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut total = 0;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let names: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names, ["user_id", "event_timestamp", "i", "a__x"]);
+        total += batch.num_rows();
+    }
+    assert_eq!(total, n);
+}
