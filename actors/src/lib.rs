@@ -1,0 +1,11 @@
+//! `reprise-actors`: the actix actors that own Reprise's moving parts.
+//!
+//! Rules of this crate: actors talk to the store only through
+//! `reprise-store`'s public API; they never see HTTP types. Each actor's
+//! protocol (messages, replies, back-pressure) is documented in its module.
+
+pub mod error;
+pub mod store_worker;
+
+pub use error::ActorError;
+pub use store_worker::{CreateSnapshot, Push, StoreWorkers};

@@ -1,0 +1,131 @@
+//! The one place where errors become HTTP responses: every error of every
+//! layer maps, by an exhaustive match, to a status and a stable `code`, in
+//! the body shape CONTRACT.md fixes:
+//! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use reprise_actors::ActorError;
+use reprise_store::StoreError;
+use serde::Serialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error(transparent)]
+    Actor(#[from] ActorError),
+
+    /// The body is not JSON at all.
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+
+    /// A top-level request field is missing or of the wrong kind.
+    #[error("{message}")]
+    BadField { field: String, message: String },
+
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+
+    #[error("no route for {method} {path}")]
+    NoRoute { method: String, path: String },
+
+    #[error("the request could not be read: {0}")]
+    Transport(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn bad_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::BadField {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Store(e) => store_status(e),
+            ApiError::Actor(ActorError::Store(e)) => store_status(e),
+            ApiError::Actor(ActorError::Overloaded { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
+            }
+            ApiError::Actor(ActorError::Stopped(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+            }
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, "no_route"),
+            ApiError::Transport(_) => (StatusCode::BAD_REQUEST, "unreadable_request"),
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Store(e) | ApiError::Actor(ActorError::Store(e)) => e.field(),
+            ApiError::BadField { field, .. } => Some(field),
+            ApiError::Actor(ActorError::Overloaded { .. } | ActorError::Stopped(_))
+            | ApiError::MalformedJson(_)
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::NoRoute { .. }
+            | ApiError::Transport(_) => None,
+        }
+    }
+}
+
+fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
+    match e {
+        StoreError::UnknownView { .. } => (StatusCode::BAD_REQUEST, "unknown_view"),
+        StoreError::UnknownFeature { .. } => (StatusCode::BAD_REQUEST, "unknown_feature"),
+        StoreError::WrongType { .. } => (StatusCode::BAD_REQUEST, "wrong_type"),
+        StoreError::MissingField { .. } => (StatusCode::BAD_REQUEST, "missing_field"),
+        StoreError::InvalidValue { .. } => (StatusCode::BAD_REQUEST, "invalid_value"),
+        StoreError::DerivedFeature { .. } => (StatusCode::BAD_REQUEST, "derived_feature"),
+        StoreError::UnknownSnapshot(_) => (StatusCode::NOT_FOUND, "snapshot_not_found"),
+        StoreError::Definition { .. } | StoreError::MigrationEdited { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "definition_error")
+        }
+        StoreError::Locked { .. } | StoreError::Engine(_) | StoreError::Io(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "storage_error")
+        }
+        StoreError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_data"),
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, code, "request failed");
+        }
+        HttpResponse::build(status).json(Body {
+            error: ErrorBody {
+                code,
+                message: self.to_string(),
+                field: self.field(),
+            },
+        })
+    }
+}

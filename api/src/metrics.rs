@@ -1,0 +1,156 @@
+//! Prometheus metrics: every metric name is defined here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use reprise_actors::StoreWorkers;
+use reprise_store::FeatureStore;
+
+/// Latency buckets from 50 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    pub store_latency: HistogramVec,
+    store_version: IntGauge,
+    cache_hits: IntGauge,
+    cache_misses: IntGauge,
+    cache_hit_ratio: Gauge,
+    cache_bytes: IntGauge,
+    memtable_bytes: IntGauge,
+    pending_compaction_bytes: IntGauge,
+    worker_queue_depth: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "reprise_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "reprise_http_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let store_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "reprise_store_operation_duration_seconds",
+                "Feature store operation latency",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("valid metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let metrics = Metrics {
+            store_version: gauge("reprise_store_version", "Newest committed store version"),
+            cache_hits: gauge("reprise_online_cache_hits", "Online cache hits since start"),
+            cache_misses: gauge(
+                "reprise_online_cache_misses",
+                "Online cache misses since start",
+            ),
+            cache_hit_ratio: Gauge::new(
+                "reprise_online_cache_hit_ratio",
+                "Online cache hits / lookups since start",
+            )
+            .expect("valid metric"),
+            cache_bytes: gauge(
+                "reprise_online_cache_bytes",
+                "Weighted size of the online cache",
+            ),
+            memtable_bytes: gauge(
+                "reprise_rocksdb_memtable_bytes",
+                "RocksDB memtable size, all column families",
+            ),
+            pending_compaction_bytes: gauge(
+                "reprise_rocksdb_pending_compaction_bytes",
+                "RocksDB estimated bytes awaiting compaction",
+            ),
+            worker_queue_depth: gauge(
+                "reprise_store_worker_queue_depth",
+                "Requests queued at the store worker actors",
+            ),
+            registry,
+            http_requests,
+            http_latency,
+            store_latency,
+        };
+        metrics.register_all();
+        Arc::new(metrics)
+    }
+
+    fn register_all(&self) {
+        let r = &self.registry;
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.http_requests.clone()),
+            Box::new(self.http_latency.clone()),
+            Box::new(self.store_latency.clone()),
+            Box::new(self.store_version.clone()),
+            Box::new(self.cache_hits.clone()),
+            Box::new(self.cache_misses.clone()),
+            Box::new(self.cache_hit_ratio.clone()),
+            Box::new(self.cache_bytes.clone()),
+            Box::new(self.memtable_bytes.clone()),
+            Box::new(self.pending_compaction_bytes.clone()),
+            Box::new(self.worker_queue_depth.clone()),
+        ];
+        for c in collectors {
+            r.register(c).expect("metric names are unique");
+        }
+    }
+
+    /// Times one store operation.
+    pub fn time_store<T>(&self, operation: &str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.store_latency
+            .with_label_values(&[operation])
+            .observe(start.elapsed().as_secs_f64());
+        out
+    }
+
+    /// Samples the gauges and renders the text exposition format.
+    pub fn render(&self, store: &FeatureStore, workers: &StoreWorkers) -> String {
+        self.store_version.set(store.version() as i64);
+        let cache = store.cache_stats();
+        self.cache_hits.set(cache.hits as i64);
+        self.cache_misses.set(cache.misses as i64);
+        let lookups = cache.hits + cache.misses;
+        self.cache_hit_ratio.set(if lookups == 0 {
+            0.0
+        } else {
+            cache.hits as f64 / lookups as f64
+        });
+        self.cache_bytes.set(cache.weighted_bytes as i64);
+        let engine = store.engine_stats();
+        self.memtable_bytes
+            .set(engine.memtable_bytes.unwrap_or(0) as i64);
+        self.pending_compaction_bytes
+            .set(engine.pending_compaction_bytes.unwrap_or(0) as i64);
+        self.worker_queue_depth.set(workers.queue_depth() as i64);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to a Vec cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}

@@ -1,0 +1,16 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use reprise_actors::StoreWorkers;
+use reprise_store::FeatureStore;
+
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub store: Arc<FeatureStore>,
+    pub workers: StoreWorkers,
+    pub metrics: Arc<Metrics>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
