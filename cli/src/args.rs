@@ -1,0 +1,128 @@
+//! Command-line arguments (CONTRACT.md "Command line").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use reprise_store::{FeatureStore, StoreConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "reprise",
+    version,
+    about = "Reprise: a versioned feature store and recommendation server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the store lives; taken by every subcommand that opens it.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Data directory of the embedded RocksDB store.
+    #[arg(
+        long,
+        global = true,
+        env = "REPRISE_DATA_DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+    /// Directory of numbered definition files, applied in order.
+    #[arg(
+        long,
+        global = true,
+        env = "REPRISE_MIGRATIONS",
+        default_value = "./migrations"
+    )]
+    pub migrations: PathBuf,
+    /// Bytes of the online cache.
+    #[arg(long, global = true, env = "REPRISE_CACHE_BYTES", default_value_t = 128 << 20)]
+    pub cache_bytes: u64,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Bulk-ingest a JSONL or CSV file into a feature view.
+    Push(PushArgs),
+    /// Build a point-in-time snapshot from a file of entity rows.
+    Snapshot(SnapshotArgs),
+    /// Load the generated demo data set (music catalogue) into the store.
+    DemoData,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "REPRISE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Load the demo data set first, unless it is there already.
+    #[arg(long)]
+    pub demo: bool,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "REPRISE_MAX_BODY_BYTES", default_value_t = 64 << 20)]
+    pub max_body_bytes: usize,
+    /// HTTP worker threads (0 = one per core).
+    #[arg(long, env = "REPRISE_HTTP_WORKERS", default_value_t = 0)]
+    pub http_workers: usize,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Feature view to write (`name` or `name@N`).
+    #[arg(long)]
+    pub view: String,
+    /// JSONL (one object per line) or CSV (with a header) file.
+    pub file: PathBuf,
+    /// Rows per write batch (each batch is one store version).
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_size: usize,
+    /// Mark rows as a backfill: their created time is their event time.
+    #[arg(long)]
+    pub backfill: bool,
+}
+
+#[derive(Args)]
+pub struct SnapshotArgs {
+    /// Feature refs, comma-separated (`user_stats:plays_7d,item_stats@1:popularity`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub features: Vec<String>,
+    /// JSONL or CSV file of entity rows: join keys, `event_timestamp`, labels.
+    #[arg(long)]
+    pub entities: PathBuf,
+    /// Output file; `.parquet` writes Parquet, anything else JSON lines.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Pin the snapshot to this store version (default: the current one).
+    #[arg(long)]
+    pub as_of_version: Option<u64>,
+    /// `created` (default) or `event`.
+    #[arg(long, default_value = "created")]
+    pub cutoff: String,
+}
+
+/// Opens the store and applies pending migrations.
+pub fn open_store(args: &StoreArgs) -> anyhow::Result<FeatureStore> {
+    let store = FeatureStore::open(
+        &args.data_dir,
+        StoreConfig {
+            online_cache_bytes: args.cache_bytes,
+            ..StoreConfig::default()
+        },
+    )
+    .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let applied = store
+        .migrate(&args.migrations)
+        .with_context(|| format!("applying migrations from {}", args.migrations.display()))?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), files = ?applied, "migrations applied");
+    }
+    Ok(store)
+}

@@ -1,0 +1,81 @@
+//! Reading rows from JSONL or CSV files as JSON objects.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::{Map, Value as Json};
+
+/// Turns one CSV cell (column name, text) into a JSON value.
+pub type CellParser = Box<dyn Fn(&str, &str) -> Result<Json, String>>;
+
+pub type Rows = Box<dyn Iterator<Item = Result<Json, String>>>;
+
+/// Rows of `path`: CSV when it ends in `.csv` (cells through `cell`), else
+/// JSON lines. `wrap` lets the caller count bytes read (for progress).
+pub fn read_rows(
+    path: &Path,
+    wrap: impl FnOnce(File) -> Box<dyn Read>,
+    cell: CellParser,
+) -> anyhow::Result<Rows> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = wrap(file);
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        let mut csv = csv::Reader::from_reader(reader);
+        let headers: Vec<String> = csv
+            .headers()
+            .with_context(|| format!("reading the CSV header of {}", path.display()))?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        Ok(Box::new(csv.into_records().enumerate().map(
+            move |(i, record)| {
+                let record = record.map_err(|e| format!("CSV record {}: {e}", i + 1))?;
+                let mut object = Map::new();
+                for (name, text) in headers.iter().zip(record.iter()) {
+                    let value = if text.is_empty() {
+                        Json::Null
+                    } else {
+                        cell(name, text)
+                            .map_err(|e| format!("line {}: column `{name}`: {e}", i + 2))?
+                    };
+                    object.insert(name.clone(), value);
+                }
+                Ok(Json::Object(object))
+            },
+        )))
+    } else {
+        Ok(Box::new(
+            BufReader::new(reader)
+                .lines()
+                .enumerate()
+                .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+                .map(|(i, line)| {
+                    let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+                    serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))
+                }),
+        ))
+    }
+}
+
+/// A CSV cell whose type is not declared: a number or boolean when it reads
+/// as one, else a string.
+pub fn infer_cell(text: &str) -> Json {
+    if let Ok(v) = text.parse::<i64>() {
+        return Json::from(v);
+    }
+    if let Ok(v) = text.parse::<f64>() {
+        if let Some(n) = serde_json::Number::from_f64(v) {
+            return Json::Number(n);
+        }
+    }
+    match text {
+        "true" => Json::Bool(true),
+        "false" => Json::Bool(false),
+        _ => Json::String(text.to_owned()),
+    }
+}

@@ -1,0 +1,27 @@
+//! Progress bars for long jobs, on stderr.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub fn bytes(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// For output of unknown size: bytes written so far.
+pub fn written(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg}: {bytes} written ({bytes_per_sec})")
+            .expect("valid template"),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}

@@ -1,0 +1,23 @@
+//! `reprise serve`.
+
+use std::sync::Arc;
+
+use reprise_api::ServerConfig;
+
+use crate::args::{ServeArgs, StoreArgs};
+
+pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let store = crate::args::open_store(store_args)?;
+    if args.demo {
+        crate::demo::load(&store)?;
+    }
+    let config = ServerConfig {
+        listen: args.listen,
+        http_workers: args.http_workers,
+        max_body_bytes: args.max_body_bytes,
+        ..ServerConfig::default()
+    };
+    let store = Arc::new(store);
+    actix_rt::System::new().block_on(reprise_api::serve(store, config))?;
+    Ok(())
+}

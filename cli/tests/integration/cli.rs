@@ -1,0 +1,152 @@
+//! The command line: help, migrate, push from files, snapshot to files.
+
+use std::process::Command;
+
+use crate::server::{binary, migrations_dir};
+
+fn reprise(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--migrations")
+        .arg(migrations_dir())
+        .args(args)
+        .env("REPRISE_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = Command::new(binary()).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for sub in ["serve", "migrate", "push", "snapshot"] {
+        assert!(help.contains(sub), "{help}");
+    }
+}
+
+#[test]
+fn push_csv_and_jsonl_then_snapshot_to_parquet_and_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv = dir.path().join("stats.csv");
+    std::fs::write(
+        &csv,
+        "user_id,event_timestamp,plays_7d,minutes_7d,favourite_genre\n\
+         007,2026-01-01T00:00:00Z,5,12.5,jazz\n\
+         8,2026-01-02T00:00:00Z,,3,\n",
+    )
+    .unwrap();
+    let out = reprise(
+        &data,
+        &[
+            "push",
+            "--view",
+            "user_stats",
+            "--backfill",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pushed 2 rows"));
+
+    let jsonl = dir.path().join("items.jsonl");
+    std::fs::write(&jsonl, "{\"item_id\": \"i1\", \"event_timestamp\": \"2026-01-01T00:00:00Z\", \"kind\": \"podcast\", \"tags\": [\"news\"]}\n\n").unwrap();
+    let out = reprise(
+        &data,
+        &[
+            "push",
+            "--view",
+            "item_catalog",
+            "--backfill",
+            jsonl.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "user_id,event_timestamp,plays_7d\nu1,2026-01-01T00:00:00Z,many\n",
+    )
+    .unwrap();
+    let out = reprise(
+        &data,
+        &["push", "--view", "user_stats", bad.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rows[0].plays_7d"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let entities = dir.path().join("entities.csv");
+    std::fs::write(
+        &entities,
+        "user_id,item_id,event_timestamp,label\n007,i1,2026-01-03T00:00:00Z,1\n8,i1,2026-01-01T12:00:00Z,0\n",
+    )
+    .unwrap();
+    let out_jsonl = dir.path().join("snap.jsonl");
+    let out = reprise(
+        &data,
+        &[
+            "snapshot",
+            "--features",
+            "user_stats:plays_7d,user_stats:hours_7d,item_catalog:kind_one_hot",
+            "--entities",
+            entities.to_str().unwrap(),
+            "--out",
+            out_jsonl.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out_jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["user_id"], "007", "join keys stay strings");
+    assert_eq!(rows[0]["user_stats__plays_7d"], 5);
+    assert_eq!(
+        rows[0]["item_catalog__kind_one_hot"],
+        serde_json::json!([0.0, 1.0, 0.0])
+    );
+    assert_eq!(
+        rows[1]["user_stats__plays_7d"],
+        serde_json::Value::Null,
+        "8 was pushed for Jan 2 only"
+    );
+
+    let out_parquet = dir.path().join("snap.parquet");
+    let out = reprise(
+        &data,
+        &[
+            "snapshot",
+            "--features",
+            "user_stats:plays_7d",
+            "--entities",
+            entities.to_str().unwrap(),
+            "--out",
+            out_parquet.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(&std::fs::read(&out_parquet).unwrap()[..4], b"PAR1");
+}

@@ -1,0 +1,71 @@
+//! An acknowledged write survives SIGKILL.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::server::Server;
+
+#[test]
+fn every_acknowledged_batch_is_readable_after_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let acknowledged: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let client = server.client.clone();
+            let acknowledged = Arc::clone(&acknowledged);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut n = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let user = format!("w{w}-{n}");
+                    let rows: Vec<_> = (0..50)
+                        .map(|i| json!({"user_id": format!("{user}-{i}"), "event_timestamp": "2026-11-01T00:00:00Z", "plays_7d": n}))
+                        .collect();
+                    match client.push("user_stats", &rows, true) {
+                        Ok(_) => acknowledged.lock().unwrap().push((user, n)),
+                        Err(_) => break, // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 10,
+        "only {} batches acknowledged",
+        acknowledged.len()
+    );
+
+    let server = Server::start(data.path(), &[]);
+    for chunk in acknowledged.chunks(50) {
+        let entities: Vec<_> = chunk
+            .iter()
+            .flat_map(|(user, _)| {
+                [
+                    json!({"user_id": format!("{user}-0")}),
+                    json!({"user_id": format!("{user}-49")}),
+                ]
+            })
+            .collect();
+        let read = server
+            .client
+            .online_features(&["user_stats:plays_7d"], &entities)
+            .unwrap();
+        for (i, (user, n)) in chunk.iter().enumerate() {
+            for row in &read.rows[2 * i..2 * i + 2] {
+                assert_eq!(row.values[0], json!(n), "batch {user} lost after SIGKILL");
+            }
+        }
+    }
+}

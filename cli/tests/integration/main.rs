@@ -1,0 +1,8 @@
+//! HTTP and CLI tests against the real `reprise` binary on 127.0.0.1.
+
+mod cli;
+mod durability;
+mod http_errors;
+mod http_features;
+mod loadtest;
+mod server;

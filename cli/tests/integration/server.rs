@@ -1,0 +1,84 @@
+//! Starts the real server binary on a free loopback port.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reprise_sdk::Client;
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_reprise")
+}
+
+pub fn migrations_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")
+}
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub client: Client,
+}
+
+impl Server {
+    /// Starts `reprise serve` on `data_dir` with the repo's migrations.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(binary())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--migrations")
+            .arg(migrations_dir())
+            .args(["serve", "--listen", &listen, "--http-workers", "2"])
+            .args(extra)
+            .env("REPRISE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the reprise binary starts");
+        let url = format!("http://{listen}");
+        let client = Client::new(&url);
+        let mut server = Server { child, url, client };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("server exited early: {status}");
+            }
+            if matches!(self.client.get("/readyz"), Ok((200, _))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server at {} not ready in 60 s", self.url);
+    }
+
+    /// SIGKILL: no shutdown hooks, no flush.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn store_version(&self) -> u64 {
+        let (_, body) = self.client.get("/readyz").unwrap();
+        let ready: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        ready["store_version"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
