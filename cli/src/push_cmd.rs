@@ -51,19 +51,20 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
     )?;
 
     let label = view.label();
-    let flush =
-        |batch: &mut Vec<Json>, first_row: usize| -> anyhow::Result<reprise_store::PushOutcome> {
-            let outcome = store.push(&label, batch, args.backfill).map_err(|e| {
-                match e.field() {
-                    Some(field) => anyhow::anyhow!(
-                        "{e} (at {field}; the batch starts at data row {first_row} of the file)"
-                    ),
-                    None => anyhow::anyhow!("{e}"),
-                }
+    let flush = |batch: &mut Vec<Json>,
+                 first_row: usize|
+     -> anyhow::Result<reprise_store::PushOutcome> {
+        let outcome = store
+            .push(&label, batch, args.backfill)
+            .map_err(|e| match e.field() {
+                Some(field) => anyhow::anyhow!(
+                    "{e} (at {field}; the batch starts at data row {first_row} of the file)"
+                ),
+                None => anyhow::anyhow!("{e}"),
             })?;
-            batch.clear();
-            Ok(outcome)
-        };
+        batch.clear();
+        Ok(outcome)
+    };
     let (mut batch, mut written, mut batches, mut last_version) =
         (Vec::with_capacity(args.batch_size), 0usize, 0u64, 0);
     for row in rows {

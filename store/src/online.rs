@@ -44,6 +44,9 @@ pub struct OnlineRow {
     pub event_timestamps: Vec<Option<Micros>>,
 }
 
+/// A stored row and every feature of its view computed from it.
+type ComputedRow = (Arc<RawRow>, Vec<Option<Value>>);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnlineResult {
     pub store_version: u64,
@@ -112,7 +115,7 @@ impl FeatureStore {
             .enumerate()
             .map(|(i, _)| {
                 let base = i * view_slots.len();
-                let computed: Vec<Option<(Arc<RawRow>, Vec<Option<Value>>)>> = view_slots
+                let computed: Vec<Option<ComputedRow>> = view_slots
                     .iter()
                     .enumerate()
                     .map(|(v, slot)| {

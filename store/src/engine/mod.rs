@@ -12,10 +12,13 @@ pub use rocks::RocksEngine;
 use crate::cf::Cf;
 use crate::error::Result;
 
+/// One write: `(cf, key, Some(value))` puts, `(cf, key, None)` deletes.
+pub type WriteOp = (Cf, Vec<u8>, Option<Vec<u8>>);
+
 /// A set of writes applied atomically by [`Engine::write`].
 #[derive(Debug, Default, Clone)]
 pub struct WriteBatch {
-    ops: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,
+    ops: Vec<WriteOp>,
 }
 
 impl WriteBatch {
@@ -35,8 +38,8 @@ impl WriteBatch {
         self.ops.is_empty()
     }
 
-    /// `(cf, key, Some(value))` puts, `(cf, key, None)` deletes, in order.
-    pub fn ops(&self) -> &[(Cf, Vec<u8>, Option<Vec<u8>>)] {
+    /// The writes, in order.
+    pub fn ops(&self) -> &[WriteOp] {
         &self.ops
     }
 }
