@@ -7,8 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use reprise_actors::ActorError;
 use reprise_store::StoreError;
-use serde::Serialize;
 use thiserror::Error;
+
+use crate::schema::{ErrorDetail, ErrorResponse};
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -34,19 +35,6 @@ pub enum ApiError {
 
     #[error("the request could not be read: {0}")]
     Transport(String),
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorBody<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'static str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
 }
 
 impl ApiError {
@@ -120,11 +108,11 @@ impl ResponseError for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, code, "request failed");
         }
-        HttpResponse::build(status).json(Body {
-            error: ErrorBody {
-                code,
+        HttpResponse::build(status).json(ErrorResponse {
+            error: ErrorDetail {
+                code: code.to_owned(),
                 message: self.to_string(),
-                field: self.field(),
+                field: self.field().map(str::to_owned),
             },
         })
     }

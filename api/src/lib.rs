@@ -2,23 +2,30 @@
 //!
 //! Rules of this crate: handlers are thin (parse, call the store or an actor,
 //! render); request bodies are bounded; every error becomes an HTTP response
-//! in `error.rs` and nowhere else.
+//! in `error.rs` and nowhere else; every route is documented in the OpenAPI
+//! document (`openapi.rs`), which a test checks against the served routes.
 
 pub mod body;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
+pub mod schema;
 pub mod state;
 pub mod streaming;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::dev::Service;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderName;
 use actix_web::{web, App, HttpServer};
 use reprise_actors::StoreWorkers;
 use reprise_store::FeatureStore;
+use tracing::Instrument;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -48,45 +55,73 @@ impl Default for ServerConfig {
     }
 }
 
-/// Serves the API until the process is told to stop. Must run inside an
-/// actix system.
-pub async fn serve(store: Arc<FeatureStore>, config: ServerConfig) -> std::io::Result<()> {
+/// The shared state of a server over `store` (must run inside an actix system).
+pub fn state(store: Arc<FeatureStore>, config: &ServerConfig) -> web::Data<AppState> {
     let workers = StoreWorkers::start(Arc::clone(&store), config.store_workers, config.store_queue);
-    let state = web::Data::new(AppState {
+    web::Data::new(AppState {
         store,
         workers,
         metrics: Metrics::new(),
         max_body_bytes: config.max_body_bytes,
-    });
-    let mut server = HttpServer::new(move || {
-        let metrics = Arc::clone(&state.metrics);
-        App::new()
-            .app_data(state.clone())
-            .wrap_fn(move |req, srv| {
-                let start = Instant::now();
-                let method = req.method().to_string();
-                let route = req
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".to_owned());
-                let metrics = Arc::clone(&metrics);
-                let fut = srv.call(req);
-                async move {
-                    let res = fut.await?;
-                    let status = res.status().as_u16().to_string();
-                    metrics
-                        .http_requests
-                        .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
-                        .inc();
-                    metrics
-                        .http_latency
-                        .with_label_values(&[route.as_str(), method.as_str()])
-                        .observe(start.elapsed().as_secs_f64());
-                    Ok(res)
+    })
+}
+
+/// The application: routes, the JSON 404, and the middleware that gives
+/// every request a span, a trace id header and its metrics.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let metrics = Arc::clone(&state.metrics);
+    App::new()
+        .app_data(state)
+        .wrap_fn(move |req, srv| {
+            let start = Instant::now();
+            let method = req.method().to_string();
+            let route = req
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned());
+            let span = telemetry::request_span(&req, &route);
+            let metrics = Arc::clone(&metrics);
+            let fut = span.in_scope(|| srv.call(req));
+            async move {
+                let mut res = fut.instrument(span.clone()).await?;
+                let status = res.status().as_u16();
+                span.record("http.response.status_code", status);
+                if let Some(trace_id) = telemetry::trace_id_header(&span) {
+                    res.headers_mut().insert(
+                        HeaderName::from_static(telemetry::TRACE_ID_HEADER),
+                        trace_id,
+                    );
                 }
-            })
-            .configure(routes::configure)
-            .default_service(web::to(routes::ops::no_route))
-    });
+                let status = status.to_string();
+                metrics
+                    .http_requests
+                    .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+                    .inc();
+                metrics
+                    .http_latency
+                    .with_label_values(&[route.as_str(), method.as_str()])
+                    .observe(start.elapsed().as_secs_f64());
+                Ok(res)
+            }
+        })
+        .configure(routes::configure)
+        .default_service(web::to(routes::ops::no_route))
+}
+
+/// Serves the API until the process is told to stop. Must run inside an
+/// actix system.
+pub async fn serve(store: Arc<FeatureStore>, config: ServerConfig) -> std::io::Result<()> {
+    let state = state(store, &config);
+    let mut server = HttpServer::new(move || app(state.clone()));
     if config.http_workers > 0 {
         server = server.workers(config.http_workers);
     }

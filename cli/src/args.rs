@@ -16,6 +16,10 @@ use reprise_store::{FeatureStore, StoreConfig};
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Export traces over OTLP/HTTP to this endpoint
+    /// (e.g. `http://127.0.0.1:4318/v1/traces`); off by default.
+    #[arg(long, global = true, env = "REPRISE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

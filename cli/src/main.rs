@@ -7,6 +7,7 @@ mod progress;
 mod push_cmd;
 mod serve_cmd;
 mod snapshot_cmd;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -15,14 +16,14 @@ use clap::Parser;
 use args::{Cli, Command};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REPRISE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let _telemetry = match telemetry::init(cli.otlp_endpoint.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Serve(args) => serve_cmd::run(&cli.store, args),
         Command::Migrate => args::open_store(&cli.store).map(|_| ()),

@@ -71,6 +71,12 @@ impl FeatureStore {
         entities: &[Map<String, Json>],
         now: Micros,
     ) -> Result<OnlineResult> {
+        let _span = tracing::info_span!(
+            "store.online_read",
+            entities = entities.len(),
+            features = features.len()
+        )
+        .entered();
         if features.is_empty() {
             return Err(StoreError::invalid("features", "name at least one feature"));
         }
@@ -110,6 +116,7 @@ impl FeatureStore {
         let store_version = self.version();
         let stored = self.latest_rows(&keys)?;
 
+        let _transform = tracing::info_span!("transform").entered();
         let rows = entities
             .iter()
             .enumerate()
@@ -162,6 +169,9 @@ impl FeatureStore {
     /// batched engine read for the misses.
     fn latest_rows(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Arc<RawRow>>>> {
         let version_before = self.version();
+        let cache_span =
+            tracing::info_span!("cache", keys = keys.len(), misses = tracing::field::Empty)
+                .entered();
         let mut out: Vec<Option<Arc<RawRow>>> = Vec::with_capacity(keys.len());
         let mut misses: HashMap<&[u8], Vec<usize>> = HashMap::new();
         for (i, key) in keys.iter().enumerate() {
@@ -173,9 +183,12 @@ impl FeatureStore {
                 }
             }
         }
+        cache_span.record("misses", misses.len());
+        drop(cache_span);
         if misses.is_empty() {
             return Ok(out);
         }
+        let _store_span = tracing::info_span!("store", keys = misses.len()).entered();
         let registry = self.registry();
         let miss_keys: Vec<Vec<u8>> = misses.keys().map(|k| k.to_vec()).collect();
         let fetched = self.engine.multi_get(Cf::Online, &miss_keys)?;

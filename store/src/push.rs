@@ -36,6 +36,8 @@ impl FeatureStore {
     /// `name@N`). With `backfill`, each row's created time is its event time
     /// instead of the server clock.
     pub fn push(&self, view_spec: &str, rows: &[Json], backfill: bool) -> Result<PushOutcome> {
+        let _span =
+            tracing::info_span!("store.push", view = view_spec, rows = rows.len()).entered();
         let registry = self.registry();
         let view = registry
             .view(view_spec)
@@ -46,12 +48,13 @@ impl FeatureStore {
         if rows.is_empty() {
             return Err(StoreError::invalid("rows", "a push needs at least one row"));
         }
-        let parsed = rows
-            .iter()
-            .enumerate()
-            .map(|(i, row)| parse_row(view, i, row))
-            .collect::<Result<Vec<_>>>()?;
-        self.write_rows(view, parsed, backfill)
+        let parsed = tracing::info_span!("validate").in_scope(|| {
+            rows.iter()
+                .enumerate()
+                .map(|(i, row)| parse_row(view, i, row))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        tracing::info_span!("commit").in_scope(|| self.write_rows(view, parsed, backfill))
     }
 
     fn write_rows(

@@ -7,6 +7,20 @@ pub mod snapshots;
 
 use actix_web::web;
 
+/// Every served route, `(method, path)`; the OpenAPI test checks that the
+/// document and this table agree and that each entry is really served.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/push"),
+    ("post", "/v1/online-features"),
+    ("post", "/v1/snapshots"),
+    ("get", "/v1/snapshots/{id}"),
+    ("get", "/v1/snapshots/{id}/rows"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     push::configure(cfg);
     online::configure(cfg);

@@ -2,32 +2,21 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use reprise_store::time::format_rfc3339;
-use reprise_store::Value;
-use serde::Serialize;
 
 use crate::body::json_object;
 use crate::error::ApiError;
+use crate::schema::{ErrorResponse, OnlineRequest, OnlineResponse, OnlineRow};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/online-features", web::post().to(online_features));
 }
 
-#[derive(Serialize)]
-struct Response<'a> {
-    store_version: u64,
-    features: &'a [String],
-    rows: Vec<Row<'a>>,
-}
-
-#[derive(Serialize)]
-struct Row<'a> {
-    values: &'a [Option<Value>],
-    statuses: Vec<&'static str>,
-    event_timestamps: Vec<Option<String>>,
-}
-
-async fn online_features(
+/// Latest feature values per entity; rows in request order, values in `features` order.
+#[utoipa::path(post, path = "/v1/online-features", tag = "features", request_body = OnlineRequest,
+    responses((status = 200, body = OnlineResponse),
+              (status = 400, description = "Unknown view or feature, missing join key", body = ErrorResponse)))]
+pub(crate) async fn online_features(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -40,10 +29,10 @@ async fn online_features(
     })?;
     let rows = result
         .rows
-        .iter()
-        .map(|row| Row {
-            values: &row.values,
-            statuses: row.statuses.iter().map(|s| s.as_str()).collect(),
+        .into_iter()
+        .map(|row| OnlineRow {
+            values: row.values,
+            statuses: row.statuses.iter().map(|s| s.as_str().to_owned()).collect(),
             event_timestamps: row
                 .event_timestamps
                 .iter()
@@ -51,9 +40,9 @@ async fn online_features(
                 .collect(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Response {
+    Ok(HttpResponse::Ok().json(OnlineResponse {
         store_version: result.store_version,
-        features: &features,
+        features,
         rows,
     }))
 }

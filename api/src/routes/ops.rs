@@ -1,36 +1,53 @@
-//! `GET /healthz`, `GET /readyz`, `GET /metrics`, and the JSON 404.
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`, and
+//! the JSON 404.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use utoipa::OpenApi;
 
 use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+use crate::schema::{Health, Ready};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+        .route("/metrics", web::get().to(metrics))
+        .route("/openapi.json", web::get().to(openapi));
 }
 
 /// Liveness: the process answers.
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+    })
 }
 
-/// Readiness: the store is open, migrated and readable.
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let registry = state.store.registry();
-    Ok(HttpResponse::Ok().json(json!({
-        "status": "ready",
-        "store_version": state.store.version(),
-        "feature_views": registry.views().len(),
-    })))
+/// Readiness: the store is open and migrated.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Ready)))]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(Ready {
+        status: "ready".into(),
+        store_version: state.store.version(),
+        feature_views: state.store.registry().views().len(),
+    })
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render(&state.store, &state.workers))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+pub(crate) async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
 /// Every unknown route gets the contract's error body.

@@ -5,10 +5,10 @@ use reprise_actors::CreateSnapshot;
 use reprise_store::time::format_rfc3339;
 use reprise_store::{Cutoff, SnapshotInfo, SnapshotSpec};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::body::json_object;
 use crate::error::ApiError;
+use crate::schema::{ErrorResponse, SnapshotDescription, SnapshotRequest};
 use crate::state::AppState;
 use crate::streaming;
 
@@ -18,19 +18,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/snapshots/{id}/rows", web::get().to(rows));
 }
 
-fn describe(info: &SnapshotInfo) -> serde_json::Value {
-    json!({
-        "snapshot_id": info.id,
-        "store_version": info.store_version,
-        "rows": info.rows,
-        "created_at": format_rfc3339(info.created_at),
-        "cutoff": info.cutoff,
-        "features": info.features,
-        "columns": info.columns,
-    })
+fn describe(info: SnapshotInfo) -> SnapshotDescription {
+    SnapshotDescription {
+        snapshot_id: info.id,
+        store_version: info.store_version,
+        rows: info.rows,
+        created_at: format_rfc3339(info.created_at),
+        cutoff: info.cutoff,
+        features: info.features,
+        columns: info.columns,
+    }
 }
 
-async fn create(
+/// Create a point-in-time snapshot (training data) pinned to a store version.
+#[utoipa::path(post, path = "/v1/snapshots", tag = "snapshots", request_body = SnapshotRequest,
+    responses((status = 201, body = SnapshotDescription),
+              (status = 400, description = "Unknown feature, missing key or timestamp, bad cutoff or version", body = ErrorResponse)))]
+pub(crate) async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -57,16 +61,24 @@ async fn create(
         .workers
         .send(CreateSnapshot { spec, entity_rows })
         .await?;
-    Ok(HttpResponse::Created().json(describe(&info)))
+    Ok(HttpResponse::Created().json(describe(info)))
 }
 
-async fn info(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// Metadata of a snapshot.
+#[utoipa::path(get, path = "/v1/snapshots/{id}", tag = "snapshots",
+    params(("id" = String, Path, description = "Snapshot id")),
+    responses((status = 200, body = SnapshotDescription), (status = 404, body = ErrorResponse)))]
+pub(crate) async fn info(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let info = state.store.snapshot_info(&id)?;
-    Ok(HttpResponse::Ok().json(describe(&info)))
+    Ok(HttpResponse::Ok().json(describe(info)))
 }
 
-#[derive(Deserialize)]
-struct RowsQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct RowsQuery {
+    /// `jsonl` (default) or `parquet`.
     format: Option<String>,
 }
 
@@ -75,7 +87,12 @@ enum Format {
     Parquet,
 }
 
-async fn rows(
+/// The snapshot's rows, streamed: join keys, `event_timestamp`, passthrough, then one column per feature.
+#[utoipa::path(get, path = "/v1/snapshots/{id}/rows", tag = "snapshots",
+    params(("id" = String, Path, description = "Snapshot id"), RowsQuery),
+    responses((status = 200, description = "JSON lines (format=jsonl), or a Parquet file (format=parquet, application/vnd.apache.parquet)", content_type = "application/x-ndjson"),
+              (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub(crate) async fn rows(
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: web::Query<RowsQuery>,
@@ -99,7 +116,9 @@ async fn rows(
         Format::Jsonl => ("application/x-ndjson", format!("{id}.jsonl")),
         Format::Parquet => ("application/vnd.apache.parquet", format!("{id}.parquet")),
     };
+    let span = tracing::Span::current();
     actix_web::rt::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let mut writer = writer;
         let result = match format {
             Format::Jsonl => store.write_snapshot_jsonl(&id, &mut writer),

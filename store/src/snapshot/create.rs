@@ -36,6 +36,8 @@ impl FeatureStore {
     where
         I: IntoIterator<Item = std::result::Result<Json, String>>,
     {
+        let _span =
+            tracing::info_span!("store.snapshot_create", features = spec.features.len()).entered();
         let plan = self.plan_snapshot(spec)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut written: Vec<Vec<u8>> = Vec::new();

@@ -38,6 +38,7 @@ impl FeatureStore {
         id: &str,
         mut visit: impl FnMut(&SnapshotMeta, Vec<OutputRow>) -> Result<()>,
     ) -> Result<SnapshotMeta> {
+        let _span = tracing::info_span!("store.snapshot_read", snapshot = id).entered();
         let meta = self.snapshot_meta(id)?;
         let registry = self.registry();
         let cutoff = Cutoff::parse(&meta.cutoff)

@@ -1,0 +1,40 @@
+//! The OpenAPI document, generated from the handlers' annotations and the
+//! wire types in `schema.rs`. A test checks it against the served routes.
+
+use utoipa::OpenApi;
+
+use crate::routes::{online, ops, push, snapshots};
+use crate::schema;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Reprise",
+        description = "Versioned feature store and recommendation server"
+    ),
+    paths(
+        push::push,
+        online::online_features,
+        snapshots::create,
+        snapshots::info,
+        snapshots::rows,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        ops::openapi,
+    ),
+    components(schemas(
+        schema::PushRequest,
+        schema::PushResponse,
+        schema::OnlineRequest,
+        schema::OnlineResponse,
+        schema::OnlineRow,
+        schema::SnapshotRequest,
+        schema::SnapshotDescription,
+        schema::ErrorResponse,
+        schema::ErrorDetail,
+        schema::Health,
+        schema::Ready,
+    ))
+)]
+pub struct ApiDoc;

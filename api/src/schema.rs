@@ -1,0 +1,104 @@
+//! The wire types of the HTTP API (CONTRACT.md), shared by the handlers and
+//! the generated OpenAPI document. Request bodies are parsed field by field
+//! (see `body.rs`) so errors can name the field; these request types
+//! document their shape.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PushRequest {
+    /// `name` (newest version) or `name@N`.
+    pub view: String,
+    /// Rows take their event time as created time (no created-time cutoff).
+    #[serde(default)]
+    pub backfill: bool,
+    /// Objects with the view's join keys, `event_timestamp` and raw features.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<Json>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PushResponse {
+    pub written: usize,
+    pub store_version: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OnlineRequest {
+    /// Feature refs: `view:feature` or `view@N:feature`.
+    pub features: Vec<String>,
+    /// Objects of join-key values.
+    #[schema(value_type = Vec<Object>)]
+    pub entities: Vec<Json>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnlineRow {
+    /// One value per requested feature (null unless `PRESENT`).
+    #[schema(value_type = Vec<Object>)]
+    pub values: Vec<Option<reprise_store::Value>>,
+    /// `PRESENT`, `NOT_FOUND`, `OUTSIDE_MAX_AGE` or `NULL_VALUE`.
+    pub statuses: Vec<String>,
+    pub event_timestamps: Vec<Option<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnlineResponse {
+    pub store_version: u64,
+    pub features: Vec<String>,
+    pub rows: Vec<OnlineRow>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotRequest {
+    pub features: Vec<String>,
+    /// Pin to this store version (default: the current one).
+    pub as_of_version: Option<u64>,
+    /// `created` (default) or `event`.
+    pub cutoff: Option<String>,
+    /// Objects with join keys, `event_timestamp` and passthrough columns.
+    #[schema(value_type = Vec<Object>)]
+    pub entity_rows: Vec<Json>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotDescription {
+    pub snapshot_id: String,
+    pub store_version: u64,
+    pub rows: u64,
+    pub created_at: String,
+    pub cutoff: String,
+    /// Resolved refs, `view@N:feature`.
+    pub features: Vec<String>,
+    /// Output columns in order.
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code.
+    pub code: String,
+    pub message: String,
+    /// The request field at fault (`rows[3].plays_7d`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    pub status: String,
+    pub store_version: u64,
+    pub feature_views: usize,
+}

@@ -1,0 +1,6 @@
+//! In-process tests of the HTTP layer: traces, OpenAPI, metrics.
+
+mod common;
+mod metrics;
+mod openapi;
+mod tracing_spans;

@@ -1,0 +1,79 @@
+//! A request with a W3C `traceparent` produces spans in that trace.
+
+use actix_web::test;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{InMemorySpanExporterBuilder, SdkTracerProvider};
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::common::state;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+#[actix_rt::test]
+async fn a_traceparent_request_yields_spans_in_that_trace() {
+    let state = state();
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let exporter = InMemorySpanExporterBuilder::new().build();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = test::init_service(reprise_api::app(state)).await;
+    let request = test::TestRequest::post()
+        .uri("/v1/online-features")
+        .insert_header(("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01")))
+        .set_json(serde_json::json!({"features": ["user_stats:plays", "user_stats:plays_log"], "entities": [{"user_id": "u1"}]}))
+        .to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers().get("x-trace-id").unwrap(), TRACE_ID);
+
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    for expected in [
+        "POST /v1/online-features",
+        "store.online_read",
+        "cache",
+        "store",
+        "transform",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "no `{expected}` span in {names:?}"
+        );
+    }
+    for span in &spans {
+        assert_eq!(
+            span.span_context.trace_id().to_string(),
+            TRACE_ID,
+            "span {}",
+            span.name
+        );
+    }
+    let root = spans
+        .iter()
+        .find(|s| s.name == "POST /v1/online-features")
+        .unwrap();
+    assert_eq!(
+        root.parent_span_id.to_string(),
+        "00f067aa0ba902b7",
+        "the request span is the caller's child"
+    );
+
+    // Without a traceparent a new trace starts, and its id is returned too.
+    let request = test::TestRequest::get().uri("/healthz").to_request();
+    let response = test::call_service(&app, request).await;
+    let id = response
+        .headers()
+        .get("x-trace-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(id.len(), 32);
+    assert_ne!(id, TRACE_ID);
+}
