@@ -60,6 +60,19 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Load the generated demo data set (music catalogue) into the store.
     DemoData,
+    /// Import a public data set through the push path.
+    #[command(subcommand)]
+    Import(ImportSource),
+}
+
+#[derive(Subcommand)]
+pub enum ImportSource {
+    /// MovieLens-100k in RecBole's atomic format (`ml-100k.user`, `.item`,
+    /// `.inter`), e.g. as fetched by `scripts/fetch-movielens`.
+    Movielens {
+        /// Directory holding the three files.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]

@@ -3,6 +3,7 @@
 mod args;
 mod demo;
 mod input;
+mod movielens;
 mod progress;
 mod push_cmd;
 mod serve_cmd;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use args::{Cli, Command, ImportSource};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,6 +30,19 @@ fn main() -> ExitCode {
         Command::Migrate => args::open_store(&cli.store).map(|_| ()),
         Command::Push(args) => push_cmd::run(&cli.store, args),
         Command::Snapshot(args) => snapshot_cmd::run(&cli.store, args),
+        Command::Import(ImportSource::Movielens { dir }) => {
+            args::open_store(&cli.store).and_then(|store| {
+                let start = std::time::Instant::now();
+                let rows = movielens::import(&store, &dir)?;
+                println!(
+                    "imported MovieLens from {}: {rows} rows in {:.1}s (store version {})",
+                    dir.display(),
+                    start.elapsed().as_secs_f64(),
+                    store.version()
+                );
+                Ok(())
+            })
+        }
         Command::DemoData => {
             args::open_store(&cli.store).and_then(|store| demo::load(&store).map(|_| ()))
         }

@@ -25,3 +25,15 @@ pub fn written(what: &str) -> ProgressBar {
     bar.set_message(what.to_owned());
     bar
 }
+
+/// For a job of `total` items.
+pub fn count(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}

@@ -81,11 +81,7 @@ impl FeatureStore {
             return Err(StoreError::invalid("features", "name at least one feature"));
         }
         let registry = self.registry();
-        let refs = features
-            .iter()
-            .enumerate()
-            .map(|(i, f)| registry.resolve(f, &format!("features[{i}]")))
-            .collect::<Result<Vec<_>>>()?;
+        let refs = registry.resolve_all(features, "features")?;
         // Distinct views, and each ref's position among them.
         let mut view_slots: Vec<&ResolvedRef> = Vec::new();
         let ref_view: Vec<usize> = refs

@@ -181,6 +181,31 @@ impl Registry {
         })
     }
 
+    /// Resolves a list of refs; errors name `{list_field}[i]`. The field
+    /// name is only formatted on error (this runs on every online read).
+    pub fn resolve_all(&self, refs: &[String], list_field: &str) -> Result<Vec<ResolvedRef>> {
+        refs.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                self.try_resolve(r).ok_or_else(|| {
+                    self.resolve(r, &format!("{list_field}[{i}]"))
+                        .err()
+                        .expect("try_resolve and resolve agree")
+                })
+            })
+            .collect()
+    }
+
+    fn try_resolve(&self, feature_ref: &str) -> Option<ResolvedRef> {
+        let (view_spec, feature) = feature_ref.split_once(':')?;
+        let view = self.view(view_spec)?;
+        Some(ResolvedRef {
+            view: Arc::clone(view),
+            feature: view.feature_index(feature)?,
+            explicit_version: view_spec.contains('@'),
+        })
+    }
+
     /// Applies one definition file. On error the registry is unchanged.
     pub fn apply(&mut self, file_name: &str, file: &DefinitionFile) -> Result<()> {
         let mut next = self.clone();

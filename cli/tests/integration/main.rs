@@ -5,4 +5,5 @@ mod durability;
 mod http_errors;
 mod http_features;
 mod loadtest;
+mod movielens;
 mod server;

@@ -83,12 +83,7 @@ impl FeatureStore {
             return Err(StoreError::invalid("features", "name at least one feature"));
         }
         let registry = self.registry();
-        let refs = spec
-            .features
-            .iter()
-            .enumerate()
-            .map(|(i, f)| registry.resolve(f, &format!("features[{i}]")))
-            .collect::<Result<Vec<ResolvedRef>>>()?;
+        let refs: Vec<ResolvedRef> = registry.resolve_all(&spec.features, "features")?;
         let current = self.version();
         let store_version = match spec.as_of_version {
             Some(v) if v > current => {

@@ -1,0 +1,255 @@
+//! `reprise import movielens DIR`: loads MovieLens-100k (the `ml-100k.user`,
+//! `.item` and `.inter` files of RecBole's atomic format) into the store
+//! through the normal push path.
+//!
+//! Views (migrations/0006_movielens.toml): user attributes, item metadata,
+//! one `ml_rating` row per rating event (rating >= 4 = liked), and running
+//! aggregates per user and item pushed *as of each rating event*, so a
+//! point-in-time snapshot at time t sees exactly the ratings made up to t
+//! (a training row for the event at t should ask for t minus one second, so
+//! its own rating is not among its features). Rows are backfills: their
+//! created time is their event time.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
+use reprise_store::FeatureStore;
+use serde_json::{json, Value as Json};
+
+use crate::progress;
+
+/// MovieLens' genres, in the order of `ml_user_genres:affinity`.
+pub const GENRES: [&str; 19] = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+];
+
+/// A rating >= this is a like (an engaged play); lower is a skip.
+pub const LIKE_THRESHOLD: f64 = 4.0;
+
+const BATCH: usize = 10_000;
+
+/// One rating event.
+#[derive(Debug, Clone)]
+pub struct Rating {
+    pub user: String,
+    pub item: String,
+    pub rating: f64,
+    pub timestamp: i64,
+}
+
+/// Reads a RecBole atomic file: a tab-separated header of `name:type`
+/// columns, then rows. Returns rows as column-name → text maps.
+fn read_atomic(path: &Path) -> anyhow::Result<Vec<HashMap<String, String>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .with_context(|| format!("{} is empty", path.display()))?
+        .split('\t')
+        .map(|c| c.split(':').next().unwrap_or(c).to_owned())
+        .collect();
+    Ok(lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            header
+                .iter()
+                .cloned()
+                .zip(line.split('\t').map(str::to_owned))
+                .collect()
+        })
+        .collect())
+}
+
+fn field<'a>(row: &'a HashMap<String, String>, name: &str, path: &Path) -> anyhow::Result<&'a str> {
+    row.get(name)
+        .map(String::as_str)
+        .with_context(|| format!("{}: a row lacks the `{name}` column", path.display()))
+}
+
+/// The rating events of `ml-100k.inter`, in time order (ties by user, item).
+pub fn read_ratings(dir: &Path) -> anyhow::Result<Vec<Rating>> {
+    let path = dir.join("ml-100k.inter");
+    let mut ratings = read_atomic(&path)?
+        .iter()
+        .map(|row| {
+            Ok(Rating {
+                user: field(row, "user_id", &path)?.to_owned(),
+                item: field(row, "item_id", &path)?.to_owned(),
+                rating: field(row, "rating", &path)?.parse().context("rating")?,
+                timestamp: field(row, "timestamp", &path)?
+                    .parse::<f64>()
+                    .context("timestamp")? as i64,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    ratings.sort_by(|a, b| (a.timestamp, &a.user, &a.item).cmp(&(b.timestamp, &b.user, &b.item)));
+    Ok(ratings)
+}
+
+fn ts(seconds: i64) -> String {
+    format_rfc3339(seconds * MICROS_PER_SECOND)
+}
+
+#[derive(Default)]
+struct Running {
+    plays: i64,
+    likes: i64,
+    rating_sum: f64,
+}
+
+impl Running {
+    fn add(&mut self, rating: f64) {
+        self.plays += 1;
+        self.likes += i64::from(rating >= LIKE_THRESHOLD);
+        self.rating_sum += rating;
+    }
+
+    fn row(&self) -> Json {
+        json!({"plays": self.plays, "likes": self.likes, "mean_rating": self.rating_sum / self.plays as f64})
+    }
+}
+
+/// Buffers rows per view and pushes them in batches.
+struct Pusher<'a> {
+    store: &'a FeatureStore,
+    pending: HashMap<&'static str, Vec<Json>>,
+    written: u64,
+}
+
+impl Pusher<'_> {
+    fn add(&mut self, view: &'static str, row: Json) -> anyhow::Result<()> {
+        let rows = self.pending.entry(view).or_default();
+        rows.push(row);
+        if rows.len() >= BATCH {
+            let rows = std::mem::take(rows);
+            self.push(view, rows)?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, view: &str, rows: Vec<Json>) -> anyhow::Result<()> {
+        self.store
+            .push(view, &rows, true)
+            .with_context(|| format!("pushing MovieLens rows to {view}"))?;
+        self.written += rows.len() as u64;
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<u64> {
+        for (view, rows) in std::mem::take(&mut self.pending) {
+            if !rows.is_empty() {
+                self.push(view, rows)?;
+            }
+        }
+        Ok(self.written)
+    }
+}
+
+/// Imports the data set in `dir`. Returns the number of rows pushed.
+pub fn import(store: &FeatureStore, dir: &Path) -> anyhow::Result<u64> {
+    let ratings = read_ratings(dir)?;
+    let Some(first) = ratings.first().map(|r| r.timestamp) else {
+        bail!("{} holds no ratings", dir.display());
+    };
+    // Attributes and metadata are known from before the first rating.
+    let known_from = ts(first - 1);
+    let mut pusher = Pusher {
+        store,
+        pending: HashMap::new(),
+        written: 0,
+    };
+
+    let users_path = dir.join("ml-100k.user");
+    for row in read_atomic(&users_path)? {
+        let age: i64 = field(&row, "age", &users_path)?.parse().context("age")?;
+        pusher.add(
+            "ml_user",
+            json!({"user_id": field(&row, "user_id", &users_path)?, "event_timestamp": known_from, "age": age,
+                   "gender": field(&row, "gender", &users_path)?, "occupation": field(&row, "occupation", &users_path)?,
+                   "zip_prefix": field(&row, "zip_code", &users_path)?.chars().next().map(String::from)}),
+        )?;
+    }
+    let items_path = dir.join("ml-100k.item");
+    let mut item_genres: HashMap<String, Vec<usize>> = HashMap::new();
+    for row in read_atomic(&items_path)? {
+        let id = field(&row, "item_id", &items_path)?.to_owned();
+        let genres: Vec<&str> = row.get("class").map_or(Vec::new(), |c| {
+            c.split(' ').filter(|g| !g.is_empty()).collect()
+        });
+        item_genres.insert(
+            id.clone(),
+            genres
+                .iter()
+                .filter_map(|g| GENRES.iter().position(|k| k == g))
+                .collect(),
+        );
+        pusher.add(
+            "ml_item",
+            json!({"item_id": id, "event_timestamp": known_from, "title": row.get("movie_title"),
+                   "year": row.get("release_year").and_then(|y| y.parse::<i64>().ok()), "genres": genres}),
+        )?;
+    }
+
+    let bar = progress::count(ratings.len() as u64, "import ratings");
+    let (mut users, mut items): (HashMap<&str, Running>, HashMap<&str, Running>) =
+        Default::default();
+    let mut genre_likes: HashMap<&str, [f64; 19]> = HashMap::new();
+    for rating in &ratings {
+        let when = ts(rating.timestamp);
+        let liked = rating.rating >= LIKE_THRESHOLD;
+        pusher.add(
+            "ml_rating",
+            json!({"user_id": rating.user, "item_id": rating.item, "event_timestamp": when, "rating": rating.rating, "liked": liked}),
+        )?;
+        let user = users.entry(&rating.user).or_default();
+        user.add(rating.rating);
+        let mut row = user.row();
+        row["user_id"] = json!(rating.user);
+        row["event_timestamp"] = json!(when);
+        pusher.add("ml_user_activity", row)?;
+
+        let item = items.entry(&rating.item).or_default();
+        item.add(rating.rating);
+        let mut row = item.row();
+        row["item_id"] = json!(rating.item);
+        row["event_timestamp"] = json!(when);
+        pusher.add("ml_item_activity", row)?;
+
+        if liked {
+            let counts = genre_likes.entry(&rating.user).or_insert([0.0; 19]);
+            for &g in item_genres.get(&rating.item).map_or(&[][..], Vec::as_slice) {
+                counts[g] += 1.0;
+            }
+            let total: f64 = counts.iter().sum::<f64>().max(1.0);
+            let affinity: Vec<f64> = counts.iter().map(|c| c / total).collect();
+            pusher.add(
+                "ml_user_genres",
+                json!({"user_id": rating.user, "event_timestamp": when, "affinity": affinity}),
+            )?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    pusher.finish()
+}
