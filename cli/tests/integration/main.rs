@@ -6,4 +6,5 @@ mod http_errors;
 mod http_features;
 mod loadtest;
 mod movielens;
+mod otlp;
 mod server;

@@ -38,6 +38,7 @@ impl Server {
             .args(["serve", "--listen", &listen, "--http-workers", "2"])
             .args(extra)
             .env("REPRISE_LOG", "warn")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
