@@ -28,8 +28,12 @@ pub enum Scenario {
     /// `GET /healthz`: the server's no-op ceiling.
     Baseline,
     /// Online read, 1 entity × 10 features.
+    #[value(name = "online_1x10")]
+    #[serde(rename = "online_1x10")]
     Online1x10,
     /// Online read, 100 entities × 10 features.
+    #[value(name = "online_100x10")]
+    #[serde(rename = "online_100x10")]
     Online100x10,
     /// Push a batch of 100 rows to `user_stats`.
     Push,
