@@ -57,68 +57,58 @@ impl FeatureStore {
         tracing::info_span!("commit").in_scope(|| self.write_rows(view, parsed, backfill))
     }
 
-    fn write_rows(
-        &self,
-        view: &FeatureView,
-        rows: Vec<ParsedRow>,
-        backfill: bool,
-    ) -> Result<PushOutcome> {
+    fn write_rows(&self, view: &FeatureView, rows: Vec<ParsedRow>, backfill: bool) -> Result<PushOutcome> {
+        let written = rows.len();
         let _writer = self.lock_writer();
         let version = self.version() + 1;
         let created_now = self.clock.now();
         let mut batch = WriteBatch::default();
-        // The newest row of this batch per entity: (event time, index).
-        let mut newest: HashMap<&[u8], (Micros, usize)> = HashMap::new();
-        let mut encoded = Vec::with_capacity(rows.len());
-        for (seq, row) in rows.iter().enumerate() {
-            let stored = RawRow {
-                event_ts: row.event_ts,
-                created_ts: if backfill { row.event_ts } else { created_now },
-                store_version: version,
-                values: row.values.clone(),
-            };
-            let bytes = stored.encode();
+        // The newest row of this batch per entity: (event time, its encoding).
+        let mut newest: HashMap<Vec<u8>, (Micros, Vec<u8>)> = HashMap::with_capacity(rows.len());
+        for (seq, row) in rows.into_iter().enumerate() {
             let prefix = codec::view_entity_prefix(view.id, &row.entity_key);
             let position = HistoryPosition {
                 event_ts: row.event_ts,
                 store_version: version,
                 seq: seq as u32,
             };
-            batch.put(
-                Cf::History,
-                codec::history_key(&prefix, position),
-                bytes.clone(),
-            );
-            encoded.push(bytes);
-            let slot = newest
-                .entry(row.entity_key.as_slice())
-                .or_insert((row.event_ts, seq));
-            if row.event_ts >= slot.0 {
-                *slot = (row.event_ts, seq);
+            let bytes = RawRow {
+                event_ts: row.event_ts,
+                created_ts: if backfill { row.event_ts } else { created_now },
+                store_version: version,
+                values: row.values,
+            }
+            .encode();
+            batch.put(Cf::History, codec::history_key(&prefix, position), bytes.clone());
+            match newest.get_mut(&prefix) {
+                Some(slot) if row.event_ts < slot.0 => {}
+                Some(slot) => *slot = (row.event_ts, bytes),
+                None => {
+                    newest.insert(prefix, (row.event_ts, bytes));
+                }
             }
         }
 
-        // The online row moves only forward in event time.
-        let candidates: Vec<(Vec<u8>, Micros, usize)> = newest
-            .into_iter()
-            .map(|(entity, (ts, seq))| (codec::view_entity_prefix(view.id, entity), ts, seq))
-            .collect();
-        let keys: Vec<Vec<u8>> = candidates.iter().map(|(k, _, _)| k.clone()).collect();
+        // The online row moves only forward in event time. Keys sorted, so
+        // the engine can look them up in order.
+        let mut candidates: Vec<(Vec<u8>, (Micros, Vec<u8>))> = newest.into_iter().collect();
+        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<Vec<u8>> = candidates.iter().map(|(k, _)| k.clone()).collect();
         let current = self.engine.multi_get(Cf::Online, &keys)?;
         let mut touched = Vec::with_capacity(keys.len());
-        for ((key, ts, seq), current) in candidates.into_iter().zip(current) {
+        for ((key, (ts, bytes)), current) in candidates.into_iter().zip(current) {
             let replaces = match current {
                 None => true,
-                Some(bytes) => ts >= RawRow::decode(&bytes, 0)?.event_ts,
+                Some(stored) => ts >= RawRow::decode(&stored, 0)?.event_ts,
             };
             if replaces {
-                batch.put(Cf::Online, key.clone(), encoded[seq].clone());
+                batch.put(Cf::Online, key.clone(), bytes);
                 touched.push(key);
             }
         }
         self.commit(batch, version, &touched)?;
         Ok(PushOutcome {
-            written: rows.len(),
+            written,
             store_version: version,
         })
     }

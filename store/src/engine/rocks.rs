@@ -93,8 +93,9 @@ impl Engine for RocksEngine {
 
     fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let handle = self.handle(cf);
+        let sorted = keys.windows(2).all(|w| w[0] <= w[1]);
         self.db
-            .batched_multi_get_cf(handle, keys, false)
+            .batched_multi_get_cf(handle, keys, sorted)
             .into_iter()
             .map(|r| {
                 r.map(|v| v.map(|slice| slice.to_vec()))
@@ -105,7 +106,12 @@ impl Engine for RocksEngine {
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
         let mut rocks_batch = rocksdb::WriteBatch::default();
-        for (cf, key, value) in batch.ops() {
+        // Inserting in key order lets the memtable skip list reuse its
+        // search path from one key to the next (a stable sort keeps the
+        // order of writes to one key).
+        let mut ops: Vec<&super::WriteOp> = batch.ops().iter().collect();
+        ops.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (cf, key, value) in ops {
             match value {
                 Some(value) => rocks_batch.put_cf(self.handle(*cf), key, value),
                 None => rocks_batch.delete_cf(self.handle(*cf), key),
