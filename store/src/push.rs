@@ -23,6 +23,9 @@ pub struct PushOutcome {
     pub store_version: u64,
 }
 
+/// A batch's newest row for one entity: its event time and encoding.
+type Newest = (Micros, Vec<u8>);
+
 /// One validated row, ready to be stored.
 struct ParsedRow {
     entity_key: Vec<u8>,
@@ -57,14 +60,19 @@ impl FeatureStore {
         tracing::info_span!("commit").in_scope(|| self.write_rows(view, parsed, backfill))
     }
 
-    fn write_rows(&self, view: &FeatureView, rows: Vec<ParsedRow>, backfill: bool) -> Result<PushOutcome> {
+    fn write_rows(
+        &self,
+        view: &FeatureView,
+        rows: Vec<ParsedRow>,
+        backfill: bool,
+    ) -> Result<PushOutcome> {
         let written = rows.len();
         let _writer = self.lock_writer();
         let version = self.version() + 1;
         let created_now = self.clock.now();
         let mut batch = WriteBatch::default();
         // The newest row of this batch per entity: (event time, its encoding).
-        let mut newest: HashMap<Vec<u8>, (Micros, Vec<u8>)> = HashMap::with_capacity(rows.len());
+        let mut newest: HashMap<Vec<u8>, Newest> = HashMap::with_capacity(rows.len());
         for (seq, row) in rows.into_iter().enumerate() {
             let prefix = codec::view_entity_prefix(view.id, &row.entity_key);
             let position = HistoryPosition {
@@ -79,7 +87,11 @@ impl FeatureStore {
                 values: row.values,
             }
             .encode();
-            batch.put(Cf::History, codec::history_key(&prefix, position), bytes.clone());
+            batch.put(
+                Cf::History,
+                codec::history_key(&prefix, position),
+                bytes.clone(),
+            );
             match newest.get_mut(&prefix) {
                 Some(slot) if row.event_ts < slot.0 => {}
                 Some(slot) => *slot = (row.event_ts, bytes),
@@ -91,7 +103,7 @@ impl FeatureStore {
 
         // The online row moves only forward in event time. Keys sorted, so
         // the engine can look them up in order.
-        let mut candidates: Vec<(Vec<u8>, (Micros, Vec<u8>))> = newest.into_iter().collect();
+        let mut candidates: Vec<(Vec<u8>, Newest)> = newest.into_iter().collect();
         candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let keys: Vec<Vec<u8>> = candidates.iter().map(|(k, _)| k.clone()).collect();
         let current = self.engine.multi_get(Cf::Online, &keys)?;

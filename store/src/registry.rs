@@ -189,8 +189,7 @@ impl Registry {
             .map(|(i, r)| {
                 self.try_resolve(r).ok_or_else(|| {
                     self.resolve(r, &format!("{list_field}[{i}]"))
-                        .err()
-                        .expect("try_resolve and resolve agree")
+                        .expect_err("try_resolve and resolve agree")
                 })
             })
             .collect()

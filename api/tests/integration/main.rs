@@ -3,4 +3,3 @@
 mod common;
 mod metrics;
 mod openapi;
-mod tracing_spans;

@@ -8,7 +8,7 @@ use crate::cf::Cf;
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
-use crate::proto::{EntityRowChunk, SnapshotMeta};
+use crate::proto::{EntityRow, EntityRowChunk, SnapshotMeta};
 use crate::registry::FeatureView;
 use crate::time::Micros;
 use crate::types::Value;
@@ -78,6 +78,11 @@ impl FeatureStore {
             feature_slots.push((plan, feature));
         }
 
+        // Each chunk's rows are looked up by several threads (one cursor
+        // each), then handed over in input order.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
         for chunk_index in 0..meta.chunks {
             let bytes = self
                 .engine
@@ -85,47 +90,86 @@ impl FeatureStore {
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("snapshot {id} lost chunk {chunk_index}"))
                 })?;
-            let chunk = EntityRowChunk::decode(bytes.as_slice())?;
-            let mut cursor = self.engine.reverse_cursor(Cf::History)?;
-            let mut rows = Vec::with_capacity(chunk.rows.len());
-            for entity_row in chunk.rows {
-                let mut computed: Vec<Option<Vec<Option<Value>>>> = Vec::with_capacity(plans.len());
-                for plan in &plans {
-                    let keys: Vec<&str> = plan
-                        .key_positions
-                        .iter()
-                        .map(|&p| entity_row.keys[p].as_str())
-                        .collect();
-                    let found = point_in_time(
-                        cursor.as_mut(),
-                        &plan.view,
-                        &codec::entity_key(&keys),
-                        entity_row.event_ts_micros,
-                        meta.store_version,
-                        cutoff,
-                    )?;
-                    computed.push(found.map(|row| plan.view.compute(&row)));
-                }
-                let values = feature_slots
-                    .iter()
-                    .map(|&(plan, feature)| {
-                        computed[plan].as_ref().and_then(|v| v[feature].clone())
+            let mut rows = EntityRowChunk::decode(bytes.as_slice())?.rows;
+            let part = rows.len().div_ceil(threads).max(1);
+            let mut parts = Vec::with_capacity(threads);
+            while rows.len() > part {
+                let rest = rows.split_off(part);
+                parts.push(std::mem::replace(&mut rows, rest));
+            }
+            parts.push(rows);
+            let computed: Vec<Result<Vec<OutputRow>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = parts
+                    .into_iter()
+                    .map(|part| {
+                        scope.spawn(|| {
+                            self.compute_rows(&meta, &plans, &feature_slots, cutoff, part)
+                        })
                     })
                     .collect();
-                let passthrough = match serde_json::from_str(&entity_row.passthrough_json) {
-                    Ok(Json::Object(map)) => map,
-                    _ => return Err(StoreError::Corrupt(format!("passthrough of snapshot {id}"))),
-                };
-                rows.push(OutputRow {
-                    keys: entity_row.keys,
-                    event_ts: entity_row.event_ts_micros,
-                    passthrough,
-                    values,
-                });
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("snapshot worker panicked"))
+                    .collect()
+            });
+            let mut out = Vec::with_capacity(super::ENTITY_ROW_CHUNK);
+            for part in computed {
+                out.extend(part?);
             }
-            drop(cursor);
-            visit(&meta, rows)?;
+            visit(&meta, out)?;
         }
         Ok(meta)
+    }
+
+    /// Point-in-time rows for some entity rows of one chunk, in order.
+    fn compute_rows(
+        &self,
+        meta: &SnapshotMeta,
+        plans: &[ViewPlan],
+        feature_slots: &[(usize, usize)],
+        cutoff: Cutoff,
+        entity_rows: Vec<EntityRow>,
+    ) -> Result<Vec<OutputRow>> {
+        let mut cursor = self.engine.reverse_cursor(Cf::History)?;
+        let mut rows = Vec::with_capacity(entity_rows.len());
+        for entity_row in entity_rows {
+            let mut computed: Vec<Option<Vec<Option<Value>>>> = Vec::with_capacity(plans.len());
+            for plan in plans {
+                let keys: Vec<&str> = plan
+                    .key_positions
+                    .iter()
+                    .map(|&p| entity_row.keys[p].as_str())
+                    .collect();
+                let found = point_in_time(
+                    cursor.as_mut(),
+                    &plan.view,
+                    &codec::entity_key(&keys),
+                    entity_row.event_ts_micros,
+                    meta.store_version,
+                    cutoff,
+                )?;
+                computed.push(found.map(|row| plan.view.compute(&row)));
+            }
+            let values = feature_slots
+                .iter()
+                .map(|&(plan, feature)| computed[plan].as_ref().and_then(|v| v[feature].clone()))
+                .collect();
+            let passthrough = match serde_json::from_str(&entity_row.passthrough_json) {
+                Ok(Json::Object(map)) => map,
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "passthrough of snapshot {}",
+                        meta.id
+                    )))
+                }
+            };
+            rows.push(OutputRow {
+                keys: entity_row.keys,
+                event_ts: entity_row.event_ts_micros,
+                passthrough,
+                values,
+            });
+        }
+        Ok(rows)
     }
 }

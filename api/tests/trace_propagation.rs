@@ -1,4 +1,8 @@
 //! A request with a W3C `traceparent` produces spans in that trace.
+//!
+//! A test binary of its own: it installs a thread-local tracing subscriber,
+//! and tracing's per-callsite interest cache is shared by the whole process,
+//! so other tests' threads must not touch the same callsites meanwhile.
 
 use actix_web::test;
 use opentelemetry::trace::TracerProvider as _;
@@ -6,7 +10,10 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporterBuilder, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::common::state;
+#[path = "integration/common.rs"]
+mod common;
+
+use common::state;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
