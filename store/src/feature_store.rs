@@ -1,11 +1,13 @@
 //! [`FeatureStore`]: the registry, the write path that hands out store
 //! versions, and the online cache, over one [`Engine`].
 //!
-//! Write protocol: a single writer lock serialises batches. Under it the
-//! writer takes `version + 1`, builds one engine batch (history rows, online
-//! rows, the new version number), writes it with a synced WAL, invalidates the
-//! touched cache entries, and only then publishes the version. Readers that
-//! see version `V` therefore see every batch `<= V`.
+//! Write protocol: validated push batches queue in `pending`; a single writer
+//! lock serialises writes. The lock holder takes every queued batch, gives
+//! each the next store version, builds one engine batch (history rows, online
+//! rows, the last version number), writes it with a synced WAL, invalidates
+//! the touched cache entries, publishes the version, and only then answers
+//! each batch's caller (group commit). Readers that see version `V` therefore
+//! see every batch `<= V`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +46,8 @@ pub struct FeatureStore {
     pub(crate) engine: Box<dyn Engine>,
     registry: RwLock<Arc<Registry>>,
     writer: Mutex<()>,
+    /// Validated push batches waiting for the writer (group commit).
+    pub(crate) pending: Mutex<Vec<Arc<crate::push::PendingBatch>>>,
     version: AtomicU64,
     pub(crate) cache: OnlineCache,
     pub(crate) clock: Clock,
@@ -70,6 +74,7 @@ impl FeatureStore {
             engine,
             registry: RwLock::new(Arc::new(registry)),
             writer: Mutex::new(()),
+            pending: Mutex::new(Vec::new()),
             version: AtomicU64::new(version),
             cache: OnlineCache::new(config.online_cache_bytes),
             clock: config.clock,
@@ -154,16 +159,16 @@ impl FeatureStore {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `batch` as store version `version` (must be `version() + 1`,
-    /// under the writer lock), drops the cached online rows it replaces, and
-    /// publishes the version.
+    /// Writes `batch` (holding store versions up to `version`, under the
+    /// writer lock), drops the cached online rows it replaces, and publishes
+    /// the version.
     pub(crate) fn commit(
         &self,
         mut batch: WriteBatch,
         version: u64,
         online_keys: &[Vec<u8>],
     ) -> Result<()> {
-        debug_assert_eq!(version, self.version() + 1);
+        debug_assert!(version > self.version());
         batch.put(
             Cf::Meta,
             codec::META_STORE_VERSION.to_vec(),

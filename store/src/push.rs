@@ -1,8 +1,11 @@
 //! The push path: validate a batch of JSON rows against a view, then commit
 //! it as one atomic batch with a new store version. Validation happens before
-//! anything is written, so a rejected batch writes nothing.
+//! anything is written, so a rejected batch writes nothing. Concurrent
+//! batches are group-committed: one engine write and one WAL sync for all
+//! batches queued while the previous write ran.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value as Json};
 
@@ -27,7 +30,7 @@ pub struct PushOutcome {
 type Newest = (Micros, Vec<u8>);
 
 /// One validated row, ready to be stored.
-struct ParsedRow {
+pub(crate) struct ParsedRow {
     entity_key: Vec<u8>,
     event_ts: Micros,
     values: Vec<Option<Value>>,
@@ -57,46 +60,90 @@ impl FeatureStore {
                 .map(|(i, row)| parse_row(view, i, row))
                 .collect::<Result<Vec<_>>>()
         })?;
-        tracing::info_span!("commit").in_scope(|| self.write_rows(view, parsed, backfill))
+        let batch = Arc::new(PendingBatch {
+            view: Arc::clone(view),
+            backfill,
+            rows: Mutex::new(parsed),
+            outcome: Mutex::new(None),
+        });
+        tracing::info_span!("commit").in_scope(|| self.commit_in_group(batch))
     }
 
-    fn write_rows(
-        &self,
-        view: &FeatureView,
-        rows: Vec<ParsedRow>,
-        backfill: bool,
-    ) -> Result<PushOutcome> {
-        let written = rows.len();
+    /// Group commit: queue the batch, take the writer lock, and either find
+    /// it already written by the previous lock holder, or write everything
+    /// queued (this batch included) as one engine batch with one WAL sync.
+    /// Each batch keeps its own store version; none is acknowledged before
+    /// the sync.
+    fn commit_in_group(&self, batch: Arc<PendingBatch>) -> Result<PushOutcome> {
+        lock(&self.pending).push(Arc::clone(&batch));
         let _writer = self.lock_writer();
-        let version = self.version() + 1;
+        if let Some(outcome) = lock(&batch.outcome).take() {
+            return outcome;
+        }
+        let group = std::mem::take(&mut *lock(&self.pending));
+        match self.write_group(&group) {
+            Ok(outcomes) => {
+                for (pending, outcome) in group.iter().zip(outcomes) {
+                    *lock(&pending.outcome) = Some(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for pending in &group {
+                    *lock(&pending.outcome) = Some(Err(StoreError::Engine(message.clone())));
+                }
+            }
+        }
+        lock(&batch.outcome)
+            .take()
+            .expect("a batch not yet written is in the group its thread writes")
+    }
+
+    /// Writes `group` (under the writer lock) as one engine batch.
+    fn write_group(&self, group: &[Arc<PendingBatch>]) -> Result<Vec<PushOutcome>> {
+        let mut version = self.version();
         let created_now = self.clock.now();
         let mut batch = WriteBatch::default();
-        // The newest row of this batch per entity: (event time, its encoding).
-        let mut newest: HashMap<Vec<u8>, Newest> = HashMap::with_capacity(rows.len());
-        for (seq, row) in rows.into_iter().enumerate() {
-            let prefix = codec::view_entity_prefix(view.id, &row.entity_key);
-            let position = HistoryPosition {
-                event_ts: row.event_ts,
+        let mut outcomes = Vec::with_capacity(group.len());
+        // The newest row per (view, entity) over the group: later rows and
+        // later batches win ties on event time.
+        let mut newest: HashMap<Vec<u8>, Newest> = HashMap::new();
+        for pending in group {
+            version += 1;
+            let rows = std::mem::take(&mut *lock(&pending.rows));
+            outcomes.push(PushOutcome {
+                written: rows.len(),
                 store_version: version,
-                seq: seq as u32,
-            };
-            let bytes = RawRow {
-                event_ts: row.event_ts,
-                created_ts: if backfill { row.event_ts } else { created_now },
-                store_version: version,
-                values: row.values,
-            }
-            .encode();
-            batch.put(
-                Cf::History,
-                codec::history_key(&prefix, position),
-                bytes.clone(),
-            );
-            match newest.get_mut(&prefix) {
-                Some(slot) if row.event_ts < slot.0 => {}
-                Some(slot) => *slot = (row.event_ts, bytes),
-                None => {
-                    newest.insert(prefix, (row.event_ts, bytes));
+            });
+            for (seq, row) in rows.into_iter().enumerate() {
+                let prefix = codec::view_entity_prefix(pending.view.id, &row.entity_key);
+                let position = HistoryPosition {
+                    event_ts: row.event_ts,
+                    store_version: version,
+                    seq: seq as u32,
+                };
+                let bytes = RawRow {
+                    event_ts: row.event_ts,
+                    created_ts: if pending.backfill {
+                        row.event_ts
+                    } else {
+                        created_now
+                    },
+                    store_version: version,
+                    values: row.values,
+                }
+                .encode();
+                batch.put(
+                    Cf::History,
+                    codec::history_key(&prefix, position),
+                    bytes.clone(),
+                );
+                match newest.get_mut(&prefix) {
+                    Some(slot) if row.event_ts < slot.0 => {}
+                    Some(slot) => *slot = (row.event_ts, bytes),
+                    None => {
+                        newest.insert(prefix, (row.event_ts, bytes));
+                    }
                 }
             }
         }
@@ -119,11 +166,20 @@ impl FeatureStore {
             }
         }
         self.commit(batch, version, &touched)?;
-        Ok(PushOutcome {
-            written,
-            store_version: version,
-        })
+        Ok(outcomes)
     }
+}
+
+/// A validated batch waiting for the writer.
+pub(crate) struct PendingBatch {
+    view: Arc<FeatureView>,
+    backfill: bool,
+    rows: Mutex<Vec<ParsedRow>>,
+    outcome: Mutex<Option<Result<PushOutcome>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn parse_row(view: &FeatureView, index: usize, row: &Json) -> Result<ParsedRow> {

@@ -2,6 +2,7 @@
 
 mod common;
 mod engine_conformance;
+mod group_commit;
 mod migrations;
 mod online;
 mod pit_property;
