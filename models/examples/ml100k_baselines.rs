@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use reprise_models::als::{Als, AlsParams};
 use reprise_models::baselines::{evaluate, ItemKnn, MostPopular};
 use reprise_models::dataset::{chronological_split, Dataset};
 
@@ -50,6 +51,21 @@ fn main() {
         let result = evaluate(&knn, &split, 10);
         println!(
             "item_knn k={neighbours:<3} {result:?} ({:.1}s)",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    for (factors, regularization, alpha) in [(64, 0.1, 10.0), (32, 1.0, 20.0), (128, 5.0, 40.0)] {
+        let start = Instant::now();
+        let params = AlsParams {
+            factors,
+            regularization,
+            alpha,
+            ..AlsParams::default()
+        };
+        let als = Als::fit(&split.train, data.user_count(), data.item_count(), &params);
+        let result = evaluate(&als, &split, 10);
+        println!(
+            "als f={factors} reg={regularization} alpha={alpha} {result:?} ({:.1}s)",
             start.elapsed().as_secs_f64()
         );
     }
