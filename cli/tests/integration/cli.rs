@@ -2,25 +2,13 @@
 
 use std::process::Command;
 
-use crate::server::{binary, migrations_dir};
-
-fn reprise(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(binary())
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--migrations")
-        .arg(migrations_dir())
-        .args(args)
-        .env("REPRISE_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use crate::server::{binary, run_cli as reprise};
 
 #[test]
 fn help_lists_the_subcommands() {
     let out = Command::new(binary()).arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    for sub in ["serve", "migrate", "push", "snapshot"] {
+    for sub in ["serve", "migrate", "push", "snapshot", "import", "demo-data"] {
         assert!(help.contains(sub), "{help}");
     }
 }

@@ -1,20 +1,10 @@
 //! `reprise import movielens` on a small generated data set in MovieLens'
 //! format: aggregates are as of each event, never ahead of it.
 
-use std::process::Command;
-
-use crate::server::{binary, migrations_dir};
+use crate::server::run_cli;
 
 fn reprise(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(binary())
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--migrations")
-        .arg(migrations_dir())
-        .args(args)
-        .env("REPRISE_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = run_cli(data, args);
     assert!(
         out.status.success(),
         "{}",

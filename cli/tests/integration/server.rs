@@ -83,3 +83,16 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `reprise --data-dir DATA --migrations <repo's> ARGS...` to completion.
+pub fn run_cli(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--migrations")
+        .arg(migrations_dir())
+        .args(args)
+        .env("REPRISE_LOG", "warn")
+        .output()
+        .unwrap()
+}
