@@ -88,6 +88,7 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
         StoreError::InvalidValue { .. } => (StatusCode::BAD_REQUEST, "invalid_value"),
         StoreError::DerivedFeature { .. } => (StatusCode::BAD_REQUEST, "derived_feature"),
         StoreError::UnknownSnapshot(_) => (StatusCode::NOT_FOUND, "snapshot_not_found"),
+        StoreError::UnknownModel(_) => (StatusCode::NOT_FOUND, "model_not_found"),
         StoreError::Definition { .. } | StoreError::MigrationEdited { .. } => {
             (StatusCode::INTERNAL_SERVER_ERROR, "definition_error")
         }

@@ -14,15 +14,18 @@ pub enum Cf {
     Meta,
     /// Snapshot definitions and their entity rows.
     Snapshots,
+    /// Trained models, by version.
+    Models,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 5] = [
+    pub const ALL: [Cf; 6] = [
         Cf::Registry,
         Cf::History,
         Cf::Online,
         Cf::Meta,
         Cf::Snapshots,
+        Cf::Models,
     ];
 
     pub fn name(self) -> &'static str {
@@ -32,6 +35,30 @@ impl Cf {
             Cf::Online => "online",
             Cf::Meta => "meta",
             Cf::Snapshots => "snapshots",
+            Cf::Models => "models",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cf;
+
+    #[test]
+    fn all_lists_every_column_family_once() {
+        // The match is exhaustive: a new variant fails to compile here until
+        // it is given a position, and the assertion then wants it in ALL.
+        let position = |cf: Cf| match cf {
+            Cf::Registry => 0,
+            Cf::History => 1,
+            Cf::Online => 2,
+            Cf::Meta => 3,
+            Cf::Snapshots => 4,
+            Cf::Models => 5,
+        };
+        for (i, cf) in Cf::ALL.iter().enumerate() {
+            assert_eq!(position(*cf), i, "{}", cf.name());
+        }
+        assert_eq!(Cf::ALL.len(), 6);
     }
 }

@@ -110,6 +110,11 @@ pub fn snapshot_chunk_key(id: &str, chunk: u32) -> Vec<u8> {
     [id.as_bytes(), b"\0rows", &chunk.to_be_bytes()].concat()
 }
 
+/// Meta key of a model kind's version counter.
+pub fn model_counter_key(kind: &str) -> Vec<u8> {
+    [b"model_seq/".as_slice(), kind.as_bytes()].concat()
+}
+
 pub fn migration_key(file_name: &str) -> Vec<u8> {
     file_name.as_bytes().to_vec()
 }

@@ -42,6 +42,9 @@ pub enum StoreError {
     #[error("snapshot `{0}` not found")]
     UnknownSnapshot(String),
 
+    #[error("model `{0}` not found")]
+    UnknownModel(String),
+
     /// A definition file is malformed or inconsistent with the registry.
     #[error("{file}: {message}")]
     Definition { file: String, message: String },
@@ -83,6 +86,7 @@ impl StoreError {
             | StoreError::InvalidValue { field, .. }
             | StoreError::DerivedFeature { field, .. } => Some(field),
             StoreError::UnknownSnapshot(_)
+            | StoreError::UnknownModel(_)
             | StoreError::Definition { .. }
             | StoreError::MigrationEdited { .. }
             | StoreError::Locked { .. }

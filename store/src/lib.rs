@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod feature_store;
 pub mod migrations;
+pub mod model_registry;
 pub mod online;
 pub mod online_cache;
 pub mod push;

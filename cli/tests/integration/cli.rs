@@ -8,7 +8,14 @@ use crate::server::{binary, run_cli as reprise};
 fn help_lists_the_subcommands() {
     let out = Command::new(binary()).arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    for sub in ["serve", "migrate", "push", "snapshot", "import", "demo-data"] {
+    for sub in [
+        "serve",
+        "migrate",
+        "push",
+        "snapshot",
+        "import",
+        "demo-data",
+    ] {
         assert!(help.contains(sub), "{help}");
     }
 }

@@ -4,6 +4,7 @@ mod common;
 mod engine_conformance;
 mod group_commit;
 mod migrations;
+mod model_registry;
 mod online;
 mod pit_property;
 mod snapshots;

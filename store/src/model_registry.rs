@@ -1,0 +1,75 @@
+//! The model registry: every trained model (embeddings, rankers) stored by
+//! version, `{kind}-{n}` with `n` counting per kind, prost-encoded with its
+//! training snapshot, store version, feature refs, hyper-parameters, metrics
+//! and code version. Saving a model does not change feature data, so it takes
+//! no store version of its own; it records the one it was trained at.
+
+use prost::Message;
+
+use crate::cf::Cf;
+use crate::codec;
+use crate::engine::WriteBatch;
+use crate::error::{Result, StoreError};
+use crate::feature_store::FeatureStore;
+use crate::proto::ModelRecord;
+
+impl FeatureStore {
+    /// Stores `record` as the next version of its kind and returns the
+    /// version (`ranker-7`). `created_at` defaults to now.
+    pub fn save_model(&self, mut record: ModelRecord) -> Result<String> {
+        let kind = record.kind.clone();
+        if kind.is_empty()
+            || !kind
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::invalid(
+                "kind",
+                format!("model kind `{kind}` must be [a-z0-9_]+"),
+            ));
+        }
+        let _writer = self.lock_writer();
+        let counter_key = codec::model_counter_key(&kind);
+        let n = match self.engine.get(Cf::Meta, &counter_key)? {
+            Some(bytes) => codec::decode_u64(&bytes)? + 1,
+            None => 1,
+        };
+        record.version = format!("{kind}-{n}");
+        if record.created_at_micros == 0 {
+            record.created_at_micros = self.clock.now();
+        }
+        let mut batch = WriteBatch::default();
+        batch.put(
+            Cf::Models,
+            record.version.as_bytes().to_vec(),
+            record.encode_to_vec(),
+        );
+        batch.put(Cf::Meta, counter_key, n.to_be_bytes().to_vec());
+        self.engine.write(batch)?;
+        tracing::info!(version = %record.version, "model saved");
+        Ok(record.version)
+    }
+
+    /// The model stored as `version`.
+    pub fn load_model(&self, version: &str) -> Result<ModelRecord> {
+        let bytes = self
+            .engine
+            .get(Cf::Models, version.as_bytes())?
+            .ok_or_else(|| StoreError::UnknownModel(version.to_owned()))?;
+        Ok(ModelRecord::decode(bytes.as_slice())?)
+    }
+
+    /// Every stored model, oldest first.
+    pub fn models(&self) -> Result<Vec<ModelRecord>> {
+        let mut models = self
+            .engine
+            .scan_prefix(Cf::Models, b"")?
+            .into_iter()
+            .map(|(_, v)| ModelRecord::decode(v.as_slice()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        models.sort_by(|a, b| {
+            (a.created_at_micros, &a.version).cmp(&(b.created_at_micros, &b.version))
+        });
+        Ok(models)
+    }
+}
