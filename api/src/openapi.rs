@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{online, ops, push, snapshots};
+use crate::routes::{models, online, ops, push, snapshots};
 use crate::schema;
 
 #[derive(OpenApi)]
@@ -18,6 +18,7 @@ use crate::schema;
         snapshots::create,
         snapshots::info,
         snapshots::rows,
+        models::list,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -35,6 +36,8 @@ use crate::schema;
         schema::ErrorDetail,
         schema::Health,
         schema::Ready,
+        schema::ModelSummary,
+        schema::ModelList,
     ))
 )]
 pub struct ApiDoc;

@@ -102,3 +102,21 @@ pub struct Ready {
     pub store_version: u64,
     pub feature_views: usize,
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ModelSummary {
+    /// `kind-N`, e.g. `ranker-7`.
+    pub version: String,
+    pub kind: String,
+    /// `serving`, `candidate` or `retired`.
+    pub status: String,
+    pub created_at: String,
+    pub training_snapshot_id: String,
+    pub store_version: u64,
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ModelList {
+    pub models: Vec<ModelSummary>,
+}

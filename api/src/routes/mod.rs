@@ -1,5 +1,6 @@
 //! One file per resource, each with a `configure` function.
 
+pub mod models;
 pub mod online;
 pub mod ops;
 pub mod push;
@@ -15,6 +16,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/snapshots"),
     ("get", "/v1/snapshots/{id}"),
     ("get", "/v1/snapshots/{id}/rows"),
+    ("get", "/v1/models"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -25,5 +27,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     push::configure(cfg);
     online::configure(cfg);
     snapshots::configure(cfg);
+    models::configure(cfg);
     ops::configure(cfg);
 }

@@ -2,4 +2,5 @@
 
 mod common;
 mod metrics;
+mod models;
 mod openapi;
