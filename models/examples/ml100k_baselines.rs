@@ -69,4 +69,17 @@ fn main() {
             start.elapsed().as_secs_f64()
         );
     }
+    let start = Instant::now();
+    let pipeline = reprise_models::pipeline::TwoStage::fit(
+        &split.train,
+        data.user_count(),
+        data.item_count(),
+        reprise_models::pipeline::PipelineParams::default(),
+    );
+    let result = evaluate(&pipeline, &split, 10);
+    println!(
+        "two_stage {result:?} ({:.1}s) weights {:?}",
+        start.elapsed().as_secs_f64(),
+        pipeline.ranker.weights
+    );
 }

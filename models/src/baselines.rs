@@ -17,6 +17,7 @@ pub trait Recommender {
 /// Items by number of training interactions.
 pub struct MostPopular {
     ranked: Vec<u32>,
+    counts: HashMap<u32, usize>,
 }
 
 impl MostPopular {
@@ -25,11 +26,17 @@ impl MostPopular {
         for i in train {
             *counts.entry(i.item).or_default() += 1;
         }
-        let mut ranked: Vec<(u32, usize)> = counts.into_iter().collect();
+        let mut ranked: Vec<(u32, usize)> = counts.iter().map(|(i, c)| (*i, *c)).collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         MostPopular {
             ranked: ranked.into_iter().map(|(item, _)| item).collect(),
+            counts,
         }
+    }
+
+    /// Training interactions of `item`.
+    pub fn count(&self, item: u32) -> usize {
+        self.counts.get(&item).copied().unwrap_or(0)
     }
 }
 
@@ -83,8 +90,10 @@ impl ItemKnn {
     }
 }
 
-impl Recommender for ItemKnn {
-    fn recommend(&self, user: u32, k: usize, exclude: &HashSet<u32>) -> Vec<u32> {
+impl ItemKnn {
+    /// Every item with a non-zero score for `user` (summed similarity to the
+    /// user's items), none of `exclude`.
+    pub fn scores(&self, user: u32, exclude: &HashSet<u32>) -> HashMap<u32, f32> {
         let mut scores: HashMap<u32, f32> = HashMap::new();
         for &item in self.history.get(&user).map_or(&[][..], Vec::as_slice) {
             for &(neighbour, similarity) in &self.neighbours[item as usize] {
@@ -93,7 +102,13 @@ impl Recommender for ItemKnn {
                 }
             }
         }
-        let mut ranked: Vec<(u32, f32)> = scores.into_iter().collect();
+        scores
+    }
+}
+
+impl Recommender for ItemKnn {
+    fn recommend(&self, user: u32, k: usize, exclude: &HashSet<u32>) -> Vec<u32> {
+        let mut ranked: Vec<(u32, f32)> = self.scores(user, exclude).into_iter().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.into_iter().take(k).map(|(item, _)| item).collect()
     }

@@ -3,11 +3,14 @@
 //! Rules of this crate: pure computation over in-memory data (no storage,
 //! no HTTP); deterministic for a given input and seed.
 //!
-//! Today: the interaction data set and its per-user chronological split,
-//! ranking metrics, the most-popular and item-kNN baselines, and implicit
-//! ALS embeddings. The ranker and the two-stage pipeline build on these.
+//! The interaction data set and its per-user chronological split, ranking
+//! metrics, the most-popular and item-kNN baselines, implicit ALS
+//! embeddings, a logistic-regression ranker, and the two-stage pipeline
+//! (candidates from ALS, item-kNN and popularity, ranked by the ranker).
 
 pub mod als;
 pub mod baselines;
 pub mod dataset;
 pub mod metrics;
+pub mod pipeline;
+pub mod ranker;
