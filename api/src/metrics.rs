@@ -26,7 +26,9 @@ pub struct Metrics {
     cache_misses: IntGauge,
     cache_hit_ratio: Gauge,
     cache_bytes: IntGauge,
+    cache_entries: IntGauge,
     memtable_bytes: IntGauge,
+    live_data_bytes: IntGauge,
     pending_compaction_bytes: IntGauge,
     worker_queue_depth: IntGauge,
 }
@@ -77,6 +79,14 @@ impl Metrics {
                 "reprise_online_cache_bytes",
                 "Weighted size of the online cache",
             ),
+            cache_entries: gauge(
+                "reprise_online_cache_entries",
+                "Rows held by the online cache",
+            ),
+            live_data_bytes: gauge(
+                "reprise_rocksdb_live_data_bytes",
+                "RocksDB estimated live data, all column families",
+            ),
             memtable_bytes: gauge(
                 "reprise_rocksdb_memtable_bytes",
                 "RocksDB memtable size, all column families",
@@ -109,7 +119,9 @@ impl Metrics {
             Box::new(self.cache_misses.clone()),
             Box::new(self.cache_hit_ratio.clone()),
             Box::new(self.cache_bytes.clone()),
+            Box::new(self.cache_entries.clone()),
             Box::new(self.memtable_bytes.clone()),
+            Box::new(self.live_data_bytes.clone()),
             Box::new(self.pending_compaction_bytes.clone()),
             Box::new(self.worker_queue_depth.clone()),
         ];
@@ -141,9 +153,12 @@ impl Metrics {
             cache.hits as f64 / lookups as f64
         });
         self.cache_bytes.set(cache.weighted_bytes as i64);
+        self.cache_entries.set(cache.entries as i64);
         let engine = store.engine_stats();
         self.memtable_bytes
             .set(engine.memtable_bytes.unwrap_or(0) as i64);
+        self.live_data_bytes
+            .set(engine.live_data_bytes.unwrap_or(0) as i64);
         self.pending_compaction_bytes
             .set(engine.pending_compaction_bytes.unwrap_or(0) as i64);
         self.worker_queue_depth.set(workers.queue_depth() as i64);

@@ -41,9 +41,8 @@ pub enum Scenario {
     Mixed,
 }
 
-/// One request to send.
+/// One request to send: a GET without a body, a JSON POST with one.
 pub struct Request {
-    pub method: &'static str,
     pub path: &'static str,
     pub body: Option<Vec<u8>>,
 }
@@ -62,7 +61,6 @@ impl Scenario {
     pub fn request(self, rng: &mut SmallRng) -> Request {
         match self {
             Scenario::Baseline => Request {
-                method: "GET",
                 path: "/healthz",
                 body: None,
             },
@@ -86,7 +84,6 @@ fn online(rng: &mut SmallRng, entities: usize) -> Request {
         .collect();
     let body = json!({"features": USER_FEATURES, "entities": entities});
     Request {
-        method: "POST",
         path: "/v1/online-features",
         body: Some(body.to_string().into_bytes()),
     }
@@ -102,7 +99,6 @@ fn push(rng: &mut SmallRng, rows: usize) -> Request {
         })
         .collect();
     Request {
-        method: "POST",
         path: "/v1/push",
         body: Some(
             json!({"view": "user_stats", "rows": rows})

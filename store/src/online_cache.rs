@@ -62,7 +62,10 @@ impl OnlineCache {
         self.cache.invalidate(key);
     }
 
+    /// Counters and sizes; moka updates sizes lazily, so pending
+    /// maintenance runs first (cheap; called per metrics scrape).
     pub fn stats(&self) -> CacheStats {
+        self.cache.run_pending_tasks();
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),

@@ -84,6 +84,11 @@ async fn metrics_parse_and_move_with_traffic() {
     );
     assert!(value(&after, "reprise_online_cache_hits") >= 2.0);
     assert!(value(&after, "reprise_online_cache_hit_ratio") > 0.0);
+    assert_eq!(
+        value(&after, "reprise_online_cache_entries"),
+        1.0,
+        "one user read, one row cached"
+    );
     let latency =
         r#"reprise_http_request_duration_seconds_count{method="POST",route="/v1/online-features"}"#;
     assert_eq!(value(&after, latency), 3.0);
