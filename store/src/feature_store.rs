@@ -131,6 +131,29 @@ impl FeatureStore {
             .collect())
     }
 
+    /// Registers definitions at run time (a training run's new embedding view
+    /// version), recorded like a migration under `runtime/{name}` so the
+    /// registry replays them on start-up. Returns the store version.
+    pub fn register_definitions(&self, name: &str, source: &str) -> Result<u64> {
+        let file = MigrationFile {
+            file_name: format!("{}{name}", migrations::RUNTIME_PREFIX),
+            number: 0,
+            sha256: migrations::sha256_hex(source.as_bytes()),
+            source: source.to_owned(),
+        };
+        let _writer = self.lock_writer();
+        let records = migrations::applied(self.engine.as_ref())?;
+        if records.iter().any(|r| r.file_name == file.file_name) {
+            return Err(StoreError::definition(
+                &file.file_name,
+                "is already registered",
+            ));
+        }
+        let mut registry = (*self.registry()).clone();
+        self.apply_migration(&mut registry, &file)?;
+        Ok(self.version())
+    }
+
     fn apply_migration(&self, registry: &mut Registry, file: &MigrationFile) -> Result<()> {
         let definitions = DefinitionFile::parse(&file.source)
             .map_err(|e| StoreError::definition(&file.file_name, e))?;

@@ -14,6 +14,7 @@ pub mod definitions;
 pub mod engine;
 pub mod error;
 pub mod feature_store;
+pub mod history;
 pub mod migrations;
 pub mod model_registry;
 pub mod online;
@@ -34,6 +35,7 @@ pub mod proto {
 
 pub use error::{Result, StoreError};
 pub use feature_store::{FeatureStore, StoreConfig};
+pub use history::HistoryRow;
 pub use online::{FeatureStatus, OnlineResult, OnlineRow};
 pub use push::PushOutcome;
 pub use snapshot::{Cutoff, OutputRow, SnapshotInfo, SnapshotSpec};

@@ -74,15 +74,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The applied migrations recorded in the store, in order.
+/// Prefix of the names of definitions registered at run time (a training
+/// run's embedding views) rather than read from the migrations directory.
+pub const RUNTIME_PREFIX: &str = "runtime/";
+
+/// The applied definitions recorded in the store (migration files and
+/// run-time registrations), in the order they were applied.
 pub fn applied(engine: &dyn Engine) -> Result<Vec<MigrationRecord>> {
     let mut records = engine
         .scan_prefix(Cf::Registry, b"")?
         .into_iter()
         .map(|(_, v)| MigrationRecord::decode(v.as_slice()))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    records.sort_by_key(|r| migration_number(&r.file_name));
+    records.sort_by_key(|r| (r.store_version, migration_number(&r.file_name)));
     Ok(records)
+}
+
+fn is_runtime(record: &MigrationRecord) -> bool {
+    record.file_name.starts_with(RUNTIME_PREFIX)
 }
 
 /// Rebuilds the registry from the recorded migrations.
@@ -100,6 +109,7 @@ pub fn replay(records: &[MigrationRecord]) -> Result<Registry> {
 /// still to apply, in order. Errors when an applied file was edited or a new
 /// file sorts before an applied one.
 pub fn pending(records: &[MigrationRecord], files: &[MigrationFile]) -> Result<Vec<MigrationFile>> {
+    let records: Vec<&MigrationRecord> = records.iter().filter(|r| !is_runtime(r)).collect();
     let last_applied = records
         .iter()
         .filter_map(|r| migration_number(&r.file_name))
@@ -126,7 +136,7 @@ pub fn pending(records: &[MigrationRecord], files: &[MigrationFile]) -> Result<V
             }
         }
     }
-    for record in records {
+    for record in &records {
         if !files.iter().any(|f| f.file_name == record.file_name) {
             tracing::warn!(file = %record.file_name, "applied migration is missing from the migrations directory");
         }

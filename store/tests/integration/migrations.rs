@@ -116,3 +116,53 @@ fn a_bad_definition_applies_nothing() {
         "still pending"
     );
 }
+
+#[test]
+fn definitions_registered_at_run_time_survive_a_restart_and_do_not_block_migrations() {
+    let data = tempfile::tempdir().unwrap();
+    let migrations = tempfile::tempdir().unwrap();
+    std::fs::write(migrations.path().join("0001_base.toml"), DEFINITIONS).unwrap();
+    let runtime_view = "[[feature_view]]\nname = \"emb\"\nversion = 1\nentities = [\"user\"]\nttl = \"0\"\n[[feature_view.feature]]\nname = \"vector\"\ntype = \"float_vector\"\ndim = 2\n";
+    {
+        let store = open(data.path());
+        store.migrate(migrations.path()).unwrap();
+        let before = store.version();
+        let version = store.register_definitions("emb_v1", runtime_view).unwrap();
+        assert_eq!(version, before + 1, "a registration is one store version");
+        assert!(matches!(
+            store.register_definitions("emb_v1", runtime_view),
+            Err(StoreError::Definition { .. })
+        ));
+        store
+            .push(
+                "emb@1",
+                &[json!({"user_id": "u1", "event_timestamp": ts(1), "vector": [0.5, -1.0]})],
+                false,
+            )
+            .unwrap();
+        // A view of unknown entities is refused and leaves nothing behind.
+        let bad = runtime_view.replace("[\"user\"]", "[\"nobody\"]");
+        assert!(store.register_definitions("bad", &bad).is_err());
+        assert!(store.registry().view("emb@1").is_some());
+    }
+    // A later migration file still applies; the run-time view is replayed.
+    std::fs::write(
+        migrations.path().join("0002_more.toml"),
+        "[[feature_view]]\nname = \"c\"\nversion = 1\nentities = [\"user\"]\nttl = \"0\"\n[[feature_view.feature]]\nname = \"n\"\ntype = \"int64\"\n",
+    )
+    .unwrap();
+    let store = open(data.path());
+    assert_eq!(
+        store.migrate(migrations.path()).unwrap(),
+        ["0002_more.toml"]
+    );
+    let registry = store.registry();
+    assert!(registry.view("emb@1").is_some() && registry.view("c").is_some());
+    let rows = store.view_history("emb", store.version()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].keys, ["u1"]);
+    assert_eq!(
+        rows[0].values,
+        vec![Some(Value::FloatVector(vec![0.5, -1.0]))]
+    );
+}
