@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::dataset::Interaction;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlsParams {
     pub factors: usize,
     pub iterations: usize,

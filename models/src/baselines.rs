@@ -26,6 +26,11 @@ impl MostPopular {
         for i in train {
             *counts.entry(i.item).or_default() += 1;
         }
+        Self::from_counts(counts)
+    }
+
+    /// A model with these interaction counts per item.
+    pub fn from_counts(counts: HashMap<u32, usize>) -> Self {
         let mut ranked: Vec<(u32, usize)> = counts.iter().map(|(i, c)| (*i, *c)).collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         MostPopular {
@@ -62,12 +67,11 @@ pub struct ItemKnn {
 
 impl ItemKnn {
     pub fn fit(train: &[Interaction], users: usize, items: usize, neighbours: usize) -> Self {
+        let history = user_histories(train);
         let mut x = Array2::<f32>::zeros((users, items));
-        let mut history: HashMap<u32, Vec<u32>> = HashMap::new();
-        for i in train {
-            if x[[i.user as usize, i.item as usize]] == 0.0 {
-                x[[i.user as usize, i.item as usize]] = 1.0;
-                history.entry(i.user).or_default().push(i.item);
+        for (user, list) in &history {
+            for item in list {
+                x[[*user as usize, *item as usize]] = 1.0;
             }
         }
         let co = x.t().dot(&x);
@@ -91,6 +95,20 @@ impl ItemKnn {
 }
 
 impl ItemKnn {
+    /// A model from stored neighbour lists (by item index) and the users'
+    /// histories it scores from.
+    pub fn from_parts(neighbours: Vec<Vec<(u32, f32)>>, history: HashMap<u32, Vec<u32>>) -> Self {
+        ItemKnn {
+            neighbours,
+            history,
+        }
+    }
+
+    /// Each item's neighbours, most similar first, by item index.
+    pub fn neighbours(&self) -> &[Vec<(u32, f32)>] {
+        &self.neighbours
+    }
+
     /// Every item with a non-zero score for `user` (summed similarity to the
     /// user's items), none of `exclude`.
     pub fn scores(&self, user: u32, exclude: &HashSet<u32>) -> HashMap<u32, f32> {
@@ -112,6 +130,46 @@ impl Recommender for ItemKnn {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.into_iter().take(k).map(|(item, _)| item).collect()
     }
+}
+
+/// Rankings computed elsewhere (the two-stage pipeline scores users in
+/// batches), served to [`evaluate`].
+pub struct Precomputed(pub HashMap<u32, Vec<u32>>);
+
+impl Precomputed {
+    pub fn from_scored(scored: &HashMap<u32, Vec<(u32, f64)>>) -> Self {
+        Precomputed(
+            scored
+                .iter()
+                .map(|(user, items)| (*user, items.iter().map(|(i, _)| *i).collect()))
+                .collect(),
+        )
+    }
+}
+
+impl Recommender for Precomputed {
+    fn recommend(&self, user: u32, k: usize, exclude: &HashSet<u32>) -> Vec<u32> {
+        self.0.get(&user).map_or(Vec::new(), |items| {
+            items
+                .iter()
+                .copied()
+                .filter(|i| !exclude.contains(i))
+                .take(k)
+                .collect()
+        })
+    }
+}
+
+/// Each user's distinct items, in the order of their first interaction.
+pub fn user_histories(train: &[Interaction]) -> HashMap<u32, Vec<u32>> {
+    let mut history: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut seen: HashSet<(u32, u32)> = HashSet::new();
+    for i in train {
+        if seen.insert((i.user, i.item)) {
+            history.entry(i.user).or_default().push(i.item);
+        }
+    }
+    history
 }
 
 /// Mean precision, recall and NDCG at `k` over users with held-out items;

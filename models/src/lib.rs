@@ -10,6 +10,7 @@
 
 pub mod als;
 pub mod baselines;
+pub mod context;
 pub mod dataset;
 pub mod metrics;
 pub mod pipeline;

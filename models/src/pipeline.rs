@@ -1,21 +1,26 @@
 //! The two-stage recommender: candidates from ALS, item-kNN and popularity,
-//! ranked by a logistic-regression model over their scores and ranks.
+//! ranked by a logistic-regression model over the generators' scores and
+//! ranks plus context features (user, item and user×item features read
+//! point-in-time from the feature store through a [`ContextSource`]).
 //!
 //! The ranker learns what predicts a *future* interaction: it is trained on
-//! an inner chronological split of the training data (base models fitted on
-//! the earlier 75% of each user's training interactions, labels from the
-//! later 25%), then the base models are refitted on all training data.
+//! an inner chronological split of the training data (candidate generators
+//! fitted on the earlier 75% of each user's training interactions, labels
+//! from the later 25%, context as of one second before the user's last
+//! inner-training interaction), then the generators are refitted on all
+//! training data.
 
 use std::collections::{HashMap, HashSet};
 
 use ndarray::Array2;
 
 use crate::als::{Als, AlsParams};
-use crate::baselines::{ItemKnn, MostPopular, Recommender};
+use crate::baselines::{user_histories, ItemKnn, MostPopular};
+use crate::context::{ContextError, ContextRequest, ContextSource};
 use crate::dataset::{chronological_split, Interaction};
 use crate::ranker::LogisticRegression;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineParams {
     pub als: AlsParams,
     pub knn_neighbours: usize,
@@ -23,6 +28,9 @@ pub struct PipelineParams {
     pub candidates: usize,
     /// Candidates taken from the most popular items.
     pub popular_candidates: usize,
+    pub ranker_l2: f64,
+    pub ranker_iterations: usize,
+    pub ranker_learning_rate: f64,
 }
 
 impl Default for PipelineParams {
@@ -32,12 +40,16 @@ impl Default for PipelineParams {
             knn_neighbours: 50,
             candidates: 100,
             popular_candidates: 50,
+            ranker_l2: 1e-4,
+            ranker_iterations: 300,
+            ranker_learning_rate: 0.5,
         }
     }
 }
 
-/// Names of the ranker's features, in order.
-pub const FEATURES: [&str; 7] = [
+/// Names of the candidate generators' features, in order; context features
+/// follow them.
+pub const GENERATOR_FEATURES: [&str; 7] = [
     "als_score",
     "knn_score",
     "log_popularity",
@@ -47,35 +59,67 @@ pub const FEATURES: [&str; 7] = [
     "log_user_history",
 ];
 
-/// Base models fitted on one set of interactions.
-struct Base {
-    als: Als,
-    knn: ItemKnn,
-    popular: MostPopular,
-    history: HashMap<u32, HashSet<u32>>,
+/// The last training interaction time of each user: recommendations for a
+/// user are made as of then.
+pub fn user_cutoffs(train: &[Interaction]) -> HashMap<u32, i64> {
+    let mut cutoffs: HashMap<u32, i64> = HashMap::new();
+    for i in train {
+        let t = cutoffs.entry(i.user).or_insert(i.timestamp);
+        *t = (*t).max(i.timestamp);
+    }
+    cutoffs
 }
 
-impl Base {
-    fn fit(train: &[Interaction], users: usize, items: usize, params: &PipelineParams) -> Self {
-        let mut history: HashMap<u32, HashSet<u32>> = HashMap::new();
-        for i in train {
-            history.entry(i.user).or_default().insert(i.item);
-        }
-        Base {
+/// Context is read as of one second before the cutoff, so nothing that
+/// happened in the cutoff's second (held-out interactions can share it)
+/// reaches a feature.
+pub fn context_time(cutoff: i64) -> i64 {
+    cutoff - 1
+}
+
+/// The candidate generators.
+pub struct Generators {
+    pub als: Als,
+    pub knn: ItemKnn,
+    pub popular: MostPopular,
+    history_sizes: HashMap<u32, usize>,
+}
+
+/// One user's candidates with their feature rows.
+pub struct Candidates {
+    pub user: u32,
+    pub items: Vec<u32>,
+    pub features: Vec<Vec<f64>>,
+}
+
+impl Generators {
+    pub fn fit(train: &[Interaction], users: usize, items: usize, params: &PipelineParams) -> Self {
+        Generators {
             als: Als::fit(train, users, items, &params.als),
             knn: ItemKnn::fit(train, users, items, params.knn_neighbours),
             popular: MostPopular::fit(train),
-            history,
+            history_sizes: sizes(train),
         }
     }
 
-    /// Candidates for `user` (none of `exclude`) with their feature rows.
-    fn candidates(
-        &self,
-        user: u32,
-        exclude: &HashSet<u32>,
-        params: &PipelineParams,
-    ) -> Vec<(u32, [f64; 7])> {
+    /// Generators from stored parts; `train` gives the users' histories.
+    pub fn from_parts(
+        als: Als,
+        neighbours: Vec<Vec<(u32, f32)>>,
+        popularity: HashMap<u32, usize>,
+        train: &[Interaction],
+    ) -> Self {
+        Generators {
+            als,
+            knn: ItemKnn::from_parts(neighbours, user_histories(train)),
+            popular: MostPopular::from_counts(popularity),
+            history_sizes: sizes(train),
+        }
+    }
+
+    /// Candidates for `user` (none of `exclude`) with the generators'
+    /// features.
+    fn candidates(&self, user: u32, exclude: &HashSet<u32>, params: &PipelineParams) -> Candidates {
         let als_scores = self.als.scores(user);
         let mut als_ranked: Vec<(u32, f32)> = als_scores
             .iter()
@@ -87,9 +131,12 @@ impl Base {
         let knn_scores = self.knn.scores(user, exclude);
         let mut knn_ranked: Vec<(u32, f32)> = knn_scores.iter().map(|(i, s)| (*i, *s)).collect();
         knn_ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let popular = self
-            .popular
-            .recommend(user, params.popular_candidates, exclude);
+        let popular = crate::baselines::Recommender::recommend(
+            &self.popular,
+            user,
+            params.popular_candidates,
+            exclude,
+        );
 
         let rank_of = |list: &[u32]| -> HashMap<u32, usize> {
             list.iter().enumerate().map(|(r, i)| (*i, r)).collect()
@@ -107,90 +154,182 @@ impl Base {
         items.extend(popular.iter().copied());
         items.sort_unstable();
         items.dedup();
-        let history = self.history.get(&user).map_or(0, HashSet::len) as f64;
+        let history = self.history_sizes.get(&user).copied().unwrap_or(0) as f64;
         let inverse = |rank: Option<&usize>| rank.map_or(0.0, |r| 1.0 / (1.0 + *r as f64));
-        items
-            .into_iter()
+        let features = items
+            .iter()
             .map(|item| {
-                (
-                    item,
-                    [
-                        f64::from(als_scores[item as usize]),
-                        f64::from(knn_scores.get(&item).copied().unwrap_or(0.0)),
-                        (1.0 + self.popular.count(item) as f64).ln(),
-                        inverse(als_rank.get(&item)),
-                        inverse(knn_rank.get(&item)),
-                        inverse(popular_rank.get(&item)),
-                        (1.0 + history).ln(),
-                    ],
-                )
+                vec![
+                    f64::from(als_scores[*item as usize]),
+                    f64::from(knn_scores.get(item).copied().unwrap_or(0.0)),
+                    (1.0 + self.popular.count(*item) as f64).ln(),
+                    inverse(als_rank.get(item)),
+                    inverse(knn_rank.get(item)),
+                    inverse(popular_rank.get(item)),
+                    (1.0 + history).ln(),
+                ]
             })
-            .collect()
+            .collect();
+        Candidates {
+            user,
+            items,
+            features,
+        }
     }
+
+    /// Candidates for each `(user, cutoff)`, with context features as of
+    /// [`context_time`]`(cutoff)` appended, fetched in one call.
+    pub fn candidates_with_context(
+        &self,
+        users: &[(u32, i64)],
+        exclude: &HashMap<u32, HashSet<u32>>,
+        params: &PipelineParams,
+        context: &dyn ContextSource,
+    ) -> Result<Vec<Candidates>, ContextError> {
+        let empty = HashSet::new();
+        let mut all: Vec<Candidates> = users
+            .iter()
+            .map(|(user, _)| self.candidates(*user, exclude.get(user).unwrap_or(&empty), params))
+            .collect();
+        let requests: Vec<ContextRequest> = all
+            .iter()
+            .zip(users)
+            .flat_map(|(c, (user, cutoff))| {
+                c.items.iter().map(move |item| ContextRequest {
+                    user: *user,
+                    item: *item,
+                    as_of: context_time(*cutoff),
+                })
+            })
+            .collect();
+        let mut fetched = context.fetch(&requests)?.into_iter();
+        for candidates in &mut all {
+            for row in &mut candidates.features {
+                row.extend(
+                    fetched
+                        .next()
+                        .ok_or("context source returned too few rows")?,
+                );
+            }
+        }
+        Ok(all)
+    }
+}
+
+fn sizes(train: &[Interaction]) -> HashMap<u32, usize> {
+    user_histories(train)
+        .into_iter()
+        .map(|(user, items)| (user, items.len()))
+        .collect()
+}
+
+/// Items each user interacted with in `interactions`.
+pub fn item_sets(interactions: &[Interaction]) -> HashMap<u32, HashSet<u32>> {
+    let mut sets: HashMap<u32, HashSet<u32>> = HashMap::new();
+    for i in interactions {
+        sets.entry(i.user).or_default().insert(i.item);
+    }
+    sets
 }
 
 pub struct TwoStage {
-    base: Base,
+    pub generators: Generators,
     pub ranker: LogisticRegression,
-    params: PipelineParams,
+    pub params: PipelineParams,
+    /// Generator then context feature names, in the ranker's input order.
+    pub features: Vec<String>,
+}
+
+/// What the ranker was trained on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankerTraining {
+    pub rows: usize,
+    pub positives: usize,
 }
 
 impl TwoStage {
-    pub fn fit(train: &[Interaction], users: usize, items: usize, params: PipelineParams) -> Self {
+    pub fn fit(
+        train: &[Interaction],
+        users: usize,
+        items: usize,
+        params: PipelineParams,
+        context: &dyn ContextSource,
+    ) -> Result<(Self, RankerTraining), ContextError> {
         let inner = chronological_split(train, 0.75);
-        let inner_base = Base::fit(&inner.train, users, items, &params);
-        let mut future: HashMap<u32, HashSet<u32>> = HashMap::new();
-        for i in &inner.test {
-            future.entry(i.user).or_default().insert(i.item);
-        }
-        let mut user_ids: Vec<u32> = future.keys().copied().collect();
+        let inner_generators = Generators::fit(&inner.train, users, items, &params);
+        let future = item_sets(&inner.test);
+        let cutoffs = user_cutoffs(&inner.train);
+        let mut user_ids: Vec<(u32, i64)> = future
+            .keys()
+            .filter_map(|u| cutoffs.get(u).map(|c| (*u, *c)))
+            .collect();
         user_ids.sort_unstable();
-        let mut rows: Vec<[f64; 7]> = Vec::new();
+        let seen = item_sets(&inner.train);
+        let candidates =
+            inner_generators.candidates_with_context(&user_ids, &seen, &params, context)?;
+        let mut rows: Vec<Vec<f64>> = Vec::new();
         let mut labels: Vec<bool> = Vec::new();
-        let empty = HashSet::new();
-        for user in user_ids {
-            let seen = inner_base.history.get(&user).unwrap_or(&empty);
-            for (item, features) in inner_base.candidates(user, seen, &params) {
+        for c in candidates {
+            for (item, features) in c.items.iter().zip(c.features) {
                 rows.push(features);
-                labels.push(future[&user].contains(&item));
+                labels.push(future[&c.user].contains(item));
             }
         }
-        let x = Array2::from_shape_fn((rows.len(), FEATURES.len()), |(r, c)| rows[r][c]);
-        let ranker = LogisticRegression::fit(&x, &labels, 1e-4, 300, 0.5);
-        TwoStage {
-            base: Base::fit(train, users, items, &params),
+        let mut features: Vec<String> = GENERATOR_FEATURES.iter().map(|s| s.to_string()).collect();
+        features.extend(context.names());
+        let x = Array2::from_shape_fn((rows.len(), features.len()), |(r, c)| rows[r][c]);
+        let ranker = LogisticRegression::fit(
+            &x,
+            &labels,
+            params.ranker_l2,
+            params.ranker_iterations,
+            params.ranker_learning_rate,
+        );
+        let training = RankerTraining {
+            rows: rows.len(),
+            positives: labels.iter().filter(|l| **l).count(),
+        };
+        let model = TwoStage {
+            generators: Generators::fit(train, users, items, &params),
             ranker,
             params,
-        }
+            features,
+        };
+        Ok((model, training))
     }
 
-    /// Ranked candidates with their probabilities.
-    pub fn rank(&self, user: u32, exclude: &HashSet<u32>) -> Vec<(u32, f64)> {
-        let mut scored: Vec<(u32, f64)> = self
-            .base
-            .candidates(user, exclude, &self.params)
+    /// For each `(user, cutoff)`: candidates (none of `exclude`) with their
+    /// engagement probabilities, best first.
+    pub fn rank(
+        &self,
+        users: &[(u32, i64)],
+        exclude: &HashMap<u32, HashSet<u32>>,
+        context: &dyn ContextSource,
+    ) -> Result<HashMap<u32, Vec<(u32, f64)>>, ContextError> {
+        let candidates =
+            self.generators
+                .candidates_with_context(users, exclude, &self.params, context)?;
+        Ok(candidates
             .into_iter()
-            .map(|(item, features)| (item, self.ranker.predict(&features)))
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored
-    }
-}
-
-impl Recommender for TwoStage {
-    fn recommend(&self, user: u32, k: usize, exclude: &HashSet<u32>) -> Vec<u32> {
-        self.rank(user, exclude)
-            .into_iter()
-            .take(k)
-            .map(|(i, _)| i)
-            .collect()
+            .map(|c| {
+                let mut scored: Vec<(u32, f64)> = c
+                    .items
+                    .iter()
+                    .zip(&c.features)
+                    .map(|(item, f)| (*item, self.ranker.predict(f)))
+                    .collect();
+                scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                (c.user, scored)
+            })
+            .collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baselines::evaluate;
+    use crate::baselines::{evaluate, Precomputed};
+    use crate::context::NoContext;
     use crate::dataset::Dataset;
 
     /// Two communities of 20 users over 10 items each; every user plays six
@@ -207,11 +346,8 @@ mod tests {
         data
     }
 
-    #[test]
-    fn the_pipeline_recommends_within_the_community_and_beats_popularity() {
-        let data = communities();
-        let split = chronological_split(&data.interactions, 0.75);
-        let params = PipelineParams {
+    fn params() -> PipelineParams {
+        PipelineParams {
             als: AlsParams {
                 factors: 4,
                 iterations: 8,
@@ -220,20 +356,45 @@ mod tests {
             knn_neighbours: 10,
             candidates: 10,
             popular_candidates: 5,
-        };
-        let model = TwoStage::fit(
+            ..PipelineParams::default()
+        }
+    }
+
+    /// A context feature that says whether the item is in the user's
+    /// community, recording the times it was asked for.
+    struct Community(std::sync::Mutex<Vec<ContextRequest>>);
+
+    impl ContextSource for Community {
+        fn names(&self) -> Vec<String> {
+            vec!["same_community".into()]
+        }
+
+        fn fetch(&self, requests: &[ContextRequest]) -> Result<Vec<Vec<f64>>, ContextError> {
+            self.0.lock().unwrap().extend_from_slice(requests);
+            Ok(requests
+                .iter()
+                .map(|r| vec![f64::from(u8::from((r.user < 20) == (r.item < 10)))])
+                .collect())
+        }
+    }
+
+    #[test]
+    fn the_pipeline_recommends_within_the_community_and_beats_popularity() {
+        let data = communities();
+        let split = chronological_split(&data.interactions, 0.75);
+        let (model, training) = TwoStage::fit(
             &split.train,
             data.user_count(),
             data.item_count(),
-            params.clone(),
-        );
-        let seen: HashSet<u32> = split
-            .train
-            .iter()
-            .filter(|i| i.user == 0)
-            .map(|i| i.item)
-            .collect();
-        let ranked = model.rank(0, &seen);
+            params(),
+            &NoContext,
+        )
+        .unwrap();
+        assert!(training.rows > 0 && training.positives > 0);
+        let seen = item_sets(&split.train);
+        let cutoffs = user_cutoffs(&split.train);
+        let ranked = model.rank(&[(0, cutoffs[&0])], &seen, &NoContext).unwrap();
+        let ranked = &ranked[&0];
         assert!(ranked.iter().all(|(_, p)| (0.0..=1.0).contains(p)));
         assert!(
             ranked.windows(2).all(|w| w[0].1 >= w[1].1),
@@ -251,11 +412,56 @@ mod tests {
                 "user 0's top items come from their community: {top:?}"
             );
         }
-        let pipeline = evaluate(&model, &split, 3);
+        let users: Vec<(u32, i64)> = cutoffs.iter().map(|(u, c)| (*u, *c)).collect();
+        let all = model.rank(&users, &seen, &NoContext).unwrap();
+        let pipeline = evaluate(&Precomputed::from_scored(&all), &split, 3);
         let popular = evaluate(&MostPopular::fit(&split.train), &split, 3);
         assert!(pipeline.ndcg > popular.ndcg, "{pipeline:?} vs {popular:?}");
         // Deterministic for fixed seeds.
-        let again = TwoStage::fit(&split.train, data.user_count(), data.item_count(), params);
+        let (again, _) = TwoStage::fit(
+            &split.train,
+            data.user_count(),
+            data.item_count(),
+            params(),
+            &NoContext,
+        )
+        .unwrap();
         assert_eq!(again.ranker, model.ranker);
+    }
+
+    #[test]
+    fn context_features_are_asked_for_before_the_labels_and_learned() {
+        let data = communities();
+        let split = chronological_split(&data.interactions, 0.75);
+        let context = Community(Default::default());
+        let (model, _) = TwoStage::fit(
+            &split.train,
+            data.user_count(),
+            data.item_count(),
+            params(),
+            &context,
+        )
+        .unwrap();
+        assert_eq!(model.features.len(), GENERATOR_FEATURES.len() + 1);
+        assert!(
+            *model.ranker.weights.last().unwrap() > 0.0,
+            "being in the user's community predicts a play: {:?}",
+            model.ranker.weights
+        );
+        // Every request during training was for a time before the user's
+        // inner held-out (label) interactions.
+        let inner = chronological_split(&split.train, 0.75);
+        let requests = context.0.lock().unwrap();
+        assert!(!requests.is_empty());
+        for r in requests.iter() {
+            let first_label = inner
+                .test
+                .iter()
+                .filter(|i| i.user == r.user)
+                .map(|i| i.timestamp)
+                .min()
+                .expect("only users with labels are asked for");
+            assert!(r.as_of < first_label, "{r:?} vs label at {first_label}");
+        }
     }
 }
