@@ -63,6 +63,40 @@ pub enum Command {
     /// Import a public data set through the push path.
     #[command(subcommand)]
     Import(ImportSource),
+    /// Train the two-stage recommender on the imported interactions, evaluate
+    /// it on the held-out 25%, store it and its embeddings.
+    Train(TrainArgs),
+    /// Evaluate a stored ranker and the baselines on the 75/25 split.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Train on the data as of this store version (default: the newest).
+    #[arg(long)]
+    pub as_of_version: Option<u64>,
+    /// ALS factors (embedding dimension).
+    #[arg(long, default_value_t = 64)]
+    pub factors: usize,
+    /// ALS iterations.
+    #[arg(long, default_value_t = 15)]
+    pub iterations: usize,
+    /// Seed of the factor initialisation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also write the run's summary as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// Ranker version to evaluate (default: the newest, e.g. `ranker-3`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Also write the metrics as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

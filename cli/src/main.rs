@@ -3,12 +3,12 @@
 mod args;
 mod demo;
 mod input;
-mod movielens;
 mod progress;
 mod push_cmd;
 mod serve_cmd;
 mod snapshot_cmd;
 mod telemetry;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -33,7 +33,12 @@ fn main() -> ExitCode {
         Command::Import(ImportSource::Movielens { dir }) => {
             args::open_store(&cli.store).and_then(|store| {
                 let start = std::time::Instant::now();
-                let rows = movielens::import(&store, &dir)?;
+                let bar = progress::count(0, "import ratings");
+                let rows = reprise_trainer::movielens::import(&store, &dir, &mut |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })?;
+                bar.finish_and_clear();
                 println!(
                     "imported MovieLens from {}: {rows} rows in {:.1}s (store version {})",
                     dir.display(),
@@ -43,6 +48,8 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Command::Train(args) => train_cmd::train(&cli.store, args),
+        Command::Evaluate(args) => train_cmd::evaluate(&cli.store, args),
         Command::DemoData => {
             args::open_store(&cli.store).and_then(|store| demo::load(&store).map(|_| ()))
         }

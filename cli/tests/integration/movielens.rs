@@ -90,3 +90,49 @@ fn import_pushes_point_in_time_aggregates() {
     assert_eq!(rows[3]["ml_user_activity__likes"], 1);
     assert_eq!(rows[3]["ml_rating__liked"], false);
 }
+
+/// `import`, `train` and `evaluate --json` end to end on generated data in
+/// MovieLens' format; the JSON has the shape the issue fixes.
+#[test]
+fn train_then_evaluate_writes_the_metrics_table_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let ml = dir.path().join("ml");
+    std::fs::create_dir(&ml).unwrap();
+    reprise_trainer::synthetic::write_movielens(&ml, 40, 15).unwrap();
+    let data = dir.path().join("data");
+    reprise(&data, &["import", "movielens", ml.to_str().unwrap()]);
+
+    let out = reprise(&data, &["train", "--factors", "8", "--iterations", "5"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("trained ranker-1 and embeddings-1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("precision@10") && stdout.contains("AUC"),
+        "{stdout}"
+    );
+
+    let json_file = dir.path().join("eval.json");
+    let out = reprise(&data, &["evaluate", "--json", json_file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in ["pipeline", "most_popular", "item_knn"] {
+        assert!(stdout.contains(name), "{stdout}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
+    for section in ["pipeline", "most_popular", "item_knn"] {
+        for metric in ["precision@10", "recall@10", "ndcg@10"] {
+            let v = report[section][metric].as_f64().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&v), "{section}.{metric} = {v}");
+        }
+    }
+    let auc = report["pipeline"]["auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc));
+    assert_eq!(report["model"], "ranker-1");
+
+    // No model for a version that does not exist: a clear error.
+    let out = run_cli(&data, &["evaluate", "--model", "ranker-7"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ranker-7"));
+}

@@ -1,4 +1,4 @@
-//! `reprise import movielens DIR`: loads MovieLens-100k (the `ml-100k.user`,
+//! The MovieLens importer (`reprise import movielens DIR`): loads MovieLens-100k (the `ml-100k.user`,
 //! `.item` and `.inter` files of RecBole's atomic format) into the store
 //! through the normal push path.
 //!
@@ -13,12 +13,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use crate::error::{Result, TrainError};
 use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
 use reprise_store::FeatureStore;
 use serde_json::{json, Value as Json};
-
-use crate::progress;
 
 /// MovieLens' genres, in the order of `ml_user_genres:affinity`.
 pub const GENRES: [&str; 19] = [
@@ -46,6 +44,14 @@ pub const GENRES: [&str; 19] = [
 /// A rating >= this is a like (an engaged play); lower is a skip.
 pub const LIKE_THRESHOLD: f64 = 4.0;
 
+/// The view holding one row per rating event (user × item).
+pub const RATINGS_VIEW: &str = "ml_rating";
+pub const RATING_FEATURE: &str = "rating";
+
+/// The embedding views a training run writes a new version of.
+pub const USER_EMBEDDING_VIEW: &str = "ml_user_embedding";
+pub const ITEM_EMBEDDING_VIEW: &str = "ml_item_embedding";
+
 const BATCH: usize = 10_000;
 
 /// One rating event.
@@ -59,13 +65,12 @@ pub struct Rating {
 
 /// Reads a RecBole atomic file: a tab-separated header of `name:type`
 /// columns, then rows. Returns rows as column-name → text maps.
-fn read_atomic(path: &Path) -> anyhow::Result<Vec<HashMap<String, String>>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+fn read_atomic(path: &Path) -> Result<Vec<HashMap<String, String>>> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::data(path, e.to_string()))?;
     let mut lines = text.lines();
     let header: Vec<String> = lines
         .next()
-        .with_context(|| format!("{} is empty", path.display()))?
+        .ok_or_else(|| TrainError::data(path, "is empty"))?
         .split('\t')
         .map(|c| c.split(':').next().unwrap_or(c).to_owned())
         .collect();
@@ -81,14 +86,20 @@ fn read_atomic(path: &Path) -> anyhow::Result<Vec<HashMap<String, String>>> {
         .collect())
 }
 
-fn field<'a>(row: &'a HashMap<String, String>, name: &str, path: &Path) -> anyhow::Result<&'a str> {
+fn field<'a>(row: &'a HashMap<String, String>, name: &str, path: &Path) -> Result<&'a str> {
     row.get(name)
         .map(String::as_str)
-        .with_context(|| format!("{}: a row lacks the `{name}` column", path.display()))
+        .ok_or_else(|| TrainError::data(path, format!("a row lacks the `{name}` column")))
+}
+
+fn parse<T: std::str::FromStr>(text: &str, column: &str, path: &Path) -> Result<T> {
+    text.trim()
+        .parse()
+        .map_err(|_| TrainError::data(path, format!("`{column}` value `{text}` is not a number")))
 }
 
 /// The rating events of `ml-100k.inter`, in time order (ties by user, item).
-pub fn read_ratings(dir: &Path) -> anyhow::Result<Vec<Rating>> {
+pub fn read_ratings(dir: &Path) -> Result<Vec<Rating>> {
     let path = dir.join("ml-100k.inter");
     let mut ratings = read_atomic(&path)?
         .iter()
@@ -96,13 +107,12 @@ pub fn read_ratings(dir: &Path) -> anyhow::Result<Vec<Rating>> {
             Ok(Rating {
                 user: field(row, "user_id", &path)?.to_owned(),
                 item: field(row, "item_id", &path)?.to_owned(),
-                rating: field(row, "rating", &path)?.parse().context("rating")?,
-                timestamp: field(row, "timestamp", &path)?
-                    .parse::<f64>()
-                    .context("timestamp")? as i64,
+                rating: parse(field(row, "rating", &path)?, "rating", &path)?,
+                timestamp: parse::<f64>(field(row, "timestamp", &path)?, "timestamp", &path)?
+                    as i64,
             })
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     ratings.sort_by(|a, b| (a.timestamp, &a.user, &a.item).cmp(&(b.timestamp, &b.user, &b.item)));
     Ok(ratings)
 }
@@ -138,7 +148,7 @@ struct Pusher<'a> {
 }
 
 impl Pusher<'_> {
-    fn add(&mut self, view: &'static str, row: Json) -> anyhow::Result<()> {
+    fn add(&mut self, view: &'static str, row: Json) -> Result<()> {
         let rows = self.pending.entry(view).or_default();
         rows.push(row);
         if rows.len() >= BATCH {
@@ -148,15 +158,13 @@ impl Pusher<'_> {
         Ok(())
     }
 
-    fn push(&mut self, view: &str, rows: Vec<Json>) -> anyhow::Result<()> {
-        self.store
-            .push(view, &rows, true)
-            .with_context(|| format!("pushing MovieLens rows to {view}"))?;
+    fn push(&mut self, view: &str, rows: Vec<Json>) -> Result<()> {
+        self.store.push(view, &rows, true)?;
         self.written += rows.len() as u64;
         Ok(())
     }
 
-    fn finish(mut self) -> anyhow::Result<u64> {
+    fn finish(mut self) -> Result<u64> {
         for (view, rows) in std::mem::take(&mut self.pending) {
             if !rows.is_empty() {
                 self.push(view, rows)?;
@@ -166,11 +174,12 @@ impl Pusher<'_> {
     }
 }
 
-/// Imports the data set in `dir`. Returns the number of rows pushed.
-pub fn import(store: &FeatureStore, dir: &Path) -> anyhow::Result<u64> {
+/// Imports the data set in `dir`; `progress(done, total)` hears of the
+/// rating events as they go. Returns the number of rows pushed.
+pub fn import(store: &FeatureStore, dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let ratings = read_ratings(dir)?;
     let Some(first) = ratings.first().map(|r| r.timestamp) else {
-        bail!("{} holds no ratings", dir.display());
+        return Err(TrainError::data(dir, "holds no ratings"));
     };
     // Attributes and metadata are known from before the first rating.
     let known_from = ts(first - 1);
@@ -182,7 +191,7 @@ pub fn import(store: &FeatureStore, dir: &Path) -> anyhow::Result<u64> {
 
     let users_path = dir.join("ml-100k.user");
     for row in read_atomic(&users_path)? {
-        let age: i64 = field(&row, "age", &users_path)?.parse().context("age")?;
+        let age: i64 = parse(field(&row, "age", &users_path)?, "age", &users_path)?;
         pusher.add(
             "ml_user",
             json!({"user_id": field(&row, "user_id", &users_path)?, "event_timestamp": known_from, "age": age,
@@ -211,11 +220,14 @@ pub fn import(store: &FeatureStore, dir: &Path) -> anyhow::Result<u64> {
         )?;
     }
 
-    let bar = progress::count(ratings.len() as u64, "import ratings");
+    let total = ratings.len() as u64;
     let (mut users, mut items): (HashMap<&str, Running>, HashMap<&str, Running>) =
         Default::default();
     let mut genre_likes: HashMap<&str, [f64; 19]> = HashMap::new();
-    for rating in &ratings {
+    for (done, rating) in ratings.iter().enumerate() {
+        if done % 1000 == 0 {
+            progress(done as u64, total);
+        }
         let when = ts(rating.timestamp);
         let liked = rating.rating >= LIKE_THRESHOLD;
         pusher.add(
@@ -248,8 +260,7 @@ pub fn import(store: &FeatureStore, dir: &Path) -> anyhow::Result<u64> {
                 json!({"user_id": rating.user, "event_timestamp": when, "affinity": affinity}),
             )?;
         }
-        bar.inc(1);
     }
-    bar.finish_and_clear();
+    progress(total, total);
     pusher.finish()
 }

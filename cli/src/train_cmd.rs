@@ -1,0 +1,121 @@
+//! `reprise train` and `reprise evaluate`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use reprise_models::als::AlsParams;
+use reprise_models::metrics::TopK;
+use reprise_models::pipeline::PipelineParams;
+use reprise_trainer::train::Step;
+use reprise_trainer::{Evaluation, PipelineMetrics, TrainOptions};
+use serde_json::json;
+
+use crate::args::{self, EvaluateArgs, StoreArgs, TrainArgs};
+
+pub fn train(store_args: &StoreArgs, args: TrainArgs) -> anyhow::Result<()> {
+    let store = args::open_store(store_args)?;
+    let options = TrainOptions {
+        params: PipelineParams {
+            als: AlsParams {
+                factors: args.factors,
+                iterations: args.iterations,
+                seed: args.seed,
+                ..AlsParams::default()
+            },
+            ..PipelineParams::default()
+        },
+        as_of_version: args.as_of_version,
+    };
+    let outcome = reprise_trainer::train(&store, &options, &mut |step: &Step| {
+        eprintln!("  {:<18} {:>6.1}s", step.name, step.seconds);
+    })?;
+    println!(
+        "trained {} and {} on store version {} ({} ranker rows, {} positive; snapshot {})",
+        outcome.ranker_version,
+        outcome.embeddings_version,
+        outcome.store_version,
+        outcome.ranker_rows,
+        outcome.ranker_positives,
+        outcome.training_snapshot_id
+    );
+    println!(
+        "embeddings written to {}:vector and {}:vector",
+        outcome.user_embedding_view, outcome.item_embedding_view
+    );
+    print!(
+        "{}",
+        table(
+            &[("pipeline", &outcome.metrics.top_k)],
+            Some(&outcome.metrics)
+        )
+    );
+    if let Some(path) = &args.json {
+        write_json(path, &serde_json::to_value(&outcome)?)?;
+    }
+    Ok(())
+}
+
+pub fn evaluate(store_args: &StoreArgs, args: EvaluateArgs) -> anyhow::Result<()> {
+    let store = args::open_store(store_args)?;
+    let e: Evaluation = reprise_trainer::evaluate(&store, args.model.as_deref())?;
+    println!(
+        "{} at store version {}: {} users, {} items, {} training and {} held-out interactions",
+        e.model, e.store_version, e.users, e.items, e.train_interactions, e.held_out_interactions
+    );
+    print!(
+        "{}",
+        table(
+            &[
+                ("pipeline", &e.pipeline.top_k),
+                ("most_popular", &e.most_popular),
+                ("item_knn", &e.item_knn),
+            ],
+            Some(&e.pipeline)
+        )
+    );
+    if let Some(path) = &args.json {
+        let top_k = |m: &TopK| json!({"precision@10": m.precision, "recall@10": m.recall, "ndcg@10": m.ndcg});
+        let mut pipeline = top_k(&e.pipeline.top_k);
+        pipeline["auc"] = json!(e.pipeline.auc);
+        pipeline["log_loss"] = json!(e.pipeline.log_loss);
+        write_json(
+            path,
+            &json!({
+                "pipeline": pipeline,
+                "most_popular": top_k(&e.most_popular),
+                "item_knn": top_k(&e.item_knn),
+                "model": e.model,
+                "store_version": e.store_version,
+                "users_evaluated": e.pipeline.top_k.users,
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+/// A fixed-width table of top-10 metrics, with the ranker's AUC and log-loss
+/// under it.
+fn table(rows: &[(&str, &TopK)], ranker: Option<&PipelineMetrics>) -> String {
+    let mut out = format!(
+        "{:<14} {:>12} {:>10} {:>8}\n",
+        "model", "precision@10", "recall@10", "ndcg@10"
+    );
+    for (name, m) in rows {
+        out += &format!(
+            "{name:<14} {:>12.4} {:>10.4} {:>8.4}\n",
+            m.precision, m.recall, m.ndcg
+        );
+    }
+    if let Some(r) = ranker {
+        out += &format!(
+            "ranker over {} candidates ({} held-out hits): AUC {:.4}, log-loss {:.4}\n",
+            r.candidates, r.candidate_hits, r.auc, r.log_loss
+        );
+    }
+    out
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))
+}

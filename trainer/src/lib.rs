@@ -1,0 +1,29 @@
+//! `reprise-trainer`: training runs over the feature store.
+//!
+//! Rules of this crate: it reads and writes only through
+//! [`reprise_store::FeatureStore`] (no HTTP, no actors); every run is pinned
+//! to one store version, so it can be repeated exactly; features reach the
+//! models only through [`context::vectorize`], the one function that turns
+//! stored feature values into the ranker's inputs (snapshots when training,
+//! online reads when serving).
+//!
+//! A run: the interaction log of a view's history → per-user chronological
+//! 75/25 split → the two-stage model (ALS, item-kNN, popularity, then a
+//! logistic-regression ranker over their scores and point-in-time context
+//! features) → evaluation on the held-out part → the model registry
+//! (`embeddings-N`, `ranker-N`) and the ALS factors written back as a new
+//! version of the embedding views.
+
+pub mod context;
+pub mod data;
+pub mod embeddings_view;
+pub mod error;
+pub mod evaluate;
+pub mod model_io;
+pub mod movielens;
+pub mod synthetic;
+pub mod train;
+
+pub use error::{Result, TrainError};
+pub use evaluate::{evaluate, Evaluation, PipelineMetrics};
+pub use train::{train, TrainOptions, TrainOutcome};

@@ -1,0 +1,219 @@
+//! Models in the store's registry: the ALS factors as `embeddings-N` and the
+//! two-stage pipeline as `ranker-N` (naming its embeddings), prost-encoded,
+//! each with its store version, training snapshot, feature refs,
+//! hyper-parameters, metrics and code version.
+
+use std::collections::HashMap;
+
+use ndarray::{Array1, Array2};
+use prost::Message;
+use reprise_models::als::Als;
+use reprise_models::dataset::{Dataset, Interaction};
+use reprise_models::pipeline::{Generators, PipelineParams, TwoStage};
+use reprise_models::ranker::LogisticRegression;
+use reprise_store::proto::{
+    Embeddings, ItemNeighbours, LinearModel, Matrix, ModelRecord, TwoStageModel,
+};
+use reprise_store::FeatureStore;
+
+use crate::error::{Result, TrainError};
+
+pub const EMBEDDINGS_KIND: &str = "embeddings";
+pub const RANKER_KIND: &str = "ranker";
+
+/// What the trainer records about where a model came from.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    pub store_version: u64,
+    pub training_snapshot_id: String,
+    pub feature_refs: Vec<String>,
+    pub metrics: HashMap<String, f64>,
+}
+
+pub fn code_version() -> String {
+    format!("reprise-trainer {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn matrix(values: &Array2<f32>, row_ids: &[String]) -> Matrix {
+    Matrix {
+        rows: values.nrows() as u32,
+        cols: values.ncols() as u32,
+        values: values.iter().copied().collect(),
+        row_ids: row_ids.to_vec(),
+    }
+}
+
+fn array(m: Option<&Matrix>, version: &str) -> Result<Array2<f32>> {
+    let m = m.ok_or_else(|| TrainError::bad_model(version, "a factor matrix is missing"))?;
+    Array2::from_shape_vec((m.rows as usize, m.cols as usize), m.values.clone())
+        .map_err(|e| TrainError::bad_model(version, e.to_string()))
+}
+
+/// Stores the ALS factors; returns `embeddings-N`.
+pub fn save_embeddings(
+    store: &FeatureStore,
+    als: &Als,
+    dataset: &Dataset,
+    params: &PipelineParams,
+    provenance: Provenance,
+) -> Result<String> {
+    let payload = Embeddings {
+        users: Some(matrix(&als.users, &dataset.users)),
+        items: Some(matrix(&als.items, &dataset.items)),
+    };
+    Ok(store.save_model(record(
+        EMBEDDINGS_KIND,
+        serde_json::to_string(&params.als).unwrap_or_default(),
+        provenance,
+        payload.encode_to_vec(),
+    ))?)
+}
+
+/// Stores the pipeline; returns `ranker-N`.
+pub fn save_ranker(
+    store: &FeatureStore,
+    model: &TwoStage,
+    dataset: &Dataset,
+    embeddings_version: &str,
+    provenance: Provenance,
+) -> Result<String> {
+    let generators = &model.generators;
+    let items = dataset.item_count();
+    let payload = TwoStageModel {
+        embeddings_version: embeddings_version.to_owned(),
+        items: dataset.items.clone(),
+        neighbours: generators
+            .knn
+            .neighbours()
+            .iter()
+            .map(|list| ItemNeighbours {
+                items: list.iter().map(|(i, _)| *i).collect(),
+                similarities: list.iter().map(|(_, s)| *s).collect(),
+            })
+            .collect(),
+        popularity: (0..items as u32)
+            .map(|i| generators.popular.count(i) as u32)
+            .collect(),
+        ranker: Some(LinearModel {
+            features: model.features.clone(),
+            weights: model.ranker.weights.to_vec(),
+            means: model.ranker.means.to_vec(),
+            stds: model.ranker.stds.to_vec(),
+            bias: model.ranker.bias,
+        }),
+        params_json: serde_json::to_string(&model.params).unwrap_or_default(),
+    };
+    Ok(store.save_model(record(
+        RANKER_KIND,
+        payload.params_json.clone(),
+        provenance,
+        payload.encode_to_vec(),
+    ))?)
+}
+
+fn record(
+    kind: &str,
+    hyperparameters_json: String,
+    p: Provenance,
+    payload: Vec<u8>,
+) -> ModelRecord {
+    ModelRecord {
+        kind: kind.to_owned(),
+        training_snapshot_id: p.training_snapshot_id,
+        store_version: p.store_version,
+        feature_refs: p.feature_refs,
+        hyperparameters_json,
+        metrics: p.metrics,
+        code_version: code_version(),
+        payload,
+        ..ModelRecord::default()
+    }
+}
+
+/// The newest stored model of `kind`.
+pub fn latest(store: &FeatureStore, kind: &str) -> Result<ModelRecord> {
+    store
+        .models()?
+        .into_iter()
+        .filter(|m| m.kind == kind)
+        .max_by_key(|m| {
+            m.version
+                .rsplit_once('-')
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+        })
+        .ok_or_else(|| TrainError::NoModel {
+            kind: kind.to_owned(),
+        })
+}
+
+/// Loads the ALS factors of `version`, checking they index `dataset`'s ids.
+pub fn load_embeddings(store: &FeatureStore, version: &str, dataset: &Dataset) -> Result<Als> {
+    let record = store.load_model(version)?;
+    if record.kind != EMBEDDINGS_KIND {
+        return Err(TrainError::bad_model(version, "is not an embeddings model"));
+    }
+    let payload = Embeddings::decode(record.payload.as_slice())
+        .map_err(|e| TrainError::bad_model(version, e.to_string()))?;
+    let same = |m: &Option<Matrix>, ids: &[String]| m.as_ref().is_some_and(|m| m.row_ids == ids);
+    if !same(&payload.users, &dataset.users) || !same(&payload.items, &dataset.items) {
+        return Err(TrainError::bad_model(
+            version,
+            "its user or item ids differ from the interactions it is loaded with",
+        ));
+    }
+    Ok(Als {
+        users: array(payload.users.as_ref(), version)?,
+        items: array(payload.items.as_ref(), version)?,
+    })
+}
+
+/// Loads the pipeline stored as `record`; `train` (the training
+/// interactions, indexed like `dataset`) gives the users' histories.
+pub fn load_ranker(
+    store: &FeatureStore,
+    record: &ModelRecord,
+    dataset: &Dataset,
+    train: &[Interaction],
+) -> Result<TwoStage> {
+    let version = record.version.as_str();
+    if record.kind != RANKER_KIND {
+        return Err(TrainError::bad_model(version, "is not a ranker model"));
+    }
+    let payload = TwoStageModel::decode(record.payload.as_slice())
+        .map_err(|e| TrainError::bad_model(version, e.to_string()))?;
+    if payload.items != dataset.items {
+        return Err(TrainError::bad_model(
+            version,
+            "its item ids differ from the interactions it is loaded with",
+        ));
+    }
+    let params: PipelineParams = serde_json::from_str(&payload.params_json)
+        .map_err(|e| TrainError::bad_model(version, format!("parameters: {e}")))?;
+    let linear = payload
+        .ranker
+        .ok_or_else(|| TrainError::bad_model(version, "the ranker is missing"))?;
+    let als = load_embeddings(store, &payload.embeddings_version, dataset)?;
+    let neighbours = payload
+        .neighbours
+        .into_iter()
+        .map(|n| n.items.into_iter().zip(n.similarities).collect())
+        .collect();
+    let popularity = payload
+        .popularity
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(i, c)| (i as u32, *c as usize))
+        .collect();
+    Ok(TwoStage {
+        generators: Generators::from_parts(als, neighbours, popularity, train),
+        ranker: LogisticRegression {
+            weights: Array1::from(linear.weights),
+            bias: linear.bias,
+            means: Array1::from(linear.means),
+            stds: Array1::from(linear.stds),
+        },
+        params,
+        features: linear.features,
+    })
+}

@@ -1,0 +1,137 @@
+//! One training run: interactions at a pinned store version → split →
+//! two-stage model with point-in-time context → evaluation → registry and
+//! embedding views.
+
+use std::time::Instant;
+
+use reprise_models::dataset::chronological_split;
+use reprise_models::pipeline::{PipelineParams, RankerTraining, TwoStage};
+use reprise_store::FeatureStore;
+use serde::Serialize;
+
+use crate::context::{SnapshotContext, CONTEXT_REFS};
+use crate::data::load_interactions;
+use crate::embeddings_view::{self, EmbeddingViews};
+use crate::error::{Result, TrainError};
+use crate::evaluate::{score_pipeline, PipelineMetrics, TRAIN_FRACTION};
+use crate::model_io::{self, Provenance};
+
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    pub params: PipelineParams,
+    /// Train on the data as of this store version (default: the newest).
+    pub as_of_version: Option<u64>,
+}
+
+/// How long a step took.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: &'static str,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    pub embeddings_version: String,
+    pub ranker_version: String,
+    pub store_version: u64,
+    pub training_snapshot_id: String,
+    pub user_embedding_view: String,
+    pub item_embedding_view: String,
+    pub ranker_rows: usize,
+    pub ranker_positives: usize,
+    pub metrics: PipelineMetrics,
+    pub steps: Vec<Step>,
+}
+
+/// Runs one training run; `progress` hears of each step as it ends.
+pub fn train(
+    store: &FeatureStore,
+    options: &TrainOptions,
+    progress: &mut dyn FnMut(&Step),
+) -> Result<TrainOutcome> {
+    let mut steps = Vec::new();
+    let mut clock = Instant::now();
+    let mut step = |name: &'static str, steps: &mut Vec<Step>, progress: &mut dyn FnMut(&Step)| {
+        let done = Step {
+            name,
+            seconds: clock.elapsed().as_secs_f64(),
+        };
+        progress(&done);
+        steps.push(done);
+        clock = Instant::now();
+    };
+    let store_version = options.as_of_version.unwrap_or_else(|| store.version());
+    let data = load_interactions(store, store_version)?;
+    let dataset = &data.dataset;
+    let split = chronological_split(&dataset.interactions, TRAIN_FRACTION);
+    step("load interactions", &mut steps, progress);
+
+    let context = SnapshotContext::new(store, dataset, store_version);
+    let (model, RankerTraining { rows, positives }) = TwoStage::fit(
+        &split.train,
+        dataset.user_count(),
+        dataset.item_count(),
+        options.params.clone(),
+        &context,
+    )
+    .map_err(|e| TrainError::Context(e.to_string()))?;
+    let training_snapshot_id = context.snapshot_ids().pop().unwrap_or_default();
+    step("train", &mut steps, progress);
+
+    let metrics = score_pipeline(&model, &split, &context)?;
+    step("evaluate", &mut steps, progress);
+
+    let trained_until = split.train.iter().map(|i| i.timestamp).max().unwrap_or(0);
+    let als = &model.generators.als;
+    // The views are numbered before the model is saved, so the model can
+    // name them; the model's name goes into the views' description.
+    let embeddings_version = model_io::save_embeddings(
+        store,
+        als,
+        dataset,
+        &model.params,
+        Provenance {
+            store_version,
+            training_snapshot_id: String::new(),
+            feature_refs: vec![data.view.clone()],
+            metrics: Default::default(),
+        },
+    )?;
+    let EmbeddingViews { users, items } = embeddings_view::write(
+        store,
+        &embeddings_version,
+        (&dataset.users, &als.users),
+        (&dataset.items, &als.items),
+        trained_until,
+    )?;
+    let mut feature_refs: Vec<String> = CONTEXT_REFS.iter().map(|r| r.to_string()).collect();
+    feature_refs.push(format!("{users}:vector"));
+    feature_refs.push(format!("{items}:vector"));
+    let ranker_version = model_io::save_ranker(
+        store,
+        &model,
+        dataset,
+        &embeddings_version,
+        Provenance {
+            store_version,
+            training_snapshot_id: training_snapshot_id.clone(),
+            feature_refs,
+            metrics: metrics.as_map(),
+        },
+    )?;
+    step("save", &mut steps, progress);
+    tracing::info!(%ranker_version, %embeddings_version, ndcg = metrics.top_k.ndcg, "training run finished");
+    Ok(TrainOutcome {
+        embeddings_version,
+        ranker_version,
+        store_version,
+        training_snapshot_id,
+        user_embedding_view: users,
+        item_embedding_view: items,
+        ranker_rows: rows,
+        ranker_positives: positives,
+        metrics,
+        steps,
+    })
+}
