@@ -117,6 +117,11 @@ pub struct ServeArgs {
     /// Load the demo data set first, unless it is there already.
     #[arg(long)]
     pub demo: bool,
+    /// With `--demo`: also import MovieLens-100k from this directory and
+    /// train on it, unless a ranker is stored already
+    /// (`scripts/fetch-movielens` prints the directory).
+    #[arg(long, env = "REPRISE_MOVIELENS_DIR", requires = "demo")]
+    pub movielens: Option<PathBuf>,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "REPRISE_MAX_BODY_BYTES", default_value_t = 64 << 20)]
     pub max_body_bytes: usize,

@@ -30,24 +30,8 @@ fn main() -> ExitCode {
         Command::Migrate => args::open_store(&cli.store).map(|_| ()),
         Command::Push(args) => push_cmd::run(&cli.store, args),
         Command::Snapshot(args) => snapshot_cmd::run(&cli.store, args),
-        Command::Import(ImportSource::Movielens { dir }) => {
-            args::open_store(&cli.store).and_then(|store| {
-                let start = std::time::Instant::now();
-                let bar = progress::count(0, "import ratings");
-                let rows = reprise_trainer::movielens::import(&store, &dir, &mut |done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                })?;
-                bar.finish_and_clear();
-                println!(
-                    "imported MovieLens from {}: {rows} rows in {:.1}s (store version {})",
-                    dir.display(),
-                    start.elapsed().as_secs_f64(),
-                    store.version()
-                );
-                Ok(())
-            })
-        }
+        Command::Import(ImportSource::Movielens { dir }) => args::open_store(&cli.store)
+            .and_then(|store| train_cmd::import_movielens(&store, &dir)),
         Command::Train(args) => train_cmd::train(&cli.store, args),
         Command::Evaluate(args) => train_cmd::evaluate(&cli.store, args),
         Command::DemoData => {

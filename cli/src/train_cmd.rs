@@ -11,6 +11,51 @@ use reprise_trainer::{Evaluation, PipelineMetrics, TrainOptions};
 use serde_json::json;
 
 use crate::args::{self, EvaluateArgs, StoreArgs, TrainArgs};
+use crate::progress;
+use reprise_store::FeatureStore;
+use reprise_trainer::movielens::RATINGS_VIEW;
+
+/// Imports MovieLens from `dir` (unless its ratings are in the store) and
+/// trains with the default parameters, unless a ranker is stored already.
+pub fn import_and_train_once(store: &FeatureStore, dir: &Path) -> anyhow::Result<()> {
+    if reprise_trainer::model_io::latest(store, reprise_trainer::model_io::RANKER_KIND).is_ok() {
+        return Ok(());
+    }
+    let imported = store.view_history(RATINGS_VIEW, store.version())?;
+    if imported.is_empty() {
+        import_movielens(store, dir)?;
+    }
+    let outcome = reprise_trainer::train(store, &TrainOptions::default(), &mut print_step)?;
+    tracing::info!(
+        ranker = %outcome.ranker_version,
+        ndcg_at_10 = outcome.metrics.top_k.ndcg,
+        precision_at_10 = outcome.metrics.top_k.precision,
+        "MovieLens demo model trained"
+    );
+    Ok(())
+}
+
+/// `reprise import movielens DIR`, with a progress bar.
+pub fn import_movielens(store: &FeatureStore, dir: &Path) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let bar = progress::count(0, "import ratings");
+    let rows = reprise_trainer::movielens::import(store, dir, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "imported MovieLens from {}: {rows} rows in {:.1}s (store version {})",
+        dir.display(),
+        start.elapsed().as_secs_f64(),
+        store.version()
+    );
+    Ok(())
+}
+
+fn print_step(step: &Step) {
+    eprintln!("  {:<18} {:>6.1}s", step.name, step.seconds);
+}
 
 pub fn train(store_args: &StoreArgs, args: TrainArgs) -> anyhow::Result<()> {
     let store = args::open_store(store_args)?;
@@ -26,9 +71,7 @@ pub fn train(store_args: &StoreArgs, args: TrainArgs) -> anyhow::Result<()> {
         },
         as_of_version: args.as_of_version,
     };
-    let outcome = reprise_trainer::train(&store, &options, &mut |step: &Step| {
-        eprintln!("  {:<18} {:>6.1}s", step.name, step.seconds);
-    })?;
+    let outcome = reprise_trainer::train(&store, &options, &mut print_step)?;
     println!(
         "trained {} and {} on store version {} ({} ranker rows, {} positive; snapshot {})",
         outcome.ranker_version,

@@ -136,3 +136,41 @@ fn train_then_evaluate_writes_the_metrics_table_and_json() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ranker-7"));
 }
+
+/// The real data (fetched by `scripts/fetch-movielens`, as `.ci/run` does):
+/// import, train and evaluate meet the targets on the 75/25 split
+/// and beat both baselines.
+#[test]
+fn movielens_100k_two_stage_meets_its_targets() {
+    let fetch = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/fetch-movielens"
+    ))
+    .output()
+    .unwrap();
+    assert!(
+        fetch.status.success(),
+        "fetching MovieLens: {}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+    let ml = String::from_utf8(fetch.stdout).unwrap().trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    reprise(&data, &["import", "movielens", &ml]);
+    reprise(&data, &["train"]);
+    let json_file = dir.path().join("eval.json");
+    reprise(&data, &["evaluate", "--json", json_file.to_str().unwrap()]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
+    let metric = |section: &str, name: &str| report[section][name].as_f64().unwrap();
+    assert_eq!(report["users_evaluated"], 943);
+    assert!(metric("pipeline", "ndcg@10") >= 0.22, "{report}");
+    assert!(metric("pipeline", "precision@10") >= 0.20, "{report}");
+    assert!(metric("pipeline", "auc") > 0.7, "{report}");
+    for baseline in ["most_popular", "item_knn"] {
+        assert!(
+            metric("pipeline", "ndcg@10") > metric(baseline, "ndcg@10"),
+            "{report}"
+        );
+    }
+}
