@@ -30,8 +30,9 @@ fn main() -> ExitCode {
         Command::Migrate => args::open_store(&cli.store).map(|_| ()),
         Command::Push(args) => push_cmd::run(&cli.store, args),
         Command::Snapshot(args) => snapshot_cmd::run(&cli.store, args),
-        Command::Import(ImportSource::Movielens { dir }) => args::open_store(&cli.store)
-            .and_then(|store| train_cmd::import_movielens(&store, &dir)),
+        Command::Import(ImportSource::Movielens { dir }) => {
+            args::open_store(&cli.store).and_then(|store| train_cmd::import_movielens(&store, &dir))
+        }
         Command::Train(args) => train_cmd::train(&cli.store, args),
         Command::Evaluate(args) => train_cmd::evaluate(&cli.store, args),
         Command::DemoData => {

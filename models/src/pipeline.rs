@@ -128,46 +128,29 @@ impl Generators {
             .filter(|(i, _)| !exclude.contains(i))
             .collect();
         als_ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let knn_scores = self.knn.scores(user, exclude);
-        let mut knn_ranked: Vec<(u32, f32)> = knn_scores.iter().map(|(i, s)| (*i, *s)).collect();
-        knn_ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let popular = crate::baselines::Recommender::recommend(
-            &self.popular,
-            user,
-            params.popular_candidates,
-            exclude,
+        als_ranked.truncate(params.candidates);
+        let lists = CandidateLists::new(
+            als_ranked.into_iter().map(|(i, _)| i).collect(),
+            self.knn.scores(user, exclude),
+            crate::baselines::Recommender::recommend(
+                &self.popular,
+                user,
+                params.popular_candidates,
+                exclude,
+            ),
+            params,
         );
-
-        let rank_of = |list: &[u32]| -> HashMap<u32, usize> {
-            list.iter().enumerate().map(|(r, i)| (*i, r)).collect()
-        };
-        let als_rank = rank_of(&als_ranked.iter().map(|(i, _)| *i).collect::<Vec<_>>());
-        let knn_rank = rank_of(&knn_ranked.iter().map(|(i, _)| *i).collect::<Vec<_>>());
-        let popular_rank = rank_of(&popular);
-
-        let mut items: Vec<u32> = als_ranked
-            .iter()
-            .take(params.candidates)
-            .map(|(i, _)| *i)
-            .collect();
-        items.extend(knn_ranked.iter().take(params.candidates).map(|(i, _)| *i));
-        items.extend(popular.iter().copied());
-        items.sort_unstable();
-        items.dedup();
-        let history = self.history_sizes.get(&user).copied().unwrap_or(0) as f64;
-        let inverse = |rank: Option<&usize>| rank.map_or(0.0, |r| 1.0 / (1.0 + *r as f64));
+        let history = self.history_sizes.get(&user).copied().unwrap_or(0);
+        let items = lists.items();
         let features = items
             .iter()
             .map(|item| {
-                vec![
-                    f64::from(als_scores[*item as usize]),
-                    f64::from(knn_scores.get(item).copied().unwrap_or(0.0)),
-                    (1.0 + self.popular.count(*item) as f64).ln(),
-                    inverse(als_rank.get(item)),
-                    inverse(knn_rank.get(item)),
-                    inverse(popular_rank.get(item)),
-                    (1.0 + history).ln(),
-                ]
+                lists.features(
+                    *item,
+                    als_scores[*item as usize],
+                    self.popular.count(*item),
+                    history,
+                )
             })
             .collect();
         Candidates {
@@ -214,6 +197,108 @@ impl Generators {
         }
         Ok(all)
     }
+}
+
+/// The candidate generators' top lists for one user, and the features they
+/// give an item. Training (exact ALS top list) and serving (the ALS top list
+/// from the ANN index) both build one of these, so a candidate's generator
+/// features are computed by this one function.
+pub struct CandidateLists {
+    /// ALS's best `params.candidates` items, best first.
+    pub als_top: Vec<u32>,
+    /// Every item with a non-zero item-kNN score.
+    pub knn_scores: HashMap<u32, f32>,
+    /// item-kNN's best `params.candidates` items, best first.
+    pub knn_top: Vec<u32>,
+    /// The most popular `params.popular_candidates` items, best first.
+    pub popular_top: Vec<u32>,
+    als_rank: HashMap<u32, usize>,
+    knn_rank: HashMap<u32, usize>,
+    popular_rank: HashMap<u32, usize>,
+}
+
+impl CandidateLists {
+    pub fn new(
+        als_top: Vec<u32>,
+        knn_scores: HashMap<u32, f32>,
+        popular_top: Vec<u32>,
+        params: &PipelineParams,
+    ) -> Self {
+        let mut knn_ranked: Vec<(u32, f32)> = knn_scores.iter().map(|(i, s)| (*i, *s)).collect();
+        knn_ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let knn_top: Vec<u32> = knn_ranked
+            .into_iter()
+            .take(params.candidates)
+            .map(|(i, _)| i)
+            .collect();
+        let rank_of = |list: &[u32]| -> HashMap<u32, usize> {
+            list.iter().enumerate().map(|(r, i)| (*i, r)).collect()
+        };
+        CandidateLists {
+            als_rank: rank_of(&als_top),
+            knn_rank: rank_of(&knn_top),
+            popular_rank: rank_of(&popular_top),
+            als_top,
+            knn_scores,
+            knn_top,
+            popular_top,
+        }
+    }
+
+    /// The union of the top lists, in item order.
+    pub fn items(&self) -> Vec<u32> {
+        let mut items: Vec<u32> = self
+            .als_top
+            .iter()
+            .chain(&self.knn_top)
+            .chain(&self.popular_top)
+            .copied()
+            .collect();
+        items.sort_unstable();
+        items.dedup();
+        items
+    }
+
+    /// Which generator put `item` forward: ALS, else item-kNN, else
+    /// popularity.
+    pub fn source(&self, item: u32) -> Source {
+        if self.als_rank.contains_key(&item) {
+            Source::Embedding
+        } else if self.knn_rank.contains_key(&item) {
+            Source::Neighbours
+        } else {
+            Source::Popular
+        }
+    }
+
+    /// [`GENERATOR_FEATURES`] of `item`: scores, log popularity, inverse
+    /// ranks within the top lists (0 outside them), log history size.
+    pub fn features(
+        &self,
+        item: u32,
+        als_score: f32,
+        popularity: usize,
+        history: usize,
+    ) -> Vec<f64> {
+        let inverse = |rank: Option<&usize>| rank.map_or(0.0, |r| 1.0 / (1.0 + *r as f64));
+        vec![
+            f64::from(als_score),
+            f64::from(self.knn_scores.get(&item).copied().unwrap_or(0.0)),
+            (1.0 + popularity as f64).ln(),
+            inverse(self.als_rank.get(&item)),
+            inverse(self.knn_rank.get(&item)),
+            inverse(self.popular_rank.get(&item)),
+            (1.0 + history as f64).ln(),
+        ]
+    }
+}
+
+/// The generator a candidate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Embedding,
+    Neighbours,
+    Popular,
 }
 
 fn sizes(train: &[Interaction]) -> HashMap<u32, usize> {
