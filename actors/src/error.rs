@@ -18,4 +18,33 @@ pub enum ActorError {
     /// The actor stopped (shutdown in progress).
     #[error("the {0} actor is not running")]
     Stopped(&'static str),
+
+    /// A model could not be loaded.
+    #[error(transparent)]
+    Model(#[from] reprise_trainer::TrainError),
+
+    /// No model is serving yet (train one: `reprise train`).
+    #[error("no ranker is serving: train one first (`reprise train`)")]
+    NoServingModel,
+
+    /// The ANN index failed.
+    #[error("ANN index: {0}")]
+    Index(String),
+
+    /// A mandatory request-context field is missing.
+    #[error("the request context lacks the mandatory field `{field}`")]
+    MissingContext { field: String },
+
+    /// A request field has a value the serving path cannot use.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl ActorError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ActorError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use reprise_actors::ActorError;
 use reprise_store::StoreError;
+use reprise_trainer::TrainError;
 use thiserror::Error;
 
 use crate::schema::{ErrorDetail, ErrorResponse};
@@ -56,6 +57,19 @@ impl ApiError {
             ApiError::Actor(ActorError::Stopped(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
             }
+            ApiError::Actor(ActorError::Model(e)) => train_status(e),
+            ApiError::Actor(ActorError::NoServingModel) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "no_model")
+            }
+            ApiError::Actor(ActorError::Index(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "index_error")
+            }
+            ApiError::Actor(ActorError::MissingContext { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "missing_context")
+            }
+            ApiError::Actor(ActorError::Invalid { .. }) => {
+                (StatusCode::BAD_REQUEST, "invalid_value")
+            }
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::PayloadTooLarge { .. } => {
@@ -70,11 +84,32 @@ impl ApiError {
         match self {
             ApiError::Store(e) | ApiError::Actor(ActorError::Store(e)) => e.field(),
             ApiError::BadField { field, .. } => Some(field),
-            ApiError::Actor(ActorError::Overloaded { .. } | ActorError::Stopped(_))
+            ApiError::Actor(ActorError::Model(TrainError::Store(e))) => e.field(),
+            ApiError::Actor(
+                ActorError::MissingContext { field } | ActorError::Invalid { field, .. },
+            ) => Some(field),
+            ApiError::Actor(
+                ActorError::Overloaded { .. }
+                | ActorError::Stopped(_)
+                | ActorError::Model(_)
+                | ActorError::NoServingModel
+                | ActorError::Index(_),
+            )
             | ApiError::MalformedJson(_)
             | ApiError::PayloadTooLarge { .. }
             | ApiError::NoRoute { .. }
             | ApiError::Transport(_) => None,
+        }
+    }
+}
+
+fn train_status(e: &TrainError) -> (StatusCode, &'static str) {
+    match e {
+        TrainError::Store(e) => store_status(e),
+        TrainError::NoModel { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_model"),
+        TrainError::NoInteractions { .. } => (StatusCode::CONFLICT, "no_training_data"),
+        TrainError::BadModel { .. } | TrainError::Data { .. } | TrainError::Context(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "model_error")
         }
     }
 }

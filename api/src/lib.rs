@@ -23,7 +23,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderName;
 use actix_web::{web, App, HttpServer};
-use reprise_actors::StoreWorkers;
+use reprise_actors::recommend::{Recommender, RecommenderConfig};
+use reprise_actors::{ActorError, StoreWorkers};
 use reprise_store::FeatureStore;
 use tracing::Instrument;
 
@@ -41,6 +42,7 @@ pub struct ServerConfig {
     /// Threads of the store worker pool and requests it may queue.
     pub store_workers: usize,
     pub store_queue: usize,
+    pub recommender: RecommenderConfig,
 }
 
 impl Default for ServerConfig {
@@ -51,19 +53,27 @@ impl Default for ServerConfig {
             max_body_bytes: 64 << 20,
             store_workers: 2,
             store_queue: 256,
+            recommender: RecommenderConfig::default(),
         }
     }
 }
 
-/// The shared state of a server over `store` (must run inside an actix system).
-pub fn state(store: Arc<FeatureStore>, config: &ServerConfig) -> web::Data<AppState> {
+/// The shared state of a server over `store` (must run inside an actix
+/// system): the store workers, and the recommender with the newest stored
+/// ranker loaded.
+pub fn state(
+    store: Arc<FeatureStore>,
+    config: &ServerConfig,
+) -> Result<web::Data<AppState>, ActorError> {
     let workers = StoreWorkers::start(Arc::clone(&store), config.store_workers, config.store_queue);
-    web::Data::new(AppState {
+    let recommender = Recommender::start(Arc::clone(&store), config.recommender.clone())?;
+    Ok(web::Data::new(AppState {
         store,
         workers,
+        recommender,
         metrics: Metrics::new(),
         max_body_bytes: config.max_body_bytes,
-    })
+    }))
 }
 
 /// The application: routes, the JSON 404, and the middleware that gives
@@ -120,7 +130,7 @@ pub fn app(
 /// Serves the API until the process is told to stop. Must run inside an
 /// actix system.
 pub async fn serve(store: Arc<FeatureStore>, config: ServerConfig) -> std::io::Result<()> {
-    let state = state(store, &config);
+    let state = state(store, &config).map_err(std::io::Error::other)?;
     let mut server = HttpServer::new(move || app(state.clone()));
     if config.http_workers > 0 {
         server = server.workers(config.http_workers);

@@ -7,6 +7,8 @@ use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+use reprise_actors::recommend::stats::ServingStats;
+use reprise_actors::recommend::Recommender;
 use reprise_actors::StoreWorkers;
 use reprise_store::FeatureStore;
 
@@ -31,6 +33,78 @@ pub struct Metrics {
     live_data_bytes: IntGauge,
     pending_compaction_bytes: IntGauge,
     worker_queue_depth: IntGauge,
+    serving: Vec<SampledGauge>,
+    candidate_cache_hit_ratio: Gauge,
+}
+
+/// A gauge and how to read its value off the recommender.
+type SampledGauge = (IntGauge, fn(&Recommender) -> u64);
+
+/// The serving path's counters, sampled at scrape time.
+fn serving_gauges() -> Vec<SampledGauge> {
+    let g = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+    vec![
+        (
+            g(
+                "reprise_recommendations_total",
+                "Recommendation requests answered",
+            ),
+            |r| ServingStats::get(&r.stats().recommendations),
+        ),
+        (
+            g(
+                "reprise_cold_start_total",
+                "Recommendations answered from the cold-start lists",
+            ),
+            |r| ServingStats::get(&r.stats().cold_start),
+        ),
+        (
+            g(
+                "reprise_candidate_cache_hits",
+                "Candidate cache hits since start",
+            ),
+            |r| ServingStats::get(&r.stats().cache_hits),
+        ),
+        (
+            g(
+                "reprise_candidate_cache_misses",
+                "Candidate cache misses since start",
+            ),
+            |r| ServingStats::get(&r.stats().cache_misses),
+        ),
+        (
+            g(
+                "reprise_candidate_cache_entries",
+                "Users whose candidates are cached",
+            ),
+            |r| r.cached_users(),
+        ),
+        (
+            g(
+                "reprise_missing_context_anomalies_total",
+                "Requests refused for a missing mandatory context field",
+            ),
+            |r| ServingStats::get(&r.stats().missing_context),
+        ),
+        (
+            g("reprise_feedback_events_total", "Feedback events accepted"),
+            |r| ServingStats::get(&r.stats().events),
+        ),
+        (
+            g(
+                "reprise_served_items_total",
+                "Items written to the served-feature log",
+            ),
+            |r| ServingStats::get(&r.stats().served_items),
+        ),
+        (
+            g(
+                "reprise_model_swaps_total",
+                "Serving model swaps since start",
+            ),
+            |r| ServingStats::get(&r.stats().model_swaps),
+        ),
+    ]
 }
 
 impl Metrics {
@@ -99,6 +173,12 @@ impl Metrics {
                 "reprise_store_worker_queue_depth",
                 "Requests queued at the store worker actors",
             ),
+            serving: serving_gauges(),
+            candidate_cache_hit_ratio: Gauge::new(
+                "reprise_candidate_cache_hit_ratio",
+                "Candidate cache hits / lookups since start",
+            )
+            .expect("valid metric"),
             registry,
             http_requests,
             http_latency,
@@ -125,6 +205,11 @@ impl Metrics {
             Box::new(self.pending_compaction_bytes.clone()),
             Box::new(self.worker_queue_depth.clone()),
         ];
+        let mut collectors = collectors;
+        for (gauge, _) in &self.serving {
+            collectors.push(Box::new(gauge.clone()));
+        }
+        collectors.push(Box::new(self.candidate_cache_hit_ratio.clone()));
         for c in collectors {
             r.register(c).expect("metric names are unique");
         }
@@ -141,7 +226,25 @@ impl Metrics {
     }
 
     /// Samples the gauges and renders the text exposition format.
-    pub fn render(&self, store: &FeatureStore, workers: &StoreWorkers) -> String {
+    pub fn render(
+        &self,
+        store: &FeatureStore,
+        workers: &StoreWorkers,
+        recommender: &Recommender,
+    ) -> String {
+        for (gauge, read) in &self.serving {
+            gauge.set(read(recommender) as i64);
+        }
+        let stats = recommender.stats();
+        let (hits, misses) = (
+            ServingStats::get(&stats.cache_hits),
+            ServingStats::get(&stats.cache_misses),
+        );
+        self.candidate_cache_hit_ratio.set(if hits + misses == 0 {
+            0.0
+        } else {
+            hits as f64 / (hits + misses) as f64
+        });
         self.store_version.set(store.version() as i64);
         let cache = store.cache_stats();
         self.cache_hits.set(cache.hits as i64);

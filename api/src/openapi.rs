@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{models, online, ops, push, snapshots};
+use crate::routes::{events, models, online, ops, push, recommendations, snapshots};
 use crate::schema;
 
 #[derive(OpenApi)]
@@ -19,6 +19,9 @@ use crate::schema;
         snapshots::info,
         snapshots::rows,
         models::list,
+        recommendations::recommendations,
+        recommendations::rank,
+        events::events,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -37,6 +40,15 @@ use crate::schema;
         schema::Health,
         schema::Ready,
         schema::ModelSummary,
+        schema::RecommendationRequest,
+        schema::RecommendationResponse,
+        schema::RecommendedItem,
+        schema::RankRequest,
+        schema::RankResponse,
+        schema::ItemProbability,
+        schema::EventsRequest,
+        schema::EventsResponse,
+        schema::FeedbackEvent,
         schema::ModelList,
     ))
 )]

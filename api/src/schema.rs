@@ -120,3 +120,78 @@ pub struct ModelSummary {
 pub struct ModelList {
     pub models: Vec<ModelSummary>,
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecommendationRequest {
+    pub user_id: String,
+    /// Request context; `device` and `country` are mandatory in the demo
+    /// catalogue (the `request_context` view's mandatory features).
+    #[schema(value_type = Object)]
+    pub context: Json,
+    /// Items wanted (1–200, default 10).
+    pub k: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecommendedItem {
+    pub item_id: String,
+    /// Engagement probability (cold start: relative popularity), in [0, 1].
+    pub score: f64,
+    /// `history`, `ann`, `popular`, `trending` or `segment`.
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecommendationResponse {
+    pub request_id: String,
+    pub model_version: Option<String>,
+    pub arm: String,
+    pub cold_start: bool,
+    pub items: Vec<RecommendedItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RankRequest {
+    pub user_id: String,
+    #[schema(value_type = Object)]
+    pub context: Json,
+    pub item_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ItemProbability {
+    pub item_id: String,
+    pub probability: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RankResponse {
+    pub request_id: String,
+    pub model_version: String,
+    pub scores: Vec<ItemProbability>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FeedbackEvent {
+    /// The `request_id` of the response that served the item (joins the
+    /// event to the served-feature log).
+    pub request_id: Option<String>,
+    pub user_id: String,
+    pub item_id: String,
+    /// `impression`, `play`, `skip`, `click` or `like`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub timestamp: String,
+    /// Length of a play; shorter than the skip threshold (30 s) is a skip.
+    pub played_seconds: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsRequest {
+    pub events: Vec<FeedbackEvent>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsResponse {
+    pub accepted: usize,
+}

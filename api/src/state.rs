@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use reprise_actors::recommend::Recommender;
 use reprise_actors::StoreWorkers;
 use reprise_store::FeatureStore;
 
@@ -10,6 +11,7 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub store: Arc<FeatureStore>,
     pub workers: StoreWorkers,
+    pub recommender: Recommender,
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,

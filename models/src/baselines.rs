@@ -112,9 +112,21 @@ impl ItemKnn {
     /// Every item with a non-zero score for `user` (summed similarity to the
     /// user's items), none of `exclude`.
     pub fn scores(&self, user: u32, exclude: &HashSet<u32>) -> HashMap<u32, f32> {
+        self.scores_for(
+            self.history.get(&user).map_or(&[][..], Vec::as_slice),
+            exclude,
+        )
+    }
+
+    /// Every item with a non-zero score for a user whose items are
+    /// `history` (in order of first interaction), none of `exclude`.
+    pub fn scores_for(&self, history: &[u32], exclude: &HashSet<u32>) -> HashMap<u32, f32> {
         let mut scores: HashMap<u32, f32> = HashMap::new();
-        for &item in self.history.get(&user).map_or(&[][..], Vec::as_slice) {
-            for &(neighbour, similarity) in &self.neighbours[item as usize] {
+        for &item in history {
+            let Some(neighbours) = self.neighbours.get(item as usize) else {
+                continue;
+            };
+            for &(neighbour, similarity) in neighbours {
                 if !exclude.contains(&neighbour) {
                     *scores.entry(neighbour).or_default() += similarity;
                 }

@@ -77,6 +77,9 @@ pub fn vectorize(values: &[Option<Value>]) -> Vec<f64> {
     ]
 }
 
+/// A fetched row: the request and the raw values of [`CONTEXT_REFS`].
+pub type KeptRow = (ContextRequest, Vec<Option<Value>>);
+
 /// Context from point-in-time snapshots pinned to one store version: each
 /// [`ContextSource::fetch`] creates one snapshot (recorded, so the model
 /// can name the data it was trained on) and reads it back.
@@ -86,7 +89,7 @@ pub struct SnapshotContext<'a> {
     store_version: u64,
     snapshots: Mutex<Vec<String>>,
     /// The raw values of every fetched row, when asked to keep them.
-    kept: Option<Mutex<Vec<(ContextRequest, Vec<Option<Value>>)>>>,
+    kept: Option<Mutex<Vec<KeptRow>>>,
 }
 
 impl<'a> SnapshotContext<'a> {
@@ -115,7 +118,7 @@ impl<'a> SnapshotContext<'a> {
     }
 
     /// Rows kept by [`SnapshotContext::keeping_rows`].
-    pub fn kept_rows(&self) -> Vec<(ContextRequest, Vec<Option<Value>>)> {
+    pub fn kept_rows(&self) -> Vec<KeptRow> {
         self.kept.as_ref().map_or(Vec::new(), |k| {
             k.lock().unwrap_or_else(|p| p.into_inner()).clone()
         })

@@ -122,13 +122,13 @@ fn every_training_row_sees_only_values_from_before_its_labels() {
             "user {user} plays_log at {}",
             request.as_of
         );
-        let expect_item = (item_plays > 0).then(|| Value::Int64(item_plays as i64));
+        let expect_item = (item_plays > 0).then_some(Value::Int64(item_plays as i64));
         assert_eq!(
             values[3], expect_item,
             "item {item} plays at {}",
             request.as_of
         );
-        let expect_likes = (item_plays > 0).then(|| Value::Int64(item_likes as i64));
+        let expect_likes = (item_plays > 0).then_some(Value::Int64(item_likes as i64));
         assert_eq!(
             values[4], expect_likes,
             "item {item} likes at {}",

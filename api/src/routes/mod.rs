@@ -1,9 +1,11 @@
 //! One file per resource, each with a `configure` function.
 
+pub mod events;
 pub mod models;
 pub mod online;
 pub mod ops;
 pub mod push;
+pub mod recommendations;
 pub mod snapshots;
 
 use actix_web::web;
@@ -17,6 +19,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/snapshots/{id}"),
     ("get", "/v1/snapshots/{id}/rows"),
     ("get", "/v1/models"),
+    ("post", "/v1/recommendations"),
+    ("post", "/v1/rank"),
+    ("post", "/v1/events"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -28,5 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     online::configure(cfg);
     snapshots::configure(cfg);
     models::configure(cfg);
+    recommendations::configure(cfg);
+    events::configure(cfg);
     ops::configure(cfg);
 }

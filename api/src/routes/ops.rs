@@ -40,7 +40,11 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&state.store, &state.workers))
+        .body(
+            state
+                .metrics
+                .render(&state.store, &state.workers, &state.recommender),
+        )
 }
 
 /// This document.

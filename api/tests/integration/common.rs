@@ -34,5 +34,5 @@ pub fn state() -> web::Data<AppState> {
     let row =
         serde_json::json!({"user_id": "u1", "event_timestamp": "2026-01-01T00:00:00Z", "plays": 3});
     store.push("user_stats", &[row], true).unwrap();
-    reprise_api::state(Arc::new(store), &ServerConfig::default())
+    reprise_api::state(Arc::new(store), &ServerConfig::default()).unwrap()
 }

@@ -1,0 +1,160 @@
+//! The models ready to serve: each loaded ranker with the ANN index over its
+//! item embeddings (read from the store's embedding view), and which version
+//! serves by default. Loading builds everything off to the side; a swap
+//! replaces one `Arc`, so in-flight requests finish on the model they
+//! started with and none waits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ndarray::Array2;
+use reprise_store::{FeatureStore, Value};
+use reprise_trainer::model_io::{self, RANKER_KIND};
+use reprise_trainer::movielens::{ITEM_EMBEDDING_VIEW, USER_EMBEDDING_VIEW};
+use reprise_trainer::serving::ServingModel;
+
+use super::ann::AnnIndex;
+use crate::error::ActorError;
+
+/// A ranker ready to serve.
+pub struct LoadedModel {
+    pub model: ServingModel,
+    pub index: AnnIndex,
+    /// `ml_user_embedding@N:vector`: where users' vectors are read online.
+    pub user_vector_ref: String,
+}
+
+/// The embedding view (`name@N`) of `view_name` among a model's refs.
+fn embedding_view(refs: &[String], view_name: &str) -> Option<String> {
+    refs.iter()
+        .filter_map(|r| r.strip_suffix(":vector"))
+        .find(|v| v.split('@').next() == Some(view_name))
+        .map(str::to_owned)
+}
+
+impl LoadedModel {
+    /// Loads ranker `version` and builds its ANN index from the item vectors
+    /// stored in its embedding view version.
+    pub fn load(store: &FeatureStore, version: &str) -> Result<Self, ActorError> {
+        let record = store.load_model(version)?;
+        let model = ServingModel::load(store, version)?;
+        let item_view = embedding_view(&record.feature_refs, ITEM_EMBEDDING_VIEW);
+        let user_view = embedding_view(&record.feature_refs, USER_EMBEDDING_VIEW);
+        let (Some(item_view), Some(user_view)) = (item_view, user_view) else {
+            return Err(ActorError::invalid(
+                "model",
+                format!("{version} names no embedding views"),
+            ));
+        };
+        // The latest stored vector of every item, in the model's item order.
+        let mut vectors = model.item_factors.clone();
+        let mut found = 0usize;
+        for row in store.view_history(&item_view, store.version())? {
+            let (Some(id), Some(Some(Value::FloatVector(v)))) =
+                (row.keys.first(), row.values.first())
+            else {
+                continue;
+            };
+            if let Some(i) = model.item_index(id) {
+                if v.len() == vectors.ncols() {
+                    vectors
+                        .row_mut(i as usize)
+                        .assign(&ndarray::ArrayView1::from(v.as_slice()));
+                    found += 1;
+                }
+            }
+        }
+        if found == 0 && model.item_count() > 0 {
+            return Err(ActorError::invalid(
+                "model",
+                format!("{item_view} holds no vectors for {version}'s items"),
+            ));
+        }
+        let index = AnnIndex::build(&vectors)?;
+        tracing::info!(%version, items = index.len(), %item_view, "model loaded for serving");
+        Ok(LoadedModel {
+            model,
+            index,
+            user_vector_ref: format!("{user_view}:vector"),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    models: RwLock<HashMap<String, Arc<LoadedModel>>>,
+    serving: RwLock<Option<String>>,
+}
+
+impl Catalog {
+    /// A catalog serving the newest stored ranker, if there is one.
+    pub fn load_latest(store: &FeatureStore) -> Result<Self, ActorError> {
+        let catalog = Catalog::default();
+        match model_io::latest(store, RANKER_KIND) {
+            Ok(record) => catalog.promote(store, &record.version)?,
+            Err(reprise_trainer::TrainError::NoModel { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(catalog)
+    }
+
+    /// Loads `version` (if not loaded) and makes it the default.
+    pub fn promote(&self, store: &FeatureStore, version: &str) -> Result<(), ActorError> {
+        self.get_or_load(store, version)?;
+        *self.serving.write().unwrap_or_else(|p| p.into_inner()) = Some(version.to_owned());
+        Ok(())
+    }
+
+    /// A loaded model, loading it on first use (so A/B arms can name any
+    /// stored version).
+    pub fn get_or_load(
+        &self,
+        store: &FeatureStore,
+        version: &str,
+    ) -> Result<Arc<LoadedModel>, ActorError> {
+        if let Some(m) = self
+            .models
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(version)
+        {
+            return Ok(Arc::clone(m));
+        }
+        let loaded = Arc::new(LoadedModel::load(store, version)?);
+        self.models
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(version.to_owned())
+            .or_insert_with(|| Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// The default model.
+    pub fn serving(&self) -> Result<Arc<LoadedModel>, ActorError> {
+        let version = self
+            .serving
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(ActorError::NoServingModel)?;
+        self.models
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&version)
+            .cloned()
+            .ok_or(ActorError::NoServingModel)
+    }
+
+    pub fn serving_version(&self) -> Option<String> {
+        self.serving
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Item vectors as a matrix (for tests of the index).
+pub fn matrix(rows: &[Vec<f32>]) -> Array2<f32> {
+    let cols = rows.first().map_or(0, Vec::len);
+    Array2::from_shape_fn((rows.len(), cols), |(r, c)| rows[r][c])
+}

@@ -1,0 +1,227 @@
+//! The main path of a request, run on a ranker worker thread: candidates
+//! (from the cache, or ANN over the user's embedding + item-kNN over their
+//! history + popular + recent history), one batched online read of the
+//! context features of all candidates, the same feature vectors the ranker
+//! was trained on, probabilities, and the served-feature log.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use reprise_models::pipeline::Source;
+use reprise_store::time::format_rfc3339;
+use reprise_store::{FeatureStore, Value};
+use reprise_trainer::context::{vectorize, CONTEXT_REFS};
+use serde_json::{json, Map, Value as Json};
+
+use super::candidate_cache::{CachedCandidates, CandidateCache};
+use super::catalog::LoadedModel;
+use super::histories::Histories;
+use super::request::{RequestContext, ScoredItem};
+use super::stats::ServingStats;
+use crate::error::ActorError;
+
+/// Everything the serving path shares.
+pub struct Shared {
+    pub store: Arc<FeatureStore>,
+    pub catalog: Arc<super::catalog::Catalog>,
+    pub histories: Arc<Histories>,
+    pub cache: CandidateCache,
+    pub stats: Arc<ServingStats>,
+    /// How many of the user's most recent plays are offered again.
+    pub history_candidates: usize,
+}
+
+/// One ranked candidate with the inputs the model saw.
+pub struct Scored {
+    pub item: u32,
+    pub probability: f64,
+    pub source: &'static str,
+    pub features: Vec<f64>,
+}
+
+fn entity(user: &str, item: Option<&str>) -> Map<String, Json> {
+    let mut m = Map::new();
+    m.insert("user_id".into(), Json::String(user.to_owned()));
+    if let Some(item) = item {
+        m.insert("item_id".into(), Json::String(item.to_owned()));
+    }
+    m
+}
+
+impl Shared {
+    /// The user's vector from the model's embedding view (the model's own
+    /// factors when the store has none for them).
+    fn user_vector(
+        &self,
+        loaded: &LoadedModel,
+        user: &str,
+    ) -> Result<Option<Vec<f32>>, ActorError> {
+        let online = self.store.online_features(
+            std::slice::from_ref(&loaded.user_vector_ref),
+            &[entity(user, None)],
+        )?;
+        if let Some(Some(Value::FloatVector(v))) =
+            online.rows.first().and_then(|r| r.values.first())
+        {
+            return Ok(Some(v.clone()));
+        }
+        Ok(loaded.model.user_vector(user).map(|v| v.to_vec()))
+    }
+
+    /// Whether `user` has neither history nor an embedding.
+    pub fn is_cold(&self, loaded: &LoadedModel, user: &str) -> Result<bool, ActorError> {
+        Ok(self.histories.get(user).is_empty() && self.user_vector(loaded, user)?.is_none())
+    }
+
+    /// The user's candidates for `loaded`, from the cache or computed.
+    pub fn candidates(
+        &self,
+        loaded: &LoadedModel,
+        user: &str,
+    ) -> Result<Arc<CachedCandidates>, ActorError> {
+        let model = &loaded.model;
+        if let Some(c) = self.cache.get(user, &model.version) {
+            return Ok(c);
+        }
+        let history: Vec<u32> = self
+            .histories
+            .get(user)
+            .iter()
+            .filter_map(|i| model.item_index(i))
+            .collect();
+        let exclude: HashSet<u32> = history.iter().copied().collect();
+        let user_vector = self.user_vector(loaded, user)?;
+        let als_top = match &user_vector {
+            Some(v) => loaded
+                .index
+                .search(v, model.params.candidates + exclude.len())?,
+            None => Vec::new(),
+        };
+        let lists = model.candidate_lists(als_top, &history, &exclude);
+        let recent: Vec<u32> = history
+            .iter()
+            .rev()
+            .take(self.history_candidates)
+            .copied()
+            .collect();
+        let mut items = lists.items();
+        items.extend(recent.iter().copied());
+        items.sort_unstable();
+        items.dedup();
+        let candidates = Arc::new(CachedCandidates {
+            model_version: model.version.clone(),
+            lists,
+            items,
+            user_vector,
+            history,
+            recent,
+        });
+        self.cache.put(user, Arc::clone(&candidates));
+        Ok(candidates)
+    }
+
+    /// Scores `items` for `user`: generator features from `candidates`,
+    /// context features from one online read, then the ranker.
+    pub fn score(
+        &self,
+        loaded: &LoadedModel,
+        user: &str,
+        candidates: &CachedCandidates,
+        items: &[u32],
+    ) -> Result<Vec<Scored>, ActorError> {
+        let model = &loaded.model;
+        let refs: Vec<String> = CONTEXT_REFS.iter().map(|r| r.to_string()).collect();
+        let entities: Vec<Map<String, Json>> = items
+            .iter()
+            .map(|i| entity(user, Some(model.item_id(*i))))
+            .collect();
+        let context = self.store.online_features(&refs, &entities)?;
+        let recent: HashSet<u32> = candidates.recent.iter().copied().collect();
+        Ok(items
+            .iter()
+            .zip(context.rows)
+            .map(|(item, row)| {
+                let mut features = candidates.lists.features(
+                    *item,
+                    model.als_score(candidates.user_vector.as_deref(), *item),
+                    model.popularity(*item),
+                    candidates.history.len(),
+                );
+                features.extend(vectorize(&row.values));
+                let source = if recent.contains(item) {
+                    "history"
+                } else {
+                    match candidates.lists.source(*item) {
+                        Source::Embedding => "ann",
+                        Source::Neighbours => "history",
+                        Source::Popular => "popular",
+                    }
+                };
+                Scored {
+                    item: *item,
+                    probability: model.probability(&features),
+                    source,
+                    features,
+                }
+            })
+            .collect())
+    }
+
+    /// The best `k` of the user's candidates.
+    pub fn recommend(
+        &self,
+        loaded: &LoadedModel,
+        user: &str,
+        k: usize,
+    ) -> Result<Vec<Scored>, ActorError> {
+        let candidates = self.candidates(loaded, user)?;
+        let mut scored = self.score(loaded, user, &candidates, &candidates.items)?;
+        scored.sort_by(|a, b| {
+            b.probability
+                .total_cmp(&a.probability)
+                .then(a.item.cmp(&b.item))
+        });
+        scored.truncate(k);
+        Ok(scored)
+    }
+
+    /// Writes the served-feature log of one response (and the request's
+    /// context) through the push path: durable before the reply.
+    #[allow(clippy::too_many_arguments)]
+    pub fn log_served(
+        &self,
+        request_id: &str,
+        user: &str,
+        context: &RequestContext,
+        model_version: &str,
+        arm: &str,
+        items: &[ScoredItem],
+        features: &[Vec<f64>],
+    ) -> Result<(), ActorError> {
+        let now = format_rfc3339(self.store.clock().now());
+        let mut ctx = json!({"request_id": request_id, "event_timestamp": now, "user_id": user,
+                             "device": context.device, "country": context.country});
+        if let Some(hour) = context.raw.get("hour").and_then(Json::as_i64) {
+            ctx["hour"] = json!(hour);
+        }
+        if self.store.registry().view("request_context").is_some() {
+            self.store.push("request_context", &[ctx], false)?;
+        }
+        if items.is_empty() || self.store.registry().view("served_item").is_none() {
+            return Ok(());
+        }
+        let rows: Vec<Json> = items
+            .iter()
+            .enumerate()
+            .map(|(position, item)| {
+                json!({"request_id": request_id, "item_id": item.item_id, "event_timestamp": now,
+                       "user_id": user, "position": position as i64, "model_version": model_version,
+                       "arm": arm, "source": item.source, "score": item.score,
+                       "features": features.get(position).cloned().unwrap_or_default()})
+            })
+            .collect();
+        self.store.push("served_item", &rows, false)?;
+        ServingStats::add(&self.stats.served_items, items.len() as u64);
+        Ok(())
+    }
+}

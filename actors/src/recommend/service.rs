@@ -1,0 +1,479 @@
+//! [`Recommender`]: the handle the API uses. Requests are checked, cold users
+//! are answered from the [`ColdStart`] actor, and the blocking work (store
+//! reads, ANN search, scoring, the served-feature log) runs on a pool of
+//! `RankWorker` sync actors, bounded like the store workers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use reprise_store::time::parse_rfc3339;
+use reprise_store::FeatureStore;
+use serde_json::{json, Value as Json};
+
+use super::candidate_cache::CandidateCache;
+use super::catalog::Catalog;
+use super::cold_start::{ColdStart, ColdStartConfig, ColdStartItems, RecordPlay};
+use super::histories::Histories;
+use super::ranking::Shared;
+use super::request::{
+    check_context, RankRequest, Ranked, RecommendRequest, Recommendation, RequestContext,
+    ScoredItem,
+};
+use super::stats::ServingStats;
+use crate::error::ActorError;
+
+const NAME: &str = "ranker";
+/// The arm of requests outside any experiment.
+pub const DEFAULT_ARM: &str = "control";
+
+#[derive(Debug, Clone)]
+pub struct RecommenderConfig {
+    pub workers: usize,
+    pub queue: usize,
+    pub cache_capacity: u64,
+    /// A play shorter than this is a skip.
+    pub skip_threshold_seconds: f64,
+    pub history_candidates: usize,
+    pub max_k: usize,
+    pub cold_start: ColdStartConfig,
+}
+
+impl Default for RecommenderConfig {
+    fn default() -> Self {
+        RecommenderConfig {
+            workers: 2,
+            queue: 256,
+            cache_capacity: 10_000,
+            skip_threshold_seconds: 30.0,
+            history_candidates: 10,
+            max_k: 200,
+            cold_start: ColdStartConfig::default(),
+        }
+    }
+}
+
+/// Work for a ranker worker.
+#[derive(Message)]
+#[rtype(result = "Result<Recommendation, ActorError>")]
+struct Recommend {
+    request_id: String,
+    user_id: String,
+    context: RequestContext,
+    k: usize,
+    cold_items: Option<Vec<ScoredItem>>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Ranked, ActorError>")]
+struct Rank {
+    request_id: String,
+    user_id: String,
+    item_ids: Vec<String>,
+}
+
+struct RankWorker {
+    shared: Arc<Shared>,
+}
+
+impl Actor for RankWorker {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<Recommend> for RankWorker {
+    type Result = Result<Recommendation, ActorError>;
+
+    fn handle(&mut self, msg: Recommend, _: &mut Self::Context) -> Self::Result {
+        let shared = &self.shared;
+        let loaded = shared.catalog.serving()?;
+        let version = loaded.model.version.clone();
+        ServingStats::add(&shared.stats.recommendations, 1);
+        let (items, features, cold_start) = match msg.cold_items {
+            Some(items) if shared.is_cold(&loaded, &msg.user_id)? => {
+                ServingStats::add(&shared.stats.cold_start, 1);
+                (items, Vec::new(), true)
+            }
+            _ => {
+                let scored = shared.recommend(&loaded, &msg.user_id, msg.k)?;
+                let items = scored
+                    .iter()
+                    .map(|s| ScoredItem {
+                        item_id: loaded.model.item_id(s.item).to_owned(),
+                        score: s.probability,
+                        source: s.source,
+                    })
+                    .collect();
+                (
+                    items,
+                    scored.into_iter().map(|s| s.features).collect(),
+                    false,
+                )
+            }
+        };
+        shared.log_served(
+            &msg.request_id,
+            &msg.user_id,
+            &msg.context,
+            &version,
+            DEFAULT_ARM,
+            &items,
+            &features,
+        )?;
+        Ok(Recommendation {
+            request_id: msg.request_id,
+            model_version: Some(version),
+            arm: DEFAULT_ARM.to_owned(),
+            cold_start,
+            items,
+        })
+    }
+}
+
+impl Handler<Rank> for RankWorker {
+    type Result = Result<Ranked, ActorError>;
+
+    fn handle(&mut self, msg: Rank, _: &mut Self::Context) -> Self::Result {
+        let shared = &self.shared;
+        let loaded = shared.catalog.serving()?;
+        let model = &loaded.model;
+        let items = msg
+            .item_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                model.item_index(id).ok_or_else(|| {
+                    ActorError::invalid(format!("item_ids[{i}]"), format!("unknown item `{id}`"))
+                })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        let candidates = shared.candidates(&loaded, &msg.user_id)?;
+        let scored = shared.score(&loaded, &msg.user_id, &candidates, &items)?;
+        Ok(Ranked {
+            request_id: msg.request_id,
+            model_version: model.version.clone(),
+            scores: msg
+                .item_ids
+                .into_iter()
+                .zip(scored)
+                .map(|(id, s)| (id, s.probability))
+                .collect(),
+        })
+    }
+}
+
+/// A feedback event (`POST /v1/events`).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub request_id: Option<String>,
+    pub user_id: String,
+    pub item_id: String,
+    pub kind: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    pub played_seconds: Option<f64>,
+}
+
+pub const EVENT_TYPES: [&str; 5] = ["impression", "play", "skip", "click", "like"];
+
+#[derive(Clone)]
+pub struct Recommender {
+    shared: Arc<Shared>,
+    workers: Addr<RankWorker>,
+    cold: Addr<ColdStart>,
+    in_flight: Arc<AtomicUsize>,
+    config: RecommenderConfig,
+}
+
+impl Recommender {
+    /// Loads histories and the newest ranker from `store` and starts the
+    /// actors (must run inside an actix system).
+    pub fn start(store: Arc<FeatureStore>, config: RecommenderConfig) -> Result<Self, ActorError> {
+        let stats = Arc::new(ServingStats::default());
+        let shared = Arc::new(Shared {
+            catalog: Arc::new(Catalog::load_latest(&store)?),
+            histories: Arc::new(Histories::load(&store)?),
+            cache: CandidateCache::new(config.cache_capacity, Arc::clone(&stats)),
+            stats,
+            history_candidates: config.history_candidates,
+            store,
+        });
+        let for_workers = Arc::clone(&shared);
+        let workers = SyncArbiter::start(config.workers.max(1), move || RankWorker {
+            shared: Arc::clone(&for_workers),
+        });
+        let cold = ColdStart::new(config.cold_start).start();
+        Ok(Recommender {
+            shared,
+            workers,
+            cold,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            config,
+        })
+    }
+
+    pub fn stats(&self) -> &ServingStats {
+        &self.shared.stats
+    }
+
+    pub fn cached_users(&self) -> u64 {
+        self.shared.cache.entries()
+    }
+
+    /// Whether `user`'s candidates are cached (for tests and operators).
+    pub fn is_cached(&self, user: &str) -> bool {
+        self.shared.cache.contains(user)
+    }
+
+    pub fn serving_version(&self) -> Option<String> {
+        self.shared.catalog.serving_version()
+    }
+
+    /// Loads `version` and serves it; cached candidates are dropped.
+    pub fn promote(&self, version: &str) -> Result<(), ActorError> {
+        self.shared.catalog.promote(&self.shared.store, version)?;
+        self.shared.cache.invalidate_all();
+        ServingStats::add(&self.shared.stats.model_swaps, 1);
+        Ok(())
+    }
+
+    async fn send<M, T>(&self, msg: M) -> Result<T, ActorError>
+    where
+        M: Message<Result = Result<T, ActorError>> + Send + 'static,
+        T: Send + 'static,
+        RankWorker: Handler<M>,
+    {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.config.queue {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(ActorError::Overloaded {
+                actor: NAME,
+                capacity: self.config.queue,
+            });
+        }
+        let reply = self.workers.send(msg).await;
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        reply.map_err(|_| ActorError::Stopped(NAME))?
+    }
+
+    /// Counts and stores a request refused for missing context.
+    fn record_anomaly(&self, request_id: &str, user: &str, field: &str) {
+        ServingStats::add(&self.shared.stats.missing_context, 1);
+        let store = &self.shared.store;
+        if store.registry().view("serving_anomaly").is_some() {
+            let row = json!({"request_id": request_id, "event_timestamp":
+                reprise_store::time::format_rfc3339(store.clock().now()),
+                "kind": "missing_field", "field": field, "user_id": user});
+            if let Err(e) = store.push("serving_anomaly", &[row], false) {
+                tracing::warn!(error = %e, "could not store a serving anomaly");
+            }
+        }
+        tracing::warn!(%request_id, %field, "request refused: missing mandatory context");
+    }
+
+    fn checked_context(
+        &self,
+        request_id: &str,
+        user: &str,
+        context: &serde_json::Map<String, Json>,
+    ) -> Result<RequestContext, ActorError> {
+        check_context(&self.shared.store, context).inspect_err(|e| {
+            if let ActorError::MissingContext { field } = e {
+                self.record_anomaly(request_id, user, field);
+            }
+        })
+    }
+
+    pub async fn recommend(&self, req: RecommendRequest) -> Result<Recommendation, ActorError> {
+        if req.user_id.is_empty() {
+            return Err(ActorError::invalid("user_id", "must not be empty"));
+        }
+        if req.k == 0 || req.k > self.config.max_k {
+            return Err(ActorError::invalid(
+                "k",
+                format!("must be between 1 and {}", self.config.max_k),
+            ));
+        }
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let context = self.checked_context(&request_id, &req.user_id, &req.context)?;
+        // A user without history may be cold: fetch the cold-start list now
+        // (an actor message), the worker decides.
+        let cold_items = if self.shared.histories.get(&req.user_id).is_empty() {
+            let items = self
+                .cold
+                .send(ColdStartItems {
+                    country: context.country.clone(),
+                    device: context.device.clone(),
+                    k: req.k,
+                    now: self.shared.store.clock().now(),
+                })
+                .await
+                .map_err(|_| ActorError::Stopped("cold start"))?;
+            let mut items: Vec<ScoredItem> = items
+                .into_iter()
+                .map(|(item_id, score, source)| ScoredItem {
+                    item_id,
+                    score,
+                    source: source.as_str(),
+                })
+                .collect();
+            if items.len() < req.k {
+                self.fill_with_model_popular(&mut items, req.k);
+            }
+            Some(items)
+        } else {
+            None
+        };
+        self.send(Recommend {
+            request_id,
+            user_id: req.user_id,
+            context,
+            k: req.k,
+            cold_items,
+        })
+        .await
+    }
+
+    /// Before any play event, the cold-start list is the serving model's
+    /// popularity (scores relative to the most popular item).
+    fn fill_with_model_popular(&self, items: &mut Vec<ScoredItem>, k: usize) {
+        let Ok(loaded) = self.shared.catalog.serving() else {
+            return;
+        };
+        let model = &loaded.model;
+        let lists = model.candidate_lists(Vec::new(), &[], &Default::default());
+        let top = lists
+            .popular_top
+            .first()
+            .map_or(1.0, |i| model.popularity(*i).max(1) as f64);
+        for item in &lists.popular_top {
+            if items.len() >= k {
+                break;
+            }
+            let id = model.item_id(*item);
+            if !items.iter().any(|i| i.item_id == id) {
+                items.push(ScoredItem {
+                    item_id: id.to_owned(),
+                    score: model.popularity(*item) as f64 / top,
+                    source: "popular",
+                });
+            }
+        }
+    }
+
+    pub async fn rank(&self, req: RankRequest) -> Result<Ranked, ActorError> {
+        if req.item_ids.is_empty() || req.item_ids.len() > 10 * self.config.max_k {
+            return Err(ActorError::invalid(
+                "item_ids",
+                format!("needs 1 to {} items", 10 * self.config.max_k),
+            ));
+        }
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        self.checked_context(&request_id, &req.user_id, &req.context)?;
+        self.send(Rank {
+            request_id,
+            user_id: req.user_id,
+            item_ids: req.item_ids,
+        })
+        .await
+    }
+
+    /// Stores events in the `feedback` view (a rejected batch writes
+    /// nothing), then updates histories, the candidate cache and the
+    /// cold-start counts. Returns how many were accepted.
+    pub fn record_events(&self, events: &[Event]) -> Result<usize, ActorError> {
+        let store = &self.shared.store;
+        let mut rows = Vec::with_capacity(events.len());
+        let mut times = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let field = |name: &str| format!("events[{i}].{name}");
+            if !EVENT_TYPES.contains(&e.kind.as_str()) {
+                return Err(ActorError::invalid(
+                    field("type"),
+                    format!("`{}` is not one of {}", e.kind, EVENT_TYPES.join(", ")),
+                ));
+            }
+            if e.user_id.is_empty() || e.item_id.is_empty() {
+                return Err(ActorError::invalid(
+                    field(if e.user_id.is_empty() {
+                        "user_id"
+                    } else {
+                        "item_id"
+                    }),
+                    "must not be empty",
+                ));
+            }
+            let at = parse_rfc3339(&e.timestamp).ok_or_else(|| {
+                ActorError::invalid(field("timestamp"), "is not an RFC 3339 time")
+            })?;
+            times.push(at);
+            let engaged = match e.kind.as_str() {
+                "play" => Some(
+                    e.played_seconds
+                        .is_none_or(|s| s >= self.config.skip_threshold_seconds),
+                ),
+                "click" | "like" => Some(true),
+                "skip" => Some(false),
+                _ => None,
+            };
+            let mut row = json!({"request_id": e.request_id.clone().unwrap_or_default(),
+                                 "item_id": e.item_id, "event_timestamp": e.timestamp,
+                                 "user_id": e.user_id, "type": e.kind});
+            if let Some(s) = e.played_seconds {
+                row["played_seconds"] = json!(s);
+            }
+            if let Some(engaged) = engaged {
+                row["engaged"] = json!(engaged);
+            }
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        if store.registry().view("feedback").is_some() {
+            store.push("feedback", &rows, false)?;
+        }
+        for (e, at) in events.iter().zip(times) {
+            if e.kind != "play" && e.kind != "like" && e.kind != "click" {
+                continue;
+            }
+            if self.shared.histories.record(&e.user_id, &e.item_id) {
+                self.shared.cache.invalidate(&e.user_id);
+            }
+            let (country, device) = self.segment_of(e.request_id.as_deref());
+            self.cold.do_send(RecordPlay {
+                item: e.item_id.clone(),
+                country,
+                device,
+                at,
+            });
+        }
+        ServingStats::add(&self.shared.stats.events, events.len() as u64);
+        Ok(events.len())
+    }
+
+    /// The (country, device) the request was served in, from its logged
+    /// context.
+    fn segment_of(&self, request_id: Option<&str>) -> (String, String) {
+        let unknown = || ("unknown".to_owned(), "unknown".to_owned());
+        let Some(id) = request_id.filter(|id| !id.is_empty()) else {
+            return unknown();
+        };
+        let entity: serde_json::Map<String, Json> =
+            [("request_id".to_owned(), Json::String(id.to_owned()))]
+                .into_iter()
+                .collect();
+        let refs = [
+            "request_context:country".to_owned(),
+            "request_context:device".to_owned(),
+        ];
+        match self.shared.store.online_features(&refs, &[entity]) {
+            Ok(result) => {
+                let text = |i: usize| match result.rows[0].values.get(i) {
+                    Some(Some(reprise_store::Value::String(s))) => s.clone(),
+                    _ => "unknown".to_owned(),
+                };
+                (text(0), text(1))
+            }
+            Err(_) => unknown(),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `POST /v1/recommendations` and `POST /v1/rank`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use reprise_actors::recommend::{RankRequest, RecommendRequest};
+use serde_json::{Map, Value as Json};
+
+use crate::body::{json_object, JsonObject};
+use crate::error::ApiError;
+use crate::schema::{
+    self, ErrorResponse, ItemProbability, RankResponse, RecommendationResponse, RecommendedItem,
+};
+use crate::state::AppState;
+
+/// Items per response when the request does not say.
+const DEFAULT_K: u64 = 10;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/recommendations", web::post().to(recommendations))
+        .route("/v1/rank", web::post().to(rank));
+}
+
+fn context(body: &mut JsonObject) -> Result<Map<String, Json>, ApiError> {
+    match body.take("context") {
+        Some(Json::Object(map)) => Ok(map),
+        Some(_) => Err(ApiError::bad_field(
+            "context",
+            "`context` must be an object",
+        )),
+        None => Ok(Map::new()),
+    }
+}
+
+/// The best `k` items for a user: candidates from history, ANN over
+/// embeddings and popularity, ranked by the serving model; cold-start
+/// items for users with no history and no embedding.
+#[utoipa::path(post, path = "/v1/recommendations", tag = "recommendations",
+    request_body = schema::RecommendationRequest,
+    responses((status = 200, body = RecommendationResponse),
+              (status = 400, description = "Bad field", body = ErrorResponse),
+              (status = 422, description = "Missing mandatory context (an anomaly is recorded)", body = ErrorResponse),
+              (status = 503, description = "No model is serving, or overloaded", body = ErrorResponse)))]
+pub(crate) async fn recommendations(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let user_id = body.string("user_id")?;
+    let context = context(&mut body)?;
+    let k = body.optional_u64("k")?.unwrap_or(DEFAULT_K) as usize;
+    let result = state
+        .recommender
+        .recommend(RecommendRequest {
+            user_id,
+            context,
+            k,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(RecommendationResponse {
+        request_id: result.request_id,
+        model_version: result.model_version,
+        arm: result.arm,
+        cold_start: result.cold_start,
+        items: result
+            .items
+            .into_iter()
+            .map(|i| RecommendedItem {
+                item_id: i.item_id,
+                score: i.score,
+                source: i.source.to_owned(),
+            })
+            .collect(),
+    }))
+}
+
+/// Engagement probabilities of the given items for a user, from the
+/// serving model.
+#[utoipa::path(post, path = "/v1/rank", tag = "recommendations",
+    request_body = schema::RankRequest,
+    responses((status = 200, body = RankResponse),
+              (status = 400, description = "Bad field or unknown item", body = ErrorResponse),
+              (status = 422, description = "Missing mandatory context", body = ErrorResponse),
+              (status = 503, description = "No model is serving, or overloaded", body = ErrorResponse)))]
+pub(crate) async fn rank(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let user_id = body.string("user_id")?;
+    let context = context(&mut body)?;
+    let item_ids = body.strings("item_ids")?;
+    let result = state
+        .recommender
+        .rank(RankRequest {
+            user_id,
+            context,
+            item_ids,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(RankResponse {
+        request_id: result.request_id,
+        model_version: result.model_version,
+        scores: result
+            .scores
+            .into_iter()
+            .map(|(item_id, probability)| ItemProbability {
+                item_id,
+                probability,
+            })
+            .collect(),
+    }))
+}
