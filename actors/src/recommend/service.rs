@@ -173,6 +173,9 @@ pub struct Event {
     pub played_seconds: Option<f64>,
 }
 
+/// The `request_id` under which events without one are stored.
+pub const UNATTRIBUTED: &str = "unattributed";
+
 pub const EVENT_TYPES: [&str; 5] = ["impression", "play", "skip", "click", "like"];
 
 #[derive(Clone)]
@@ -414,7 +417,7 @@ impl Recommender {
                 "skip" => Some(false),
                 _ => None,
             };
-            let mut row = json!({"request_id": e.request_id.clone().unwrap_or_default(),
+            let mut row = json!({"request_id": e.request_id.clone().unwrap_or_else(|| UNATTRIBUTED.to_owned()),
                                  "item_id": e.item_id, "event_timestamp": e.timestamp,
                                  "user_id": e.user_id, "type": e.kind});
             if let Some(s) = e.played_seconds {

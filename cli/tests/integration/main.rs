@@ -7,4 +7,5 @@ mod http_features;
 mod loadtest;
 mod movielens;
 mod otlp;
+mod recommendations;
 mod server;

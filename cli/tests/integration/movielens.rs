@@ -163,6 +163,23 @@ fn movielens_100k_two_stage_meets_its_targets() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
     let metric = |section: &str, name: &str| report[section][name].as_f64().unwrap();
+    // The serving path's ANN index over the trained item embeddings finds
+    // the exact top 100 (by dot product) of every user.
+    let store = reprise_store::FeatureStore::open(&data, Default::default()).unwrap();
+    let model = reprise_trainer::serving::ServingModel::load(&store, "ranker-1").unwrap();
+    let index = reprise_actors::recommend::ann::AnnIndex::build(&model.item_factors).unwrap();
+    let users: Vec<String> = (1..=943).map(|u| u.to_string()).collect();
+    let queries =
+        ndarray::Array2::from_shape_fn((users.len(), model.item_factors.ncols()), |(r, c)| {
+            model.user_vector(&users[r]).unwrap()[c]
+        });
+    let recall =
+        reprise_actors::recommend::ann::recall_at(&index, &model.item_factors, &queries, 100);
+    assert!(
+        recall >= 0.95,
+        "ANN recall@100 on MovieLens embeddings: {recall}"
+    );
+    drop(store);
     assert_eq!(report["users_evaluated"], 943);
     assert!(metric("pipeline", "ndcg@10") >= 0.22, "{report}");
     assert!(metric("pipeline", "precision@10") >= 0.20, "{report}");

@@ -1,0 +1,235 @@
+//! The two-stage recommendation path end to end on the real server, over
+//! generated MovieLens-format data: import, train, serve; personalised and
+//! cold-start responses, missing context, feedback events, the candidate
+//! cache and the served-feature log.
+
+use serde_json::{json, Value as Json};
+
+use crate::server::{run_cli, Server};
+
+fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
+    let (status, bytes) = server
+        .client
+        .post_bytes(path, body.to_string().as_bytes())
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Json::Null))
+}
+
+fn metric(server: &Server, name: &str) -> f64 {
+    let (_, body) = server.client.get("/metrics").unwrap();
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+        .parse()
+        .unwrap()
+}
+
+/// A JSON value of an online read back as a store value.
+fn value(v: &Json) -> Option<reprise_store::Value> {
+    use reprise_store::Value;
+    Some(match v {
+        Json::Null => return None,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::String(s) => Value::String(s.clone()),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int64(i),
+            None => Value::Float64(n.as_f64().unwrap()),
+        },
+        Json::Array(a) if a.iter().all(Json::is_string) => {
+            Value::StringList(a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+        }
+        Json::Array(a) => {
+            Value::FloatVector(a.iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        }
+        Json::Object(_) => panic!("no object values"),
+    })
+}
+
+fn trained_server() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let ml = dir.path().join("ml");
+    std::fs::create_dir(&ml).unwrap();
+    reprise_trainer::synthetic::write_movielens(&ml, 60, 20).unwrap();
+    let data = dir.path().join("data");
+    for args in [
+        vec!["import", "movielens", ml.to_str().unwrap()],
+        vec!["train", "--factors", "8", "--iterations", "5"],
+    ] {
+        let out = run_cli(&data, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let server = Server::start(&data, &[]);
+    (dir, server)
+}
+
+const CONTEXT: &str = r#"{"device": "mobile", "country": "SE"}"#;
+
+fn recommend(server: &Server, user: &str, k: usize) -> Json {
+    let context: Json = serde_json::from_str(CONTEXT).unwrap();
+    let (status, body) = post(
+        server,
+        "/v1/recommendations",
+        &json!({"user_id": user, "context": context, "k": k}),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn item_ids(body: &Json) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn personalised_and_cold_start_recommendations_with_feedback() {
+    let (_dir, server) = trained_server();
+
+    // A known user: k distinct items, probabilities in [0, 1], best first.
+    let body = recommend(&server, "1", 8);
+    assert_eq!(body["cold_start"], false);
+    assert_eq!(body["model_version"], "ranker-1");
+    assert_eq!(body["arm"], "control");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8);
+    let ids = item_ids(&body);
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 8, "distinct items: {ids:?}");
+    let scores: Vec<f64> = items.iter().map(|i| i["score"].as_f64().unwrap()).collect();
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{scores:?}");
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "sorted: {scores:?}"
+    );
+    for item in items {
+        let source = item["source"].as_str().unwrap();
+        assert!(["history", "ann", "popular", "trending", "segment"].contains(&source));
+    }
+
+    // A user nobody has seen: cold start, from popularity.
+    let cold = recommend(&server, "newcomer", 5);
+    assert_eq!(cold["cold_start"], true);
+    assert_eq!(item_ids(&cold).len(), 5);
+
+    // Missing mandatory context: 422 naming the field, an anomaly counted.
+    let before = metric(&server, "reprise_missing_context_anomalies_total");
+    let (status, err) = post(
+        &server,
+        "/v1/recommendations",
+        &json!({"user_id": "1", "context": {"device": "tv"}, "k": 3}),
+    );
+    assert_eq!(status, 422, "{err}");
+    assert_eq!(err["error"]["code"], "missing_context");
+    assert_eq!(err["error"]["field"], "context.country");
+    assert_eq!(
+        metric(&server, "reprise_missing_context_anomalies_total"),
+        before + 1.0
+    );
+
+    // The newcomer plays three items: next time they are on the main path.
+    let request_id = cold["request_id"].as_str().unwrap();
+    let played: Vec<String> = item_ids(&cold).into_iter().take(3).collect();
+    let events: Vec<Json> = played
+        .iter()
+        .map(|item| json!({"request_id": request_id, "user_id": "newcomer", "item_id": item,
+                           "type": "play", "timestamp": "2026-11-01T10:00:00Z", "played_seconds": 200.0}))
+        .collect();
+    let (status, accepted) = post(&server, "/v1/events", &json!({"events": events}));
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["accepted"], 3);
+    let warm = recommend(&server, "newcomer", 5);
+    assert_eq!(warm["cold_start"], false, "{warm}");
+
+    // A bad event is refused with its field named, and nothing is written.
+    let (status, err) = post(
+        &server,
+        "/v1/events",
+        &json!({"events": [{"user_id": "1", "item_id": "2", "type": "play", "timestamp": "2026-11-01T10:00:00Z"},
+                           {"user_id": "1", "item_id": "2", "type": "teleport", "timestamp": "2026-11-01T10:00:00Z"}]}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["field"], "events[1].type");
+}
+
+#[test]
+fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
+    let (_dir, server) = trained_server();
+    recommend(&server, "3", 5);
+    let hits = metric(&server, "reprise_candidate_cache_hits");
+    let misses = metric(&server, "reprise_candidate_cache_misses");
+    recommend(&server, "3", 5);
+    assert_eq!(metric(&server, "reprise_candidate_cache_hits"), hits + 1.0);
+    assert_eq!(metric(&server, "reprise_candidate_cache_misses"), misses);
+
+    let (status, _) = post(
+        &server,
+        "/v1/events",
+        &json!({"events": [{"user_id": "3", "item_id": "40", "type": "play", "timestamp": "2026-11-01T10:00:00Z"}]}),
+    );
+    assert_eq!(status, 200);
+    recommend(&server, "3", 5);
+    assert_eq!(
+        metric(&server, "reprise_candidate_cache_misses"),
+        misses + 1.0,
+        "the play invalidated the user's candidates"
+    );
+}
+
+#[test]
+fn the_served_feature_log_holds_what_the_model_saw() {
+    let (_dir, server) = trained_server();
+    let body = recommend(&server, "2", 4);
+    let request_id = body["request_id"].as_str().unwrap();
+    let ids = item_ids(&body);
+    let context_refs: Vec<&str> = reprise_trainer::context::CONTEXT_REFS.to_vec();
+    for (position, item) in ids.iter().enumerate() {
+        let (status, logged) = post(
+            &server,
+            "/v1/online-features",
+            &json!({"features": ["served_item:features", "served_item:position", "served_item:model_version", "served_item:score"],
+                    "entities": [{"request_id": request_id, "item_id": item}]}),
+        );
+        assert_eq!(status, 200, "{logged}");
+        let row = &logged["rows"][0]["values"];
+        assert_eq!(row[1], position as i64);
+        assert_eq!(row[2], "ranker-1");
+        assert_eq!(row[3], body["items"][position]["score"]);
+        let features: Vec<f64> = row[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        // The context part equals the same refs read online now, through
+        // the same vectorize function.
+        let (_, online) = post(
+            &server,
+            "/v1/online-features",
+            &json!({"features": context_refs, "entities": [{"user_id": "2", "item_id": item}]}),
+        );
+        let values: Vec<Option<reprise_store::Value>> = online["rows"][0]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(value)
+            .collect();
+        let expected = reprise_trainer::context::vectorize(&values);
+        let tail = &features[features.len() - expected.len()..];
+        assert_eq!(features.len(), 7 + expected.len());
+        for (got, want) in tail.iter().zip(&expected) {
+            assert!(
+                (got - want).abs() <= want.abs() * 1e-6 + 1e-6,
+                "logged {tail:?} vs online {expected:?}"
+            );
+        }
+    }
+}
