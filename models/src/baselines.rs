@@ -3,8 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ndarray::Array2;
-
 use crate::dataset::{Interaction, Split};
 use crate::metrics::{ndcg_at_k, precision_at_k, recall_at_k, TopK};
 
@@ -66,21 +64,39 @@ pub struct ItemKnn {
 }
 
 impl ItemKnn {
-    pub fn fit(train: &[Interaction], users: usize, items: usize, neighbours: usize) -> Self {
+    /// `_users` is accepted for symmetry with the other models; the
+    /// co-occurrence is built sparsely from the interactions.
+    pub fn fit(train: &[Interaction], _users: usize, items: usize, neighbours: usize) -> Self {
         let history = user_histories(train);
-        let mut x = Array2::<f32>::zeros((users, items));
+        // Sparse co-occurrence: for each item, count the other items of its
+        // users (Σ over users of |history|² work, never items² memory).
+        let mut by_item: Vec<Vec<u32>> = vec![Vec::new(); items];
         for (user, list) in &history {
             for item in list {
-                x[[*user as usize, *item as usize]] = 1.0;
+                by_item[*item as usize].push(*user);
             }
         }
-        let co = x.t().dot(&x);
-        let norms: Vec<f32> = (0..items).map(|i| co[[i, i]].sqrt()).collect();
+        let norms: Vec<f32> = by_item.iter().map(|u| (u.len() as f32).sqrt()).collect();
+        let mut counts = vec![0u32; items];
+        let mut touched: Vec<u32> = Vec::new();
         let neighbours = (0..items)
             .map(|i| {
-                let mut row: Vec<(u32, f32)> = (0..items)
-                    .filter(|&j| j != i && co[[i, j]] > 0.0)
-                    .map(|j| (j as u32, co[[i, j]] / (norms[i] * norms[j])))
+                for user in &by_item[i] {
+                    for &j in &history[user] {
+                        if j as usize != i {
+                            if counts[j as usize] == 0 {
+                                touched.push(j);
+                            }
+                            counts[j as usize] += 1;
+                        }
+                    }
+                }
+                let mut row: Vec<(u32, f32)> = touched
+                    .drain(..)
+                    .map(|j| {
+                        let c = std::mem::take(&mut counts[j as usize]) as f32;
+                        (j, c / (norms[i] * norms[j as usize]))
+                    })
                     .collect();
                 row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 row.truncate(neighbours);

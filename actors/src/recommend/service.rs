@@ -37,6 +37,10 @@ pub struct RecommenderConfig {
     pub history_candidates: usize,
     pub max_k: usize,
     pub cold_start: ColdStartConfig,
+    /// The most active users whose candidates are precomputed...
+    pub warm_users: usize,
+    /// ...at start and then this often.
+    pub warm_interval: std::time::Duration,
 }
 
 impl Default for RecommenderConfig {
@@ -49,6 +53,8 @@ impl Default for RecommenderConfig {
             history_candidates: 10,
             max_k: 200,
             cold_start: ColdStartConfig::default(),
+            warm_users: 1_000,
+            warm_interval: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -70,6 +76,13 @@ struct Rank {
     request_id: String,
     user_id: String,
     item_ids: Vec<String>,
+}
+
+/// Precompute the candidates of these users (those not cached).
+#[derive(Message)]
+#[rtype(result = "usize")]
+struct WarmCandidates {
+    users: Vec<String>,
 }
 
 struct RankWorker {
@@ -126,6 +139,55 @@ impl Handler<Recommend> for RankWorker {
             cold_start,
             items,
         })
+    }
+}
+
+impl Handler<WarmCandidates> for RankWorker {
+    type Result = usize;
+
+    fn handle(&mut self, msg: WarmCandidates, _: &mut Self::Context) -> usize {
+        let Ok(loaded) = self.shared.catalog.serving() else {
+            return 0;
+        };
+        let mut warmed = 0;
+        for user in msg.users {
+            if self.shared.cache.contains(&user) {
+                continue;
+            }
+            match self.shared.candidates(&loaded, &user) {
+                Ok(_) => warmed += 1,
+                Err(e) => tracing::warn!(%user, error = %e, "could not precompute candidates"),
+            }
+        }
+        tracing::debug!(warmed, "candidate cache warmed");
+        warmed
+    }
+}
+
+/// Asks the ranker workers, at start and then every `interval`, to
+/// precompute the candidates of the most active users.
+struct CacheWarmer {
+    shared: Arc<Shared>,
+    workers: Addr<RankWorker>,
+    users: usize,
+    interval: std::time::Duration,
+}
+
+impl CacheWarmer {
+    fn warm(&self) {
+        let users = self.shared.histories.most_active(self.users);
+        if !users.is_empty() {
+            self.workers.do_send(WarmCandidates { users });
+        }
+    }
+}
+
+impl Actor for CacheWarmer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.warm();
+        ctx.run_interval(self.interval, |warmer, _| warmer.warm());
     }
 }
 
@@ -205,6 +267,15 @@ impl Recommender {
             shared: Arc::clone(&for_workers),
         });
         let cold = ColdStart::new(config.cold_start).start();
+        if config.warm_users > 0 {
+            CacheWarmer {
+                shared: Arc::clone(&shared),
+                workers: workers.clone(),
+                users: config.warm_users,
+                interval: config.warm_interval,
+            }
+            .start();
+        }
         Ok(Recommender {
             shared,
             workers,

@@ -163,6 +163,12 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
 #[test]
 fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
     let (_dir, server) = trained_server();
+    // The most active users' candidates are precomputed at start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while metric(&server, "reprise_candidate_cache_entries") < 60.0 {
+        assert!(std::time::Instant::now() < deadline, "cache not warmed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     recommend(&server, "3", 5);
     let hits = metric(&server, "reprise_candidate_cache_hits");
     let misses = metric(&server, "reprise_candidate_cache_misses");
