@@ -34,6 +34,9 @@ struct Args {
     /// Stop a scenario after this many measured requests.
     #[arg(long)]
     max_requests: Option<u64>,
+    /// User ids 1..=N for the `recommendations` scenario (943 = MovieLens-100k).
+    #[arg(long, default_value_t = 943)]
+    users: u32,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         warmup: Duration::from_secs_f64(args.warmup),
         rate: args.rate,
         max_requests: args.max_requests,
+        users: args.users,
     };
     let mut scenarios = vec![Scenario::Baseline];
     scenarios.extend(

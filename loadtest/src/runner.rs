@@ -24,6 +24,8 @@ pub struct LoadConfig {
     pub rate: Option<f64>,
     /// Stop after this many measured requests.
     pub max_requests: Option<u64>,
+    /// User ids `1..=users` for the `recommendations` scenario.
+    pub users: u32,
 }
 
 struct WorkerResult {
@@ -122,7 +124,7 @@ fn worker(
                 }
             }
         }
-        let request = scenario.request(&mut rng);
+        let request = scenario.request(&mut rng, config.users);
         let url = format!("{}{}", config.url, request.path);
         let outcome = match request.body {
             None => agent.get(&url).call(),

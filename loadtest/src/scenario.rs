@@ -39,6 +39,10 @@ pub enum Scenario {
     Push,
     /// 90% online 1×10, 10% push.
     Mixed,
+    /// `POST /v1/recommendations` (k = 10) for a random user `1..=users`
+    /// (MovieLens-format ids), context `mobile`/`SE`: retrieval, ~200
+    /// candidates ranked, the served-feature log written.
+    Recommendations,
 }
 
 /// One request to send: a GET without a body, a JSON POST with one.
@@ -55,10 +59,12 @@ impl Scenario {
             Scenario::Online100x10 => "online_100x10",
             Scenario::Push => "push",
             Scenario::Mixed => "mixed",
+            Scenario::Recommendations => "recommendations",
         }
     }
 
-    pub fn request(self, rng: &mut SmallRng) -> Request {
+    /// The next request; `users` bounds the user ids of `recommendations`.
+    pub fn request(self, rng: &mut SmallRng, users: u32) -> Request {
         match self {
             Scenario::Baseline => Request {
                 path: "/healthz",
@@ -72,6 +78,14 @@ impl Scenario {
                     online(rng, 1)
                 } else {
                     push(rng, 100)
+                }
+            }
+            Scenario::Recommendations => {
+                let user = rng.random_range(1..=users.max(1)).to_string();
+                let body = json!({"user_id": user, "context": {"device": "mobile", "country": "SE"}, "k": 10});
+                Request {
+                    path: "/v1/recommendations",
+                    body: Some(body.to_string().into_bytes()),
                 }
             }
         }

@@ -14,6 +14,7 @@ fn config(url: &str) -> LoadConfig {
         warmup: Duration::from_millis(300),
         rate: None,
         max_requests: None,
+        users: 943,
     }
 }
 

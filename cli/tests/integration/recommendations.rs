@@ -239,3 +239,22 @@ fn the_served_feature_log_holds_what_the_model_saw() {
         }
     }
 }
+
+/// The load tester's `recommendations` scenario against a trained server:
+/// every request answered.
+#[test]
+fn the_load_tester_drives_recommendations_without_errors() {
+    let (_dir, server) = trained_server();
+    let config = reprise_loadtest::LoadConfig {
+        url: server.url.clone(),
+        connections: 4,
+        duration: std::time::Duration::from_secs(1),
+        warmup: std::time::Duration::from_millis(200),
+        rate: None,
+        max_requests: None,
+        users: 70,
+    };
+    let report = reprise_loadtest::run(&config, reprise_loadtest::Scenario::Recommendations);
+    assert!(report.requests > 0);
+    assert_eq!(report.errors, 0, "{:?}", report.first_error);
+}
