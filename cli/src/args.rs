@@ -84,6 +84,12 @@ pub struct TrainArgs {
     /// Seed of the factor initialisation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Candidates taken from ALS and from item-kNN, each.
+    #[arg(long, default_value_t = 100)]
+    pub candidates: usize,
+    /// Candidates taken from the most popular items.
+    #[arg(long, default_value_t = 50)]
+    pub popular_candidates: usize,
     /// Also write the run's summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -67,6 +67,8 @@ pub fn train(store_args: &StoreArgs, args: TrainArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 ..AlsParams::default()
             },
+            candidates: args.candidates,
+            popular_candidates: args.popular_candidates,
             ..PipelineParams::default()
         },
         as_of_version: args.as_of_version,

@@ -165,6 +165,12 @@ impl ServingModel {
         )
     }
 
+    /// The `n` most popular items (by training interactions), most popular
+    /// first.
+    pub fn most_popular(&self, n: usize) -> &[u32] {
+        &self.popular_ranked[..n.min(self.popular_ranked.len())]
+    }
+
     /// The dot product of a user vector and an item's factors.
     pub fn als_score(&self, user_vector: Option<&[f32]>, item: u32) -> f32 {
         user_vector.map_or(0.0, |v| {

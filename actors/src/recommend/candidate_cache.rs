@@ -23,6 +23,8 @@ pub struct CachedCandidates {
     pub history: Vec<u32>,
     /// The most recent history items offered again.
     pub recent: Vec<u32>,
+    /// New items in the genres of the user's recent items.
+    pub metadata: Vec<u32>,
 }
 
 pub struct CandidateCache {

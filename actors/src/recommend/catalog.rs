@@ -11,6 +11,9 @@ use ndarray::Array2;
 use reprise_store::{FeatureStore, Value};
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_trainer::movielens::{ITEM_EMBEDDING_VIEW, USER_EMBEDDING_VIEW};
+
+/// Where items' genres and release years are read.
+const ITEM_METADATA_VIEW: &str = "ml_item";
 use reprise_trainer::serving::ServingModel;
 
 use super::ann::AnnIndex;
@@ -22,6 +25,55 @@ pub struct LoadedModel {
     pub index: AnnIndex,
     /// `ml_user_embedding@N:vector`: where users' vectors are read online.
     pub user_vector_ref: String,
+    /// Each item's genres (from the store's item metadata), by item index.
+    pub item_genres: Vec<Vec<String>>,
+    /// Items of each genre, newest release first (then most popular).
+    pub by_genre: HashMap<String, Vec<u32>>,
+}
+
+/// Item metadata for the metadata candidates: genres and release year of
+/// every item of `model`, from the `ml_item` view (latest row per item).
+fn item_metadata(
+    store: &FeatureStore,
+    model: &ServingModel,
+) -> Result<(Vec<Vec<String>>, HashMap<String, Vec<u32>>), ActorError> {
+    let mut genres = vec![Vec::new(); model.item_count()];
+    let mut years = vec![0i64; model.item_count()];
+    let rows = match store.view_history(ITEM_METADATA_VIEW, store.version()) {
+        Ok(rows) => rows,
+        Err(reprise_store::StoreError::UnknownView { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let registry = store.registry();
+    let view = registry.view(ITEM_METADATA_VIEW);
+    let genre_slot = view.and_then(|v| v.feature_index("genres"));
+    let year_slot = view.and_then(|v| v.feature_index("year"));
+    for row in rows {
+        let Some(i) = row.keys.first().and_then(|id| model.item_index(id)) else {
+            continue;
+        };
+        if let Some(Some(Value::StringList(g))) = genre_slot.map(|s| &row.values[s]) {
+            genres[i as usize] = g.clone();
+        }
+        if let Some(Some(Value::Int64(y))) = year_slot.map(|s| &row.values[s]) {
+            years[i as usize] = *y;
+        }
+    }
+    let mut by_genre: HashMap<String, Vec<u32>> = HashMap::new();
+    for (i, list) in genres.iter().enumerate() {
+        for g in list {
+            by_genre.entry(g.clone()).or_default().push(i as u32);
+        }
+    }
+    for items in by_genre.values_mut() {
+        items.sort_by(|a, b| {
+            years[*b as usize]
+                .cmp(&years[*a as usize])
+                .then(model.popularity(*b).cmp(&model.popularity(*a)))
+                .then(a.cmp(b))
+        });
+    }
+    Ok((genres, by_genre))
 }
 
 /// The embedding view (`name@N`) of `view_name` among a model's refs.
@@ -71,11 +123,14 @@ impl LoadedModel {
             ));
         }
         let index = AnnIndex::build(&vectors)?;
+        let (item_genres, by_genre) = item_metadata(store, &model)?;
         tracing::info!(%version, items = index.len(), %item_view, "model loaded for serving");
         Ok(LoadedModel {
             model,
             index,
             user_vector_ref: format!("{user_view}:vector"),
+            item_genres,
+            by_genre,
         })
     }
 }

@@ -29,6 +29,9 @@ pub struct Shared {
     pub stats: Arc<ServingStats>,
     /// How many of the user's most recent plays are offered again.
     pub history_candidates: usize,
+    /// How many new items in the genres of the user's recent plays are
+    /// added.
+    pub metadata_candidates: usize,
 }
 
 /// One ranked candidate with the inputs the model saw.
@@ -105,7 +108,9 @@ impl Shared {
             .copied()
             .collect();
         let mut items = lists.items();
+        let metadata = self.metadata_candidates(loaded, &recent, &exclude, &items);
         items.extend(recent.iter().copied());
+        items.extend(metadata.iter().copied());
         items.sort_unstable();
         items.dedup();
         let candidates = Arc::new(CachedCandidates {
@@ -115,9 +120,56 @@ impl Shared {
             user_vector,
             history,
             recent,
+            metadata,
         });
         self.cache.put(user, Arc::clone(&candidates));
         Ok(candidates)
+    }
+
+    /// Up to `metadata_candidates` items from the genres of the user's
+    /// recent plays (newest releases first, round robin over the genres),
+    /// none played or already a candidate.
+    fn metadata_candidates(
+        &self,
+        loaded: &LoadedModel,
+        recent: &[u32],
+        exclude: &HashSet<u32>,
+        already: &[u32],
+    ) -> Vec<u32> {
+        let mut genres: Vec<&String> = Vec::new();
+        for item in recent {
+            for g in &loaded.item_genres[*item as usize] {
+                if !genres.contains(&g) {
+                    genres.push(g);
+                }
+            }
+        }
+        let lists: Vec<&Vec<u32>> = genres
+            .iter()
+            .filter_map(|g| loaded.by_genre.get(*g))
+            .collect();
+        let mut out: Vec<u32> = Vec::new();
+        let mut cursors = vec![0usize; lists.len()];
+        while out.len() < self.metadata_candidates {
+            let mut progressed = false;
+            for (list, cursor) in lists.iter().zip(cursors.iter_mut()) {
+                while let Some(item) = list.get(*cursor) {
+                    *cursor += 1;
+                    if !exclude.contains(item) && !already.contains(item) && !out.contains(item) {
+                        out.push(*item);
+                        progressed = true;
+                        break;
+                    }
+                }
+                if out.len() >= self.metadata_candidates {
+                    break;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        out
     }
 
     /// Scores `items` for `user`: generator features from `candidates`,
@@ -137,6 +189,7 @@ impl Shared {
             .collect();
         let context = self.store.online_features(&refs, &entities)?;
         let recent: HashSet<u32> = candidates.recent.iter().copied().collect();
+        let metadata: HashSet<u32> = candidates.metadata.iter().copied().collect();
         Ok(items
             .iter()
             .zip(context.rows)
@@ -150,6 +203,8 @@ impl Shared {
                 features.extend(vectorize(&row.values));
                 let source = if recent.contains(item) {
                     "history"
+                } else if metadata.contains(item) {
+                    "segment"
                 } else {
                     match candidates.lists.source(*item) {
                         Source::Embedding => "ann",

@@ -35,6 +35,7 @@ pub struct RecommenderConfig {
     /// A play shorter than this is a skip.
     pub skip_threshold_seconds: f64,
     pub history_candidates: usize,
+    pub metadata_candidates: usize,
     pub max_k: usize,
     pub cold_start: ColdStartConfig,
     /// The most active users whose candidates are precomputed...
@@ -51,6 +52,7 @@ impl Default for RecommenderConfig {
             cache_capacity: 10_000,
             skip_threshold_seconds: 30.0,
             history_candidates: 10,
+            metadata_candidates: 30,
             max_k: 200,
             cold_start: ColdStartConfig::default(),
             warm_users: 1_000,
@@ -260,6 +262,7 @@ impl Recommender {
             cache: CandidateCache::new(config.cache_capacity, Arc::clone(&stats)),
             stats,
             history_candidates: config.history_candidates,
+            metadata_candidates: config.metadata_candidates,
             store,
         });
         let for_workers = Arc::clone(&shared);
@@ -413,12 +416,11 @@ impl Recommender {
             return;
         };
         let model = &loaded.model;
-        let lists = model.candidate_lists(Vec::new(), &[], &Default::default());
-        let top = lists
-            .popular_top
+        let popular = model.most_popular(k + items.len());
+        let top = popular
             .first()
             .map_or(1.0, |i| model.popularity(*i).max(1) as f64);
-        for item in &lists.popular_top {
+        for item in popular {
             if items.len() >= k {
                 break;
             }

@@ -55,7 +55,18 @@ fn trained_server() -> (tempfile::TempDir, Server) {
     let data = dir.path().join("data");
     for args in [
         vec!["import", "movielens", ml.to_str().unwrap()],
-        vec!["train", "--factors", "8", "--iterations", "5"],
+        // Short generator lists, so that over 40 items every source shows.
+        vec![
+            "train",
+            "--factors",
+            "8",
+            "--iterations",
+            "5",
+            "--candidates",
+            "5",
+            "--popular-candidates",
+            "3",
+        ],
     ] {
         let out = run_cli(&data, &args);
         assert!(
@@ -114,6 +125,24 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
         let source = item["source"].as_str().unwrap();
         assert!(["history", "ann", "popular", "trending", "segment"].contains(&source));
     }
+
+    // All candidates: every generator contributes, each item once.
+    let all = recommend(&server, "1", 200);
+    let sources: std::collections::HashSet<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["source"].as_str().unwrap())
+        .collect();
+    for source in ["ann", "history", "popular", "segment"] {
+        assert!(
+            sources.contains(source),
+            "{source} missing from {sources:?}"
+        );
+    }
+    let all_ids = item_ids(&all);
+    let distinct: std::collections::HashSet<&String> = all_ids.iter().collect();
+    assert_eq!(distinct.len(), all_ids.len());
 
     // A user nobody has seen: cold start, from popularity.
     let cold = recommend(&server, "newcomer", 5);
