@@ -195,3 +195,9 @@ pub struct EventsRequest {
 pub struct EventsResponse {
     pub accepted: usize,
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Promoted {
+    /// The ranker version now serving.
+    pub serving: String,
+}

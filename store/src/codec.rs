@@ -115,6 +115,10 @@ pub fn model_counter_key(kind: &str) -> Vec<u8> {
     [b"model_seq/".as_slice(), kind.as_bytes()].concat()
 }
 
+pub fn serving_model_key(kind: &str) -> Vec<u8> {
+    [b"serving_model/".as_slice(), kind.as_bytes()].concat()
+}
+
 pub fn migration_key(file_name: &str) -> Vec<u8> {
     file_name.as_bytes().to_vec()
 }

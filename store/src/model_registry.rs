@@ -59,6 +59,33 @@ impl FeatureStore {
         Ok(ModelRecord::decode(bytes.as_slice())?)
     }
 
+    /// Records `version` as the one serving for its kind (a restart serves
+    /// it again). The model must exist.
+    pub fn set_serving_model(&self, version: &str) -> Result<()> {
+        let record = self.load_model(version)?;
+        let _writer = self.lock_writer();
+        let mut batch = WriteBatch::default();
+        batch.put(
+            Cf::Meta,
+            codec::serving_model_key(&record.kind),
+            version.as_bytes().to_vec(),
+        );
+        self.engine.write(batch)?;
+        tracing::info!(%version, "serving model recorded");
+        Ok(())
+    }
+
+    /// The version recorded as serving for `kind`, if any.
+    pub fn serving_model(&self, kind: &str) -> Result<Option<String>> {
+        self.engine
+            .get(Cf::Meta, &codec::serving_model_key(kind))?
+            .map(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("serving model pointer: {e}")))
+            })
+            .transpose()
+    }
+
     /// Every stored model, oldest first.
     pub fn models(&self) -> Result<Vec<ModelRecord>> {
         let mut models = self

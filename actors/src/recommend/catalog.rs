@@ -142,9 +142,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// A catalog serving the newest stored ranker, if there is one.
+    /// A catalog serving the ranker recorded as serving, else the newest
+    /// stored one, if there is one.
     pub fn load_latest(store: &FeatureStore) -> Result<Self, ActorError> {
         let catalog = Catalog::default();
+        if let Some(version) = store.serving_model(RANKER_KIND)? {
+            catalog.promote(store, &version)?;
+            return Ok(catalog);
+        }
         match model_io::latest(store, RANKER_KIND) {
             Ok(record) => catalog.promote(store, &record.version)?,
             Err(reprise_trainer::TrainError::NoModel { .. }) => {}

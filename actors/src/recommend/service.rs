@@ -305,9 +305,31 @@ impl Recommender {
         self.shared.catalog.serving_version()
     }
 
-    /// Loads `version` and serves it; cached candidates are dropped.
+    /// The serving ranker and the embeddings it reads.
+    pub fn serving_versions(&self) -> Vec<String> {
+        match self.shared.catalog.serving() {
+            Ok(loaded) => vec![
+                loaded.model.version.clone(),
+                loaded.model.embeddings_version.clone(),
+            ],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Loads ranker `version` (off to the side), serves it and records it
+    /// as serving; cached candidates are dropped. In-flight requests finish
+    /// on the model they started with. Blocking: run it off the HTTP
+    /// workers.
     pub fn promote(&self, version: &str) -> Result<(), ActorError> {
+        let record = self.shared.store.load_model(version)?;
+        if record.kind != reprise_trainer::model_io::RANKER_KIND {
+            return Err(ActorError::invalid(
+                "version",
+                format!("{version} is a {} model, not a ranker", record.kind),
+            ));
+        }
         self.shared.catalog.promote(&self.shared.store, version)?;
+        self.shared.store.set_serving_model(version)?;
         self.shared.cache.invalidate_all();
         ServingStats::add(&self.shared.stats.model_swaps, 1);
         Ok(())

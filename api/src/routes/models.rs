@@ -1,28 +1,39 @@
-//! `GET /v1/models`: the model registry. Until serving lands (the
-//! recommendations issue), every model is a `candidate`.
+//! `GET /v1/models` (the model registry; the serving ranker and its
+//! embeddings are `serving`, every other model a `candidate`) and
+//! `POST /v1/models/{version}/promote`.
 
 use actix_web::{web, HttpResponse};
 use reprise_store::time::format_rfc3339;
 
 use crate::error::ApiError;
-use crate::schema::{ModelList, ModelSummary};
+use crate::schema::{ModelList, ModelSummary, Promoted};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/models", web::get().to(list));
+    cfg.route("/v1/models", web::get().to(list))
+        .route("/v1/models/{version}/promote", web::post().to(promote));
+}
+
+fn status(serving: &[String], version: &str) -> &'static str {
+    if serving.iter().any(|v| v == version) {
+        "serving"
+    } else {
+        "candidate"
+    }
 }
 
 /// Every stored model version, oldest first.
 #[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, body = ModelList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let serving = state.recommender.serving_versions();
     let models = state
         .store
         .models()?
         .into_iter()
         .map(|m| ModelSummary {
+            status: status(&serving, &m.version).into(),
             version: m.version,
             kind: m.kind,
-            status: "candidate".into(),
             created_at: format_rfc3339(m.created_at_micros),
             training_snapshot_id: m.training_snapshot_id,
             store_version: m.store_version,
@@ -30,4 +41,25 @@ pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
         })
         .collect();
     Ok(HttpResponse::Ok().json(ModelList { models }))
+}
+
+/// Serves ranker `version` from the next request on (its ANN index is built
+/// first; in-flight requests finish on the previous model) and records it,
+/// so a restart serves it too.
+#[utoipa::path(post, path = "/v1/models/{version}/promote", tag = "models",
+    params(("version" = String, Path, description = "A ranker version, e.g. `ranker-3`")),
+    responses((status = 200, body = Promoted),
+              (status = 400, description = "Not a ranker", body = crate::schema::ErrorResponse),
+              (status = 404, description = "No such model", body = crate::schema::ErrorResponse)))]
+pub(crate) async fn promote(
+    state: web::Data<AppState>,
+    version: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let version = version.into_inner();
+    let recommender = state.recommender.clone();
+    let promoted = version.clone();
+    web::block(move || recommender.promote(&promoted))
+        .await
+        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(Promoted { serving: version }))
 }

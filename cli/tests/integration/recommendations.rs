@@ -287,3 +287,70 @@ fn the_load_tester_drives_recommendations_without_errors() {
     assert!(report.requests > 0);
     assert_eq!(report.errors, 0, "{:?}", report.first_error);
 }
+
+/// Promoting another ranker serves it from the next request on, shows in
+/// the registry listing, and survives a restart.
+#[test]
+fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
+    let (dir, server) = trained_server();
+    drop(server);
+    let data = dir.path().join("data");
+    let out = run_cli(
+        &data,
+        &[
+            "train",
+            "--factors",
+            "8",
+            "--iterations",
+            "5",
+            "--seed",
+            "7",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(&data, &[]);
+    assert_eq!(
+        recommend(&server, "1", 3)["model_version"],
+        "ranker-2",
+        "newest by default"
+    );
+
+    let (status, body) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["serving"], "ranker-1");
+    assert_eq!(recommend(&server, "1", 3)["model_version"], "ranker-1");
+    let (_, listing) = server.client.get("/v1/models").unwrap();
+    let listing: Json = serde_json::from_slice(&listing).unwrap();
+    let status_of = |v: &str| {
+        listing["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["version"] == v)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of("ranker-1"), "serving");
+    assert_eq!(status_of("embeddings-1"), "serving");
+    assert_eq!(status_of("ranker-2"), "candidate");
+
+    let (status, err) = post(&server, "/v1/models/ranker-9/promote", &json!({}));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    let (status, err) = post(&server, "/v1/models/embeddings-1/promote", &json!({}));
+    assert_eq!(status, 400, "{err}");
+
+    drop(server);
+    let server = Server::start(&data, &[]);
+    assert_eq!(
+        recommend(&server, "1", 3)["model_version"],
+        "ranker-1",
+        "kept across a restart"
+    );
+}
