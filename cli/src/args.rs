@@ -68,6 +68,22 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a stored ranker and the baselines on the 75/25 split.
     Evaluate(EvaluateArgs),
+    /// Distances between two CSV files, column by column (training vs
+    /// serving data, or two windows).
+    Drift(DriftArgs),
+}
+
+#[derive(Args)]
+pub struct DriftArgs {
+    /// The reference data (e.g. training).
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// The data compared with it (e.g. serving).
+    #[arg(long)]
+    pub current: PathBuf,
+    /// Also write the distances as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Args)]

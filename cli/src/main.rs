@@ -2,6 +2,7 @@
 
 mod args;
 mod demo;
+mod drift_cmd;
 mod input;
 mod progress;
 mod push_cmd;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         }
         Command::Train(args) => train_cmd::train(&cli.store, args),
         Command::Evaluate(args) => train_cmd::evaluate(&cli.store, args),
+        Command::Drift(args) => drift_cmd::run(args),
         Command::DemoData => {
             args::open_store(&cli.store).and_then(|store| demo::load(&store).map(|_| ()))
         }

@@ -338,6 +338,33 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     assert_eq!(status_of("embeddings-1"), "serving");
     assert_eq!(status_of("ranker-2"), "candidate");
 
+    // Swaps under load fail no request.
+    let config = reprise_loadtest::LoadConfig {
+        url: server.url.clone(),
+        connections: 4,
+        duration: std::time::Duration::from_secs(2),
+        warmup: std::time::Duration::ZERO,
+        rate: None,
+        max_requests: None,
+        users: 60,
+    };
+    let load = std::thread::spawn(move || {
+        reprise_loadtest::run(&config, reprise_loadtest::Scenario::Recommendations)
+    });
+    for version in ["ranker-2", "ranker-1", "ranker-2", "ranker-1"] {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (status, body) = post(
+            &server,
+            &format!("/v1/models/{version}/promote"),
+            &json!({}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let report = load.join().unwrap();
+    assert!(report.requests > 0);
+    assert_eq!(report.errors, 0, "{:?}", report.first_error);
+    assert_eq!(metric(&server, "reprise_model_swaps_total"), 5.0);
+
     let (status, err) = post(&server, "/v1/models/ranker-9/promote", &json!({}));
     assert_eq!(
         (status, err["error"]["code"].as_str()),
