@@ -71,6 +71,19 @@ pub enum Command {
     /// Distances between two CSV files, column by column (training vs
     /// serving data, or two windows).
     Drift(DriftArgs),
+    /// Write the served-feature log joined with feedback labels (log-and-wait
+    /// training data) as JSON lines.
+    ExportServed(ExportServedArgs),
+}
+
+#[derive(Args)]
+pub struct ExportServedArgs {
+    /// Output file (JSON lines); `-` for stdout.
+    #[arg(long, default_value = "-")]
+    pub out: PathBuf,
+    /// Only items that received feedback.
+    #[arg(long)]
+    pub labelled_only: bool,
 }
 
 #[derive(Args)]

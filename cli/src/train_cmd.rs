@@ -10,7 +10,7 @@ use reprise_trainer::train::Step;
 use reprise_trainer::{Evaluation, PipelineMetrics, TrainOptions};
 use serde_json::json;
 
-use crate::args::{self, EvaluateArgs, StoreArgs, TrainArgs};
+use crate::args::{self, EvaluateArgs, ExportServedArgs, StoreArgs, TrainArgs};
 use crate::progress;
 use reprise_store::FeatureStore;
 use reprise_trainer::movielens::RATINGS_VIEW;
@@ -163,4 +163,31 @@ fn table(rows: &[(&str, &TopK)], ranker: Option<&PipelineMetrics>) -> String {
 fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `reprise export-served`: log-and-wait training data as JSON lines.
+pub fn export_served(store_args: &StoreArgs, args: ExportServedArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = args::open_store(store_args)?;
+    let examples = reprise_trainer::served_log::served_examples(&store, store.version())?;
+    let mut out: Box<dyn Write> = if args.out.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&args.out)
+                .with_context(|| format!("creating {}", args.out.display()))?,
+        ))
+    };
+    let mut written = 0usize;
+    for example in examples
+        .iter()
+        .filter(|e| !args.labelled_only || e.label.is_some())
+    {
+        serde_json::to_writer(&mut out, example)?;
+        out.write_all(b"\n")?;
+        written += 1;
+    }
+    out.flush()?;
+    eprintln!("{written} served items written");
+    Ok(())
 }

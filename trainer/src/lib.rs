@@ -21,6 +21,7 @@ pub mod error;
 pub mod evaluate;
 pub mod model_io;
 pub mod movielens;
+pub mod served_log;
 pub mod serving;
 pub mod synthetic;
 pub mod train;

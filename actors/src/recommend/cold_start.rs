@@ -101,7 +101,9 @@ impl ColdStart {
         }
     }
 
-    fn record(&mut self, play: &RecordPlay) {
+    /// Adds one play (what [`RecordPlay`] does, callable before the actor
+    /// starts).
+    pub fn record(&mut self, play: &RecordPlay) {
         let c = self.config;
         let segment = self
             .segments

@@ -225,6 +225,85 @@ impl Handler<Rank> for RankWorker {
     }
 }
 
+/// Rebuilds what feedback events changed before a restart: engaged plays
+/// (plays, clicks, likes) go back into users' histories and the cold-start
+/// counts, in time order, with the segment of the request that served them.
+fn replay_feedback(shared: &Shared, cold: &mut ColdStart) -> Result<(), ActorError> {
+    let store = &shared.store;
+    let version = store.version();
+    let history = |view: &str| match store.view_history(view, version) {
+        Ok(rows) => Ok(rows),
+        Err(reprise_store::StoreError::UnknownView { .. }) => Ok(Vec::new()),
+        Err(e) => Err(ActorError::from(e)),
+    };
+    let registry = store.registry();
+    let slot = |view: &str, name: &str| registry.view(view).and_then(|v| v.feature_index(name));
+    let text = |row: &reprise_store::HistoryRow, index: Option<usize>| match index
+        .and_then(|i| row.values.get(i))
+    {
+        Some(Some(reprise_store::Value::String(s))) => Some(s.clone()),
+        _ => None,
+    };
+    let (country, device) = (
+        slot("request_context", "country"),
+        slot("request_context", "device"),
+    );
+    let segments: std::collections::HashMap<String, (String, String)> = history("request_context")?
+        .iter()
+        .filter_map(|row| {
+            let id = row.keys.first()?.clone();
+            let unknown = || "unknown".to_owned();
+            Some((
+                id,
+                (
+                    text(row, country).unwrap_or_else(unknown),
+                    text(row, device).unwrap_or_else(unknown),
+                ),
+            ))
+        })
+        .collect();
+    let (kind, user, engaged) = (
+        slot("feedback", "type"),
+        slot("feedback", "user_id"),
+        slot("feedback", "engaged"),
+    );
+    let mut events = history("feedback")?;
+    events.sort_by_key(|r| r.event_ts);
+    let mut replayed = 0usize;
+    for row in &events {
+        let is_engaged = matches!(
+            engaged.and_then(|i| row.values.get(i)),
+            Some(Some(reprise_store::Value::Bool(true)))
+        );
+        let counts = matches!(text(row, kind).as_deref(), Some("play" | "like" | "click"));
+        let (Some(user), [request, item]) = (text(row, user), row.keys.as_slice()) else {
+            continue;
+        };
+        if !(is_engaged && counts) {
+            continue;
+        }
+        shared.histories.record(&user, item);
+        let (country, device) = segments
+            .get(request)
+            .cloned()
+            .unwrap_or_else(|| ("unknown".to_owned(), "unknown".to_owned()));
+        cold.record(&RecordPlay {
+            item: item.clone(),
+            country,
+            device,
+            at: row.event_ts,
+        });
+        replayed += 1;
+    }
+    if replayed > 0 {
+        tracing::info!(
+            replayed,
+            "feedback replayed into histories and cold-start counts"
+        );
+    }
+    Ok(())
+}
+
 /// A feedback event (`POST /v1/events`).
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -269,7 +348,9 @@ impl Recommender {
         let workers = SyncArbiter::start(config.workers.max(1), move || RankWorker {
             shared: Arc::clone(&for_workers),
         });
-        let cold = ColdStart::new(config.cold_start).start();
+        let mut cold_start = ColdStart::new(config.cold_start);
+        replay_feedback(&shared, &mut cold_start)?;
+        let cold = cold_start.start();
         if config.warm_users > 0 {
             CacheWarmer {
                 shared: Arc::clone(&shared),
@@ -481,6 +562,7 @@ impl Recommender {
         let store = &self.shared.store;
         let mut rows = Vec::with_capacity(events.len());
         let mut times = Vec::with_capacity(events.len());
+        let mut verdicts = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let field = |name: &str| format!("events[{i}].{name}");
             if !EVENT_TYPES.contains(&e.kind.as_str()) {
@@ -512,6 +594,7 @@ impl Recommender {
                 "skip" => Some(false),
                 _ => None,
             };
+            verdicts.push(engaged);
             let mut row = json!({"request_id": e.request_id.clone().unwrap_or_else(|| UNATTRIBUTED.to_owned()),
                                  "item_id": e.item_id, "event_timestamp": e.timestamp,
                                  "user_id": e.user_id, "type": e.kind});
@@ -529,8 +612,9 @@ impl Recommender {
         if store.registry().view("feedback").is_some() {
             store.push("feedback", &rows, false)?;
         }
-        for (e, at) in events.iter().zip(times) {
-            if e.kind != "play" && e.kind != "like" && e.kind != "click" {
+        for ((e, at), engaged) in events.iter().zip(times).zip(verdicts) {
+            // Engaged plays, clicks and likes count; skips and short plays do not.
+            if engaged != Some(true) {
                 continue;
             }
             if self.shared.histories.record(&e.user_id, &e.item_id) {

@@ -103,7 +103,7 @@ fn item_ids(body: &Json) -> Vec<String> {
 
 #[test]
 fn personalised_and_cold_start_recommendations_with_feedback() {
-    let (_dir, server) = trained_server();
+    let (dir, server) = trained_server();
 
     // A known user: k distinct items, probabilities in [0, 1], best first.
     let body = recommend(&server, "1", 8);
@@ -187,6 +187,49 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     );
     assert_eq!(status, 400);
     assert_eq!(err["error"]["field"], "events[1].type");
+
+    // After a restart the plays still count (replayed from the store)...
+    drop(server);
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    assert_eq!(recommend(&server, "newcomer", 5)["cold_start"], false);
+    drop(server);
+
+    // ...and the served-feature log joined with the feedback is training
+    // data: the three played items of the cold-start response, labelled.
+    let out_file = dir.path().join("served.jsonl");
+    let out = run_cli(
+        &data,
+        &[
+            "export-served",
+            "--labelled-only",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let labelled: Vec<Json> = std::fs::read_to_string(&out_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(labelled.len(), 3, "{labelled:?}");
+    for row in &labelled {
+        assert_eq!(row["request_id"], request_id);
+        assert_eq!(row["label"], true);
+        assert_eq!(row["events"], json!(["play"]));
+        assert!(played.contains(&row["item_id"].as_str().unwrap().to_owned()));
+    }
+    let out = run_cli(&data, &["export-served"]);
+    let all_rows = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(
+        all_rows > 3,
+        "unlabelled served items are exported too ({all_rows})"
+    );
 }
 
 #[test]
