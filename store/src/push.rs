@@ -42,31 +42,47 @@ impl FeatureStore {
     /// `name@N`). With `backfill`, each row's created time is its event time
     /// instead of the server clock.
     pub fn push(&self, view_spec: &str, rows: &[Json], backfill: bool) -> Result<PushOutcome> {
-        let _span =
-            tracing::info_span!("store.push", view = view_spec, rows = rows.len()).entered();
+        let mut outcomes = self.push_all(&[(view_spec, rows)], backfill)?;
+        Ok(outcomes.pop().expect("one batch, one outcome"))
+    }
+
+    /// Pushes several batches (each to its view, each with its own store
+    /// version) in one atomic engine write: all are validated first, and a
+    /// rejected one writes none. A request that logs to several views pays
+    /// one WAL sync.
+    pub fn push_all(
+        &self,
+        batches: &[(&str, &[Json])],
+        backfill: bool,
+    ) -> Result<Vec<PushOutcome>> {
+        let _span = tracing::info_span!("store.push", batches = batches.len()).entered();
         let registry = self.registry();
-        let view = registry
-            .view(view_spec)
-            .ok_or_else(|| StoreError::UnknownView {
-                field: "view".into(),
-                view: view_spec.to_owned(),
-            })?;
-        if rows.is_empty() {
-            return Err(StoreError::invalid("rows", "a push needs at least one row"));
+        let mut pending = Vec::with_capacity(batches.len());
+        for (view_spec, rows) in batches {
+            let view = registry
+                .view(view_spec)
+                .ok_or_else(|| StoreError::UnknownView {
+                    field: "view".into(),
+                    view: (*view_spec).to_owned(),
+                })?;
+            if rows.is_empty() {
+                return Err(StoreError::invalid("rows", "a push needs at least one row"));
+            }
+            let parsed = tracing::info_span!("validate", view = *view_spec, rows = rows.len())
+                .in_scope(|| {
+                    rows.iter()
+                        .enumerate()
+                        .map(|(i, row)| parse_row(view, i, row))
+                        .collect::<Result<Vec<_>>>()
+                })?;
+            pending.push(Arc::new(PendingBatch {
+                view: Arc::clone(view),
+                backfill,
+                rows: Mutex::new(parsed),
+                outcome: Mutex::new(None),
+            }));
         }
-        let parsed = tracing::info_span!("validate").in_scope(|| {
-            rows.iter()
-                .enumerate()
-                .map(|(i, row)| parse_row(view, i, row))
-                .collect::<Result<Vec<_>>>()
-        })?;
-        let batch = Arc::new(PendingBatch {
-            view: Arc::clone(view),
-            backfill,
-            rows: Mutex::new(parsed),
-            outcome: Mutex::new(None),
-        });
-        tracing::info_span!("commit").in_scope(|| self.commit_in_group(batch))
+        tracing::info_span!("commit").in_scope(|| self.commit_in_group(pending))
     }
 
     /// Group commit: queue the batch, take the writer lock, and either find
@@ -74,29 +90,34 @@ impl FeatureStore {
     /// queued (this batch included) as one engine batch with one WAL sync.
     /// Each batch keeps its own store version; none is acknowledged before
     /// the sync.
-    fn commit_in_group(&self, batch: Arc<PendingBatch>) -> Result<PushOutcome> {
-        lock(&self.pending).push(Arc::clone(&batch));
+    fn commit_in_group(&self, batches: Vec<Arc<PendingBatch>>) -> Result<Vec<PushOutcome>> {
+        // Queued together, so one group (one engine write) holds them all.
+        lock(&self.pending).extend(batches.iter().cloned());
         let _writer = self.lock_writer();
-        if let Some(outcome) = lock(&batch.outcome).take() {
-            return outcome;
-        }
-        let group = std::mem::take(&mut *lock(&self.pending));
-        match self.write_group(&group) {
-            Ok(outcomes) => {
-                for (pending, outcome) in group.iter().zip(outcomes) {
-                    *lock(&pending.outcome) = Some(Ok(outcome));
+        if batches.iter().any(|b| lock(&b.outcome).is_none()) {
+            let group = std::mem::take(&mut *lock(&self.pending));
+            match self.write_group(&group) {
+                Ok(outcomes) => {
+                    for (pending, outcome) in group.iter().zip(outcomes) {
+                        *lock(&pending.outcome) = Some(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for pending in &group {
+                        *lock(&pending.outcome) = Some(Err(StoreError::Engine(message.clone())));
+                    }
                 }
             }
-            Err(e) => {
-                let message = e.to_string();
-                for pending in &group {
-                    *lock(&pending.outcome) = Some(Err(StoreError::Engine(message.clone())));
-                }
-            }
         }
-        lock(&batch.outcome)
-            .take()
-            .expect("a batch not yet written is in the group its thread writes")
+        batches
+            .iter()
+            .map(|b| {
+                lock(&b.outcome)
+                    .take()
+                    .expect("a batch not yet written is in the group its thread writes")
+            })
+            .collect()
     }
 
     /// Writes `group` (under the writer lock) as one engine batch.

@@ -182,25 +182,65 @@ impl Shared {
         items: &[u32],
     ) -> Result<Vec<Scored>, ActorError> {
         let model = &loaded.model;
-        let refs: Vec<String> = CONTEXT_REFS.iter().map(|r| r.to_string()).collect();
+        // User-level refs are read once; the rest once per candidate.
+        let registry = self.store.registry();
+        let per_user: Vec<bool> = CONTEXT_REFS
+            .iter()
+            .map(|r| {
+                r.split_once(':')
+                    .and_then(|(view, _)| registry.view(view))
+                    .is_some_and(|v| v.join_keys == ["user_id"])
+            })
+            .collect();
+        let pick = |user_level: bool| -> Vec<String> {
+            CONTEXT_REFS
+                .iter()
+                .zip(&per_user)
+                .filter(|(_, u)| **u == user_level)
+                .map(|(r, _)| r.to_string())
+                .collect()
+        };
+        let user_values = self
+            .store
+            .online_features(&pick(true), &[entity(user, None)])?
+            .rows
+            .pop()
+            .map(|r| r.values)
+            .unwrap_or_default();
         let entities: Vec<Map<String, Json>> = items
             .iter()
             .map(|i| entity(user, Some(model.item_id(*i))))
             .collect();
-        let context = self.store.online_features(&refs, &entities)?;
+        let item_rows = self.store.online_features(&pick(false), &entities)?.rows;
+        let context_rows: Vec<Vec<Option<Value>>> = item_rows
+            .into_iter()
+            .map(|row| {
+                let (mut u, mut it) = (user_values.iter(), row.values.into_iter());
+                per_user
+                    .iter()
+                    .map(|user_level| {
+                        if *user_level {
+                            u.next().cloned().flatten()
+                        } else {
+                            it.next().flatten()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
         let recent: HashSet<u32> = candidates.recent.iter().copied().collect();
         let metadata: HashSet<u32> = candidates.metadata.iter().copied().collect();
         Ok(items
             .iter()
-            .zip(context.rows)
-            .map(|(item, row)| {
+            .zip(context_rows)
+            .map(|(item, values)| {
                 let mut features = candidates.lists.features(
                     *item,
                     model.als_score(candidates.user_vector.as_deref(), *item),
                     model.popularity(*item),
                     candidates.history.len(),
                 );
-                features.extend(vectorize(&row.values));
+                features.extend(vectorize(&values));
                 let source = if recent.contains(item) {
                     "history"
                 } else if metadata.contains(item) {
@@ -259,12 +299,7 @@ impl Shared {
         if let Some(hour) = context.raw.get("hour").and_then(Json::as_i64) {
             ctx["hour"] = json!(hour);
         }
-        if self.store.registry().view("request_context").is_some() {
-            self.store.push("request_context", &[ctx], false)?;
-        }
-        if items.is_empty() || self.store.registry().view("served_item").is_none() {
-            return Ok(());
-        }
+        let registry = self.store.registry();
         let rows: Vec<Json> = items
             .iter()
             .enumerate()
@@ -275,7 +310,18 @@ impl Shared {
                        "features": features.get(position).cloned().unwrap_or_default()})
             })
             .collect();
-        self.store.push("served_item", &rows, false)?;
+        let context_rows = [ctx];
+        let mut batches: Vec<(&str, &[Json])> = Vec::with_capacity(2);
+        if registry.view("request_context").is_some() {
+            batches.push(("request_context", &context_rows));
+        }
+        if !rows.is_empty() && registry.view("served_item").is_some() {
+            batches.push(("served_item", &rows));
+        }
+        if !batches.is_empty() {
+            // One engine write, one WAL sync, for both.
+            self.store.push_all(&batches, false)?;
+        }
         ServingStats::add(&self.stats.served_items, items.len() as u64);
         Ok(())
     }

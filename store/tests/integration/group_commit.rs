@@ -84,3 +84,28 @@ fn concurrent_batches_get_their_own_versions() {
         );
     }
 }
+
+#[test]
+fn push_all_writes_every_batch_or_none() {
+    let t = store(Kind::Rocks, 10_000);
+    let s = &t.store;
+    let base = s.version();
+    let a = [json!({"user_id": "u1", "event_timestamp": ts(1), "x": 1})];
+    let b = [json!({"user_id": "u1", "event_timestamp": ts(1), "y": 2})];
+    let bad = [json!({"user_id": "u1", "event_timestamp": ts(1), "y": "two"})];
+    // A rejected batch writes none of the others.
+    assert!(s.push_all(&[("a", &a[..]), ("b", &bad[..])], true).is_err());
+    assert_eq!(s.version(), base);
+    let u1 = [object(json!({"user_id": "u1"}))];
+    let none = s.online_features(&["a:x".into()], &u1).unwrap();
+    assert_eq!(none.rows[0].values, vec![None]);
+    // Accepted: each batch has its own version, both are readable.
+    let outcomes = s.push_all(&[("a", &a[..]), ("b", &b[..])], true).unwrap();
+    let versions: Vec<u64> = outcomes.iter().map(|o| o.store_version).collect();
+    assert_eq!(versions, [base + 1, base + 2]);
+    let read = s.online_features(&["a:x".into(), "b:y".into()], &u1).unwrap();
+    assert_eq!(
+        read.rows[0].values,
+        vec![Some(Value::Int64(1)), Some(Value::Int64(2))]
+    );
+}
