@@ -91,8 +91,9 @@ fn push_all_writes_every_batch_or_none() {
     let s = &t.store;
     let base = s.version();
     let a = [json!({"user_id": "u1", "event_timestamp": ts(1), "x": 1})];
-    let b = [json!({"user_id": "u1", "event_timestamp": ts(1), "y": 2})];
-    let bad = [json!({"user_id": "u1", "event_timestamp": ts(1), "y": "two"})];
+    // View b has a 100 s TTL and the clock is at 10,000 s.
+    let b = [json!({"user_id": "u1", "event_timestamp": ts(9_990), "y": 2})];
+    let bad = [json!({"user_id": "u1", "event_timestamp": ts(9_990), "y": "two"})];
     // A rejected batch writes none of the others.
     assert!(s.push_all(&[("a", &a[..]), ("b", &bad[..])], true).is_err());
     assert_eq!(s.version(), base);
