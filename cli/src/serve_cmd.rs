@@ -17,6 +17,10 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         listen: args.listen,
         http_workers: args.http_workers,
+        recommender: reprise_actors::recommend::RecommenderConfig {
+            workers: args.ranker_workers,
+            ..Default::default()
+        },
         max_body_bytes: args.max_body_bytes,
         ..ServerConfig::default()
     };

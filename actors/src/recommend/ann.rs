@@ -28,6 +28,10 @@ pub struct AnnIndex {
 /// recall of the exact top 100 above 95% (tested in `tests/`).
 const EXPANSION_SEARCH: usize = 600;
 
+/// Concurrent searches an index supports (the ranker worker pool is capped
+/// to this).
+pub const MAX_SEARCH_THREADS: usize = 64;
+
 fn ann_error(e: impl std::fmt::Display) -> ActorError {
     ActorError::Index(e.to_string())
 }
@@ -48,7 +52,11 @@ impl AnnIndex {
             multi: false,
         };
         let index = Index::new(&options).map_err(ann_error)?;
-        index.reserve(vectors.nrows()).map_err(ann_error)?;
+        // usearch keeps per-thread search state: reserve enough for every
+        // thread that may search at once (the ranker workers).
+        index
+            .reserve_capacity_and_threads(vectors.nrows(), MAX_SEARCH_THREADS)
+            .map_err(ann_error)?;
         for (i, row) in vectors.rows().into_iter().enumerate() {
             let mut values = row.to_vec();
             values.push((max_norm - norms[i]).max(0.0).sqrt());

@@ -47,7 +47,7 @@ pub struct RecommenderConfig {
 impl Default for RecommenderConfig {
     fn default() -> Self {
         RecommenderConfig {
-            workers: 2,
+            workers: 4,
             queue: 256,
             cache_capacity: 10_000,
             skip_threshold_seconds: 30.0,
@@ -345,7 +345,8 @@ impl Recommender {
             store,
         });
         let for_workers = Arc::clone(&shared);
-        let workers = SyncArbiter::start(config.workers.max(1), move || RankWorker {
+        let threads = config.workers.clamp(1, super::ann::MAX_SEARCH_THREADS);
+        let workers = SyncArbiter::start(threads, move || RankWorker {
             shared: Arc::clone(&for_workers),
         });
         let mut cold_start = ColdStart::new(config.cold_start);

@@ -104,7 +104,9 @@ fn push_all_writes_every_batch_or_none() {
     let outcomes = s.push_all(&[("a", &a[..]), ("b", &b[..])], true).unwrap();
     let versions: Vec<u64> = outcomes.iter().map(|o| o.store_version).collect();
     assert_eq!(versions, [base + 1, base + 2]);
-    let read = s.online_features(&["a:x".into(), "b:y".into()], &u1).unwrap();
+    let read = s
+        .online_features(&["a:x".into(), "b:y".into()], &u1)
+        .unwrap();
     assert_eq!(
         read.rows[0].values,
         vec![Some(Value::Int64(1)), Some(Value::Int64(2))]
