@@ -36,10 +36,7 @@ type ItemMetadata = (Vec<Vec<String>>, HashMap<String, Vec<u32>>);
 
 /// Item metadata for the metadata candidates: genres and release year of
 /// every item of `model`, from the `ml_item` view (latest row per item).
-fn item_metadata(
-    store: &FeatureStore,
-    model: &ServingModel,
-) -> Result<ItemMetadata, ActorError> {
+fn item_metadata(store: &FeatureStore, model: &ServingModel) -> Result<ItemMetadata, ActorError> {
     let mut genres = vec![Vec::new(); model.item_count()];
     let mut years = vec![0i64; model.item_count()];
     let rows = match store.view_history(ITEM_METADATA_VIEW, store.version()) {
