@@ -49,6 +49,10 @@ pub struct FeatureStore {
     /// Validated push batches waiting for the writer (group commit).
     pub(crate) pending: Mutex<Vec<Arc<crate::push::PendingBatch>>>,
     version: AtomicU64,
+    /// The last store version that wrote each view (by view id), for views
+    /// written since open; others report `opened_at_version`.
+    view_versions: RwLock<std::collections::HashMap<u32, u64>>,
+    opened_at_version: u64,
     pub(crate) cache: OnlineCache,
     pub(crate) clock: Clock,
 }
@@ -76,6 +80,8 @@ impl FeatureStore {
             writer: Mutex::new(()),
             pending: Mutex::new(Vec::new()),
             version: AtomicU64::new(version),
+            view_versions: RwLock::new(std::collections::HashMap::new()),
+            opened_at_version: version,
             cache: OnlineCache::new(config.online_cache_bytes),
             clock: config.clock,
         })
@@ -90,6 +96,28 @@ impl FeatureStore {
     /// migrations).
     pub fn registry(&self) -> Arc<Registry> {
         Arc::clone(&self.registry.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A version at or after the last write to view `view_id`: equal
+    /// answers mean no row of the view was written in between (readers use
+    /// it to keep derived data of a view until the view changes).
+    pub fn view_write_version(&self, view_id: u32) -> u64 {
+        self.view_versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&view_id)
+            .copied()
+            .unwrap_or(self.opened_at_version)
+    }
+
+    pub(crate) fn record_view_writes(&self, writes: &[(u32, u64)]) {
+        let mut map = self
+            .view_versions
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for (view, version) in writes {
+            map.insert(*view, *version);
+        }
     }
 
     pub fn clock(&self) -> &Clock {

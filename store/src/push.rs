@@ -187,6 +187,12 @@ impl FeatureStore {
             }
         }
         self.commit(batch, version, &touched)?;
+        let writes: Vec<(u32, u64)> = group
+            .iter()
+            .zip(&outcomes)
+            .map(|(p, o)| (p.view.id, o.store_version))
+            .collect();
+        self.record_view_writes(&writes);
         Ok(outcomes)
     }
 }

@@ -55,7 +55,14 @@ fn number(value: Option<&Value>) -> Option<f64> {
 /// like rate `(likes + 1) / (plays + 2)`, and the user×item genre affinity
 /// (the user's share of likes in the item's genres, summed).
 pub fn vectorize(values: &[Option<Value>]) -> Vec<f64> {
-    let get = |i: usize| values.get(i).and_then(Option::as_ref);
+    let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
+    vectorize_refs(&refs)
+}
+
+/// [`vectorize`] over borrowed values (the serving path assembles rows
+/// from shared user- and item-level values without cloning them).
+pub fn vectorize_refs(values: &[Option<&Value>]) -> Vec<f64> {
+    let get = |i: usize| values.get(i).copied().flatten();
     let item_plays = number(get(3)).unwrap_or(0.0);
     let item_likes = number(get(4)).unwrap_or(0.0);
     let genre_affinity = match (get(6), get(7)) {

@@ -29,6 +29,16 @@ pub struct LoadedModel {
     pub item_genres: Vec<Vec<String>>,
     /// Items of each genre, newest release first (then most popular).
     pub by_genre: HashMap<String, Vec<u32>>,
+    /// Item-level context values by item index, each tagged with the write
+    /// versions of the views it was read from (see `ranking.rs`).
+    pub item_context: RwLock<Vec<Option<Arc<ItemContext>>>>,
+}
+
+/// An item's context values as read online, and the write versions of
+/// their views at the time: valid while those versions are unchanged.
+pub struct ItemContext {
+    pub versions: Vec<u64>,
+    pub values: Vec<Option<Value>>,
 }
 
 /// Each item's genres, and the items of each genre (newest first).
@@ -129,6 +139,7 @@ impl LoadedModel {
             model,
             index,
             user_vector_ref: format!("{user_view}:vector"),
+            item_context: RwLock::new(vec![None; item_genres.len()]),
             item_genres,
             by_genre,
         })

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use reprise_models::pipeline::Source;
 use reprise_store::time::format_rfc3339;
 use reprise_store::{FeatureStore, Value};
-use reprise_trainer::context::{vectorize, CONTEXT_REFS};
+use reprise_trainer::context::{vectorize_refs, CONTEXT_REFS};
 use serde_json::{json, Map, Value as Json};
 
 use super::candidate_cache::{CachedCandidates, CandidateCache};
-use super::catalog::LoadedModel;
+use super::catalog::{ItemContext, LoadedModel};
 use super::histories::Histories;
 use super::request::{RequestContext, ScoredItem};
 use super::stats::ServingStats;
@@ -182,15 +182,21 @@ impl Shared {
         items: &[u32],
     ) -> Result<Vec<Scored>, ActorError> {
         let model = &loaded.model;
-        // User-level refs are read once; the rest once per candidate.
+        // User-level refs are read once per request; item-level ones per
+        // candidate, through a per-model cache that holds each item's values
+        // until a view they come from is written again.
         let registry = self.store.registry();
-        let per_user: Vec<bool> = CONTEXT_REFS
+        let views: Vec<_> = CONTEXT_REFS
             .iter()
             .map(|r| {
                 r.split_once(':')
                     .and_then(|(view, _)| registry.view(view))
-                    .is_some_and(|v| v.join_keys == ["user_id"])
+                    .cloned()
             })
+            .collect();
+        let per_user: Vec<bool> = views
+            .iter()
+            .map(|v| v.as_ref().is_some_and(|v| v.join_keys == ["user_id"]))
             .collect();
         let pick = |user_level: bool| -> Vec<String> {
             CONTEXT_REFS
@@ -200,6 +206,21 @@ impl Shared {
                 .map(|(r, _)| r.to_string())
                 .collect()
         };
+        let mut item_views: Vec<&Arc<reprise_store::registry::FeatureView>> = views
+            .iter()
+            .zip(&per_user)
+            .filter(|(_, u)| !**u)
+            .filter_map(|(v, _)| v.as_ref())
+            .collect();
+        item_views.sort_by_key(|v| v.id);
+        item_views.dedup_by_key(|v| v.id);
+        let cacheable = item_views.iter().all(|v| v.ttl_micros == 0);
+        // Versions first: a write racing the read below makes the entry
+        // stale at once rather than wrongly fresh.
+        let versions: Vec<u64> = item_views
+            .iter()
+            .map(|v| self.store.view_write_version(v.id))
+            .collect();
         let user_values = self
             .store
             .online_features(&pick(true), &[entity(user, None)])?
@@ -207,25 +228,64 @@ impl Shared {
             .pop()
             .map(|r| r.values)
             .unwrap_or_default();
-        let entities: Vec<Map<String, Json>> = items
-            .iter()
-            .map(|i| entity(user, Some(model.item_id(*i))))
+        let mut item_values: Vec<Option<Arc<ItemContext>>> = {
+            let cache = loaded
+                .item_context
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            items
+                .iter()
+                .map(|i| {
+                    cache
+                        .get(*i as usize)
+                        .cloned()
+                        .flatten()
+                        .filter(|c| cacheable && c.versions == versions)
+                })
+                .collect()
+        };
+        let missing: Vec<usize> = (0..items.len())
+            .filter(|i| item_values[*i].is_none())
             .collect();
-        let item_rows = self.store.online_features(&pick(false), &entities)?.rows;
-        let context_rows: Vec<Vec<Option<Value>>> = item_rows
-            .into_iter()
-            .map(|row| {
-                let (mut u, mut it) = (user_values.iter(), row.values.into_iter());
-                per_user
+        if !missing.is_empty() {
+            let entities: Vec<Map<String, Json>> = missing
+                .iter()
+                .map(|i| entity(user, Some(model.item_id(items[*i]))))
+                .collect();
+            let rows = self.store.online_features(&pick(false), &entities)?.rows;
+            let mut cache = loaded
+                .item_context
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            for (i, row) in missing.iter().zip(rows) {
+                let fresh = Arc::new(ItemContext {
+                    versions: versions.clone(),
+                    values: row.values,
+                });
+                if cacheable {
+                    if let Some(slot) = cache.get_mut(items[*i] as usize) {
+                        *slot = Some(Arc::clone(&fresh));
+                    }
+                }
+                item_values[*i] = Some(fresh);
+            }
+        }
+        let context_rows: Vec<Vec<f64>> = item_values
+            .iter()
+            .map(|item| {
+                let item = item.as_ref().expect("filled above");
+                let (mut u, mut it) = (user_values.iter(), item.values.iter());
+                let row: Vec<Option<&Value>> = per_user
                     .iter()
                     .map(|user_level| {
                         if *user_level {
-                            u.next().cloned().flatten()
+                            u.next().and_then(Option::as_ref)
                         } else {
-                            it.next().flatten()
+                            it.next().and_then(Option::as_ref)
                         }
                     })
-                    .collect()
+                    .collect();
+                vectorize_refs(&row)
             })
             .collect();
         let recent: HashSet<u32> = candidates.recent.iter().copied().collect();
@@ -233,14 +293,14 @@ impl Shared {
         Ok(items
             .iter()
             .zip(context_rows)
-            .map(|(item, values)| {
+            .map(|(item, context)| {
                 let mut features = candidates.lists.features(
                     *item,
                     model.als_score(candidates.user_vector.as_deref(), *item),
                     model.popularity(*item),
                     candidates.history.len(),
                 );
-                features.extend(vectorize(&values));
+                features.extend(context);
                 let source = if recent.contains(item) {
                     "history"
                 } else if metadata.contains(item) {

@@ -265,13 +265,31 @@ fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
 #[test]
 fn the_served_feature_log_holds_what_the_model_saw() {
     let (_dir, server) = trained_server();
-    let body = recommend(&server, "2", 4);
+    check_served_log(&server, &recommend(&server, "2", 4));
+    // Item features change (a push to an item view): the next response's
+    // log, and the model, see the new values, not cached ones.
+    let item = item_ids(&recommend(&server, "2", 200))[0].clone();
+    let (status, pushed) = post(
+        &server,
+        "/v1/push",
+        &json!({"view": "ml_item_activity", "backfill": true, "rows": [
+            {"item_id": item, "event_timestamp": "2026-11-01T00:00:00Z", "plays": 999, "likes": 1, "mean_rating": 1.5}]}),
+    );
+    assert_eq!(status, 200, "{pushed}");
+    let body = recommend(&server, "2", 200);
+    assert!(item_ids(&body).contains(&item));
+    check_served_log(&server, &body);
+}
+
+/// Every item of `body` was logged with position, model, score and the
+/// exact feature vector, whose context part equals an online read now.
+fn check_served_log(server: &Server, body: &Json) {
     let request_id = body["request_id"].as_str().unwrap();
-    let ids = item_ids(&body);
+    let ids = item_ids(body);
     let context_refs: Vec<&str> = reprise_trainer::context::CONTEXT_REFS.to_vec();
     for (position, item) in ids.iter().enumerate() {
         let (status, logged) = post(
-            &server,
+            server,
             "/v1/online-features",
             &json!({"features": ["served_item:features", "served_item:position", "served_item:model_version", "served_item:score"],
                     "entities": [{"request_id": request_id, "item_id": item}]}),
@@ -290,7 +308,7 @@ fn the_served_feature_log_holds_what_the_model_saw() {
         // The context part equals the same refs read online now, through
         // the same vectorize function.
         let (_, online) = post(
-            &server,
+            server,
             "/v1/online-features",
             &json!({"features": context_refs, "entities": [{"user_id": "2", "item_id": item}]}),
         );
