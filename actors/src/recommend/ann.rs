@@ -26,7 +26,7 @@ pub struct AnnIndex {
 
 /// HNSW search breadth: wider than the number of neighbours asked for keeps
 /// recall of the exact top 100 above 95% (tested in `tests/`).
-const EXPANSION_SEARCH: usize = 600;
+const EXPANSION_SEARCH: usize = 400;
 
 /// Concurrent searches an index supports (the ranker worker pool is capped
 /// to this).
