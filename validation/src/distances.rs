@@ -145,26 +145,34 @@ pub fn sturges_edges(a: &[f64], b: &[f64]) -> Vec<f64> {
     edges
 }
 
+/// The bin of `x` among uniform `edges`, as numpy's `histogram` assigns it
+/// (the last bin includes its right edge); `None` outside or without bins.
+pub fn bin_of(x: f64, edges: &[f64]) -> Option<usize> {
+    let bins = edges.len().checked_sub(1).filter(|b| *b > 0)?;
+    let (first, last) = (edges[0], edges[bins]);
+    if !(first..=last).contains(&x) {
+        return None;
+    }
+    let mut i = ((x - first) / (last - first) * bins as f64) as usize;
+    if i == bins {
+        i -= 1;
+    }
+    if x < edges[i] {
+        i -= 1;
+    } else if i != bins - 1 && x >= edges[i + 1] {
+        i += 1;
+    }
+    Some(i)
+}
+
 /// Counts per bin exactly as numpy's `histogram` with uniform `edges`
 /// (the last bin includes its right edge; values outside are dropped).
 pub fn histogram(values: &[f64], edges: &[f64]) -> Vec<f64> {
-    let bins = edges.len() - 1;
-    let (first, last) = (edges[0], edges[bins]);
-    let mut counts = vec![0.0; bins];
+    let mut counts = vec![0.0; edges.len().saturating_sub(1)];
     for &x in values {
-        if !(first..=last).contains(&x) {
-            continue;
+        if let Some(i) = bin_of(x, edges) {
+            counts[i] += 1.0;
         }
-        let mut i = ((x - first) / (last - first) * bins as f64) as usize;
-        if i == bins {
-            i -= 1;
-        }
-        if x < edges[i] {
-            i -= 1;
-        } else if i != bins - 1 && x >= edges[i + 1] {
-            i += 1;
-        }
-        counts[i] += 1.0;
     }
     counts
 }
