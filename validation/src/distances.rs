@@ -55,14 +55,17 @@ pub fn linf_sample_corrected(d: f64, n: usize, m: usize) -> f64 {
 
 fn sorted(values: &[f64]) -> Vec<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-    v.sort_by(f64::total_cmp);
+    v.sort_unstable_by(f64::total_cmp);
     v
 }
 
 /// The two-sample KS statistic, as scipy's `ks_2samp`: the largest gap
 /// between the empirical CDFs, evaluated at every observed value.
 pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
-    let (a, b) = (sorted(a), sorted(b));
+    ks_sorted(&sorted(a), &sorted(b))
+}
+
+fn ks_sorted(a: &[f64], b: &[f64]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
@@ -216,12 +219,25 @@ pub fn psi(reference: &[f64], current: &[f64]) -> f64 {
 /// The 1-Wasserstein distance between two samples, as scipy's
 /// `wasserstein_distance`: the area between the empirical CDFs.
 pub fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
-    let (a, b) = (sorted(a), sorted(b));
+    wasserstein_sorted(&sorted(a), &sorted(b))
+}
+
+fn wasserstein_sorted(a: &[f64], b: &[f64]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    let mut all: Vec<f64> = a.iter().chain(&b).copied().collect();
-    all.sort_by(f64::total_cmp);
+    // Merge the two sorted samples.
+    let mut all: Vec<f64> = Vec::with_capacity(a.len() + b.len());
+    let (mut x, mut y) = (0, 0);
+    while x < a.len() || y < b.len() {
+        if y == b.len() || (x < a.len() && a[x] <= b[y]) {
+            all.push(a[x]);
+            x += 1;
+        } else {
+            all.push(b[y]);
+            y += 1;
+        }
+    }
     let (n, m) = (a.len() as f64, b.len() as f64);
     let (mut i, mut j) = (0usize, 0usize);
     let mut total = 0.0;
@@ -249,7 +265,11 @@ pub fn population_std(values: &[f64]) -> f64 {
 
 /// Every numeric distance between `reference` and `current`.
 pub fn numeric(reference: &[f64], current: &[f64]) -> NumericDistances {
-    let ks = ks_statistic(reference, current);
+    let (ref_sorted, cur_sorted) = std::thread::scope(|s| {
+        let r = s.spawn(|| sorted(reference));
+        (r.join().expect("sorting does not panic"), sorted(current))
+    });
+    let ks = ks_sorted(&ref_sorted, &cur_sorted);
     let edges = sturges_edges(reference, current);
     let r = normalise(&histogram(reference, &edges));
     let c = normalise(&histogram(current, &edges));
