@@ -35,6 +35,19 @@ pub enum ActorError {
     #[error("the request context lacks the mandatory field `{field}`")]
     MissingContext { field: String },
 
+    /// No alert has this id.
+    #[error("no alert `{0}`")]
+    UnknownAlert(String),
+
+    /// Promotion refused while a blocking alert is open.
+    #[error("promotion blocked by open alert {alert_id} ({check} on {view}:{feature}); acknowledge it first")]
+    PromotionBlocked {
+        alert_id: String,
+        check: String,
+        view: String,
+        feature: String,
+    },
+
     /// A request field has a value the serving path cannot use.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod recommend;
 pub mod store_worker;
+pub mod validation;
 
 pub use error::ActorError;
 pub use store_worker::{CreateSnapshot, Push, StoreWorkers};

@@ -70,6 +70,12 @@ impl ApiError {
             ApiError::Actor(ActorError::Invalid { .. }) => {
                 (StatusCode::BAD_REQUEST, "invalid_value")
             }
+            ApiError::Actor(ActorError::UnknownAlert(_)) => {
+                (StatusCode::NOT_FOUND, "alert_not_found")
+            }
+            ApiError::Actor(ActorError::PromotionBlocked { .. }) => {
+                (StatusCode::CONFLICT, "promotion_blocked")
+            }
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::PayloadTooLarge { .. } => {
@@ -93,7 +99,9 @@ impl ApiError {
                 | ActorError::Stopped(_)
                 | ActorError::Model(_)
                 | ActorError::NoServingModel
-                | ActorError::Index(_),
+                | ActorError::Index(_)
+                | ActorError::UnknownAlert(_)
+                | ActorError::PromotionBlocked { .. },
             )
             | ApiError::MalformedJson(_)
             | ApiError::PayloadTooLarge { .. }

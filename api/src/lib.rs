@@ -24,6 +24,7 @@ use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderName;
 use actix_web::{web, App, HttpServer};
 use reprise_actors::recommend::{Recommender, RecommenderConfig};
+use reprise_actors::validation::{DriftConfig, Validation};
 use reprise_actors::{ActorError, StoreWorkers};
 use reprise_store::FeatureStore;
 use tracing::Instrument;
@@ -43,6 +44,7 @@ pub struct ServerConfig {
     pub store_workers: usize,
     pub store_queue: usize,
     pub recommender: RecommenderConfig,
+    pub drift: DriftConfig,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
             store_workers: 2,
             store_queue: 256,
             recommender: RecommenderConfig::default(),
+            drift: DriftConfig::default(),
         }
     }
 }
@@ -67,10 +70,12 @@ pub fn state(
 ) -> Result<web::Data<AppState>, ActorError> {
     let workers = StoreWorkers::start(Arc::clone(&store), config.store_workers, config.store_queue);
     let recommender = Recommender::start(Arc::clone(&store), config.recommender.clone())?;
+    let validation = Validation::start(Arc::clone(&store), config.drift.clone());
     Ok(web::Data::new(AppState {
         store,
         workers,
         recommender,
+        validation,
         metrics: Metrics::new(),
         max_body_bytes: config.max_body_bytes,
     }))

@@ -9,6 +9,7 @@ use prometheus::{
 };
 use reprise_actors::recommend::stats::ServingStats;
 use reprise_actors::recommend::Recommender;
+use reprise_actors::validation::Validation;
 use reprise_actors::StoreWorkers;
 use reprise_store::FeatureStore;
 
@@ -35,6 +36,8 @@ pub struct Metrics {
     worker_queue_depth: IntGauge,
     serving: Vec<SampledGauge>,
     candidate_cache_hit_ratio: Gauge,
+    alerts_open: IntGauge,
+    alerts_raised: IntGauge,
 }
 
 /// A gauge and how to read its value off the recommender.
@@ -174,6 +177,13 @@ impl Metrics {
                 "Requests queued at the store worker actors",
             ),
             serving: serving_gauges(),
+            alerts_open: IntGauge::new("reprise_alerts_open", "Open validation alerts")
+                .expect("valid metric"),
+            alerts_raised: IntGauge::new(
+                "reprise_alerts_raised_total",
+                "Validation alerts raised since start",
+            )
+            .expect("valid metric"),
             candidate_cache_hit_ratio: Gauge::new(
                 "reprise_candidate_cache_hit_ratio",
                 "Candidate cache hits / lookups since start",
@@ -210,6 +220,8 @@ impl Metrics {
             collectors.push(Box::new(gauge.clone()));
         }
         collectors.push(Box::new(self.candidate_cache_hit_ratio.clone()));
+        collectors.push(Box::new(self.alerts_open.clone()));
+        collectors.push(Box::new(self.alerts_raised.clone()));
         for c in collectors {
             r.register(c).expect("metric names are unique");
         }
@@ -231,7 +243,13 @@ impl Metrics {
         store: &FeatureStore,
         workers: &StoreWorkers,
         recommender: &Recommender,
+        validation: &Validation,
     ) -> String {
+        if let Ok(alerts) = validation.alerts() {
+            self.alerts_open
+                .set(alerts.iter().filter(|a| a.is_open()).count() as i64);
+        }
+        self.alerts_raised.set(validation.raised_total() as i64);
         for (gauge, read) in &self.serving {
             gauge.set(read(recommender) as i64);
         }

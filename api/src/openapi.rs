@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{events, models, online, ops, push, recommendations, snapshots};
+use crate::routes::{alerts, events, models, online, ops, push, recommendations, snapshots};
 use crate::schema;
 
 #[derive(OpenApi)]
@@ -23,6 +23,9 @@ use crate::schema;
         recommendations::recommendations,
         recommendations::rank,
         events::events,
+        alerts::list,
+        alerts::ack,
+        alerts::run,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -51,6 +54,9 @@ use crate::schema;
         schema::EventsRequest,
         schema::EventsResponse,
         schema::FeedbackEvent,
+        schema::AlertSummary,
+        schema::AlertList,
+        schema::ValidationRun,
         schema::ModelList,
     ))
 )]

@@ -201,3 +201,39 @@ pub struct Promoted {
     /// The ranker version now serving.
     pub serving: String,
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertSummary {
+    pub id: String,
+    /// `drift`.
+    pub check: String,
+    pub view: String,
+    pub feature: String,
+    /// The distance that crossed its threshold (`linf`).
+    pub metric: String,
+    pub value: f64,
+    pub threshold: f64,
+    /// Open blocking alerts stop model promotion.
+    pub blocking: bool,
+    /// `open` or `acknowledged`.
+    pub status: String,
+    /// Every distance of the comparison.
+    #[schema(value_type = Object)]
+    pub detail: Json,
+    pub raised_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AlertList {
+    pub alerts: Vec<AlertSummary>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ValidationRun {
+    /// Every feature compared, with all distances, whether or not it fired.
+    #[schema(value_type = Vec<Object>)]
+    pub comparisons: Json,
+    /// Alerts raised by this run.
+    pub raised: Vec<AlertSummary>,
+}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use reprise_actors::recommend::Recommender;
+use reprise_actors::validation::Validation;
 use reprise_actors::StoreWorkers;
 use reprise_store::FeatureStore;
 
@@ -12,6 +13,7 @@ pub struct AppState {
     pub store: Arc<FeatureStore>,
     pub workers: StoreWorkers,
     pub recommender: Recommender,
+    pub validation: Validation,
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,

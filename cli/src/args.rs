@@ -169,6 +169,14 @@ pub struct ServeArgs {
     /// throughput at saturation but doubled p99.
     #[arg(long, env = "REPRISE_RANKER_WORKERS", default_value_t = 4)]
     pub ranker_workers: usize,
+    /// Drift check window: each run compares the latest window of every
+    /// monitored view with the one before (and runs every window).
+    #[arg(long, env = "REPRISE_DRIFT_WINDOW", default_value = "1h")]
+    pub drift_window: String,
+    /// Default drift threshold on the L-infinity distance (a feature's
+    /// `drift_threshold` overrides it).
+    #[arg(long, env = "REPRISE_DRIFT_THRESHOLD", default_value_t = 0.2)]
+    pub drift_threshold: f64,
 }
 
 #[derive(Args)]

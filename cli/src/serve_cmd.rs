@@ -17,6 +17,18 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         listen: args.listen,
         http_workers: args.http_workers,
+        drift: reprise_actors::validation::DriftConfig {
+            window_micros: reprise_store::time::parse_duration(&args.drift_window)
+                .filter(|w| *w > 0)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--drift-window `{}` is not a duration like 15m, 1h or 1d",
+                        args.drift_window
+                    )
+                })?,
+            default_threshold: args.drift_threshold,
+            ..Default::default()
+        },
         recommender: reprise_actors::recommend::RecommenderConfig {
             workers: args.ranker_workers,
             ..Default::default()

@@ -50,6 +50,9 @@ pub struct FeatureDefinition {
     /// context in the ranking path).
     #[serde(default)]
     pub mandatory: bool,
+    /// Drift alert threshold on the L-infinity distance between two windows
+    /// (numeric: the KS statistic); the monitor's default when absent.
+    pub drift_threshold: Option<f64>,
     #[serde(default)]
     pub description: String,
 }

@@ -26,6 +26,8 @@ pub struct Feature {
     pub dim: Option<usize>,
     pub transform: Option<Transform>,
     pub mandatory: bool,
+    /// See `FeatureDefinition::drift_threshold`.
+    pub drift_threshold: Option<f64>,
     pub description: String,
     /// The declaration it was compiled from, to check re-declarations.
     pub definition: FeatureDefinition,
@@ -398,6 +400,7 @@ fn compile_feature(
         dim: def.dim,
         transform,
         mandatory: def.mandatory,
+        drift_threshold: def.drift_threshold,
         description: def.description.clone(),
         definition: def.clone(),
     })

@@ -410,6 +410,17 @@ impl Recommender {
                 format!("{version} is a {} model, not a ranker", record.kind),
             ));
         }
+        if let Some(alert) = crate::validation::alerts::open_blocking(&self.shared.store)?
+            .into_iter()
+            .next()
+        {
+            return Err(ActorError::PromotionBlocked {
+                alert_id: alert.id,
+                check: alert.check,
+                view: alert.view,
+                feature: alert.feature,
+            });
+        }
         self.shared.catalog.promote(&self.shared.store, version)?;
         self.shared.store.set_serving_model(version)?;
         self.shared.cache.invalidate_all();

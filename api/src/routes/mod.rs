@@ -1,5 +1,6 @@
 //! One file per resource, each with a `configure` function.
 
+pub mod alerts;
 pub mod events;
 pub mod models;
 pub mod online;
@@ -23,6 +24,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/recommendations"),
     ("post", "/v1/rank"),
     ("post", "/v1/events"),
+    ("get", "/v1/alerts"),
+    ("post", "/v1/alerts/{id}/ack"),
+    ("post", "/v1/validation/run"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -36,5 +40,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     models::configure(cfg);
     recommendations::configure(cfg);
     events::configure(cfg);
+    alerts::configure(cfg);
     ops::configure(cfg);
 }

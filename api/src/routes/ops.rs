@@ -40,11 +40,12 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(
-            state
-                .metrics
-                .render(&state.store, &state.workers, &state.recommender),
-        )
+        .body(state.metrics.render(
+            &state.store,
+            &state.workers,
+            &state.recommender,
+            &state.validation,
+        ))
 }
 
 /// This document.

@@ -10,3 +10,4 @@ mod movielens;
 mod otlp;
 mod recommendations;
 mod server;
+mod validation;

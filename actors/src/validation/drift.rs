@@ -1,0 +1,195 @@
+//! The drift check: for every feature of every monitored view, the rows of
+//! the latest window (event time in `(now − w, now]`) against the window
+//! before it, by the distances of `reprise-validation`; an alert when the
+//! L-infinity distance (numeric: the KS statistic) exceeds the feature's
+//! `drift_threshold` (or the default). Every comparison is returned,
+//! whether or not it fired.
+
+use std::collections::BTreeMap;
+
+use reprise_store::time::{parse_rfc3339, Micros};
+use reprise_store::{FeatureStore, Value};
+use reprise_validation::distances::{categorical, numeric};
+use reprise_validation::ColumnDistances;
+use serde::Serialize;
+
+use super::alerts::{self, Alert};
+use crate::error::ActorError;
+
+/// Views the serving path and the monitors write themselves.
+const NOT_MONITORED: [&str; 5] = [
+    "served_item",
+    "feedback",
+    "request_context",
+    "serving_anomaly",
+    alerts::ALERT_VIEW,
+];
+
+#[derive(Debug, Clone)]
+pub struct DriftConfig {
+    pub window_micros: Micros,
+    pub default_threshold: f64,
+    /// Fewer rows than this in either window: no comparison.
+    pub min_rows: usize,
+    /// Whether drift alerts block model promotion.
+    pub blocking: bool,
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        DriftConfig {
+            window_micros: 3_600 * 1_000_000,
+            default_threshold: 0.2,
+            min_rows: 30,
+            blocking: true,
+        }
+    }
+}
+
+/// One feature's comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub view: String,
+    pub feature: String,
+    pub previous_rows: usize,
+    pub current_rows: usize,
+    pub distances: ColumnDistances,
+    pub threshold: f64,
+    pub fired: bool,
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftRun {
+    pub comparisons: Vec<Comparison>,
+    pub raised: Vec<Alert>,
+}
+
+enum Sample {
+    Numeric(Vec<f64>),
+    Categorical(Vec<String>),
+}
+
+fn sample(values: &[&Value]) -> Option<Sample> {
+    let first = values.first()?;
+    match first {
+        Value::Int64(_) | Value::Float64(_) => Some(Sample::Numeric(
+            values
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Int64(i) => Some(*i as f64),
+                    Value::Float64(f) => Some(*f),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Value::String(_) | Value::Bool(_) => Some(Sample::Categorical(
+            values
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Value::FloatVector(_) | Value::StringList(_) => None,
+    }
+}
+
+/// Runs the check at the store clock's now.
+pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, ActorError> {
+    let now = store.clock().now();
+    let (w, version) = (config.window_micros, store.version());
+    let registry = store.registry();
+    let recent: Vec<Alert> = alerts::list(store)?;
+    // The newest version of every view name.
+    let mut latest: BTreeMap<&str, &std::sync::Arc<reprise_store::registry::FeatureView>> =
+        BTreeMap::new();
+    for view in registry.views() {
+        latest.insert(&view.name, registry.view(&view.name).unwrap_or(view));
+    }
+    let mut run = DriftRun {
+        comparisons: Vec::new(),
+        raised: Vec::new(),
+    };
+    for (name, view) in latest {
+        if NOT_MONITORED.contains(&name) {
+            continue;
+        }
+        let rows = store.view_history(&view.label(), version)?;
+        let in_window = |lo: Micros, hi: Micros| {
+            rows.iter()
+                .filter(move |r| r.event_ts > lo && r.event_ts <= hi)
+                .collect::<Vec<_>>()
+        };
+        let (current, previous) = (in_window(now - w, now), in_window(now - 2 * w, now - w));
+        if current.len() < config.min_rows || previous.len() < config.min_rows {
+            continue;
+        }
+        // Derived features are functions of raw ones: the raw ones are watched.
+        for (index, feature) in view.features.iter().enumerate() {
+            if feature.is_derived() {
+                continue;
+            }
+            let values = |window: &[&reprise_store::HistoryRow]| -> Vec<Value> {
+                window
+                    .iter()
+                    .filter_map(|r| r.values.get(index).cloned().flatten())
+                    .collect()
+            };
+            let (cur, prev) = (values(&current), values(&previous));
+            if cur.len() < config.min_rows || prev.len() < config.min_rows {
+                continue;
+            }
+            let (prev_refs, cur_refs): (Vec<&Value>, Vec<&Value>) =
+                (prev.iter().collect(), cur.iter().collect());
+            let distances = match (sample(&prev_refs), sample(&cur_refs)) {
+                (Some(Sample::Numeric(a)), Some(Sample::Numeric(b))) => {
+                    ColumnDistances::Numeric(numeric(&a, &b))
+                }
+                (Some(Sample::Categorical(a)), Some(Sample::Categorical(b))) => {
+                    ColumnDistances::Categorical(categorical(&a, &b))
+                }
+                _ => continue,
+            };
+            let linf = match &distances {
+                ColumnDistances::Numeric(d) => d.linf,
+                ColumnDistances::Categorical(d) => d.linf,
+            };
+            let threshold = feature.drift_threshold.unwrap_or(config.default_threshold);
+            let fired = linf > threshold;
+            // One alert at a time per feature: none while one is open or
+            // was acknowledged within the last window.
+            let quiet = recent.iter().any(|a| {
+                a.check == "drift"
+                    && a.view == name
+                    && a.feature == feature.name
+                    && (a.is_open() || parse_rfc3339(&a.updated_at).is_some_and(|t| t > now - w))
+            });
+            if fired && !quiet {
+                run.raised.push(alerts::raise(
+                    store,
+                    "drift",
+                    name,
+                    &feature.name,
+                    "linf",
+                    linf,
+                    threshold,
+                    config.blocking,
+                    serde_json::to_string(&distances).unwrap_or_default(),
+                )?);
+            }
+            run.comparisons.push(Comparison {
+                view: name.to_owned(),
+                feature: feature.name.clone(),
+                previous_rows: prev.len(),
+                current_rows: cur.len(),
+                distances,
+                threshold,
+                fired,
+            });
+        }
+    }
+    Ok(run)
+}

@@ -1,0 +1,109 @@
+//! The monitor actors: a sync `DriftMonitor` that runs the check (it scans
+//! view history), and a `MonitorSchedule` that asks it every window.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use reprise_store::FeatureStore;
+
+use super::alerts::{self, Alert};
+use super::drift::{self, DriftConfig, DriftRun};
+use crate::error::ActorError;
+
+#[derive(Message)]
+#[rtype(result = "Result<DriftRun, ActorError>")]
+struct RunChecks;
+
+struct DriftMonitor {
+    store: Arc<FeatureStore>,
+    config: DriftConfig,
+    raised: Arc<AtomicU64>,
+}
+
+impl Actor for DriftMonitor {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<RunChecks> for DriftMonitor {
+    type Result = Result<DriftRun, ActorError>;
+
+    fn handle(&mut self, _: RunChecks, _: &mut Self::Context) -> Self::Result {
+        let run = drift::run(&self.store, &self.config)?;
+        self.raised
+            .fetch_add(run.raised.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            comparisons = run.comparisons.len(),
+            raised = run.raised.len(),
+            "drift check ran"
+        );
+        Ok(run)
+    }
+}
+
+struct MonitorSchedule {
+    monitor: Addr<DriftMonitor>,
+    every: Duration,
+}
+
+impl Actor for MonitorSchedule {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.every, |s, _| s.monitor.do_send(RunChecks));
+    }
+}
+
+/// Handle to the monitors and the alerts.
+#[derive(Clone)]
+pub struct Validation {
+    store: Arc<FeatureStore>,
+    monitor: Addr<DriftMonitor>,
+    raised: Arc<AtomicU64>,
+}
+
+impl Validation {
+    /// Starts the monitors; the drift check runs every window (must run
+    /// inside an actix system).
+    pub fn start(store: Arc<FeatureStore>, config: DriftConfig) -> Self {
+        let raised = Arc::new(AtomicU64::new(0));
+        let every = Duration::from_micros(config.window_micros.max(1_000_000) as u64);
+        let (s, r) = (Arc::clone(&store), Arc::clone(&raised));
+        let monitor = SyncArbiter::start(1, move || DriftMonitor {
+            store: Arc::clone(&s),
+            config: config.clone(),
+            raised: Arc::clone(&r),
+        });
+        MonitorSchedule {
+            monitor: monitor.clone(),
+            every,
+        }
+        .start();
+        Validation {
+            store,
+            monitor,
+            raised,
+        }
+    }
+
+    /// Runs the checks now.
+    pub async fn run_now(&self) -> Result<DriftRun, ActorError> {
+        self.monitor
+            .send(RunChecks)
+            .await
+            .map_err(|_| ActorError::Stopped("drift monitor"))?
+    }
+
+    pub fn alerts(&self) -> Result<Vec<Alert>, ActorError> {
+        alerts::list(&self.store)
+    }
+
+    pub fn acknowledge(&self, id: &str) -> Result<Alert, ActorError> {
+        alerts::acknowledge(&self.store, id)
+    }
+
+    pub fn raised_total(&self) -> u64 {
+        self.raised.load(Ordering::Relaxed)
+    }
+}

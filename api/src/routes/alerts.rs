@@ -1,0 +1,70 @@
+//! `GET /v1/alerts`, `POST /v1/alerts/{id}/ack` and `POST /v1/validation/run`.
+
+use actix_web::{web, HttpResponse};
+
+use crate::error::ApiError;
+use crate::schema::{AlertList, AlertSummary, ErrorResponse, ValidationRun};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/alerts", web::get().to(list))
+        .route("/v1/alerts/{id}/ack", web::post().to(ack))
+        .route("/v1/validation/run", web::post().to(run));
+}
+
+fn summary(a: reprise_actors::validation::Alert) -> AlertSummary {
+    AlertSummary {
+        detail: serde_json::from_str(&a.detail).unwrap_or(serde_json::Value::Null),
+        id: a.id,
+        check: a.check,
+        view: a.view,
+        feature: a.feature,
+        metric: a.metric,
+        value: a.value,
+        threshold: a.threshold,
+        blocking: a.blocking,
+        status: a.status,
+        raised_at: a.raised_at,
+        updated_at: a.updated_at,
+    }
+}
+
+/// Every alert (its latest state), oldest first.
+#[utoipa::path(get, path = "/v1/alerts", tag = "validation", responses((status = 200, body = AlertList)))]
+pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let validation = state.validation.clone();
+    let alerts = web::block(move || validation.alerts())
+        .await
+        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(AlertList {
+        alerts: alerts.into_iter().map(summary).collect(),
+    }))
+}
+
+/// Acknowledges an alert; a blocking one stops blocking promotion.
+#[utoipa::path(post, path = "/v1/alerts/{id}/ack", tag = "validation",
+    params(("id" = String, Path, description = "Alert id")),
+    responses((status = 200, body = AlertSummary), (status = 404, body = ErrorResponse)))]
+pub(crate) async fn ack(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let validation = state.validation.clone();
+    let id = id.into_inner();
+    let alert = web::block(move || validation.acknowledge(&id))
+        .await
+        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(summary(alert)))
+}
+
+/// Runs the drift check now (it also runs every window): the latest window
+/// of every monitored view against the one before, per feature.
+#[utoipa::path(post, path = "/v1/validation/run", tag = "validation",
+    responses((status = 200, body = ValidationRun)))]
+pub(crate) async fn run(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let run = state.validation.run_now().await?;
+    Ok(HttpResponse::Ok().json(ValidationRun {
+        comparisons: serde_json::to_value(&run.comparisons).unwrap_or_default(),
+        raised: run.raised.into_iter().map(summary).collect(),
+    }))
+}

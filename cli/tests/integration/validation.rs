@@ -1,0 +1,129 @@
+//! The drift monitor on the real server: a shift pushed into one feature
+//! raises exactly that feature's alert, an unchanged one none; the open
+//! blocking alert stops promotion until it is acknowledged.
+
+use serde_json::{json, Value as Json};
+
+use crate::server::{run_cli, Server};
+
+fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
+    let (status, bytes) = server
+        .client
+        .post_bytes(path, body.to_string().as_bytes())
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Json::Null))
+}
+
+#[test]
+fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let ml = dir.path().join("ml");
+    std::fs::create_dir(&ml).unwrap();
+    reprise_trainer::synthetic::write_movielens(&ml, 40, 15).unwrap();
+    let data = dir.path().join("data");
+    for args in [
+        vec!["import", "movielens", ml.to_str().unwrap()],
+        vec!["train", "--factors", "4", "--iterations", "3"],
+    ] {
+        let out = run_cli(&data, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let server = Server::start(&data, &["--drift-window", "1h"]);
+
+    // Two windows of user_stats: plays_7d shifts by +40, the genre mix and
+    // skips stay as they were.
+    let now = chrono::Utc::now();
+    let rows: Vec<Json> = (0..120)
+        .map(|i| {
+            let current = i >= 60;
+            let at = now - chrono::Duration::minutes(if current { 10 } else { 90 });
+            let plays = (i % 20) + if current { 40 } else { 0 };
+            let genre = ["jazz", "rock", "pop"][i as usize % 3];
+            json!({"user_id": format!("d{i}"), "event_timestamp": at.to_rfc3339(),
+                   "plays_7d": plays, "skips_7d": i % 7,
+                   "favourite_genre": genre})
+        })
+        .collect();
+    let (status, body) = post(
+        &server,
+        "/v1/push",
+        &json!({"view": "user_stats", "rows": rows}),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let (status, run) = post(&server, "/v1/validation/run", &json!({}));
+    assert_eq!(status, 200, "{run}");
+    let raised = run["raised"].as_array().unwrap();
+    assert_eq!(raised.len(), 1, "exactly one alert: {run}");
+    assert_eq!(raised[0]["view"], "user_stats");
+    assert_eq!(raised[0]["feature"], "plays_7d");
+    assert_eq!(raised[0]["blocking"], true);
+    assert!(
+        raised[0]["value"].as_f64().unwrap() > 0.9,
+        "KS of a 40-play shift"
+    );
+    // Every comparison is reported, fired or not, with all distances.
+    let compared: Vec<(&str, bool)> = run["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["view"] == "user_stats")
+        .map(|c| {
+            (
+                c["feature"].as_str().unwrap(),
+                c["fired"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        compared.contains(&("favourite_genre", false)),
+        "{compared:?}"
+    );
+    assert!(compared.contains(&("skips_7d", false)), "{compared:?}");
+    assert!(compared.contains(&("plays_7d", true)), "{compared:?}");
+    let plays = run["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["feature"] == "plays_7d")
+        .unwrap();
+    for key in [
+        "ks",
+        "ks_pvalue",
+        "js_log2",
+        "psi",
+        "wasserstein_norm",
+        "linf",
+    ] {
+        assert!(plays["distances"][key].is_number(), "{key} in {plays}");
+    }
+
+    // The open blocking alert stops promotion...
+    let id = raised[0]["id"].as_str().unwrap().to_owned();
+    let (status, err) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "promotion_blocked");
+    assert!(err["error"]["message"].as_str().unwrap().contains(&id));
+    let (_, listing) = server.client.get("/v1/alerts").unwrap();
+    let listing: Json = serde_json::from_slice(&listing).unwrap();
+    assert_eq!(listing["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(listing["alerts"][0]["status"], "open");
+
+    // ...until acknowledged; a second run does not raise it again.
+    let (status, acked) = post(&server, &format!("/v1/alerts/{id}/ack"), &json!({}));
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["status"], "acknowledged");
+    let (status, body) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let (_, again) = post(&server, "/v1/validation/run", &json!({}));
+    assert_eq!(again["raised"].as_array().unwrap().len(), 0, "{again}");
+    let (status, err) = post(&server, "/v1/alerts/nope/ack", &json!({}));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("alert_not_found"))
+    );
+}
