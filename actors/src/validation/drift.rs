@@ -49,6 +49,10 @@ impl Default for DriftConfig {
 /// One feature's comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
+    /// `drift` (previous vs latest window of a view) or `skew` (a ranker's
+    /// training context vs the context it was served with).
+    pub check: String,
+    /// The view (drift) or the ranker version (skew).
     pub view: String,
     pub feature: String,
     pub previous_rows: usize,
@@ -181,6 +185,7 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
                 )?);
             }
             run.comparisons.push(Comparison {
+                check: "drift".into(),
                 view: name.to_owned(),
                 feature: feature.name.clone(),
                 previous_rows: prev.len(),
@@ -191,5 +196,8 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
             });
         }
     }
+    let (skew, raised) = super::skew::run(store, config, &recent)?;
+    run.comparisons.extend(skew);
+    run.raised.extend(raised);
     Ok(run)
 }

@@ -14,8 +14,8 @@ fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
     (status, serde_json::from_slice(&bytes).unwrap_or(Json::Null))
 }
 
-#[test]
-fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
+/// A trained server over generated MovieLens-format data.
+fn trained_server(extra: &[&str]) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let ml = dir.path().join("ml");
     std::fs::create_dir(&ml).unwrap();
@@ -32,7 +32,13 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let server = Server::start(&data, &["--drift-window", "1h"]);
+    let server = Server::start(&data, extra);
+    (dir, server)
+}
+
+#[test]
+fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
+    let (_dir, server) = trained_server(&["--drift-window", "1h"]);
 
     // Two windows of user_stats: plays_7d shifts by +40, the genre mix and
     // skips stay as they were.
@@ -126,4 +132,47 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
         (status, err["error"]["code"].as_str()),
         (404, Some("alert_not_found"))
     );
+}
+
+/// The skew check compares the serving ranker's training context with the
+/// context logged for what it served, feature by feature.
+#[test]
+fn training_serving_skew_is_compared_per_context_feature() {
+    let (_dir, server) = trained_server(&["--drift-window", "1h"]);
+    for user in 1..=10 {
+        let (status, body) = post(
+            &server,
+            "/v1/recommendations",
+            &json!({"user_id": user.to_string(), "context": {"device": "web", "country": "SE"}, "k": 5}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, run) = post(&server, "/v1/validation/run", &json!({}));
+    assert_eq!(status, 200, "{run}");
+    let skew: Vec<&Json> = run["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "skew")
+        .collect();
+    let names: Vec<&str> = skew
+        .iter()
+        .map(|c| c["feature"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, reprise_trainer::context::CONTEXT_FEATURES.to_vec());
+    for c in &skew {
+        assert_eq!(c["view"], "ranker-1");
+        assert_eq!(c["current_rows"], 50, "10 responses of 5 items");
+        assert!(
+            c["previous_rows"].as_u64().unwrap() > 50,
+            "the training snapshot's rows"
+        );
+        let linf = c["distances"]["linf"].as_f64().unwrap();
+        assert_eq!(c["fired"], linf > 0.2, "{c}");
+    }
+    // Alerts raised for skew name the ranker and the feature.
+    for alert in run["raised"].as_array().unwrap() {
+        assert_eq!(alert["check"], "skew");
+        assert_eq!(alert["view"], "ranker-1");
+    }
 }
