@@ -8,6 +8,7 @@
 
 pub mod columns;
 pub mod distances;
+pub mod schema;
 pub mod stats;
 
 pub use columns::{compare_csv, ColumnDistances, CsvError, DriftReport};
