@@ -196,8 +196,64 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
             });
         }
     }
+    if let Some(alert) = anomaly_spike(store, config, &recent, now)? {
+        run.raised.push(alert);
+    }
     let (skew, raised) = super::skew::run(store, config, &recent)?;
     run.comparisons.extend(skew);
     run.raised.extend(raised);
     Ok(run)
+}
+
+/// Windows of history the anomaly baseline averages.
+const SPIKE_BASELINE_WINDOWS: i64 = 6;
+/// A spike: at least this many anomalies in the window...
+const SPIKE_MIN_COUNT: usize = 10;
+/// ...and this many times the baseline's mean per window.
+const SPIKE_FACTOR: f64 = 3.0;
+
+/// The anomaly spike detector: requests refused for missing mandatory
+/// context (`serving_anomaly`) in the latest window against their mean
+/// over the windows before it.
+fn anomaly_spike(
+    store: &FeatureStore,
+    config: &DriftConfig,
+    recent: &[Alert],
+    now: Micros,
+) -> Result<Option<Alert>, ActorError> {
+    let rows = match store.view_history("serving_anomaly", store.version()) {
+        Ok(rows) => rows,
+        Err(reprise_store::StoreError::UnknownView { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let w = config.window_micros;
+    let current = rows
+        .iter()
+        .filter(|r| r.event_ts > now - w && r.event_ts <= now)
+        .count();
+    let before = rows
+        .iter()
+        .filter(|r| r.event_ts > now - (SPIKE_BASELINE_WINDOWS + 1) * w && r.event_ts <= now - w)
+        .count();
+    let baseline = before as f64 / SPIKE_BASELINE_WINDOWS as f64;
+    let quiet = recent.iter().any(|a| {
+        a.check == "anomaly_spike"
+            && (a.is_open() || parse_rfc3339(&a.updated_at).is_some_and(|t| t > now - w))
+    });
+    if current < SPIKE_MIN_COUNT || (current as f64) <= SPIKE_FACTOR * baseline.max(1.0) || quiet {
+        return Ok(None);
+    }
+    let detail =
+        serde_json::json!({"current": current, "baseline_per_window": baseline}).to_string();
+    Ok(Some(alerts::raise(
+        store,
+        "anomaly_spike",
+        "serving_anomaly",
+        "missing_field",
+        "count",
+        current as f64,
+        SPIKE_FACTOR * baseline.max(1.0),
+        config.blocking,
+        detail,
+    )?))
 }

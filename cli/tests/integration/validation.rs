@@ -176,3 +176,26 @@ fn training_serving_skew_is_compared_per_context_feature() {
         assert_eq!(alert["view"], "ranker-1");
     }
 }
+
+/// A burst of requests without mandatory context raises an anomaly spike.
+#[test]
+fn a_burst_of_missing_context_raises_an_anomaly_spike() {
+    let (_dir, server) = trained_server(&["--drift-window", "1h"]);
+    for _ in 0..12 {
+        let (status, _) = post(
+            &server,
+            "/v1/recommendations",
+            &json!({"user_id": "1", "context": {"device": "web"}, "k": 3}),
+        );
+        assert_eq!(status, 422);
+    }
+    let (_, run) = post(&server, "/v1/validation/run", &json!({}));
+    let spikes: Vec<&Json> = run["raised"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["check"] == "anomaly_spike")
+        .collect();
+    assert_eq!(spikes.len(), 1, "{run}");
+    assert_eq!(spikes[0]["value"], 12.0);
+}
