@@ -177,6 +177,9 @@ pub struct ServeArgs {
     /// `drift_threshold` overrides it).
     #[arg(long, env = "REPRISE_DRIFT_THRESHOLD", default_value_t = 0.2)]
     pub drift_threshold: f64,
+    /// POST every raised alert as JSON to this URL.
+    #[arg(long, env = "REPRISE_ALERT_WEBHOOK")]
+    pub alert_webhook: Option<String>,
 }
 
 #[derive(Args)]

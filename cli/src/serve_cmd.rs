@@ -27,6 +27,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
                     )
                 })?,
             default_threshold: args.drift_threshold,
+            webhook: args.alert_webhook.clone(),
             ..Default::default()
         },
         recommender: reprise_actors::recommend::RecommenderConfig {

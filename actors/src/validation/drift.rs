@@ -33,6 +33,8 @@ pub struct DriftConfig {
     pub min_rows: usize,
     /// Whether drift alerts block model promotion.
     pub blocking: bool,
+    /// Every raised alert is POSTed here as JSON, when set.
+    pub webhook: Option<String>,
 }
 
 impl Default for DriftConfig {
@@ -42,6 +44,7 @@ impl Default for DriftConfig {
             default_threshold: 0.2,
             min_rows: 30,
             blocking: true,
+            webhook: None,
         }
     }
 }

@@ -31,6 +31,11 @@ impl Handler<RunChecks> for DriftMonitor {
 
     fn handle(&mut self, _: RunChecks, _: &mut Self::Context) -> Self::Result {
         let run = drift::run(&self.store, &self.config)?;
+        if let Some(url) = &self.config.webhook {
+            for alert in &run.raised {
+                notify(url, alert);
+            }
+        }
         self.raised
             .fetch_add(run.raised.len() as u64, Ordering::Relaxed);
         tracing::info!(
@@ -39,6 +44,19 @@ impl Handler<RunChecks> for DriftMonitor {
             "drift check ran"
         );
         Ok(run)
+    }
+}
+
+/// POSTs `alert` as JSON to the webhook (5 s timeout); a failure is logged,
+/// the alert stays stored either way.
+fn notify(url: &str, alert: &Alert) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    match agent.post(url).send_json(alert) {
+        Ok(_) => tracing::info!(id = %alert.id, %url, "alert sent to the webhook"),
+        Err(e) => tracing::warn!(id = %alert.id, %url, error = %e, "alert webhook failed"),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{run_cli, Server};
+use crate::server::{http_sink, run_cli, Server};
 
 fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
     let (status, bytes) = server
@@ -38,7 +38,8 @@ fn trained_server(extra: &[&str]) -> (tempfile::TempDir, Server) {
 
 #[test]
 fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
-    let (_dir, server) = trained_server(&["--drift-window", "1h"]);
+    let (webhook, posted) = http_sink("/alerts");
+    let (_dir, server) = trained_server(&["--drift-window", "1h", "--alert-webhook", &webhook]);
 
     // Two windows of user_stats: plays_7d shifts by +40, the genre mix and
     // skips stay as they were.
@@ -71,6 +72,17 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
     assert!(
         raised[0]["value"].as_f64().unwrap() > 0.9,
         "KS of a 40-play shift"
+    );
+    // The webhook got the alert.
+    let sent: Json = serde_json::from_slice(
+        &posted
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (sent["id"].clone(), sent["feature"].clone()),
+        (raised[0]["id"].clone(), json!("plays_7d"))
     );
     // Every comparison is reported, fired or not, with all distances.
     let compared: Vec<(&str, bool)> = run["comparisons"]
