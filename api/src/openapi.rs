@@ -26,6 +26,7 @@ use crate::schema;
         alerts::list,
         alerts::ack,
         alerts::run,
+        alerts::reports,
         ops::healthz,
         ops::readyz,
         ops::metrics,

@@ -332,3 +332,61 @@ mod tests {
         );
     }
 }
+
+/// What a report shows of one window of one feature.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Summary {
+    Numeric {
+        count: u64,
+        missing: u64,
+        zeros: u64,
+        mean: f64,
+        std: f64,
+        min: f64,
+        max: f64,
+        p50: Option<f64>,
+        p99: Option<f64>,
+    },
+    Categorical {
+        count: u64,
+        missing: u64,
+        distinct: f64,
+        top: Vec<(String, u64)>,
+        average_length: f64,
+    },
+}
+
+/// The summary of a numeric sample.
+pub fn summarise_numeric(values: &[f64]) -> Summary {
+    let mut sketch = NumericSketch::new(Vec::new());
+    for v in values {
+        sketch.add(Some(*v));
+    }
+    Summary::Numeric {
+        count: sketch.count(),
+        missing: sketch.missing,
+        zeros: sketch.zeros,
+        mean: sketch.moments.mean,
+        std: sketch.moments.std(),
+        min: sketch.min,
+        max: sketch.max,
+        p50: sketch.quantile(0.5),
+        p99: sketch.quantile(0.99),
+    }
+}
+
+/// The summary of a categorical sample.
+pub fn summarise_categorical(values: &[String]) -> Summary {
+    let mut sketch = CategoricalSketch::default();
+    for v in values {
+        sketch.add(Some(v), v.chars().count());
+    }
+    Summary::Categorical {
+        count: sketch.count,
+        missing: sketch.missing,
+        distinct: sketch.distinct(),
+        top: sketch.top_k(5),
+        average_length: sketch.average_length(),
+    }
+}

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use reprise_store::time::{parse_rfc3339, Micros};
 use reprise_store::{FeatureStore, Value};
 use reprise_validation::distances::{categorical, numeric};
+use reprise_validation::stats::{summarise_categorical, summarise_numeric, Summary};
 use reprise_validation::ColumnDistances;
 use serde::Serialize;
 
@@ -61,6 +62,10 @@ pub struct Comparison {
     pub previous_rows: usize,
     pub current_rows: usize,
     pub distances: ColumnDistances,
+    /// Statistics of the reference (previous window, or training) and the
+    /// current window, side by side.
+    pub reference: Summary,
+    pub current: Summary,
     pub threshold: f64,
     pub fired: bool,
 }
@@ -151,15 +156,20 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
             }
             let (prev_refs, cur_refs): (Vec<&Value>, Vec<&Value>) =
                 (prev.iter().collect(), cur.iter().collect());
-            let distances = match (sample(&prev_refs), sample(&cur_refs)) {
-                (Some(Sample::Numeric(a)), Some(Sample::Numeric(b))) => {
-                    ColumnDistances::Numeric(numeric(&a, &b))
-                }
-                (Some(Sample::Categorical(a)), Some(Sample::Categorical(b))) => {
-                    ColumnDistances::Categorical(categorical(&a, &b))
-                }
-                _ => continue,
-            };
+            let (distances, reference, current_summary) =
+                match (sample(&prev_refs), sample(&cur_refs)) {
+                    (Some(Sample::Numeric(a)), Some(Sample::Numeric(b))) => (
+                        ColumnDistances::Numeric(numeric(&a, &b)),
+                        summarise_numeric(&a),
+                        summarise_numeric(&b),
+                    ),
+                    (Some(Sample::Categorical(a)), Some(Sample::Categorical(b))) => (
+                        ColumnDistances::Categorical(categorical(&a, &b)),
+                        summarise_categorical(&a),
+                        summarise_categorical(&b),
+                    ),
+                    _ => continue,
+                };
             let linf = match &distances {
                 ColumnDistances::Numeric(d) => d.linf,
                 ColumnDistances::Categorical(d) => d.linf,
@@ -194,6 +204,8 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
                 previous_rows: prev.len(),
                 current_rows: cur.len(),
                 distances,
+                reference,
+                current: current_summary,
                 threshold,
                 fired,
             });

@@ -2,7 +2,7 @@
 //! view history), and a `MonitorSchedule` that asks it every window.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -20,6 +20,7 @@ struct DriftMonitor {
     store: Arc<FeatureStore>,
     config: DriftConfig,
     raised: Arc<AtomicU64>,
+    last: Arc<Mutex<Option<DriftRun>>>,
 }
 
 impl Actor for DriftMonitor {
@@ -38,6 +39,7 @@ impl Handler<RunChecks> for DriftMonitor {
         }
         self.raised
             .fetch_add(run.raised.len() as u64, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(run.clone());
         tracing::info!(
             comparisons = run.comparisons.len(),
             raised = run.raised.len(),
@@ -79,6 +81,7 @@ pub struct Validation {
     store: Arc<FeatureStore>,
     monitor: Addr<DriftMonitor>,
     raised: Arc<AtomicU64>,
+    last: Arc<Mutex<Option<DriftRun>>>,
 }
 
 impl Validation {
@@ -87,11 +90,13 @@ impl Validation {
     pub fn start(store: Arc<FeatureStore>, config: DriftConfig) -> Self {
         let raised = Arc::new(AtomicU64::new(0));
         let every = Duration::from_micros(config.window_micros.max(1_000_000) as u64);
-        let (s, r) = (Arc::clone(&store), Arc::clone(&raised));
+        let last = Arc::new(Mutex::new(None));
+        let (s, r, l) = (Arc::clone(&store), Arc::clone(&raised), Arc::clone(&last));
         let monitor = SyncArbiter::start(1, move || DriftMonitor {
             store: Arc::clone(&s),
             config: config.clone(),
             raised: Arc::clone(&r),
+            last: Arc::clone(&l),
         });
         MonitorSchedule {
             monitor: monitor.clone(),
@@ -102,6 +107,7 @@ impl Validation {
             store,
             monitor,
             raised,
+            last,
         }
     }
 
@@ -119,6 +125,11 @@ impl Validation {
 
     pub fn acknowledge(&self, id: &str) -> Result<Alert, ActorError> {
         alerts::acknowledge(&self.store, id)
+    }
+
+    /// The latest run's report (statistics and distances per feature).
+    pub fn last_run(&self) -> Option<DriftRun> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn raised_total(&self) -> u64 {

@@ -8,6 +8,7 @@ use reprise_store::{FeatureStore, StoreError, Value};
 use reprise_trainer::context::{vectorize, CONTEXT_FEATURES};
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_validation::distances::numeric;
+use reprise_validation::stats::summarise_numeric;
 use reprise_validation::ColumnDistances;
 
 use super::alerts::{self, Alert};
@@ -107,6 +108,8 @@ pub fn run(
             previous_rows: a.len(),
             current_rows: b.len(),
             distances: ColumnDistances::Numeric(d),
+            reference: summarise_numeric(a),
+            current: summarise_numeric(b),
             threshold: config.default_threshold,
             fired,
         });

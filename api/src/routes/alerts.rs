@@ -9,7 +9,8 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/alerts", web::get().to(list))
         .route("/v1/alerts/{id}/ack", web::post().to(ack))
-        .route("/v1/validation/run", web::post().to(run));
+        .route("/v1/validation/run", web::post().to(run))
+        .route("/v1/validation/reports", web::get().to(reports));
 }
 
 fn summary(a: reprise_actors::validation::Alert) -> AlertSummary {
@@ -63,6 +64,22 @@ pub(crate) async fn ack(
     responses((status = 200, body = ValidationRun)))]
 pub(crate) async fn run(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let run = state.validation.run_now().await?;
+    Ok(HttpResponse::Ok().json(ValidationRun {
+        comparisons: serde_json::to_value(&run.comparisons).unwrap_or_default(),
+        raised: run.raised.into_iter().map(summary).collect(),
+    }))
+}
+
+/// The latest validation run: per feature, statistics of the reference
+/// (previous window, or training) and current data side by side, with all
+/// distances. Runs the checks first when none has run yet.
+#[utoipa::path(get, path = "/v1/validation/reports", tag = "validation",
+    responses((status = 200, body = ValidationRun)))]
+pub(crate) async fn reports(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let run = match state.validation.last_run() {
+        Some(run) => run,
+        None => state.validation.run_now().await?,
+    };
     Ok(HttpResponse::Ok().json(ValidationRun {
         comparisons: serde_json::to_value(&run.comparisons).unwrap_or_default(),
         raised: run.raised.into_iter().map(summary).collect(),

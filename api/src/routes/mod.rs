@@ -27,6 +27,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/alerts"),
     ("post", "/v1/alerts/{id}/ack"),
     ("post", "/v1/validation/run"),
+    ("get", "/v1/validation/reports"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -120,6 +120,22 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
         assert!(plays["distances"][key].is_number(), "{key} in {plays}");
     }
 
+    // The report shows statistics side by side.
+    let (_, report) = server.client.get("/v1/validation/reports").unwrap();
+    let report: Json = serde_json::from_slice(&report).unwrap();
+    let plays = report["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["feature"] == "plays_7d")
+        .unwrap();
+    assert_eq!(plays["reference"]["count"], 60);
+    let (before, after) = (
+        plays["reference"]["mean"].as_f64().unwrap(),
+        plays["current"]["mean"].as_f64().unwrap(),
+    );
+    assert!((after - before - 40.0).abs() < 1e-9, "{before} → {after}");
+
     // The open blocking alert stops promotion...
     let id = raised[0]["id"].as_str().unwrap().to_owned();
     let (status, err) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
