@@ -71,9 +71,26 @@ pub enum Command {
     /// Distances between two CSV files, column by column (training vs
     /// serving data, or two windows).
     Drift(DriftArgs),
+    /// Run the validation checks (drift, skew, anomaly spike) on the store
+    /// now and print per-feature statistics and distances side by side;
+    /// alerts are raised as in the server.
+    Validate(ValidateArgs),
     /// Write the served-feature log joined with feedback labels (log-and-wait
     /// training data) as JSON lines.
     ExportServed(ExportServedArgs),
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// Window length: the latest window is compared with the one before.
+    #[arg(long, default_value = "1h")]
+    pub window: String,
+    /// Default drift threshold on the L-infinity distance.
+    #[arg(long, default_value_t = 0.2)]
+    pub threshold: f64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train_cmd::train(&cli.store, args),
         Command::Evaluate(args) => train_cmd::evaluate(&cli.store, args),
         Command::Drift(args) => drift_cmd::run(args),
+        Command::Validate(args) => drift_cmd::validate(&cli.store, args),
         Command::ExportServed(args) => train_cmd::export_served(&cli.store, args),
         Command::DemoData => {
             args::open_store(&cli.store).and_then(|store| demo::load(&store).map(|_| ()))

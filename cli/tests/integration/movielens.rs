@@ -1,17 +1,7 @@
 //! `reprise import movielens` on a small generated data set in MovieLens'
 //! format: aggregates are as of each event, never ahead of it.
 
-use crate::server::run_cli;
-
-fn reprise(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let out = run_cli(data, args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use crate::server::{reprise, run_cli};
 
 #[test]
 fn import_pushes_point_in_time_aggregates() {

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{run_cli, Server};
+use crate::server::{reprise, run_cli, Server};
 
 fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
     let (status, bytes) = server
@@ -68,12 +68,7 @@ fn trained_server() -> (tempfile::TempDir, Server) {
             "3",
         ],
     ] {
-        let out = run_cli(&data, &args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        reprise(&data, &args);
     }
     let server = Server::start(&data, &[]);
     (dir, server)
@@ -198,7 +193,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     // ...and the served-feature log joined with the feedback is training
     // data: the three played items of the cold-start response, labelled.
     let out_file = dir.path().join("served.jsonl");
-    let out = run_cli(
+    reprise(
         &data,
         &[
             "export-served",
@@ -206,11 +201,6 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
             "--out",
             out_file.to_str().unwrap(),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let labelled: Vec<Json> = std::fs::read_to_string(&out_file)
         .unwrap()
@@ -356,7 +346,7 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     let (dir, server) = trained_server();
     drop(server);
     let data = dir.path().join("data");
-    let out = run_cli(
+    reprise(
         &data,
         &[
             "train",
@@ -367,11 +357,6 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
             "--seed",
             "7",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let server = Server::start(&data, &[]);
     assert_eq!(

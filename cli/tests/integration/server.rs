@@ -84,6 +84,17 @@ impl Drop for Server {
     }
 }
 
+/// [`run_cli`], asserting success (the stderr is the failure message).
+pub fn reprise(data: &Path, args: &[&str]) -> std::process::Output {
+    let out = run_cli(data, args);
+    assert!(
+        out.status.success(),
+        "reprise {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs `reprise --data-dir DATA --migrations <repo's> ARGS...` to completion.
 pub fn run_cli(data: &Path, args: &[&str]) -> std::process::Output {
     Command::new(binary())

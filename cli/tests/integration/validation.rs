@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{http_sink, run_cli, Server};
+use crate::server::{http_sink, reprise, Server};
 
 fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
     let (status, bytes) = server
@@ -25,12 +25,7 @@ fn trained_server(extra: &[&str]) -> (tempfile::TempDir, Server) {
         vec!["import", "movielens", ml.to_str().unwrap()],
         vec!["train", "--factors", "4", "--iterations", "3"],
     ] {
-        let out = run_cli(&data, &args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        reprise(&data, &args);
     }
     let server = Server::start(&data, extra);
     (dir, server)
@@ -226,4 +221,56 @@ fn a_burst_of_missing_context_raises_an_anomaly_spike() {
         .collect();
     assert_eq!(spikes.len(), 1, "{run}");
     assert_eq!(spikes[0]["value"], 12.0);
+}
+
+/// `reprise validate` runs the same checks offline and prints and writes
+/// the side-by-side report.
+#[test]
+fn reprise_validate_reports_the_shifted_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = chrono::Utc::now();
+    let rows: String = (0..100)
+        .map(|i| {
+            let current = i >= 50;
+            let at = now - chrono::Duration::minutes(if current { 5 } else { 65 });
+            let plays = (i % 10) + if current { 25 } else { 0 };
+            format!(
+                "{}\n",
+                json!({"user_id": format!("v{i}"), "event_timestamp": at.to_rfc3339(), "plays_7d": plays, "skips_7d": i % 4})
+            )
+        })
+        .collect();
+    let file = dir.path().join("rows.jsonl");
+    std::fs::write(&file, rows).unwrap();
+    reprise(
+        &data,
+        &["push", "--view", "user_stats", file.to_str().unwrap()],
+    );
+    let report_file = dir.path().join("report.json");
+    let out = reprise(
+        &data,
+        &[
+            "validate",
+            "--window",
+            "1h",
+            "--json",
+            report_file.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("plays_7d") && stdout.contains("alert"),
+        "{stdout}"
+    );
+    let report: Json =
+        serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
+    let fired: Vec<&str> = report["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["fired"] == true)
+        .map(|c| c["feature"].as_str().unwrap())
+        .collect();
+    assert_eq!(fired, ["plays_7d"]);
 }
