@@ -236,4 +236,9 @@ pub struct ValidationRun {
     pub comparisons: Json,
     /// Alerts raised by this run.
     pub raised: Vec<AlertSummary>,
+    /// Serving context values that break the serving ranker's training
+    /// schema (`missing_feature`, `low_presence`, `out_of_domain`,
+    /// `out_of_range`, `type_mismatch`, `nan`, `new_feature`).
+    #[schema(value_type = Vec<Object>)]
+    pub anomalies: Json,
 }

@@ -6,7 +6,8 @@
 //! - history: `u32 view id ++ entity key ++ i64 event time (sign bit flipped)
 //!   ++ u64 store version ++ u32 sequence in batch`
 //! - online: `u32 view id ++ entity key`
-//! - snapshots: `id ++ 0x00 ++ "meta"` and `id ++ 0x00 ++ "rows" ++ u32 chunk`
+//! - snapshots: `id ++ 0x00 ++ "meta"`, `id ++ 0x00 ++ "rows" ++ u32 chunk`
+//!   and `id ++ 0x00 ++ "attachment/" ++ name`
 
 use crate::error::{Result, StoreError};
 use crate::time::Micros;
@@ -108,6 +109,10 @@ pub fn snapshot_meta_key(id: &str) -> Vec<u8> {
 
 pub fn snapshot_chunk_key(id: &str, chunk: u32) -> Vec<u8> {
     [id.as_bytes(), b"\0rows", &chunk.to_be_bytes()].concat()
+}
+
+pub fn snapshot_attachment_key(id: &str, name: &str) -> Vec<u8> {
+    [id.as_bytes(), b"\0attachment/", name.as_bytes()].concat()
 }
 
 /// Meta key of a model kind's version counter.

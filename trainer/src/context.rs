@@ -186,6 +186,33 @@ impl ContextSource for SnapshotContext<'_> {
     }
 }
 
+/// Columns of raw context values (by ref, JSON cells) of the rows of
+/// snapshot `id`: what a schema is inferred from.
+pub fn snapshot_columns(
+    store: &FeatureStore,
+    id: &str,
+) -> reprise_store::Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>> {
+    let mut columns: std::collections::BTreeMap<String, Vec<serde_json::Value>> = CONTEXT_REFS
+        .iter()
+        .map(|r| (r.to_string(), Vec::new()))
+        .collect();
+    store.read_snapshot(id, |_, rows| {
+        for row in rows {
+            for (r, v) in CONTEXT_REFS.iter().zip(row.values) {
+                let cell = v.map_or(serde_json::Value::Null, |v| {
+                    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+                });
+                columns.get_mut(*r).expect("one column per ref").push(cell);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(columns)
+}
+
+/// The name under which a training snapshot's inferred schema is attached.
+pub const SCHEMA_ATTACHMENT: &str = "schema";
+
 #[cfg(test)]
 mod tests {
     use super::*;

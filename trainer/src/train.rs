@@ -77,6 +77,17 @@ pub fn train(
     )
     .map_err(|e| TrainError::Context(e.to_string()))?;
     let training_snapshot_id = context.snapshot_ids().pop().unwrap_or_default();
+    if !training_snapshot_id.is_empty() {
+        // The schema of the training context, kept with its snapshot: the
+        // validation monitors check serving data against it.
+        let columns = crate::context::snapshot_columns(store, &training_snapshot_id)?;
+        let schema = reprise_validation::schema::infer(&columns);
+        store.put_snapshot_attachment(
+            &training_snapshot_id,
+            crate::context::SCHEMA_ATTACHMENT,
+            serde_json::to_vec(&schema).unwrap_or_default(),
+        )?;
+    }
     step("train", &mut steps, progress);
 
     let metrics = score_pipeline(&model, &split, &context)?;

@@ -188,6 +188,16 @@ fn a_run_is_reproducible_and_evaluating_its_model_gives_its_metrics() {
     assert_eq!(record.store_version, first.store_version);
     assert_eq!(record.training_snapshot_id, first.training_snapshot_id);
     assert!(store.snapshot_info(&record.training_snapshot_id).is_ok());
+    // The training context's schema is stored with its snapshot.
+    let schema: reprise_validation::schema::Schema = serde_json::from_slice(
+        &store
+            .snapshot_attachment(&record.training_snapshot_id, "schema")
+            .unwrap()
+            .expect("a schema attachment"),
+    )
+    .unwrap();
+    assert!(schema.features.contains_key("ml_user_genres:affinity"));
+    assert!(schema.features["ml_item_activity:plays"].max.unwrap() >= 1.0);
     assert!(record
         .feature_refs
         .iter()

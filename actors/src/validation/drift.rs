@@ -75,6 +75,9 @@ pub struct Comparison {
 pub struct DriftRun {
     pub comparisons: Vec<Comparison>,
     pub raised: Vec<Alert>,
+    /// Serving context values that break the serving ranker's training
+    /// schema.
+    pub anomalies: Vec<reprise_validation::schema::Anomaly>,
 }
 
 enum Sample {
@@ -124,6 +127,7 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
     let mut run = DriftRun {
         comparisons: Vec::new(),
         raised: Vec::new(),
+        anomalies: Vec::new(),
     };
     for (name, view) in latest {
         if NOT_MONITORED.contains(&name) {
@@ -214,9 +218,10 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
     if let Some(alert) = anomaly_spike(store, config, &recent, now)? {
         run.raised.push(alert);
     }
-    let (skew, raised) = super::skew::run(store, config, &recent)?;
-    run.comparisons.extend(skew);
-    run.raised.extend(raised);
+    let skew = super::skew::run(store, config, &recent)?;
+    run.comparisons.extend(skew.comparisons);
+    run.raised.extend(skew.raised);
+    run.anomalies = skew.anomalies;
     Ok(run)
 }
 

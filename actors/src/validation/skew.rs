@@ -5,9 +5,10 @@
 
 use reprise_store::time::parse_rfc3339;
 use reprise_store::{FeatureStore, StoreError, Value};
-use reprise_trainer::context::{vectorize, CONTEXT_FEATURES};
+use reprise_trainer::context::{vectorize, CONTEXT_FEATURES, CONTEXT_REFS, SCHEMA_ATTACHMENT};
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_validation::distances::numeric;
+use reprise_validation::schema::{check, Anomaly, AnomalyKind, Schema};
 use reprise_validation::stats::summarise_numeric;
 use reprise_validation::ColumnDistances;
 
@@ -21,17 +22,17 @@ pub fn run(
     store: &FeatureStore,
     config: &DriftConfig,
     recent: &[Alert],
-) -> Result<(Vec<Comparison>, Vec<Alert>), ActorError> {
+) -> Result<SkewRun, ActorError> {
     let version = match store.serving_model(RANKER_KIND)? {
         Some(v) => v,
         None => match model_io::latest(store, RANKER_KIND) {
             Ok(record) => record.version,
-            Err(_) => return Ok((Vec::new(), Vec::new())),
+            Err(_) => return Ok(SkewRun::default()),
         },
     };
     let record = store.load_model(&version)?;
     if record.training_snapshot_id.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(SkewRun::default());
     }
     let width = CONTEXT_FEATURES.len();
     let mut training: Vec<Vec<f64>> = vec![Vec::new(); width];
@@ -47,7 +48,7 @@ pub fn run(
     let w = config.window_micros;
     let served = match store.view_history("served_item", store.version()) {
         Ok(rows) => rows,
-        Err(StoreError::UnknownView { .. }) => return Ok((Vec::new(), Vec::new())),
+        Err(StoreError::UnknownView { .. }) => return Ok(SkewRun::default()),
         Err(e) => return Err(e.into()),
     };
     let registry = store.registry();
@@ -75,6 +76,85 @@ pub fn run(
     }
     let mut comparisons = Vec::new();
     let mut raised = Vec::new();
+    // Serving values against the training schema: the context of the
+    // (user, item) pairs served in the window, as the store has it now.
+    let mut anomalies = Vec::new();
+    if let Some(bytes) =
+        store.snapshot_attachment(&record.training_snapshot_id, SCHEMA_ATTACHMENT)?
+    {
+        let schema: Schema = serde_json::from_slice(&bytes)
+            .map_err(|e| ActorError::invalid("schema", e.to_string()))?;
+        let user_slot = view.and_then(|v| v.feature_index("user_id"));
+        let mut pairs: Vec<(String, String)> = served
+            .iter()
+            .filter(|r| r.event_ts > now - w && r.event_ts <= now)
+            .filter_map(|r| {
+                let user = match user_slot.and_then(|i| r.values.get(i).cloned().flatten()) {
+                    Some(Value::String(u)) => u,
+                    _ => return None,
+                };
+                Some((user, r.keys.get(1)?.clone()))
+            })
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs.truncate(MAX_SCHEMA_PAIRS);
+        if pairs.len() >= config.min_rows {
+            let entities: Vec<serde_json::Map<String, serde_json::Value>> = pairs
+                .iter()
+                .map(|(u, i)| {
+                    serde_json::json!({"user_id": u, "item_id": i})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect();
+            let refs: Vec<String> = CONTEXT_REFS.iter().map(|r| r.to_string()).collect();
+            let online = store.online_features(&refs, &entities)?;
+            let mut columns: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+                refs.iter().map(|r| (r.clone(), Vec::new())).collect();
+            for row in online.rows {
+                for (r, v) in refs.iter().zip(row.values) {
+                    let cell = v.map_or(serde_json::Value::Null, |v| {
+                        serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+                    });
+                    columns.get_mut(r).expect("one column per ref").push(cell);
+                }
+            }
+            for anomaly in check(&schema, &columns) {
+                let blocking = matches!(
+                    anomaly.kind,
+                    AnomalyKind::MissingFeature | AnomalyKind::TypeMismatch
+                ) && config.blocking;
+                let kind = serde_json::to_value(anomaly.kind)
+                    .ok()
+                    .and_then(|k| k.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let quiet = recent.iter().any(|x| {
+                    x.check == "schema"
+                        && x.view == version
+                        && x.feature == anomaly.feature
+                        && x.metric == kind
+                        && (x.is_open()
+                            || parse_rfc3339(&x.updated_at).is_some_and(|t| t > now - w))
+                });
+                if !quiet {
+                    raised.push(alerts::raise(
+                        store,
+                        "schema",
+                        &version,
+                        &anomaly.feature,
+                        &kind,
+                        1.0,
+                        0.0,
+                        blocking,
+                        serde_json::to_string(&anomaly).unwrap_or_default(),
+                    )?);
+                }
+                anomalies.push(anomaly);
+            }
+        }
+    }
     for (i, name) in CONTEXT_FEATURES.iter().enumerate() {
         let (a, b) = (&training[i], &serving[i]);
         if a.len() < config.min_rows || b.len() < config.min_rows {
@@ -114,5 +194,21 @@ pub fn run(
             fired,
         });
     }
-    Ok((comparisons, raised))
+    Ok(SkewRun {
+        comparisons,
+        raised,
+        anomalies,
+    })
+}
+
+/// Pairs of the window whose context is checked against the schema, at most.
+const MAX_SCHEMA_PAIRS: usize = 5_000;
+
+/// What the skew check found.
+#[derive(Default)]
+pub struct SkewRun {
+    pub comparisons: Vec<Comparison>,
+    pub raised: Vec<Alert>,
+    /// Serving context values that break the training schema.
+    pub anomalies: Vec<Anomaly>,
 }

@@ -66,6 +66,7 @@ pub(crate) async fn run(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
     let run = state.validation.run_now().await?;
     Ok(HttpResponse::Ok().json(ValidationRun {
         comparisons: serde_json::to_value(&run.comparisons).unwrap_or_default(),
+        anomalies: serde_json::to_value(&run.anomalies).unwrap_or_default(),
         raised: run.raised.into_iter().map(summary).collect(),
     }))
 }
@@ -82,6 +83,7 @@ pub(crate) async fn reports(state: web::Data<AppState>) -> Result<HttpResponse, 
     };
     Ok(HttpResponse::Ok().json(ValidationRun {
         comparisons: serde_json::to_value(&run.comparisons).unwrap_or_default(),
+        anomalies: serde_json::to_value(&run.anomalies).unwrap_or_default(),
         raised: run.raised.into_iter().map(summary).collect(),
     }))
 }

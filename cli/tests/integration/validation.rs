@@ -193,9 +193,29 @@ fn training_serving_skew_is_compared_per_context_feature() {
         let linf = c["distances"]["linf"].as_f64().unwrap();
         assert_eq!(c["fired"], linf > 0.2, "{c}");
     }
-    // Alerts raised for skew name the ranker and the feature.
+    // Serving context is also checked against the training schema stored
+    // with the ranker's snapshot; every anomaly is typed.
+    let kinds = [
+        "missing_feature",
+        "low_presence",
+        "out_of_domain",
+        "out_of_range",
+        "type_mismatch",
+        "nan",
+        "new_feature",
+    ];
+    for anomaly in run["anomalies"].as_array().unwrap() {
+        assert!(
+            kinds.contains(&anomaly["kind"].as_str().unwrap()),
+            "{anomaly}"
+        );
+    }
+    // Alerts raised name the ranker and the feature.
     for alert in run["raised"].as_array().unwrap() {
-        assert_eq!(alert["check"], "skew");
+        assert!(
+            ["skew", "schema"].contains(&alert["check"].as_str().unwrap()),
+            "{alert}"
+        );
         assert_eq!(alert["view"], "ranker-1");
     }
 }

@@ -5,6 +5,7 @@
 //! read, chunk by chunk, so reading is constant-memory and, because history is
 //! append-only and filtered by the pinned version, always gives the same rows.
 
+mod attachment;
 mod create;
 mod jsonl;
 mod parquet;
