@@ -194,6 +194,14 @@ pub struct ServeArgs {
     /// `drift_threshold` overrides it).
     #[arg(long, env = "REPRISE_DRIFT_THRESHOLD", default_value_t = 0.2)]
     pub drift_threshold: f64,
+    /// Checks whose alerts block model promotion until acknowledged
+    /// (comma-separated; empty for none).
+    #[arg(
+        long,
+        env = "REPRISE_BLOCKING_CHECKS",
+        default_value = "drift,skew,schema,anomaly_spike"
+    )]
+    pub blocking_checks: String,
     /// POST every raised alert as JSON to this URL.
     #[arg(long, env = "REPRISE_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,

@@ -6,7 +6,20 @@ use reprise_api::ServerConfig;
 
 use crate::args::{ServeArgs, StoreArgs};
 
+const CHECKS: [&str; 4] = ["drift", "skew", "schema", "anomaly_spike"];
+
 pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(unknown) = args
+        .blocking_checks
+        .split(',')
+        .map(str::trim)
+        .find(|c| !c.is_empty() && !CHECKS.contains(c))
+    {
+        anyhow::bail!(
+            "--blocking-checks: `{unknown}` is not one of {}",
+            CHECKS.join(", ")
+        );
+    }
     let store = crate::args::open_store(store_args)?;
     if args.demo {
         crate::demo::load(&store)?;
@@ -28,6 +41,13 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
                 })?,
             default_threshold: args.drift_threshold,
             webhook: args.alert_webhook.clone(),
+            blocking_checks: args
+                .blocking_checks
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect(),
             ..Default::default()
         },
         recommender: reprise_actors::recommend::RecommenderConfig {

@@ -32,10 +32,19 @@ pub struct DriftConfig {
     pub default_threshold: f64,
     /// Fewer rows than this in either window: no comparison.
     pub min_rows: usize,
-    /// Whether drift alerts block model promotion.
-    pub blocking: bool,
+    /// The checks whose alerts block model promotion (`drift`, `skew`,
+    /// `schema` — its `missing_feature` and `type_mismatch` anomalies —,
+    /// `anomaly_spike`).
+    pub blocking_checks: Vec<String>,
     /// Every raised alert is POSTed here as JSON, when set.
     pub webhook: Option<String>,
+}
+
+impl DriftConfig {
+    /// Whether alerts of `check` block promotion.
+    pub fn blocks(&self, check: &str) -> bool {
+        self.blocking_checks.iter().any(|c| c == check)
+    }
 }
 
 impl Default for DriftConfig {
@@ -44,7 +53,9 @@ impl Default for DriftConfig {
             window_micros: 3_600 * 1_000_000,
             default_threshold: 0.2,
             min_rows: 30,
-            blocking: true,
+            blocking_checks: ["drift", "skew", "schema", "anomaly_spike"]
+                .map(String::from)
+                .to_vec(),
             webhook: None,
         }
     }
@@ -197,7 +208,7 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
                     "linf",
                     linf,
                     threshold,
-                    config.blocking,
+                    config.blocks("drift"),
                     serde_json::to_string(&distances).unwrap_or_default(),
                 )?);
             }
@@ -273,7 +284,7 @@ fn anomaly_spike(
         "count",
         current as f64,
         SPIKE_FACTOR * baseline.max(1.0),
-        config.blocking,
+        config.blocks("anomaly_spike"),
         detail,
     )?))
 }

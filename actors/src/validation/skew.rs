@@ -125,7 +125,7 @@ pub fn run(
                 let blocking = matches!(
                     anomaly.kind,
                     AnomalyKind::MissingFeature | AnomalyKind::TypeMismatch
-                ) && config.blocking;
+                ) && config.blocks("schema");
                 let kind = serde_json::to_value(anomaly.kind)
                     .ok()
                     .and_then(|k| k.as_str().map(str::to_owned))
@@ -177,7 +177,7 @@ pub fn run(
                 "linf",
                 d.linf,
                 config.default_threshold,
-                config.blocking,
+                config.blocks("skew"),
                 serde_json::to_string(&d).unwrap_or_default(),
             )?);
         }

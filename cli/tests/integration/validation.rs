@@ -294,3 +294,36 @@ fn reprise_validate_reports_the_shifted_feature() {
         .collect();
     assert_eq!(fired, ["plays_7d"]);
 }
+
+/// Which checks block promotion is configurable: with drift left out, a
+/// drift alert is raised but does not block.
+#[test]
+fn a_check_left_out_of_blocking_checks_does_not_block_promotion() {
+    let (_dir, server) =
+        trained_server(&["--drift-window", "1h", "--blocking-checks", "skew,schema"]);
+    let now = chrono::Utc::now();
+    let rows: Vec<Json> = (0..80)
+        .map(|i| {
+            let at = now - chrono::Duration::minutes(if i >= 40 { 5 } else { 70 });
+            json!({"user_id": format!("b{i}"), "event_timestamp": at.to_rfc3339(),
+                   "plays_7d": (i % 10) + if i >= 40 { 30 } else { 0 }})
+        })
+        .collect();
+    let (status, _) = post(
+        &server,
+        "/v1/push",
+        &json!({"view": "user_stats", "rows": rows}),
+    );
+    assert_eq!(status, 200);
+    let (_, run) = post(&server, "/v1/validation/run", &json!({}));
+    let drift: Vec<&Json> = run["raised"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["check"] == "drift")
+        .collect();
+    assert_eq!(drift.len(), 1, "{run}");
+    assert_eq!(drift[0]["blocking"], false);
+    let (status, body) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
+    assert_eq!(status, 200, "{body}");
+}
