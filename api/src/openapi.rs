@@ -20,6 +20,7 @@ use crate::schema;
         snapshots::rows,
         models::list,
         models::promote,
+        models::rollback,
         recommendations::recommendations,
         recommendations::rank,
         events::events,

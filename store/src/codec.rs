@@ -124,6 +124,10 @@ pub fn serving_model_key(kind: &str) -> Vec<u8> {
     [b"serving_model/".as_slice(), kind.as_bytes()].concat()
 }
 
+pub fn serving_history_key(kind: &str) -> Vec<u8> {
+    [b"serving_history/".as_slice(), kind.as_bytes()].concat()
+}
+
 pub fn migration_key(file_name: &str) -> Vec<u8> {
     file_name.as_bytes().to_vec()
 }

@@ -60,19 +60,69 @@ impl FeatureStore {
     }
 
     /// Records `version` as the one serving for its kind (a restart serves
-    /// it again). The model must exist.
+    /// it again) and appends it to the kind's promotion history. The model
+    /// must exist.
     pub fn set_serving_model(&self, version: &str) -> Result<()> {
         let record = self.load_model(version)?;
         let _writer = self.lock_writer();
-        let mut batch = WriteBatch::default();
-        batch.put(
-            Cf::Meta,
-            codec::serving_model_key(&record.kind),
-            version.as_bytes().to_vec(),
-        );
-        self.engine.write(batch)?;
+        let mut history = self.serving_history_locked(&record.kind)?;
+        if history.last().map(String::as_str) != Some(version) {
+            history.push(version.to_owned());
+        }
+        self.write_serving(&record.kind, &history)?;
         tracing::info!(%version, "serving model recorded");
         Ok(())
+    }
+
+    /// The versions that served `kind`, oldest first (the last serves now).
+    pub fn serving_history(&self, kind: &str) -> Result<Vec<String>> {
+        self.serving_history_locked(kind)
+    }
+
+    /// Drops the serving version of `kind` from its history and makes the
+    /// one before it serve again; returns it.
+    pub fn rollback_serving_model(&self, kind: &str) -> Result<String> {
+        let _writer = self.lock_writer();
+        let mut history = self.serving_history_locked(kind)?;
+        if history.len() < 2 {
+            return Err(StoreError::invalid(
+                "kind",
+                format!("no earlier `{kind}` model has served: nothing to roll back to"),
+            ));
+        }
+        history.pop();
+        self.write_serving(kind, &history)?;
+        let previous = history.last().cloned().expect("two or more before the pop");
+        tracing::info!(%previous, "serving model rolled back");
+        Ok(previous)
+    }
+
+    fn serving_history_locked(&self, kind: &str) -> Result<Vec<String>> {
+        match self
+            .engine
+            .get(Cf::Meta, &codec::serving_history_key(kind))?
+        {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("serving history: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn write_serving(&self, kind: &str, history: &[String]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        if let Some(current) = history.last() {
+            batch.put(
+                Cf::Meta,
+                codec::serving_model_key(kind),
+                current.as_bytes().to_vec(),
+            );
+        }
+        batch.put(
+            Cf::Meta,
+            codec::serving_history_key(kind),
+            serde_json::to_vec(history).expect("strings serialise"),
+        );
+        self.engine.write(batch)
     }
 
     /// The version recorded as serving for `kind`, if any.

@@ -328,6 +328,8 @@ pub struct Recommender {
     cold: Addr<ColdStart>,
     in_flight: Arc<AtomicUsize>,
     config: RecommenderConfig,
+    /// The version serving now, as far as promotions know.
+    serving_before: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Recommender {
@@ -361,7 +363,9 @@ impl Recommender {
             }
             .start();
         }
+        let serving_before = Arc::new(std::sync::Mutex::new(shared.catalog.serving_version()));
         Ok(Recommender {
+            serving_before,
             shared,
             workers,
             cold,
@@ -398,6 +402,23 @@ impl Recommender {
         }
     }
 
+    /// Returns to the ranker that served before the current one (no gate:
+    /// it served already); caches are dropped. Returns its version.
+    pub fn rollback(&self) -> Result<String, ActorError> {
+        let previous = self
+            .shared
+            .store
+            .rollback_serving_model(reprise_trainer::model_io::RANKER_KIND)?;
+        self.shared.catalog.promote(&self.shared.store, &previous)?;
+        self.shared.cache.invalidate_all();
+        ServingStats::add(&self.shared.stats.model_swaps, 1);
+        *self
+            .serving_before
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(previous.clone());
+        Ok(previous)
+    }
+
     /// Loads ranker `version` (off to the side), serves it and records it
     /// as serving; cached candidates are dropped. In-flight requests finish
     /// on the model they started with. Blocking: run it off the HTTP
@@ -422,7 +443,26 @@ impl Recommender {
             });
         }
         self.shared.catalog.promote(&self.shared.store, version)?;
-        self.shared.store.set_serving_model(version)?;
+        // The model served before any promotion (the newest at start) is
+        // the first entry of the history, so it can be rolled back to.
+        let store = &self.shared.store;
+        if store.serving_history(&record.kind)?.is_empty() {
+            if let Some(current) = self
+                .serving_before
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                if current != version {
+                    store.set_serving_model(&current)?;
+                }
+            }
+        }
+        store.set_serving_model(version)?;
+        *self
+            .serving_before
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(version.to_owned());
         self.shared.cache.invalidate_all();
         ServingStats::add(&self.shared.stats.model_swaps, 1);
         Ok(())

@@ -21,6 +21,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/snapshots/{id}/rows"),
     ("get", "/v1/models"),
     ("post", "/v1/models/{version}/promote"),
+    ("post", "/v1/models/rollback"),
     ("post", "/v1/recommendations"),
     ("post", "/v1/rank"),
     ("post", "/v1/events"),

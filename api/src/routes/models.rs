@@ -11,7 +11,8 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/models", web::get().to(list))
-        .route("/v1/models/{version}/promote", web::post().to(promote));
+        .route("/v1/models/{version}/promote", web::post().to(promote))
+        .route("/v1/models/rollback", web::post().to(rollback));
 }
 
 fn status(serving: &[String], version: &str) -> &'static str {
@@ -62,4 +63,17 @@ pub(crate) async fn promote(
         .await
         .map_err(|e| ApiError::Transport(e.to_string()))??;
     Ok(HttpResponse::Ok().json(Promoted { serving: version }))
+}
+
+/// Returns to the ranker that served before the current one, in one call
+/// (no alert gate: it served already). Caches are dropped.
+#[utoipa::path(post, path = "/v1/models/rollback", tag = "models",
+    responses((status = 200, body = Promoted),
+              (status = 400, description = "No earlier ranker has served", body = crate::schema::ErrorResponse)))]
+pub(crate) async fn rollback(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let recommender = state.recommender.clone();
+    let serving = web::block(move || recommender.rollback())
+        .await
+        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(Promoted { serving }))
 }
