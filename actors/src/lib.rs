@@ -5,6 +5,7 @@
 //! protocol (messages, replies, back-pressure) is documented in its module.
 
 pub mod error;
+pub mod experiments;
 pub mod recommend;
 pub mod store_worker;
 pub mod validation;
