@@ -35,6 +35,10 @@ pub enum ActorError {
     #[error("the request context lacks the mandatory field `{field}`")]
     MissingContext { field: String },
 
+    /// No experiment has this name.
+    #[error("no experiment `{0}`")]
+    UnknownExperiment(String),
+
     /// No alert has this id.
     #[error("no alert `{0}`")]
     UnknownAlert(String),

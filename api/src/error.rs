@@ -73,6 +73,9 @@ impl ApiError {
             ApiError::Actor(ActorError::UnknownAlert(_)) => {
                 (StatusCode::NOT_FOUND, "alert_not_found")
             }
+            ApiError::Actor(ActorError::UnknownExperiment(_)) => {
+                (StatusCode::NOT_FOUND, "experiment_not_found")
+            }
             ApiError::Actor(ActorError::PromotionBlocked { .. }) => {
                 (StatusCode::CONFLICT, "promotion_blocked")
             }
@@ -101,6 +104,7 @@ impl ApiError {
                 | ActorError::NoServingModel
                 | ActorError::Index(_)
                 | ActorError::UnknownAlert(_)
+                | ActorError::UnknownExperiment(_)
                 | ActorError::PromotionBlocked { .. },
             )
             | ApiError::MalformedJson(_)

@@ -3,7 +3,9 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{alerts, events, models, online, ops, push, recommendations, snapshots};
+use crate::routes::{
+    alerts, events, experiments, models, online, ops, push, recommendations, snapshots,
+};
 use crate::schema;
 
 #[derive(OpenApi)]
@@ -24,6 +26,9 @@ use crate::schema;
         recommendations::recommendations,
         recommendations::rank,
         events::events,
+        experiments::list,
+        experiments::put,
+        experiments::get,
         alerts::list,
         alerts::ack,
         alerts::run,
@@ -56,6 +61,10 @@ use crate::schema;
         schema::EventsRequest,
         schema::EventsResponse,
         schema::FeedbackEvent,
+        schema::ExperimentArm,
+        schema::ExperimentRequest,
+        schema::ExperimentList,
+        schema::ExperimentReport,
         schema::AlertSummary,
         schema::AlertList,
         schema::ValidationRun,

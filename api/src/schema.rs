@@ -242,3 +242,36 @@ pub struct ValidationRun {
     #[schema(value_type = Vec<Object>)]
     pub anomalies: Json,
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentArm {
+    pub name: String,
+    pub model_version: String,
+    /// Share of users, 0–1; the arms' shares sum to 1.
+    pub traffic: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentRequest {
+    pub arms: Vec<ExperimentArm>,
+    /// Hash salt (default: the experiment's name).
+    pub salt: Option<String>,
+    /// Default true.
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentList {
+    /// `{name, arms, salt, active, defined_at}` each.
+    #[schema(value_type = Vec<Object>)]
+    pub experiments: Json,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentReport {
+    #[schema(value_type = Object)]
+    pub experiment: Json,
+    /// Per arm: impressions, plays, skips, play_rate, z, p_value, diff_ci95.
+    #[schema(value_type = Vec<Object>)]
+    pub arms: Json,
+}

@@ -22,6 +22,7 @@ use super::request::{
 };
 use super::stats::ServingStats;
 use crate::error::ActorError;
+use crate::experiments::{self, Experiment};
 
 const NAME: &str = "ranker";
 /// The arm of requests outside any experiment.
@@ -70,6 +71,9 @@ struct Recommend {
     context: RequestContext,
     k: usize,
     cold_items: Option<Vec<ScoredItem>>,
+    /// The experiment arm's model, or the serving one.
+    model_version: Option<String>,
+    arm: String,
 }
 
 #[derive(Message)]
@@ -100,7 +104,10 @@ impl Handler<Recommend> for RankWorker {
 
     fn handle(&mut self, msg: Recommend, _: &mut Self::Context) -> Self::Result {
         let shared = &self.shared;
-        let loaded = shared.catalog.serving()?;
+        let loaded = match &msg.model_version {
+            Some(v) => shared.catalog.get_or_load(&shared.store, v)?,
+            None => shared.catalog.serving()?,
+        };
         let version = loaded.model.version.clone();
         ServingStats::add(&shared.stats.recommendations, 1);
         let (items, features, cold_start) = match msg.cold_items {
@@ -130,14 +137,14 @@ impl Handler<Recommend> for RankWorker {
             &msg.user_id,
             &msg.context,
             &version,
-            DEFAULT_ARM,
+            &msg.arm,
             &items,
             &features,
         )?;
         Ok(Recommendation {
             request_id: msg.request_id,
             model_version: Some(version),
-            arm: DEFAULT_ARM.to_owned(),
+            arm: msg.arm,
             cold_start,
             items,
         })
@@ -330,6 +337,9 @@ pub struct Recommender {
     config: RecommenderConfig,
     /// The version serving now, as far as promotions know.
     serving_before: Arc<std::sync::Mutex<Option<String>>>,
+    /// The active experiment, if any (read from the store at start, set by
+    /// `put_experiment`).
+    experiment: Arc<std::sync::RwLock<Option<Experiment>>>,
 }
 
 impl Recommender {
@@ -364,7 +374,11 @@ impl Recommender {
             .start();
         }
         let serving_before = Arc::new(std::sync::Mutex::new(shared.catalog.serving_version()));
+        let experiment = Arc::new(std::sync::RwLock::new(experiments::registry::active(
+            &shared.store,
+        )?));
         Ok(Recommender {
+            experiment,
             serving_before,
             shared,
             workers,
@@ -400,6 +414,45 @@ impl Recommender {
             ],
             Err(_) => Vec::new(),
         }
+    }
+
+    fn experiment(&self) -> Option<Experiment> {
+        self.experiment
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Defines (or redefines) an experiment; the active one routes traffic
+    /// from the next request on. Its arms' models are loaded first.
+    pub fn put_experiment(&self, experiment: Experiment) -> Result<(), ActorError> {
+        experiments::registry::put(&self.shared.store, &experiment)?;
+        for arm in &experiment.arms {
+            self.shared
+                .catalog
+                .get_or_load(&self.shared.store, &arm.model_version)?;
+        }
+        *self.experiment.write().unwrap_or_else(|p| p.into_inner()) =
+            experiments::registry::active(&self.shared.store)?;
+        Ok(())
+    }
+
+    /// Every experiment, and the metrics of each arm of one.
+    pub fn experiments(&self) -> Result<Vec<Experiment>, ActorError> {
+        experiments::registry::list(&self.shared.store)
+    }
+
+    pub fn experiment_metrics(
+        &self,
+        name: &str,
+    ) -> Result<(Experiment, Vec<experiments::ArmMetrics>), ActorError> {
+        let e = self
+            .experiments()?
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| ActorError::UnknownExperiment(name.to_owned()))?;
+        let metrics = experiments::arm_metrics(&self.shared.store, &e)?;
+        Ok((e, metrics))
     }
 
     /// Returns to the ranker that served before the current one (no gate:
@@ -554,12 +607,21 @@ impl Recommender {
         } else {
             None
         };
+        let (model_version, arm) = match self.experiment() {
+            Some(e) => {
+                let arm = e.arm_of(&req.user_id);
+                (Some(arm.model_version.clone()), arm.name.clone())
+            }
+            None => (None, DEFAULT_ARM.to_owned()),
+        };
         self.send(Recommend {
             request_id,
             user_id: req.user_id,
             context,
             k: req.k,
             cold_items,
+            model_version,
+            arm,
         })
         .await
     }

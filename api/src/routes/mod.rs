@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod events;
+pub mod experiments;
 pub mod models;
 pub mod online;
 pub mod ops;
@@ -25,6 +26,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/recommendations"),
     ("post", "/v1/rank"),
     ("post", "/v1/events"),
+    ("get", "/v1/experiments"),
+    ("put", "/v1/experiments/{name}"),
+    ("get", "/v1/experiments/{name}"),
     ("get", "/v1/alerts"),
     ("post", "/v1/alerts/{id}/ack"),
     ("post", "/v1/validation/run"),
@@ -43,5 +47,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     recommendations::configure(cfg);
     events::configure(cfg);
     alerts::configure(cfg);
+    experiments::configure(cfg);
     ops::configure(cfg);
 }

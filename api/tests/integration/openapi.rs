@@ -41,6 +41,7 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
         let request = match method.as_str() {
             "get" => test::TestRequest::get(),
             "post" => test::TestRequest::post(),
+            "put" => test::TestRequest::put(),
             other => panic!("method {other}"),
         }
         .uri(&uri)

@@ -339,10 +339,9 @@ fn the_load_tester_drives_recommendations_without_errors() {
     assert_eq!(report.errors, 0, "{:?}", report.first_error);
 }
 
-/// Promoting another ranker serves it from the next request on, shows in
-/// the registry listing, and survives a restart.
-#[test]
-fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
+/// A server over two rankers (`ranker-1` and, newest, `ranker-2`, another
+/// seed); also returns the data directory.
+fn two_rankers() -> (tempfile::TempDir, std::path::PathBuf, Server) {
     let (dir, server) = trained_server();
     drop(server);
     let data = dir.path().join("data");
@@ -359,6 +358,14 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
         ],
     );
     let server = Server::start(&data, &[]);
+    (dir, data, server)
+}
+
+/// Promoting another ranker serves it from the next request on, shows in
+/// the registry listing, and survives a restart.
+#[test]
+fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
+    let (_dir, data, server) = two_rankers();
     assert_eq!(
         recommend(&server, "1", 3)["model_version"],
         "ranker-2",
@@ -426,4 +433,94 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
         "ranker-1",
         "kept across a restart"
     );
+}
+
+/// An A/B experiment routes users to arms by model version, sticky, says
+/// the arm in the response, and reports per-arm metrics from events.
+#[test]
+fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
+    let (_dir, data, server) = two_rankers();
+
+    let (status, err) = post_put(
+        &server,
+        "/v1/experiments/bad",
+        &json!({"arms": [{"name": "a", "model_version": "ranker-1", "traffic": 0.7}]}),
+    );
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (400, Some("arms"))
+    );
+    let (status, body) = post_put(
+        &server,
+        "/v1/experiments/home",
+        &json!({"arms": [{"name": "control", "model_version": "ranker-1", "traffic": 0.5},
+                         {"name": "treatment", "model_version": "ranker-2", "traffic": 0.5}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let mut arms = std::collections::HashMap::new();
+    for user in 1..=40 {
+        let user = user.to_string();
+        let first = recommend(&server, &user, 3);
+        let again = recommend(&server, &user, 3);
+        assert_eq!(first["arm"], again["arm"], "sticky");
+        let expected = if first["arm"] == "control" {
+            "ranker-1"
+        } else {
+            "ranker-2"
+        };
+        assert_eq!(first["model_version"], expected);
+        arms.insert(user.clone(), first.clone());
+        // One play per response in the treatment arm only.
+        if first["arm"] == "treatment" {
+            let item = first["items"][0]["item_id"].clone();
+            let (status, _) = post(
+                &server,
+                "/v1/events",
+                &json!({"events": [{"request_id": first["request_id"], "user_id": user, "item_id": item,
+                                    "type": "play", "timestamp": "2026-11-01T10:00:00Z"}]}),
+            );
+            assert_eq!(status, 200);
+        }
+    }
+    let treated = arms.values().filter(|r| r["arm"] == "treatment").count();
+    assert!((8..=32).contains(&treated), "{treated} of 40 in treatment");
+
+    let (_, report) = server.client.get("/v1/experiments/home").unwrap();
+    let report: Json = serde_json::from_slice(&report).unwrap();
+    let by_name = |n: &str| {
+        report["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["arm"] == n)
+            .unwrap()
+            .clone()
+    };
+    let (control, treatment) = (by_name("control"), by_name("treatment"));
+    assert_eq!(
+        treatment["impressions"],
+        json!(treated * 6),
+        "two responses of 3 items"
+    );
+    assert_eq!(treatment["plays"], json!(treated));
+    assert_eq!(control["plays"], 0);
+    assert!(treatment["z"].as_f64().unwrap() > 0.0 && treatment["p_value"].is_number());
+    let (status, _) = server.client.get("/v1/experiments/nope").unwrap();
+    assert_eq!(status, 404);
+}
+
+fn post_put(server: &Server, path: &str, body: &Json) -> (u16, Json) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .put(format!("{}{path}", server.url))
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Json::Null))
 }
