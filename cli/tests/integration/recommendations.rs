@@ -439,7 +439,7 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
 /// the arm in the response, and reports per-arm metrics from events.
 #[test]
 fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
-    let (_dir, data, server) = two_rankers();
+    let (_dir, _data, server) = two_rankers();
 
     let (status, err) = post_put(
         &server,
