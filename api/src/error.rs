@@ -31,6 +31,9 @@ pub enum ApiError {
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
 
+    #[error("no {what} `{id}`")]
+    NotFound { what: &'static str, id: String },
+
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
 
@@ -85,6 +88,7 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
             ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, "no_route"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Transport(_) => (StatusCode::BAD_REQUEST, "unreadable_request"),
         }
     }
@@ -110,6 +114,7 @@ impl ApiError {
             | ApiError::MalformedJson(_)
             | ApiError::PayloadTooLarge { .. }
             | ApiError::NoRoute { .. }
+            | ApiError::NotFound { .. }
             | ApiError::Transport(_) => None,
         }
     }

@@ -24,6 +24,7 @@ use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderName;
 use actix_web::{web, App, HttpServer};
 use reprise_actors::recommend::{Recommender, RecommenderConfig};
+use reprise_actors::retrain::{RetrainConfig, Retrainer};
 use reprise_actors::validation::{DriftConfig, Validation};
 use reprise_actors::{ActorError, StoreWorkers};
 use reprise_store::FeatureStore;
@@ -45,6 +46,7 @@ pub struct ServerConfig {
     pub store_queue: usize,
     pub recommender: RecommenderConfig,
     pub drift: DriftConfig,
+    pub retrain: RetrainConfig,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             store_queue: 256,
             recommender: RecommenderConfig::default(),
             drift: DriftConfig::default(),
+            retrain: RetrainConfig::default(),
         }
     }
 }
@@ -71,7 +74,13 @@ pub fn state(
     let workers = StoreWorkers::start(Arc::clone(&store), config.store_workers, config.store_queue);
     let recommender = Recommender::start(Arc::clone(&store), config.recommender.clone())?;
     let validation = Validation::start(Arc::clone(&store), config.drift.clone());
+    let retrainer = Retrainer::start(
+        Arc::clone(&store),
+        recommender.clone(),
+        config.retrain.clone(),
+    );
     Ok(web::Data::new(AppState {
+        retrainer,
         store,
         workers,
         recommender,

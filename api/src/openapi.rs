@@ -4,7 +4,7 @@
 use utoipa::OpenApi;
 
 use crate::routes::{
-    alerts, events, experiments, models, online, ops, push, recommendations, snapshots,
+    alerts, events, experiments, models, online, ops, push, recommendations, retrain, snapshots,
 };
 use crate::schema;
 
@@ -23,6 +23,8 @@ use crate::schema;
         models::list,
         models::promote,
         models::rollback,
+        retrain::start,
+        retrain::run,
         recommendations::recommendations,
         recommendations::rank,
         events::events,
@@ -52,6 +54,8 @@ use crate::schema;
         schema::Ready,
         schema::ModelSummary,
         schema::Promoted,
+        schema::RetrainStarted,
+        schema::RetrainRunStatus,
         schema::RecommendationRequest,
         schema::RecommendationResponse,
         schema::RecommendedItem,

@@ -275,3 +275,20 @@ pub struct ExperimentReport {
     #[schema(value_type = Vec<Object>)]
     pub arms: Json,
 }
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetrainStarted {
+    pub run_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetrainRunStatus {
+    pub run_id: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// `promoted`, `rejected` or null.
+    pub decision: Option<String>,
+    pub reason: String,
+    #[schema(value_type = Vec<Object>)]
+    pub steps: Json,
+}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use reprise_actors::recommend::Recommender;
+use reprise_actors::retrain::Retrainer;
 use reprise_actors::validation::Validation;
 use reprise_actors::StoreWorkers;
 use reprise_store::FeatureStore;
@@ -14,6 +15,7 @@ pub struct AppState {
     pub workers: StoreWorkers,
     pub recommender: Recommender,
     pub validation: Validation,
+    pub retrainer: Retrainer,
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,

@@ -202,6 +202,10 @@ pub struct ServeArgs {
         default_value = "drift,skew,schema,anomaly_spike"
     )]
     pub blocking_checks: String,
+    /// A retraining run promotes its candidate only when its NDCG@10 beats
+    /// the serving ranker's by this fraction (0.01 = 1%).
+    #[arg(long, env = "REPRISE_RETRAIN_MARGIN", default_value_t = 0.0)]
+    pub retrain_margin: f64,
     /// POST every raised alert as JSON to this URL.
     #[arg(long, env = "REPRISE_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,

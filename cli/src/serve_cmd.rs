@@ -50,6 +50,10 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
                 .collect(),
             ..Default::default()
         },
+        retrain: reprise_actors::retrain::RetrainConfig {
+            margin: args.retrain_margin,
+            ..Default::default()
+        },
         recommender: reprise_actors::recommend::RecommenderConfig {
             workers: args.ranker_workers,
             ..Default::default()

@@ -8,6 +8,7 @@ pub mod online;
 pub mod ops;
 pub mod push;
 pub mod recommendations;
+pub mod retrain;
 pub mod snapshots;
 
 use actix_web::web;
@@ -23,6 +24,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/models"),
     ("post", "/v1/models/{version}/promote"),
     ("post", "/v1/models/rollback"),
+    ("post", "/v1/retrain"),
+    ("get", "/v1/retrain/runs/{id}"),
     ("post", "/v1/recommendations"),
     ("post", "/v1/rank"),
     ("post", "/v1/events"),
@@ -48,5 +51,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::configure(cfg);
     alerts::configure(cfg);
     experiments::configure(cfg);
+    retrain::configure(cfg);
     ops::configure(cfg);
 }

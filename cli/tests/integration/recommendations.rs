@@ -524,3 +524,53 @@ fn post_put(server: &Server, path: &str, body: &Json) -> (u16, Json) {
     let text = response.body_mut().read_to_string().unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Json::Null))
 }
+
+/// Polls a retraining run until it ends.
+fn finished_run(server: &Server, id: &str) -> Json {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = server
+            .client
+            .get(&format!("/v1/retrain/runs/{id}"))
+            .unwrap();
+        assert_eq!(status, 200);
+        let run: Json = serde_json::from_slice(&body).unwrap();
+        if run["status"] != "running" {
+            return run;
+        }
+        assert!(std::time::Instant::now() < deadline, "run {id} did not end");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `POST /v1/retrain` trains a candidate on the current data, compares it
+/// with the serving ranker and decides, with the reason; the serving model
+/// follows the decision; the run records its steps and both models' metrics.
+#[test]
+fn a_retraining_run_records_its_steps_and_decides_with_a_reason() {
+    let (_dir, server) = trained_server();
+    let (status, started) = post(&server, "/v1/retrain", &json!({}));
+    assert_eq!(status, 202, "{started}");
+    let id = started["run_id"].as_str().unwrap().to_owned();
+    let run = finished_run(&server, &id);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let steps: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["load interactions", "train", "evaluate", "save"]);
+    assert_eq!(run["candidate"], "ranker-2");
+    assert_eq!(run["serving_before"], "ranker-1");
+    assert!(run["candidate_metrics"]["ndcg@10"].is_number());
+    let serving = recommend(&server, "1", 3)["model_version"].clone();
+    match run["decision"].as_str().unwrap() {
+        "promoted" => assert_eq!(serving, "ranker-2"),
+        "rejected" => assert_eq!(serving, "ranker-1"),
+        other => panic!("decision {other}"),
+    }
+    assert!(run["reason"].as_str().unwrap().contains("NDCG@10"), "{run}");
+    let (status, _) = server.client.get("/v1/retrain/runs/nope").unwrap();
+    assert_eq!(status, 404);
+}
