@@ -73,12 +73,21 @@ pub fn state(
 ) -> Result<web::Data<AppState>, ActorError> {
     let workers = StoreWorkers::start(Arc::clone(&store), config.store_workers, config.store_queue);
     let recommender = Recommender::start(Arc::clone(&store), config.recommender.clone())?;
-    let validation = Validation::start(Arc::clone(&store), config.drift.clone());
     let retrainer = Retrainer::start(
         Arc::clone(&store),
         recommender.clone(),
         config.retrain.clone(),
     );
+    // A drift alert triggers a retraining run (joined if one is running).
+    let on_drift = retrainer.clone();
+    let hook: reprise_actors::validation::monitor::AlertHook = Arc::new(move |alert| {
+        if alert.check == "drift" {
+            if let Err(e) = on_drift.trigger(&format!("drift alert {}", alert.id)) {
+                tracing::warn!(error = %e, "retraining on drift not started");
+            }
+        }
+    });
+    let validation = Validation::start(Arc::clone(&store), config.drift.clone(), Some(hook));
     Ok(web::Data::new(AppState {
         retrainer,
         store,

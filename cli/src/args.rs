@@ -206,6 +206,9 @@ pub struct ServeArgs {
     /// the serving ranker's by this fraction (0.01 = 1%).
     #[arg(long, env = "REPRISE_RETRAIN_MARGIN", default_value_t = 0.0)]
     pub retrain_margin: f64,
+    /// Scheduled retraining interval (`7d`, `12h`; `0` for none).
+    #[arg(long, env = "REPRISE_RETRAIN_EVERY", default_value = "7d")]
+    pub retrain_every: String,
     /// POST every raised alert as JSON to this URL.
     #[arg(long, env = "REPRISE_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,

@@ -52,6 +52,16 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         },
         retrain: reprise_actors::retrain::RetrainConfig {
             margin: args.retrain_margin,
+            every: reprise_store::time::parse_duration(&args.retrain_every)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--retrain-every `{}` is not a duration like 7d, 12h or 0",
+                        args.retrain_every
+                    )
+                })
+                .map(|micros| {
+                    (micros > 0).then(|| std::time::Duration::from_micros(micros as u64))
+                })?,
             ..Default::default()
         },
         recommender: reprise_actors::recommend::RecommenderConfig {

@@ -25,6 +25,8 @@ pub struct RetrainConfig {
     /// fraction (0.01 = 1%).
     pub margin: f64,
     pub options: TrainOptions,
+    /// A scheduled run this often (none: only triggered runs).
+    pub every: Option<std::time::Duration>,
 }
 
 impl Default for RetrainConfig {
@@ -32,7 +34,26 @@ impl Default for RetrainConfig {
         RetrainConfig {
             margin: 0.0,
             options: TrainOptions::default(),
+            every: Some(std::time::Duration::from_secs(7 * 86_400)),
         }
+    }
+}
+
+/// Triggers a scheduled run every `every`.
+struct RetrainSchedule {
+    retrainer: Retrainer,
+    every: std::time::Duration,
+}
+
+impl Actor for RetrainSchedule {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.every, |s, _| {
+            if let Err(e) = s.retrainer.trigger("schedule") {
+                tracing::warn!(error = %e, "scheduled retraining not started");
+            }
+        });
     }
 }
 
@@ -180,6 +201,7 @@ impl Retrainer {
         config: RetrainConfig,
     ) -> Self {
         let runs: Runs = Arc::new(Mutex::new(Vec::new()));
+        let every = config.every;
         let (s, r) = (Arc::clone(&store), Arc::clone(&runs));
         let worker = SyncArbiter::start(1, move || RetrainWorker {
             store: Arc::clone(&s),
@@ -187,11 +209,19 @@ impl Retrainer {
             config: config.clone(),
             runs: Arc::clone(&r),
         });
-        Retrainer {
+        let retrainer = Retrainer {
             store,
             worker,
             runs,
+        };
+        if let Some(every) = every.filter(|d| !d.is_zero()) {
+            RetrainSchedule {
+                retrainer: retrainer.clone(),
+                every,
+            }
+            .start();
         }
+        retrainer
     }
 
     /// Starts a run (or joins the one running) and returns its id.

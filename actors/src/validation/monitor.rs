@@ -16,11 +16,15 @@ use crate::error::ActorError;
 #[rtype(result = "Result<DriftRun, ActorError>")]
 struct RunChecks;
 
+/// Called with every raised alert (e.g. to trigger retraining on drift).
+pub type AlertHook = Arc<dyn Fn(&Alert) + Send + Sync>;
+
 struct DriftMonitor {
     store: Arc<FeatureStore>,
     config: DriftConfig,
     raised: Arc<AtomicU64>,
     last: Arc<Mutex<Option<DriftRun>>>,
+    hook: Option<AlertHook>,
 }
 
 impl Actor for DriftMonitor {
@@ -32,9 +36,12 @@ impl Handler<RunChecks> for DriftMonitor {
 
     fn handle(&mut self, _: RunChecks, _: &mut Self::Context) -> Self::Result {
         let run = drift::run(&self.store, &self.config)?;
-        if let Some(url) = &self.config.webhook {
-            for alert in &run.raised {
+        for alert in &run.raised {
+            if let Some(url) = &self.config.webhook {
                 notify(url, alert);
+            }
+            if let Some(hook) = &self.hook {
+                hook(alert);
             }
         }
         self.raised
@@ -87,7 +94,7 @@ pub struct Validation {
 impl Validation {
     /// Starts the monitors; the drift check runs every window (must run
     /// inside an actix system).
-    pub fn start(store: Arc<FeatureStore>, config: DriftConfig) -> Self {
+    pub fn start(store: Arc<FeatureStore>, config: DriftConfig, hook: Option<AlertHook>) -> Self {
         let raised = Arc::new(AtomicU64::new(0));
         let every = Duration::from_micros(config.window_micros.max(1_000_000) as u64);
         let last = Arc::new(Mutex::new(None));
@@ -97,6 +104,7 @@ impl Validation {
             config: config.clone(),
             raised: Arc::clone(&r),
             last: Arc::clone(&l),
+            hook: hook.clone(),
         });
         MonitorSchedule {
             monitor: monitor.clone(),

@@ -68,6 +68,19 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
         raised[0]["value"].as_f64().unwrap() > 0.9,
         "KS of a 40-play shift"
     );
+    // The drift alert triggered a retraining run: a new ranker appears.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, models) = server.client.get("/v1/models").unwrap();
+        if String::from_utf8_lossy(&models).contains("ranker-2") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retraining after the drift alert"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     // The webhook got the alert.
     let sent: Json = serde_json::from_slice(
         &posted
