@@ -53,7 +53,8 @@ fn entity(user: &str, item: Option<&str>) -> Map<String, Json> {
 
 impl Shared {
     /// The user's vector from the model's embedding view (the model's own
-    /// factors when the store has none for them).
+    /// factors when the store has none for them; folded in from their plays
+    /// when the model never saw them).
     fn user_vector(
         &self,
         loaded: &LoadedModel,
@@ -68,7 +69,26 @@ impl Shared {
         {
             return Ok(Some(v.clone()));
         }
-        Ok(loaded.model.user_vector(user).map(|v| v.to_vec()))
+        if let Some(v) = loaded.model.user_vector(user) {
+            return Ok(Some(v.to_vec()));
+        }
+        // A user the model never saw, with plays since: fold them in (item
+        // factors fixed), so the ANN path serves them without a retrain.
+        let played: Vec<u32> = self
+            .histories
+            .get(user)
+            .iter()
+            .filter_map(|i| loaded.model.item_index(i))
+            .collect();
+        if played.is_empty() {
+            return Ok(None);
+        }
+        let folded = reprise_models::als::fold_in(
+            &loaded.model.item_factors,
+            &played,
+            &loaded.model.params.als,
+        );
+        Ok(Some(folded.to_vec()))
     }
 
     /// Whether `user` has neither history nor an embedding.

@@ -172,6 +172,17 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     assert_eq!(accepted["accepted"], 3);
     let warm = recommend(&server, "newcomer", 5);
     assert_eq!(warm["cold_start"], false, "{warm}");
+    // Folded in from their plays: the newcomer gets embedding (ANN)
+    // candidates without a retrain.
+    let all = recommend(&server, "newcomer", 40);
+    assert!(
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["source"] == "ann"),
+        "{all}"
+    );
 
     // A bad event is refused with its field named, and nothing is written.
     let (status, err) = post(
