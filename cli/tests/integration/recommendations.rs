@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{reprise, run_cli, Server};
+use crate::server::{reprise, run_cli, trained_data, Server};
 
 fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
     let (status, bytes) = server
@@ -48,16 +48,11 @@ fn value(v: &Json) -> Option<reprise_store::Value> {
 }
 
 fn trained_server() -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let ml = dir.path().join("ml");
-    std::fs::create_dir(&ml).unwrap();
-    reprise_trainer::synthetic::write_movielens(&ml, 60, 20).unwrap();
-    let data = dir.path().join("data");
-    for args in [
-        vec!["import", "movielens", ml.to_str().unwrap()],
-        // Short generator lists, so that over 40 items every source shows.
-        vec![
-            "train",
+    // Short generator lists, so that over 40 items every source shows.
+    let (dir, data) = trained_data(
+        60,
+        20,
+        &[
             "--factors",
             "8",
             "--iterations",
@@ -67,9 +62,7 @@ fn trained_server() -> (tempfile::TempDir, Server) {
             "--popular-candidates",
             "3",
         ],
-    ] {
-        reprise(&data, &args);
-    }
+    );
     let server = Server::start(&data, &[]);
     (dir, server)
 }

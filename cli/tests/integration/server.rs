@@ -84,6 +84,26 @@ impl Drop for Server {
     }
 }
 
+/// A data directory (`DIR/data`) holding generated MovieLens-format data
+/// (`users` users, `2 × items_per_group` items), imported and trained with
+/// `train_args` (after `train`).
+pub fn trained_data(
+    users: u32,
+    items_per_group: u32,
+    train_args: &[&str],
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ml = dir.path().join("ml");
+    std::fs::create_dir(&ml).unwrap();
+    reprise_trainer::synthetic::write_movielens(&ml, users, items_per_group).unwrap();
+    let data = dir.path().join("data");
+    reprise(&data, &["import", "movielens", ml.to_str().unwrap()]);
+    let mut args = vec!["train"];
+    args.extend_from_slice(train_args);
+    reprise(&data, &args);
+    (dir, data)
+}
+
 /// [`run_cli`], asserting success (the stderr is the failure message).
 pub fn reprise(data: &Path, args: &[&str]) -> std::process::Output {
     let out = run_cli(data, args);

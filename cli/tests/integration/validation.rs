@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{http_sink, reprise, Server};
+use crate::server::{http_sink, reprise, trained_data, Server};
 
 fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
     let (status, bytes) = server
@@ -16,17 +16,7 @@ fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
 
 /// A trained server over generated MovieLens-format data.
 fn trained_server(extra: &[&str]) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let ml = dir.path().join("ml");
-    std::fs::create_dir(&ml).unwrap();
-    reprise_trainer::synthetic::write_movielens(&ml, 40, 15).unwrap();
-    let data = dir.path().join("data");
-    for args in [
-        vec!["import", "movielens", ml.to_str().unwrap()],
-        vec!["train", "--factors", "4", "--iterations", "3"],
-    ] {
-        reprise(&data, &args);
-    }
+    let (dir, data) = trained_data(40, 15, &["--factors", "4", "--iterations", "3"]);
     let server = Server::start(&data, extra);
     (dir, server)
 }
