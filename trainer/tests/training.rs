@@ -62,6 +62,23 @@ fn params() -> PipelineParams {
     }
 }
 
+/// The two-stage model on `split`'s training part, context from `context`.
+fn fit(
+    split: &reprise_models::dataset::Split,
+    dataset: &reprise_models::dataset::Dataset,
+    context: &SnapshotContext,
+) -> TwoStage {
+    TwoStage::fit(
+        &split.train,
+        dataset.user_count(),
+        dataset.item_count(),
+        params(),
+        context,
+    )
+    .unwrap()
+    .0
+}
+
 #[test]
 fn every_training_row_sees_only_values_from_before_its_labels() {
     let data = generate();
@@ -71,14 +88,7 @@ fn every_training_row_sees_only_values_from_before_its_labels() {
     assert_eq!(dataset.interactions.len(), data.ratings.len());
     let split = chronological_split(&dataset.interactions, 0.75);
     let context = SnapshotContext::new(&store, dataset, store.version()).keeping_rows();
-    TwoStage::fit(
-        &split.train,
-        dataset.user_count(),
-        dataset.item_count(),
-        params(),
-        &context,
-    )
-    .unwrap();
+    fit(&split, dataset, &context);
     let rows = context.kept_rows();
     assert!(rows.len() > 100, "{} training rows", rows.len());
 
@@ -219,14 +229,7 @@ fn a_saved_ranker_loads_by_version_and_scores_identically() {
     let dataset = &interactions.dataset;
     let split = chronological_split(&dataset.interactions, 0.75);
     let context = SnapshotContext::new(&store, dataset, store.version());
-    let (model, _) = TwoStage::fit(
-        &split.train,
-        dataset.user_count(),
-        dataset.item_count(),
-        params(),
-        &context,
-    )
-    .unwrap();
+    let model = fit(&split, dataset, &context);
     let embeddings = model_io::save_embeddings(
         &store,
         &model.generators.als,
