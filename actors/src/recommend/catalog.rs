@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use ndarray::Array2;
 use reprise_store::{FeatureStore, Value};
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_trainer::movielens::{ITEM_EMBEDDING_VIEW, USER_EMBEDDING_VIEW};
@@ -222,10 +221,4 @@ impl Catalog {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
-}
-
-/// Item vectors as a matrix (for tests of the index).
-pub fn matrix(rows: &[Vec<f32>]) -> Array2<f32> {
-    let cols = rows.first().map_or(0, Vec::len);
-    Array2::from_shape_fn((rows.len(), cols), |(r, c)| rows[r][c])
 }

@@ -396,11 +396,6 @@ impl Recommender {
         self.shared.cache.entries()
     }
 
-    /// Whether `user`'s candidates are cached (for tests and operators).
-    pub fn is_cached(&self, user: &str) -> bool {
-        self.shared.cache.contains(user)
-    }
-
     pub fn serving_version(&self) -> Option<String> {
         self.shared.catalog.serving_version()
     }

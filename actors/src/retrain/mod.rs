@@ -270,8 +270,4 @@ impl Retrainer {
             .find(|r| r.run_id == id)
             .cloned()
     }
-
-    pub fn runs(&self) -> Vec<RetrainRun> {
-        self.runs.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
 }

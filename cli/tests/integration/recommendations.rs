@@ -7,14 +7,6 @@ use serde_json::{json, Value as Json};
 
 use crate::server::{reprise, run_cli, trained_data, Server};
 
-fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
-    let (status, bytes) = server
-        .client
-        .post_bytes(path, body.to_string().as_bytes())
-        .unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Json::Null))
-}
-
 fn metric(server: &Server, name: &str) -> f64 {
     let (_, body) = server.client.get("/metrics").unwrap();
     String::from_utf8(body)
@@ -71,8 +63,7 @@ const CONTEXT: &str = r#"{"device": "mobile", "country": "SE"}"#;
 
 fn recommend(server: &Server, user: &str, k: usize) -> Json {
     let context: Json = serde_json::from_str(CONTEXT).unwrap();
-    let (status, body) = post(
-        server,
+    let (status, body) = server.post(
         "/v1/recommendations",
         &json!({"user_id": user, "context": context, "k": k}),
     );
@@ -139,8 +130,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
 
     // Missing mandatory context: 422 naming the field, an anomaly counted.
     let before = metric(&server, "reprise_missing_context_anomalies_total");
-    let (status, err) = post(
-        &server,
+    let (status, err) = server.post(
         "/v1/recommendations",
         &json!({"user_id": "1", "context": {"device": "tv"}, "k": 3}),
     );
@@ -160,7 +150,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
         .map(|item| json!({"request_id": request_id, "user_id": "newcomer", "item_id": item,
                            "type": "play", "timestamp": "2026-11-01T10:00:00Z", "played_seconds": 200.0}))
         .collect();
-    let (status, accepted) = post(&server, "/v1/events", &json!({"events": events}));
+    let (status, accepted) = server.post("/v1/events", &json!({"events": events}));
     assert_eq!(status, 200, "{accepted}");
     assert_eq!(accepted["accepted"], 3);
     let warm = recommend(&server, "newcomer", 5);
@@ -178,9 +168,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     );
 
     // A bad event is refused with its field named, and nothing is written.
-    let (status, err) = post(
-        &server,
-        "/v1/events",
+    let (status, err) = server.post("/v1/events",
         &json!({"events": [{"user_id": "1", "item_id": "2", "type": "play", "timestamp": "2026-11-01T10:00:00Z"},
                            {"user_id": "1", "item_id": "2", "type": "teleport", "timestamp": "2026-11-01T10:00:00Z"}]}),
     );
@@ -242,9 +230,7 @@ fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
     assert_eq!(metric(&server, "reprise_candidate_cache_hits"), hits + 1.0);
     assert_eq!(metric(&server, "reprise_candidate_cache_misses"), misses);
 
-    let (status, _) = post(
-        &server,
-        "/v1/events",
+    let (status, _) = server.post("/v1/events",
         &json!({"events": [{"user_id": "3", "item_id": "40", "type": "play", "timestamp": "2026-11-01T10:00:00Z"}]}),
     );
     assert_eq!(status, 200);
@@ -263,9 +249,7 @@ fn the_served_feature_log_holds_what_the_model_saw() {
     // Item features change (a push to an item view): the next response's
     // log, and the model, see the new values, not cached ones.
     let item = item_ids(&recommend(&server, "2", 200))[0].clone();
-    let (status, pushed) = post(
-        &server,
-        "/v1/push",
+    let (status, pushed) = server.post("/v1/push",
         &json!({"view": "ml_item_activity", "backfill": true, "rows": [
             {"item_id": item, "event_timestamp": "2026-11-01T00:00:00Z", "plays": 999, "likes": 1, "mean_rating": 1.5}]}),
     );
@@ -282,9 +266,7 @@ fn check_served_log(server: &Server, body: &Json) {
     let ids = item_ids(body);
     let context_refs: Vec<&str> = reprise_trainer::context::CONTEXT_REFS.to_vec();
     for (position, item) in ids.iter().enumerate() {
-        let (status, logged) = post(
-            server,
-            "/v1/online-features",
+        let (status, logged) = server.post("/v1/online-features",
             &json!({"features": ["served_item:features", "served_item:position", "served_item:model_version", "served_item:score"],
                     "entities": [{"request_id": request_id, "item_id": item}]}),
         );
@@ -301,8 +283,7 @@ fn check_served_log(server: &Server, body: &Json) {
             .collect();
         // The context part equals the same refs read online now, through
         // the same vectorize function.
-        let (_, online) = post(
-            server,
+        let (_, online) = server.post(
             "/v1/online-features",
             &json!({"features": context_refs, "entities": [{"user_id": "2", "item_id": item}]}),
         );
@@ -376,7 +357,7 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
         "newest by default"
     );
 
-    let (status, body) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
+    let (status, body) = server.post("/v1/models/ranker-1/promote", &json!({}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["serving"], "ranker-1");
     assert_eq!(recommend(&server, "1", 3)["model_version"], "ranker-1");
@@ -410,11 +391,7 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     });
     for version in ["ranker-2", "ranker-1", "ranker-2", "ranker-1"] {
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let (status, body) = post(
-            &server,
-            &format!("/v1/models/{version}/promote"),
-            &json!({}),
-        );
+        let (status, body) = server.post(&format!("/v1/models/{version}/promote"), &json!({}));
         assert_eq!(status, 200, "{body}");
     }
     let report = load.join().unwrap();
@@ -422,12 +399,12 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     assert_eq!(report.errors, 0, "{:?}", report.first_error);
     assert_eq!(metric(&server, "reprise_model_swaps_total"), 5.0);
 
-    let (status, err) = post(&server, "/v1/models/ranker-9/promote", &json!({}));
+    let (status, err) = server.post("/v1/models/ranker-9/promote", &json!({}));
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (404, Some("model_not_found"))
     );
-    let (status, err) = post(&server, "/v1/models/embeddings-1/promote", &json!({}));
+    let (status, err) = server.post("/v1/models/embeddings-1/promote", &json!({}));
     assert_eq!(status, 400, "{err}");
 
     drop(server);
@@ -478,9 +455,7 @@ fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
         // One play per response in the treatment arm only.
         if first["arm"] == "treatment" {
             let item = first["items"][0]["item_id"].clone();
-            let (status, _) = post(
-                &server,
-                "/v1/events",
+            let (status, _) = server.post("/v1/events",
                 &json!({"events": [{"request_id": first["request_id"], "user_id": user, "item_id": item,
                                     "type": "play", "timestamp": "2026-11-01T10:00:00Z"}]}),
             );
@@ -553,7 +528,7 @@ fn finished_run(server: &Server, id: &str) -> Json {
 #[test]
 fn a_retraining_run_records_its_steps_and_decides_with_a_reason() {
     let (_dir, server) = trained_server();
-    let (status, started) = post(&server, "/v1/retrain", &json!({}));
+    let (status, started) = server.post("/v1/retrain", &json!({}));
     assert_eq!(status, 202, "{started}");
     let id = started["run_id"].as_str().unwrap().to_owned();
     let run = finished_run(&server, &id);

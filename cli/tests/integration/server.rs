@@ -70,6 +70,18 @@ impl Server {
         self.child.wait().unwrap();
     }
 
+    /// POSTs `body` as JSON; the status and the JSON answer (null if none).
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let (status, bytes) = self
+            .client
+            .post_bytes(path, body.to_string().as_bytes())
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub fn store_version(&self) -> u64 {
         let (_, body) = self.client.get("/readyz").unwrap();
         let ready: serde_json::Value = serde_json::from_slice(&body).unwrap();

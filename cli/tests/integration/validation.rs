@@ -6,14 +6,6 @@ use serde_json::{json, Value as Json};
 
 use crate::server::{http_sink, reprise, trained_data, Server};
 
-fn post(server: &Server, path: &str, body: &Json) -> (u16, Json) {
-    let (status, bytes) = server
-        .client
-        .post_bytes(path, body.to_string().as_bytes())
-        .unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Json::Null))
-}
-
 /// A trained server over generated MovieLens-format data.
 fn trained_server(extra: &[&str]) -> (tempfile::TempDir, Server) {
     let (dir, data) = trained_data(40, 15, &["--factors", "4", "--iterations", "3"]);
@@ -40,14 +32,10 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
                    "favourite_genre": genre})
         })
         .collect();
-    let (status, body) = post(
-        &server,
-        "/v1/push",
-        &json!({"view": "user_stats", "rows": rows}),
-    );
+    let (status, body) = server.post("/v1/push", &json!({"view": "user_stats", "rows": rows}));
     assert_eq!(status, 200, "{body}");
 
-    let (status, run) = post(&server, "/v1/validation/run", &json!({}));
+    let (status, run) = server.post("/v1/validation/run", &json!({}));
     assert_eq!(status, 200, "{run}");
     let raised = run["raised"].as_array().unwrap();
     assert_eq!(raised.len(), 1, "exactly one alert: {run}");
@@ -136,7 +124,7 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
 
     // The open blocking alert stops promotion...
     let id = raised[0]["id"].as_str().unwrap().to_owned();
-    let (status, err) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
+    let (status, err) = server.post("/v1/models/ranker-1/promote", &json!({}));
     assert_eq!(status, 409, "{err}");
     assert_eq!(err["error"]["code"], "promotion_blocked");
     assert!(err["error"]["message"].as_str().unwrap().contains(&id));
@@ -146,14 +134,14 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
     assert_eq!(listing["alerts"][0]["status"], "open");
 
     // ...until acknowledged; a second run does not raise it again.
-    let (status, acked) = post(&server, &format!("/v1/alerts/{id}/ack"), &json!({}));
+    let (status, acked) = server.post(&format!("/v1/alerts/{id}/ack"), &json!({}));
     assert_eq!(status, 200, "{acked}");
     assert_eq!(acked["status"], "acknowledged");
-    let (status, body) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
+    let (status, body) = server.post("/v1/models/ranker-1/promote", &json!({}));
     assert_eq!(status, 200, "{body}");
-    let (_, again) = post(&server, "/v1/validation/run", &json!({}));
+    let (_, again) = server.post("/v1/validation/run", &json!({}));
     assert_eq!(again["raised"].as_array().unwrap().len(), 0, "{again}");
-    let (status, err) = post(&server, "/v1/alerts/nope/ack", &json!({}));
+    let (status, err) = server.post("/v1/alerts/nope/ack", &json!({}));
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (404, Some("alert_not_found"))
@@ -166,14 +154,12 @@ fn a_shift_in_one_feature_raises_its_alert_and_blocks_promotion_until_ack() {
 fn training_serving_skew_is_compared_per_context_feature() {
     let (_dir, server) = trained_server(&["--drift-window", "1h"]);
     for user in 1..=10 {
-        let (status, body) = post(
-            &server,
-            "/v1/recommendations",
+        let (status, body) = server.post("/v1/recommendations",
             &json!({"user_id": user.to_string(), "context": {"device": "web", "country": "SE"}, "k": 5}),
         );
         assert_eq!(status, 200, "{body}");
     }
-    let (status, run) = post(&server, "/v1/validation/run", &json!({}));
+    let (status, run) = server.post("/v1/validation/run", &json!({}));
     assert_eq!(status, 200, "{run}");
     let skew: Vec<&Json> = run["comparisons"]
         .as_array()
@@ -228,14 +214,13 @@ fn training_serving_skew_is_compared_per_context_feature() {
 fn a_burst_of_missing_context_raises_an_anomaly_spike() {
     let (_dir, server) = trained_server(&["--drift-window", "1h"]);
     for _ in 0..12 {
-        let (status, _) = post(
-            &server,
+        let (status, _) = server.post(
             "/v1/recommendations",
             &json!({"user_id": "1", "context": {"device": "web"}, "k": 3}),
         );
         assert_eq!(status, 422);
     }
-    let (_, run) = post(&server, "/v1/validation/run", &json!({}));
+    let (_, run) = server.post("/v1/validation/run", &json!({}));
     let spikes: Vec<&Json> = run["raised"]
         .as_array()
         .unwrap()
@@ -312,13 +297,9 @@ fn a_check_left_out_of_blocking_checks_does_not_block_promotion() {
                    "plays_7d": (i % 10) + if i >= 40 { 30 } else { 0 }})
         })
         .collect();
-    let (status, _) = post(
-        &server,
-        "/v1/push",
-        &json!({"view": "user_stats", "rows": rows}),
-    );
+    let (status, _) = server.post("/v1/push", &json!({"view": "user_stats", "rows": rows}));
     assert_eq!(status, 200);
-    let (_, run) = post(&server, "/v1/validation/run", &json!({}));
+    let (_, run) = server.post("/v1/validation/run", &json!({}));
     let drift: Vec<&Json> = run["raised"]
         .as_array()
         .unwrap()
@@ -327,6 +308,6 @@ fn a_check_left_out_of_blocking_checks_does_not_block_promotion() {
         .collect();
     assert_eq!(drift.len(), 1, "{run}");
     assert_eq!(drift[0]["blocking"], false);
-    let (status, body) = post(&server, "/v1/models/ranker-1/promote", &json!({}));
+    let (status, body) = server.post("/v1/models/ranker-1/promote", &json!({}));
     assert_eq!(status, 200, "{body}");
 }
