@@ -125,9 +125,13 @@ fn train_status(e: &TrainError) -> (StatusCode, &'static str) {
         TrainError::Store(e) => store_status(e),
         TrainError::NoModel { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_model"),
         TrainError::NoInteractions { .. } => (StatusCode::CONFLICT, "no_training_data"),
-        TrainError::BadModel { .. } | TrainError::Data { .. } | TrainError::Context(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "model_error")
-        }
+        TrainError::InvalidTrainingData(_) => (StatusCode::CONFLICT, "invalid_training_data"),
+        TrainError::NotEnoughServedLog(_) => (StatusCode::CONFLICT, "not_enough_served_log"),
+        TrainError::Config(_) => (StatusCode::BAD_REQUEST, "invalid_value"),
+        TrainError::BadModel { .. }
+        | TrainError::Data { .. }
+        | TrainError::Context(_)
+        | TrainError::Promotion(_) => (StatusCode::INTERNAL_SERVER_ERROR, "model_error"),
     }
 }
 

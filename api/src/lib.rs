@@ -77,12 +77,19 @@ pub fn state(
         Arc::clone(&store),
         recommender.clone(),
         config.retrain.clone(),
-    );
-    // A drift alert triggers a retraining run (joined if one is running).
+    )?;
+    // Play-rate drops of the served items trigger retraining.
+    let on_feedback = retrainer.clone();
+    recommender.set_feedback_hook(Arc::new(move |verdicts| {
+        on_feedback.observe_feedback(verdicts)
+    }));
+    // A drift alert triggers a retraining run (debounced; joined if one is
+    // running).
     let on_drift = retrainer.clone();
     let hook: reprise_actors::validation::monitor::AlertHook = Arc::new(move |alert| {
         if alert.check == "drift" {
-            if let Err(e) = on_drift.trigger(&format!("drift alert {}", alert.id)) {
+            let trigger = format!("drift_alert {}", alert.id);
+            if let Err(e) = on_drift.trigger_automatic(&trigger) {
                 tracing::warn!(error = %e, "retraining on drift not started");
             }
         }

@@ -9,6 +9,7 @@ use prometheus::{
 };
 use reprise_actors::recommend::stats::ServingStats;
 use reprise_actors::recommend::Recommender;
+use reprise_actors::retrain::{RetrainStats, Retrainer};
 use reprise_actors::validation::Validation;
 use reprise_actors::StoreWorkers;
 use reprise_store::FeatureStore;
@@ -38,6 +39,68 @@ pub struct Metrics {
     candidate_cache_hit_ratio: Gauge,
     alerts_open: IntGauge,
     alerts_raised: IntGauge,
+    retrain: Vec<RetrainGauge>,
+    play_rate_window: Gauge,
+    play_rate_baseline: Gauge,
+}
+
+/// A gauge and how to read its value off the retrainer.
+type RetrainGauge = (IntGauge, fn(&RetrainStats) -> u64);
+
+/// The retrainer's counters, sampled at scrape time.
+fn retrain_gauges() -> Vec<RetrainGauge> {
+    let g = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+    vec![
+        (
+            g(
+                "reprise_retrain_runs_started_total",
+                "Retraining runs started since start",
+            ),
+            |s| RetrainStats::get(&s.started),
+        ),
+        (
+            g(
+                "reprise_retrain_runs_promoted_total",
+                "Retraining runs that promoted their candidate",
+            ),
+            |s| RetrainStats::get(&s.promoted),
+        ),
+        (
+            g(
+                "reprise_retrain_runs_rejected_total",
+                "Retraining runs whose candidate was not promoted",
+            ),
+            |s| RetrainStats::get(&s.rejected),
+        ),
+        (
+            g(
+                "reprise_retrain_runs_failed_total",
+                "Retraining runs that failed",
+            ),
+            |s| RetrainStats::get(&s.failed),
+        ),
+        (
+            g(
+                "reprise_retrain_triggers_debounced_total",
+                "Automatic retraining triggers dropped by the debounce",
+            ),
+            |s| RetrainStats::get(&s.debounced),
+        ),
+        (
+            g(
+                "reprise_play_rate_drops_total",
+                "Play-rate windows under the baseline by the margin",
+            ),
+            |s| RetrainStats::get(&s.play_rate_drops),
+        ),
+        (
+            g(
+                "reprise_retrain_last_run_milliseconds",
+                "Wall time of the last finished retraining run",
+            ),
+            |s| RetrainStats::get(&s.last_run_millis),
+        ),
+    ]
 }
 
 /// A gauge and how to read its value off the recommender.
@@ -184,6 +247,17 @@ impl Metrics {
                 "Validation alerts raised since start",
             )
             .expect("valid metric"),
+            retrain: retrain_gauges(),
+            play_rate_window: Gauge::new(
+                "reprise_play_rate_last_window",
+                "Play rate of served items in the last closed window",
+            )
+            .expect("valid metric"),
+            play_rate_baseline: Gauge::new(
+                "reprise_play_rate_baseline",
+                "Play-rate baseline of the serving model",
+            )
+            .expect("valid metric"),
             candidate_cache_hit_ratio: Gauge::new(
                 "reprise_candidate_cache_hit_ratio",
                 "Candidate cache hits / lookups since start",
@@ -222,6 +296,11 @@ impl Metrics {
         collectors.push(Box::new(self.candidate_cache_hit_ratio.clone()));
         collectors.push(Box::new(self.alerts_open.clone()));
         collectors.push(Box::new(self.alerts_raised.clone()));
+        for (gauge, _) in &self.retrain {
+            collectors.push(Box::new(gauge.clone()));
+        }
+        collectors.push(Box::new(self.play_rate_window.clone()));
+        collectors.push(Box::new(self.play_rate_baseline.clone()));
         for c in collectors {
             r.register(c).expect("metric names are unique");
         }
@@ -244,7 +323,16 @@ impl Metrics {
         workers: &StoreWorkers,
         recommender: &Recommender,
         validation: &Validation,
+        retrainer: &Retrainer,
     ) -> String {
+        for (gauge, read) in &self.retrain {
+            gauge.set(read(retrainer.stats()) as i64);
+        }
+        let play_rate = retrainer.play_rate();
+        self.play_rate_window
+            .set(play_rate.last_window.unwrap_or(f64::NAN));
+        self.play_rate_baseline
+            .set(play_rate.baseline.unwrap_or(f64::NAN));
         if let Ok(alerts) = validation.alerts() {
             self.alerts_open
                 .set(alerts.iter().filter(|a| a.is_open()).count() as i64);

@@ -279,6 +279,22 @@ pub struct ExperimentReport {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RetrainStarted {
     pub run_id: String,
+    /// A run was going: this trigger joined it.
+    pub joined: bool,
+}
+
+/// Overrides of the server's retraining settings for one run (all
+/// optional).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetrainRequest {
+    /// `snapshot` or `served_log`.
+    pub source: Option<String>,
+    /// `ndcg@10`, `precision@10`, `recall@10` or `auc`.
+    pub metric: Option<String>,
+    pub margin: Option<f64>,
+    pub factors: Option<u64>,
+    pub iterations: Option<u64>,
+    pub shuffle_labels: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -289,6 +305,24 @@ pub struct RetrainRunStatus {
     /// `promoted`, `rejected` or null.
     pub decision: Option<String>,
     pub reason: String,
+    /// `manual`, `schedule`, `drift_alert …`, `play_rate_drop …`.
+    pub trigger: String,
+    /// `snapshot` or `served_log`.
+    pub source: String,
+    pub metric: String,
+    pub margin: f64,
     #[schema(value_type = Vec<Object>)]
     pub steps: Json,
+    pub candidate: Option<String>,
+    pub serving_before: Option<String>,
+    #[schema(value_type = Object)]
+    pub candidate_metrics: Json,
+    /// The serving ranker scored on the candidate's held-out data.
+    #[schema(value_type = Object)]
+    pub serving_metrics: Json,
+    #[schema(value_type = Object)]
+    pub held_out: Json,
+    pub schema_warnings: Vec<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
 }

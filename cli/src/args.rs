@@ -78,6 +78,11 @@ pub enum Command {
     /// Write the served-feature log joined with feedback labels (log-and-wait
     /// training data) as JSON lines.
     ExportServed(ExportServedArgs),
+    /// Retraining runs: run one (train, compare with the serving ranker on
+    /// the same held-out data, promote if better and no blocking alert is
+    /// open), list them, show one.
+    #[command(subcommand)]
+    Retrain(RetrainCommand),
 }
 
 #[derive(Args)]
@@ -136,6 +141,13 @@ pub struct TrainArgs {
     /// Candidates taken from the most popular items.
     #[arg(long, default_value_t = 50)]
     pub popular_candidates: usize,
+    /// What the ranker learns from: `snapshot` or `served-log`.
+    #[arg(long, default_value = "snapshot")]
+    pub source: reprise_trainer::TrainingSource,
+    /// Train the ranker on randomly permuted labels (a null model, to check
+    /// the evaluation and the promotion gate reject it).
+    #[arg(long)]
+    pub shuffle_labels: bool,
     /// Also write the run's summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -202,16 +214,98 @@ pub struct ServeArgs {
         default_value = "drift,skew,schema,anomaly_spike"
     )]
     pub blocking_checks: String,
-    /// A retraining run promotes its candidate only when its NDCG@10 beats
-    /// the serving ranker's by this fraction (0.01 = 1%).
-    #[arg(long, env = "REPRISE_RETRAIN_MARGIN", default_value_t = 0.0)]
-    pub retrain_margin: f64,
-    /// Scheduled retraining interval (`7d`, `12h`; `0` for none).
+    #[command(flatten)]
+    pub retrain: RetrainPolicyArgs,
+    /// Scheduled retraining: an interval (`7d`, `12h`), a cron expression
+    /// with a seconds field in UTC (`0 0 3 * * Sun`), or `0` for none.
     #[arg(long, env = "REPRISE_RETRAIN_EVERY", default_value = "7d")]
     pub retrain_every: String,
+    /// Automatic retraining triggers (schedule, drift, play rate) within
+    /// this long of the last run's start are dropped.
+    #[arg(long, env = "REPRISE_RETRAIN_DEBOUNCE", default_value = "10m")]
+    pub retrain_debounce: String,
+    /// Feedback verdicts on served items per play-rate window.
+    #[arg(long, env = "REPRISE_PLAY_RATE_WINDOW", default_value_t = 500)]
+    pub play_rate_window: u64,
+    /// A play-rate window this fraction under its baseline triggers a
+    /// retraining run (0 turns the trigger off).
+    #[arg(long, env = "REPRISE_PLAY_RATE_DROP", default_value_t = 0.2)]
+    pub play_rate_drop: f64,
     /// POST every raised alert as JSON to this URL.
     #[arg(long, env = "REPRISE_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum RetrainCommand {
+    /// Run the retraining pipeline on the store now (the server must not be
+    /// running: the store has one writer).
+    Run(RetrainRunArgs),
+    /// List the recorded runs (the server's and the CLI's).
+    List {
+        /// Print the runs as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: steps, metrics of both models, decision and reason.
+    Show { run_id: String },
+}
+
+#[derive(Args)]
+pub struct RetrainRunArgs {
+    #[command(flatten)]
+    pub policy: RetrainPolicyArgs,
+    /// ALS factors of the candidate.
+    #[arg(long, default_value_t = 64)]
+    pub factors: usize,
+    /// ALS iterations of the candidate.
+    #[arg(long, default_value_t = 15)]
+    pub iterations: usize,
+    /// Train the ranker on permuted labels (a null model).
+    #[arg(long)]
+    pub shuffle_labels: bool,
+    /// Also write the run as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// How a retraining run decides and what it trains on (`serve` and
+/// `retrain run`).
+#[derive(Args, Clone)]
+pub struct RetrainPolicyArgs {
+    /// A retraining run promotes its candidate only when it beats the
+    /// serving ranker on `--retrain-metric`, on the same held-out data, by
+    /// this fraction (0.01 = 1%).
+    #[arg(long, env = "REPRISE_RETRAIN_MARGIN", default_value_t = 0.0)]
+    pub retrain_margin: f64,
+    /// The metric compared: ndcg@10, precision@10, recall@10 or auc.
+    #[arg(long, env = "REPRISE_RETRAIN_METRIC", default_value = "ndcg@10")]
+    pub retrain_metric: String,
+    /// What the ranker learns from: `snapshot` (point-in-time snapshot of
+    /// the interactions' context) or `served-log` (the served-feature log
+    /// joined with feedback).
+    #[arg(long, env = "REPRISE_RETRAIN_SOURCE", default_value = "snapshot")]
+    pub retrain_source: reprise_trainer::TrainingSource,
+}
+
+impl RetrainPolicyArgs {
+    pub fn policy(&self) -> anyhow::Result<reprise_trainer::retrain::RetrainPolicy> {
+        use reprise_trainer::retrain::{RetrainPolicy, METRICS};
+        if !METRICS.contains(&self.retrain_metric.as_str()) {
+            anyhow::bail!(
+                "--retrain-metric: `{}` is not one of {}",
+                self.retrain_metric,
+                METRICS.join(", ")
+            );
+        }
+        let mut policy = RetrainPolicy {
+            margin: self.retrain_margin,
+            metric: self.retrain_metric.clone(),
+            ..RetrainPolicy::default()
+        };
+        policy.options.source = self.retrain_source;
+        Ok(policy)
+    }
 }
 
 #[derive(Args)]

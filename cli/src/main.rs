@@ -6,6 +6,7 @@ mod drift_cmd;
 mod input;
 mod progress;
 mod push_cmd;
+mod retrain_cmd;
 mod serve_cmd;
 mod snapshot_cmd;
 mod telemetry;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Drift(args) => drift_cmd::run(args),
         Command::Validate(args) => drift_cmd::validate(&cli.store, args),
         Command::ExportServed(args) => train_cmd::export_served(&cli.store, args),
+        Command::Retrain(command) => retrain_cmd::run(&cli.store, command),
         Command::DemoData => {
             args::open_store(&cli.store).and_then(|store| demo::load(&store).map(|_| ()))
         }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use reprise_actors::retrain::Schedule;
 use reprise_api::ServerConfig;
 
 use crate::args::{ServeArgs, StoreArgs};
@@ -51,18 +52,20 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         retrain: reprise_actors::retrain::RetrainConfig {
-            margin: args.retrain_margin,
-            every: reprise_store::time::parse_duration(&args.retrain_every)
+            policy: args.retrain.policy()?,
+            schedule: Schedule::parse(&args.retrain_every)
+                .map_err(|e| anyhow::anyhow!("--retrain-every: {e}"))?,
+            debounce: reprise_store::time::parse_duration(&args.retrain_debounce)
+                .filter(|d| *d >= 0)
+                .map(|micros| std::time::Duration::from_micros(micros as u64))
                 .ok_or_else(|| {
                     anyhow::anyhow!(
-                        "--retrain-every `{}` is not a duration like 7d, 12h or 0",
-                        args.retrain_every
+                        "--retrain-debounce `{}` is not a duration like 10m or 1h",
+                        args.retrain_debounce
                     )
-                })
-                .map(|micros| {
-                    (micros > 0).then(|| std::time::Duration::from_micros(micros as u64))
                 })?,
-            ..Default::default()
+            play_rate_window: args.play_rate_window,
+            play_rate_drop: (args.play_rate_drop > 0.0).then_some(args.play_rate_drop),
         },
         recommender: reprise_actors::recommend::RecommenderConfig {
             workers: args.ranker_workers,

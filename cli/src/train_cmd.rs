@@ -53,7 +53,7 @@ pub fn import_movielens(store: &FeatureStore, dir: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn print_step(step: &Step) {
+pub fn print_step(step: &Step) {
     eprintln!("  {:<18} {:>6.1}s", step.name, step.seconds);
 }
 
@@ -69,9 +69,12 @@ pub fn train(store_args: &StoreArgs, args: TrainArgs) -> anyhow::Result<()> {
             },
             candidates: args.candidates,
             popular_candidates: args.popular_candidates,
+            shuffle_labels: args.shuffle_labels,
             ..PipelineParams::default()
         },
         as_of_version: args.as_of_version,
+        source: args.source,
+        expected_schema: None,
     };
     let outcome = reprise_trainer::train(&store, &options, &mut print_step)?;
     println!(
@@ -160,7 +163,7 @@ fn table(rows: &[(&str, &TopK)], ranker: Option<&PipelineMetrics>) -> String {
     out
 }
 
-fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
         .with_context(|| format!("writing {}", path.display()))
 }

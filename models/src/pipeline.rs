@@ -31,6 +31,10 @@ pub struct PipelineParams {
     pub ranker_l2: f64,
     pub ranker_iterations: usize,
     pub ranker_learning_rate: f64,
+    /// Trains the ranker on randomly permuted labels: a null model, for
+    /// checking that evaluation and the promotion gate reject it.
+    #[serde(default)]
+    pub shuffle_labels: bool,
 }
 
 impl Default for PipelineParams {
@@ -43,6 +47,7 @@ impl Default for PipelineParams {
             ranker_l2: 1e-4,
             ranker_iterations: 300,
             ranker_learning_rate: 0.5,
+            shuffle_labels: false,
         }
     }
 }
@@ -359,6 +364,11 @@ impl TwoStage {
                 rows.push(features);
                 labels.push(future[&c.user].contains(item));
             }
+        }
+        if params.shuffle_labels {
+            use rand::seq::SliceRandom;
+            use rand::SeedableRng;
+            labels.shuffle(&mut rand::rngs::StdRng::seed_from_u64(params.als.seed));
         }
         let mut features: Vec<String> = GENERATOR_FEATURES.iter().map(|s| s.to_string()).collect();
         features.extend(context.names());

@@ -16,6 +16,14 @@ pub enum TrainError {
     Data { file: String, message: String },
     #[error("reading context features: {0}")]
     Context(String),
+    #[error("the training data breaks the serving model's schema: {0}")]
+    InvalidTrainingData(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("promotion failed: {0}")]
+    Promotion(String),
+    #[error("not enough served-feature log to train on: {0}")]
+    NotEnoughServedLog(String),
 }
 
 pub type Result<T> = std::result::Result<T, TrainError>;

@@ -109,7 +109,7 @@ pub fn evaluate(store: &FeatureStore, version: Option<&str>) -> Result<Evaluatio
     let data = load_interactions(store, record.store_version)?;
     let dataset = &data.dataset;
     let split = chronological_split(&dataset.interactions, TRAIN_FRACTION);
-    let model = model_io::load_ranker(store, &record, dataset, &split.train)?;
+    let model = crate::remap::load_ranker_onto(store, &record, dataset, &split.train)?;
     let context = SnapshotContext::new(store, dataset, data.store_version);
     let pipeline = score_pipeline(&model, &split, &context)?;
     let most_popular = top_k(&MostPopular::fit(&split.train), &split, K);

@@ -21,11 +21,15 @@ pub mod error;
 pub mod evaluate;
 pub mod model_io;
 pub mod movielens;
+pub mod remap;
+pub mod retrain;
+pub mod runs;
 pub mod served_log;
+pub mod served_training;
 pub mod serving;
 pub mod synthetic;
 pub mod train;
 
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, Evaluation, PipelineMetrics};
-pub use train::{train, TrainOptions, TrainOutcome};
+pub use train::{train, TrainOptions, TrainOutcome, TrainingSource};

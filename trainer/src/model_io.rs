@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use prost::Message;
 use reprise_models::als::Als;
-use reprise_models::dataset::{Dataset, Interaction};
-use reprise_models::pipeline::{Generators, PipelineParams, TwoStage};
-use reprise_models::ranker::LogisticRegression;
+use reprise_models::dataset::Dataset;
+use reprise_models::pipeline::{PipelineParams, TwoStage};
 use reprise_store::proto::{
     Embeddings, ItemNeighbours, LinearModel, Matrix, ModelRecord, TwoStageModel,
 };
@@ -164,56 +163,5 @@ pub fn load_embeddings(store: &FeatureStore, version: &str, dataset: &Dataset) -
     Ok(Als {
         users: array(payload.users.as_ref(), version)?,
         items: array(payload.items.as_ref(), version)?,
-    })
-}
-
-/// Loads the pipeline stored as `record`; `train` (the training
-/// interactions, indexed like `dataset`) gives the users' histories.
-pub fn load_ranker(
-    store: &FeatureStore,
-    record: &ModelRecord,
-    dataset: &Dataset,
-    train: &[Interaction],
-) -> Result<TwoStage> {
-    let version = record.version.as_str();
-    if record.kind != RANKER_KIND {
-        return Err(TrainError::bad_model(version, "is not a ranker model"));
-    }
-    let payload = TwoStageModel::decode(record.payload.as_slice())
-        .map_err(|e| TrainError::bad_model(version, e.to_string()))?;
-    if payload.items != dataset.items {
-        return Err(TrainError::bad_model(
-            version,
-            "its item ids differ from the interactions it is loaded with",
-        ));
-    }
-    let params: PipelineParams = serde_json::from_str(&payload.params_json)
-        .map_err(|e| TrainError::bad_model(version, format!("parameters: {e}")))?;
-    let linear = payload
-        .ranker
-        .ok_or_else(|| TrainError::bad_model(version, "the ranker is missing"))?;
-    let als = load_embeddings(store, &payload.embeddings_version, dataset)?;
-    let neighbours = payload
-        .neighbours
-        .into_iter()
-        .map(|n| n.items.into_iter().zip(n.similarities).collect())
-        .collect();
-    let popularity = payload
-        .popularity
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| **c > 0)
-        .map(|(i, c)| (i as u32, *c as usize))
-        .collect();
-    Ok(TwoStage {
-        generators: Generators::from_parts(als, neighbours, popularity, train),
-        ranker: LogisticRegression {
-            weights: Array1::from(linear.weights),
-            bias: linear.bias,
-            means: Array1::from(linear.means),
-            stds: Array1::from(linear.stds),
-        },
-        params,
-        features: linear.features,
     })
 }

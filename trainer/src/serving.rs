@@ -1,7 +1,7 @@
 //! A stored ranker loaded for serving: everything needed to turn a user's
 //! candidate lists and context into the same feature vectors the ranker was
 //! trained on, and those into engagement probabilities. Unlike
-//! [`crate::model_io::load_ranker`] it needs no training interactions: users'
+//! [`crate::remap::load_ranker_onto`] it needs no training interactions: users'
 //! histories come from the caller (the store and live events).
 
 use std::collections::{HashMap, HashSet};

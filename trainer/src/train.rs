@@ -7,7 +7,8 @@ use std::time::Instant;
 use reprise_models::dataset::chronological_split;
 use reprise_models::pipeline::{PipelineParams, RankerTraining, TwoStage};
 use reprise_store::FeatureStore;
-use serde::Serialize;
+use reprise_validation::schema::{check, infer, AnomalyKind, Schema};
+use serde::{Deserialize, Serialize};
 
 use crate::context::{SnapshotContext, CONTEXT_REFS};
 use crate::data::load_interactions;
@@ -15,13 +16,51 @@ use crate::embeddings_view::{self, EmbeddingViews};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{score_pipeline, PipelineMetrics, TRAIN_FRACTION};
 use crate::model_io::{self, Provenance};
+use crate::served_training::fit_ranker;
+
+/// What the ranker learns from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainingSource {
+    /// Candidates of the training interactions with point-in-time snapshot
+    /// context, labelled by the held-back later interactions.
+    #[default]
+    Snapshot,
+    /// The served-feature log joined with the feedback on it.
+    ServedLog,
+}
+
+impl std::str::FromStr for TrainingSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "snapshot" => Ok(TrainingSource::Snapshot),
+            "served-log" | "served_log" => Ok(TrainingSource::ServedLog),
+            other => Err(format!("`{other}` is not `snapshot` or `served-log`")),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
     pub params: PipelineParams,
     /// Train on the data as of this store version (default: the newest).
     pub as_of_version: Option<u64>,
+    pub source: TrainingSource,
+    /// The schema the training context must keep to (the serving model's):
+    /// a missing feature, a type change or NaNs stop the run before anything
+    /// is saved; other anomalies are reported as warnings.
+    pub expected_schema: Option<Schema>,
 }
+
+/// Anomalies that stop a run: the data no longer has the shape the ranker
+/// reads. New ranges and categories are what new data looks like.
+const BLOCKING: [AnomalyKind; 3] = [
+    AnomalyKind::MissingFeature,
+    AnomalyKind::TypeMismatch,
+    AnomalyKind::Nan,
+];
 
 /// How long a step took.
 #[derive(Debug, Clone, Serialize)]
@@ -38,8 +77,13 @@ pub struct TrainOutcome {
     pub training_snapshot_id: String,
     pub user_embedding_view: String,
     pub item_embedding_view: String,
+    pub source: TrainingSource,
     pub ranker_rows: usize,
     pub ranker_positives: usize,
+    /// Interactions that came from feedback events.
+    pub feedback_interactions: usize,
+    /// Non-blocking schema anomalies of the training context.
+    pub schema_warnings: Vec<String>,
     pub metrics: PipelineMetrics,
     pub steps: Vec<Step>,
 }
@@ -68,7 +112,7 @@ pub fn train(
     step("load interactions", &mut steps, progress);
 
     let context = SnapshotContext::new(store, dataset, store_version);
-    let (model, RankerTraining { rows, positives }) = TwoStage::fit(
+    let (mut model, mut training) = TwoStage::fit(
         &split.train,
         dataset.user_count(),
         dataset.item_count(),
@@ -76,19 +120,43 @@ pub fn train(
         &context,
     )
     .map_err(|e| TrainError::Context(e.to_string()))?;
+    step("train", &mut steps, progress);
     let training_snapshot_id = context.snapshot_ids().pop().unwrap_or_default();
+    let mut schema_warnings = Vec::new();
     if !training_snapshot_id.is_empty() {
-        // The schema of the training context, kept with its snapshot: the
-        // validation monitors check serving data against it.
         let columns = crate::context::snapshot_columns(store, &training_snapshot_id)?;
-        let schema = reprise_validation::schema::infer(&columns);
+        if let Some(expected) = &options.expected_schema {
+            let (blocking, warnings): (Vec<_>, Vec<_>) = check(expected, &columns)
+                .into_iter()
+                .map(|a| {
+                    (
+                        BLOCKING.contains(&a.kind),
+                        format!("{} {:?}: {}", a.feature, a.kind, a.detail),
+                    )
+                })
+                .partition(|(b, _)| *b);
+            if !blocking.is_empty() {
+                let list: Vec<String> = blocking.into_iter().map(|(_, a)| a).collect();
+                return Err(TrainError::InvalidTrainingData(list.join("; ")));
+            }
+            schema_warnings = warnings.into_iter().map(|(_, a)| a).collect();
+        }
+        // The schema of the training context, kept with its snapshot: the
+        // validation monitors and the next run check data against it.
         store.put_snapshot_attachment(
             &training_snapshot_id,
             crate::context::SCHEMA_ATTACHMENT,
-            serde_json::to_vec(&schema).unwrap_or_default(),
+            serde_json::to_vec(&infer(&columns)).unwrap_or_default(),
         )?;
     }
-    step("train", &mut steps, progress);
+    step("validate", &mut steps, progress);
+    if options.source == TrainingSource::ServedLog {
+        let (ranker, served) = fit_ranker(store, store_version, &model.features, &model.params)?;
+        model.ranker = ranker;
+        training = served;
+        step("train ranker on served log", &mut steps, progress);
+    }
+    let RankerTraining { rows, positives } = training;
 
     let metrics = score_pipeline(&model, &split, &context)?;
     step("evaluate", &mut steps, progress);
@@ -140,8 +208,11 @@ pub fn train(
         training_snapshot_id,
         user_embedding_view: users,
         item_embedding_view: items,
+        source: options.source,
         ranker_rows: rows,
         ranker_positives: positives,
+        feedback_interactions: data.from_feedback,
+        schema_warnings,
         metrics,
         steps,
     })

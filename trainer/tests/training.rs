@@ -155,11 +155,14 @@ fn a_run_is_reproducible_and_evaluating_its_model_gives_its_metrics() {
     let store = loaded_store(&data);
     let options = TrainOptions {
         params: params(),
-        as_of_version: None,
+        ..TrainOptions::default()
     };
     let mut steps = Vec::new();
     let first = train(&store, &options, &mut |s| steps.push(s.name)).unwrap();
-    assert_eq!(steps, ["load interactions", "train", "evaluate", "save"]);
+    assert_eq!(
+        steps,
+        ["load interactions", "train", "validate", "evaluate", "save"]
+    );
     assert_eq!(
         (
             first.ranker_version.as_str(),
@@ -240,7 +243,7 @@ fn a_saved_ranker_loads_by_version_and_scores_identically() {
     .unwrap();
     let version =
         model_io::save_ranker(&store, &model, dataset, &embeddings, Provenance::default()).unwrap();
-    let loaded = model_io::load_ranker(
+    let loaded = reprise_trainer::remap::load_ranker_onto(
         &store,
         &store.load_model(&version).unwrap(),
         dataset,
@@ -263,7 +266,7 @@ fn each_run_writes_its_factors_as_a_new_embedding_view_version() {
     let store = loaded_store(&data);
     let options = TrainOptions {
         params: params(),
-        as_of_version: None,
+        ..TrainOptions::default()
     };
     let first = train(&store, &options, &mut |_| {}).unwrap();
     let second = train(&store, &options, &mut |_| {}).unwrap();
@@ -288,3 +291,6 @@ fn each_run_writes_its_factors_as_a_new_embedding_view_version() {
     let registry = store.registry();
     assert_eq!(registry.view("ml_item_embedding").unwrap().version, 2);
 }
+
+#[path = "training/retraining.rs"]
+mod retraining;

@@ -14,4 +14,4 @@ pub mod service;
 pub mod stats;
 
 pub use request::{RankRequest, Ranked, RecommendRequest, Recommendation, ScoredItem};
-pub use service::{Event, Recommender, RecommenderConfig, EVENT_TYPES};
+pub use service::{Event, FeedbackHook, Recommender, RecommenderConfig, EVENT_TYPES};

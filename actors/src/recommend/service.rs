@@ -340,7 +340,13 @@ pub struct Recommender {
     /// The active experiment, if any (read from the store at start, set by
     /// `put_experiment`).
     experiment: Arc<std::sync::RwLock<Option<Experiment>>>,
+    /// Hears the verdicts (engaged or not) of feedback on served items.
+    feedback_hook: Arc<std::sync::OnceLock<FeedbackHook>>,
 }
+
+/// Called with the verdicts of each accepted feedback batch on served
+/// items (events that name their request).
+pub type FeedbackHook = Arc<dyn Fn(&[bool]) + Send + Sync>;
 
 impl Recommender {
     /// Loads histories and the newest ranker from `store` and starts the
@@ -378,6 +384,7 @@ impl Recommender {
             &shared.store,
         )?));
         Ok(Recommender {
+            feedback_hook: Arc::new(std::sync::OnceLock::new()),
             experiment,
             serving_before,
             shared,
@@ -386,6 +393,12 @@ impl Recommender {
             in_flight: Arc::new(AtomicUsize::new(0)),
             config,
         })
+    }
+
+    /// Sets the hook that hears feedback verdicts (once; later calls are
+    /// ignored).
+    pub fn set_feedback_hook(&self, hook: FeedbackHook) {
+        let _ = self.feedback_hook.set(hook);
     }
 
     pub fn stats(&self) -> &ServingStats {
@@ -720,6 +733,17 @@ impl Recommender {
         }
         if store.registry().view("feedback").is_some() {
             store.push("feedback", &rows, false)?;
+        }
+        if let Some(hook) = self.feedback_hook.get() {
+            let served: Vec<bool> = events
+                .iter()
+                .zip(&verdicts)
+                .filter(|(e, _)| e.request_id.as_deref().is_some_and(|r| !r.is_empty()))
+                .filter_map(|(_, v)| *v)
+                .collect();
+            if !served.is_empty() {
+                hook(&served);
+            }
         }
         for ((e, at), engaged) in events.iter().zip(times).zip(verdicts) {
             // Engaged plays, clicks and likes count; skips and short plays do not.

@@ -1,239 +1,248 @@
-//! Retraining runs inside the server: train a candidate on the store's
-//! current data (the trainer crate's pipeline), compare it with the serving
-//! ranker, and promote it only when it beats the serving one by the margin
-//! and no blocking alert is open. One run at a time; a trigger while a run
-//! is going joins it (debounce). Runs are kept with their steps, timings,
-//! metrics, decision and reason.
+//! Retraining inside the server: runs of the trainer's pipeline
+//! ([`reprise_trainer::retrain`]) on a sync worker, one at a time. Runs
+//! start from `POST /v1/retrain`, the schedule (interval or cron), drift
+//! alerts and drops of the online play rate; automatic triggers are
+//! debounced (none within `debounce` of the last run's start) and a trigger
+//! while a run is going joins it. Every run is stored with its steps,
+//! metrics, decision and reason (the `retrain_run` view), so runs survive
+//! restarts.
 
-use std::collections::HashMap;
+mod play_rate;
+mod schedule;
+mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use reprise_store::time::format_rfc3339;
 use reprise_store::FeatureStore;
 use reprise_trainer::model_io::{self, RANKER_KIND};
-use reprise_trainer::TrainOptions;
-use serde::Serialize;
+use reprise_trainer::retrain::{RetrainPolicy, METRICS};
+use reprise_trainer::runs::{self, RetrainRun};
+use reprise_trainer::TrainingSource;
+use serde::Deserialize;
+
+pub use play_rate::{PlayRateDrop, PlayRateMonitor, PlayRateSnapshot};
+pub use schedule::Schedule;
 
 use crate::error::ActorError;
 use crate::recommend::Recommender;
-use crate::validation::alerts;
+use worker::{Current, RetrainWorker, Run};
 
 #[derive(Debug, Clone)]
 pub struct RetrainConfig {
-    /// The candidate must beat the serving ranker's NDCG@10 by this
-    /// fraction (0.01 = 1%).
-    pub margin: f64,
-    pub options: TrainOptions,
-    /// A scheduled run this often (none: only triggered runs).
-    pub every: Option<std::time::Duration>,
+    pub policy: RetrainPolicy,
+    /// Scheduled runs (none: only triggered ones). Weekly by default.
+    pub schedule: Option<Schedule>,
+    /// An automatic trigger (schedule, drift, play rate) within this long
+    /// of the last run's start is dropped.
+    pub debounce: Duration,
+    /// Verdicts (engaged or not) per play-rate window.
+    pub play_rate_window: u64,
+    /// A window this fraction under the baseline triggers a run (none:
+    /// the play-rate trigger is off).
+    pub play_rate_drop: Option<f64>,
 }
 
 impl Default for RetrainConfig {
     fn default() -> Self {
         RetrainConfig {
-            margin: 0.0,
-            options: TrainOptions::default(),
-            every: Some(std::time::Duration::from_secs(7 * 86_400)),
+            policy: RetrainPolicy::default(),
+            schedule: Some(Schedule::Every(Duration::from_secs(7 * 86_400))),
+            debounce: Duration::from_secs(600),
+            play_rate_window: 500,
+            play_rate_drop: Some(0.2),
         }
     }
 }
 
-/// Triggers a scheduled run every `every`.
-struct RetrainSchedule {
-    retrainer: Retrainer,
-    every: std::time::Duration,
+/// Per-run settings a `POST /v1/retrain` may override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunOverrides {
+    pub source: Option<TrainingSource>,
+    pub metric: Option<String>,
+    pub margin: Option<f64>,
+    pub factors: Option<usize>,
+    pub iterations: Option<usize>,
+    /// Train the ranker on permuted labels (a null model).
+    pub shuffle_labels: Option<bool>,
 }
 
-impl Actor for RetrainSchedule {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.every, |s, _| {
-            if let Err(e) = s.retrainer.trigger("schedule") {
-                tracing::warn!(error = %e, "scheduled retraining not started");
+impl RunOverrides {
+    fn apply(&self, mut policy: RetrainPolicy) -> Result<RetrainPolicy, ActorError> {
+        if let Some(metric) = &self.metric {
+            if !METRICS.contains(&metric.as_str()) {
+                return Err(ActorError::invalid(
+                    "metric",
+                    format!("`{metric}` is not one of {}", METRICS.join(", ")),
+                ));
             }
-        });
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunStep {
-    pub name: String,
-    pub seconds: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RetrainRun {
-    pub run_id: String,
-    /// `running`, `succeeded` or `failed`.
-    pub status: String,
-    /// `promoted`, `rejected`, or none while running / after a failure.
-    pub decision: Option<String>,
-    pub reason: String,
-    pub trigger: String,
-    pub steps: Vec<RunStep>,
-    pub candidate: Option<String>,
-    pub serving_before: Option<String>,
-    pub candidate_metrics: HashMap<String, f64>,
-    pub serving_metrics: HashMap<String, f64>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-}
-
-type Runs = Arc<Mutex<Vec<RetrainRun>>>;
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Run {
-    id: String,
-}
-
-struct RetrainWorker {
-    store: Arc<FeatureStore>,
-    recommender: Recommender,
-    config: RetrainConfig,
-    runs: Runs,
-}
-
-impl Actor for RetrainWorker {
-    type Context = SyncContext<Self>;
-}
-
-impl RetrainWorker {
-    fn update(&self, id: &str, f: impl FnOnce(&mut RetrainRun)) {
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(run) = runs.iter_mut().find(|r| r.run_id == id) {
-            f(run);
+            policy.metric = metric.clone();
         }
+        if let Some(margin) = self.margin {
+            if !(0.0..10.0).contains(&margin) {
+                return Err(ActorError::invalid("margin", "must be in [0, 10)"));
+            }
+            policy.margin = margin;
+        }
+        let options = &mut policy.options;
+        if let Some(source) = self.source {
+            options.source = source;
+        }
+        if let Some(factors) = self.factors {
+            if factors == 0 {
+                return Err(ActorError::invalid("factors", "must be at least 1"));
+            }
+            options.params.als.factors = factors;
+        }
+        if let Some(iterations) = self.iterations {
+            options.params.als.iterations = iterations;
+        }
+        if let Some(shuffle) = self.shuffle_labels {
+            options.params.shuffle_labels = shuffle;
+        }
+        Ok(policy)
     }
+}
 
-    fn execute(&self, id: &str) -> Result<(String, String), ActorError> {
-        let store = &self.store;
-        let serving = self.recommender.serving_version();
-        let serving_metrics = match &serving {
-            Some(v) => store.load_model(v)?.metrics.into_iter().collect(),
-            None => HashMap::new(),
+/// Counters of runs since start, for the metrics.
+#[derive(Debug, Default)]
+pub struct RetrainStats {
+    pub started: AtomicU64,
+    pub promoted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+    pub debounced: AtomicU64,
+    pub play_rate_drops: AtomicU64,
+    /// Wall time of the last finished run, in milliseconds.
+    pub last_run_millis: AtomicU64,
+}
+
+impl RetrainStats {
+    fn finished(&self, run: &RetrainRun) {
+        let counter = match run.decision.as_deref() {
+            Some("promoted") => &self.promoted,
+            Some(_) => &self.rejected,
+            None => &self.failed,
         };
-        self.update(id, |r| {
-            r.serving_before = serving.clone();
-            r.serving_metrics = serving_metrics.clone();
-        });
-        let outcome = reprise_trainer::train(store, &self.config.options, &mut |step| {
-            let step = RunStep {
-                name: step.name.to_owned(),
-                seconds: step.seconds,
-            };
-            self.update(id, |r| r.steps.push(step));
-        })?;
-        let candidate = outcome.ranker_version.clone();
-        let metrics = outcome.metrics.as_map();
-        self.update(id, |r| {
-            r.candidate = Some(candidate.clone());
-            r.candidate_metrics = metrics.clone();
-        });
-        let new = metrics.get("ndcg@10").copied().unwrap_or(0.0);
-        let old = serving_metrics.get("ndcg@10").copied().unwrap_or(0.0);
-        let needed = old * (1.0 + self.config.margin);
-        if serving.is_some() && new <= needed {
-            return Ok((
-                "rejected".into(),
-                format!(
-                    "{candidate} NDCG@10 {new:.4} does not beat the serving {} {old:.4} by {:.1}% (needs > {needed:.4})",
-                    serving.as_deref().unwrap_or("-"),
-                    self.config.margin * 100.0
-                ),
-            ));
-        }
-        if let Some(alert) = alerts::open_blocking(store)?.into_iter().next() {
-            return Ok((
-                "rejected".into(),
-                format!(
-                    "{candidate} is better (NDCG@10 {new:.4} vs {old:.4}) but blocking alert {} ({} on {}:{}) is open",
-                    alert.id, alert.check, alert.view, alert.feature
-                ),
-            ));
-        }
-        self.recommender.promote(&candidate)?;
-        Ok((
-            "promoted".into(),
-            format!("{candidate} NDCG@10 {new:.4} beats {old:.4}; promoted"),
-        ))
+        counter.fetch_add(1, Ordering::Relaxed);
+        let seconds: f64 = run.steps.iter().map(|s| s.seconds).sum();
+        self.last_run_millis
+            .store((seconds * 1000.0) as u64, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
     }
 }
 
-impl Handler<Run> for RetrainWorker {
-    type Result = ();
-
-    fn handle(&mut self, msg: Run, _: &mut Self::Context) {
-        let result = self.execute(&msg.id);
-        let now = format_rfc3339(self.store.clock().now());
-        self.update(&msg.id, |r| {
-            r.finished_at = Some(now);
-            match result {
-                Ok((decision, reason)) => {
-                    r.status = "succeeded".into();
-                    r.decision = Some(decision);
-                    r.reason = reason;
-                }
-                Err(e) => {
-                    r.status = "failed".into();
-                    r.reason = e.to_string();
-                }
-            }
-        });
-        tracing::info!(run = %msg.id, "retraining run finished");
-    }
+/// What a trigger did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Triggered {
+    Started(String),
+    /// A run was going: the trigger joined it.
+    Joined(String),
+    /// An automatic trigger too soon after the last run.
+    Debounced,
 }
 
-/// Handle to the retraining worker and its runs.
+/// Handle to the retraining worker, its runs and its triggers.
 #[derive(Clone)]
 pub struct Retrainer {
     store: Arc<FeatureStore>,
+    recommender: Recommender,
     worker: Addr<RetrainWorker>,
-    runs: Runs,
+    current: Current,
+    policy: RetrainPolicy,
+    debounce: Duration,
+    last_start: Arc<Mutex<Option<Instant>>>,
+    play_rate: Option<Arc<PlayRateMonitor>>,
+    stats: Arc<RetrainStats>,
 }
 
 impl Retrainer {
+    /// Starts the worker and the schedule (inside an actix system); runs a
+    /// crash left `running` are marked failed.
     pub fn start(
         store: Arc<FeatureStore>,
         recommender: Recommender,
         config: RetrainConfig,
-    ) -> Self {
-        let runs: Runs = Arc::new(Mutex::new(Vec::new()));
-        let every = config.every;
-        let (s, r) = (Arc::clone(&store), Arc::clone(&runs));
+    ) -> Result<Self, ActorError> {
+        let now = format_rfc3339(store.clock().now());
+        for mut run in runs::list(&store)?
+            .into_iter()
+            .filter(RetrainRun::is_running)
+        {
+            run.status = "failed".into();
+            run.reason = "interrupted: the server stopped during the run".into();
+            run.finished_at = Some(now.clone());
+            runs::save(&store, &run)?;
+        }
+        let current: Current = Arc::new(Mutex::new(None));
+        let stats = Arc::new(RetrainStats::default());
+        let (s, r, c, st) = (
+            Arc::clone(&store),
+            recommender.clone(),
+            Arc::clone(&current),
+            Arc::clone(&stats),
+        );
         let worker = SyncArbiter::start(1, move || RetrainWorker {
             store: Arc::clone(&s),
-            recommender: recommender.clone(),
-            config: config.clone(),
-            runs: Arc::clone(&r),
+            recommender: r.clone(),
+            current: Arc::clone(&c),
+            stats: Arc::clone(&st),
         });
         let retrainer = Retrainer {
             store,
+            recommender,
             worker,
-            runs,
+            current,
+            policy: config.policy,
+            debounce: config.debounce,
+            last_start: Arc::new(Mutex::new(None)),
+            play_rate: config
+                .play_rate_drop
+                .map(|drop| Arc::new(PlayRateMonitor::new(config.play_rate_window, drop))),
+            stats,
         };
-        if let Some(every) = every.filter(|d| !d.is_zero()) {
-            RetrainSchedule {
+        if let Some(schedule) = config.schedule {
+            schedule::RetrainSchedule {
                 retrainer: retrainer.clone(),
-                every,
+                schedule,
             }
             .start();
         }
-        retrainer
+        Ok(retrainer)
     }
 
-    /// Starts a run (or joins the one running) and returns its id.
-    pub fn trigger(&self, reason: &str) -> Result<String, ActorError> {
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(running) = runs.iter().find(|r| r.status == "running") {
-            return Ok(running.run_id.clone());
+    /// Starts a run with the configured policy changed by `overrides`, or
+    /// joins the one running. Blocking (it writes the run): call it off the
+    /// HTTP workers.
+    pub fn trigger(
+        &self,
+        trigger: &str,
+        overrides: &RunOverrides,
+    ) -> Result<Triggered, ActorError> {
+        let mut policy = overrides.apply(self.policy.clone())?;
+        // The run learns from the data as of its trigger.
+        policy
+            .options
+            .as_of_version
+            .get_or_insert_with(|| self.store.version());
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = current.as_ref() {
+            return Ok(Triggered::Joined(running.run_id.clone()));
         }
         if model_io::latest(&self.store, RANKER_KIND).is_err()
             && self
                 .store
-                .view_history("ml_rating", self.store.version())?
+                .view_history(
+                    reprise_trainer::movielens::RATINGS_VIEW,
+                    self.store.version(),
+                )?
                 .is_empty()
         {
             return Err(ActorError::invalid(
@@ -241,33 +250,98 @@ impl Retrainer {
                 "no interactions to train on: import data first",
             ));
         }
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        runs.push(RetrainRun {
-            run_id: id.clone(),
-            status: "running".into(),
-            decision: None,
-            reason: String::new(),
-            trigger: reason.to_owned(),
-            steps: Vec::new(),
-            candidate: None,
-            serving_before: None,
-            candidate_metrics: HashMap::new(),
-            serving_metrics: HashMap::new(),
-            started_at: format_rfc3339(self.store.clock().now()),
-            finished_at: None,
-        });
-        drop(runs);
-        self.worker.do_send(Run { id: id.clone() });
-        tracing::info!(run = %id, trigger = reason, "retraining run started");
-        Ok(id)
+        let run = RetrainRun::new(
+            trigger,
+            policy.options.source,
+            &policy.metric,
+            policy.margin,
+            format_rfc3339(self.store.clock().now()),
+        );
+        runs::save(&self.store, &run)?;
+        *current = Some(run.clone());
+        drop(current);
+        *self.last_start.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.stats.started.fetch_add(1, Ordering::Relaxed);
+        let id = run.run_id.clone();
+        self.worker.do_send(Run { run, policy });
+        tracing::info!(run = %id, trigger, "retraining run started");
+        Ok(Triggered::Started(id))
     }
 
-    pub fn run(&self, id: &str) -> Option<RetrainRun> {
-        self.runs
+    /// A trigger of the schedule or a monitor: dropped within the debounce
+    /// interval of the last run's start.
+    pub fn trigger_automatic(&self, trigger: &str) -> Result<Triggered, ActorError> {
+        let recent = self
+            .last_start
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|r| r.run_id == id)
-            .cloned()
+            .is_some_and(|at| at.elapsed() < self.debounce);
+        if recent
+            && self
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none()
+        {
+            self.stats.debounced.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(trigger, "retraining trigger debounced");
+            return Ok(Triggered::Debounced);
+        }
+        self.trigger(trigger, &RunOverrides::default())
+    }
+
+    /// Feeds the play-rate monitor with verdicts on served items; a drop
+    /// triggers a run.
+    pub fn observe_feedback(&self, verdicts: &[bool]) {
+        let Some(monitor) = &self.play_rate else {
+            return;
+        };
+        let serving = self.recommender.serving_version();
+        if let Some(drop) = monitor.observe(serving.as_deref(), verdicts) {
+            self.stats.play_rate_drops.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                rate = drop.rate,
+                baseline = drop.baseline,
+                "play rate dropped"
+            );
+            let trigger = format!(
+                "play_rate_drop ({:.3} vs baseline {:.3})",
+                drop.rate, drop.baseline
+            );
+            if let Err(e) = self.trigger_automatic(&trigger) {
+                tracing::warn!(error = %e, "retraining on a play-rate drop not started");
+            }
+        }
+    }
+
+    pub fn play_rate(&self) -> PlayRateSnapshot {
+        self.play_rate
+            .as_ref()
+            .map(|m| m.snapshot())
+            .unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> &RetrainStats {
+        &self.stats
+    }
+
+    /// A run's newest state: the one going from memory, others from the
+    /// store.
+    pub fn run(&self, id: &str) -> Result<Option<RetrainRun>, ActorError> {
+        if let Some(run) = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|r| r.run_id == id)
+        {
+            return Ok(Some(run.clone()));
+        }
+        Ok(runs::get(&self.store, id)?)
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<RetrainRun>, ActorError> {
+        Ok(runs::list(&self.store)?)
     }
 }

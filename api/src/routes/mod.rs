@@ -25,6 +25,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/models/{version}/promote"),
     ("post", "/v1/models/rollback"),
     ("post", "/v1/retrain"),
+    ("get", "/v1/retrain/runs"),
     ("get", "/v1/retrain/runs/{id}"),
     ("post", "/v1/recommendations"),
     ("post", "/v1/rank"),

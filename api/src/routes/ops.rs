@@ -45,6 +45,7 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             &state.workers,
             &state.recommender,
             &state.validation,
+            &state.retrainer,
         ))
 }
 

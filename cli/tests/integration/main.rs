@@ -9,5 +9,6 @@ mod loadtest;
 mod movielens;
 mod otlp;
 mod recommendations;
+mod retraining;
 mod server;
 mod validation;

@@ -7,17 +7,6 @@ use serde_json::{json, Value as Json};
 
 use crate::server::{reprise, run_cli, trained_data, Server};
 
-fn metric(server: &Server, name: &str) -> f64 {
-    let (_, body) = server.client.get("/metrics").unwrap();
-    String::from_utf8(body)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-        .parse()
-        .unwrap()
-}
-
 /// A JSON value of an online read back as a store value.
 fn value(v: &Json) -> Option<reprise_store::Value> {
     use reprise_store::Value;
@@ -59,18 +48,6 @@ fn trained_server() -> (tempfile::TempDir, Server) {
     (dir, server)
 }
 
-const CONTEXT: &str = r#"{"device": "mobile", "country": "SE"}"#;
-
-fn recommend(server: &Server, user: &str, k: usize) -> Json {
-    let context: Json = serde_json::from_str(CONTEXT).unwrap();
-    let (status, body) = server.post(
-        "/v1/recommendations",
-        &json!({"user_id": user, "context": context, "k": k}),
-    );
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 fn item_ids(body: &Json) -> Vec<String> {
     body["items"]
         .as_array()
@@ -85,7 +62,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     let (dir, server) = trained_server();
 
     // A known user: k distinct items, probabilities in [0, 1], best first.
-    let body = recommend(&server, "1", 8);
+    let body = server.recommend("1", 8);
     assert_eq!(body["cold_start"], false);
     assert_eq!(body["model_version"], "ranker-1");
     assert_eq!(body["arm"], "control");
@@ -106,7 +83,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     }
 
     // All candidates: every generator contributes, each item once.
-    let all = recommend(&server, "1", 200);
+    let all = server.recommend("1", 200);
     let sources: std::collections::HashSet<&str> = all["items"]
         .as_array()
         .unwrap()
@@ -124,12 +101,12 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     assert_eq!(distinct.len(), all_ids.len());
 
     // A user nobody has seen: cold start, from popularity.
-    let cold = recommend(&server, "newcomer", 5);
+    let cold = server.recommend("newcomer", 5);
     assert_eq!(cold["cold_start"], true);
     assert_eq!(item_ids(&cold).len(), 5);
 
     // Missing mandatory context: 422 naming the field, an anomaly counted.
-    let before = metric(&server, "reprise_missing_context_anomalies_total");
+    let before = server.metric("reprise_missing_context_anomalies_total");
     let (status, err) = server.post(
         "/v1/recommendations",
         &json!({"user_id": "1", "context": {"device": "tv"}, "k": 3}),
@@ -138,7 +115,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     assert_eq!(err["error"]["code"], "missing_context");
     assert_eq!(err["error"]["field"], "context.country");
     assert_eq!(
-        metric(&server, "reprise_missing_context_anomalies_total"),
+        server.metric("reprise_missing_context_anomalies_total"),
         before + 1.0
     );
 
@@ -153,11 +130,11 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     let (status, accepted) = server.post("/v1/events", &json!({"events": events}));
     assert_eq!(status, 200, "{accepted}");
     assert_eq!(accepted["accepted"], 3);
-    let warm = recommend(&server, "newcomer", 5);
+    let warm = server.recommend("newcomer", 5);
     assert_eq!(warm["cold_start"], false, "{warm}");
     // Folded in from their plays: the newcomer gets embedding (ANN)
     // candidates without a retrain.
-    let all = recommend(&server, "newcomer", 40);
+    let all = server.recommend("newcomer", 40);
     assert!(
         all["items"]
             .as_array()
@@ -179,7 +156,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     drop(server);
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
-    assert_eq!(recommend(&server, "newcomer", 5)["cold_start"], false);
+    assert_eq!(server.recommend("newcomer", 5)["cold_start"], false);
     drop(server);
 
     // ...and the served-feature log joined with the feedback is training
@@ -219,24 +196,24 @@ fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
     let (_dir, server) = trained_server();
     // The most active users' candidates are precomputed at start.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while metric(&server, "reprise_candidate_cache_entries") < 60.0 {
+    while server.metric("reprise_candidate_cache_entries") < 60.0 {
         assert!(std::time::Instant::now() < deadline, "cache not warmed");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    recommend(&server, "3", 5);
-    let hits = metric(&server, "reprise_candidate_cache_hits");
-    let misses = metric(&server, "reprise_candidate_cache_misses");
-    recommend(&server, "3", 5);
-    assert_eq!(metric(&server, "reprise_candidate_cache_hits"), hits + 1.0);
-    assert_eq!(metric(&server, "reprise_candidate_cache_misses"), misses);
+    server.recommend("3", 5);
+    let hits = server.metric("reprise_candidate_cache_hits");
+    let misses = server.metric("reprise_candidate_cache_misses");
+    server.recommend("3", 5);
+    assert_eq!(server.metric("reprise_candidate_cache_hits"), hits + 1.0);
+    assert_eq!(server.metric("reprise_candidate_cache_misses"), misses);
 
     let (status, _) = server.post("/v1/events",
         &json!({"events": [{"user_id": "3", "item_id": "40", "type": "play", "timestamp": "2026-11-01T10:00:00Z"}]}),
     );
     assert_eq!(status, 200);
-    recommend(&server, "3", 5);
+    server.recommend("3", 5);
     assert_eq!(
-        metric(&server, "reprise_candidate_cache_misses"),
+        server.metric("reprise_candidate_cache_misses"),
         misses + 1.0,
         "the play invalidated the user's candidates"
     );
@@ -245,16 +222,16 @@ fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
 #[test]
 fn the_served_feature_log_holds_what_the_model_saw() {
     let (_dir, server) = trained_server();
-    check_served_log(&server, &recommend(&server, "2", 4));
+    check_served_log(&server, &server.recommend("2", 4));
     // Item features change (a push to an item view): the next response's
     // log, and the model, see the new values, not cached ones.
-    let item = item_ids(&recommend(&server, "2", 200))[0].clone();
+    let item = item_ids(&server.recommend("2", 200))[0].clone();
     let (status, pushed) = server.post("/v1/push",
         &json!({"view": "ml_item_activity", "backfill": true, "rows": [
             {"item_id": item, "event_timestamp": "2026-11-01T00:00:00Z", "plays": 999, "likes": 1, "mean_rating": 1.5}]}),
     );
     assert_eq!(status, 200, "{pushed}");
-    let body = recommend(&server, "2", 200);
+    let body = server.recommend("2", 200);
     assert!(item_ids(&body).contains(&item));
     check_served_log(&server, &body);
 }
@@ -352,7 +329,7 @@ fn two_rankers() -> (tempfile::TempDir, std::path::PathBuf, Server) {
 fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     let (_dir, data, server) = two_rankers();
     assert_eq!(
-        recommend(&server, "1", 3)["model_version"],
+        server.recommend("1", 3)["model_version"],
         "ranker-2",
         "newest by default"
     );
@@ -360,7 +337,7 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     let (status, body) = server.post("/v1/models/ranker-1/promote", &json!({}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["serving"], "ranker-1");
-    assert_eq!(recommend(&server, "1", 3)["model_version"], "ranker-1");
+    assert_eq!(server.recommend("1", 3)["model_version"], "ranker-1");
     let (_, listing) = server.client.get("/v1/models").unwrap();
     let listing: Json = serde_json::from_slice(&listing).unwrap();
     let status_of = |v: &str| {
@@ -397,7 +374,7 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     let report = load.join().unwrap();
     assert!(report.requests > 0);
     assert_eq!(report.errors, 0, "{:?}", report.first_error);
-    assert_eq!(metric(&server, "reprise_model_swaps_total"), 5.0);
+    assert_eq!(server.metric("reprise_model_swaps_total"), 5.0);
 
     let (status, err) = server.post("/v1/models/ranker-9/promote", &json!({}));
     assert_eq!(
@@ -410,7 +387,7 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     drop(server);
     let server = Server::start(&data, &[]);
     assert_eq!(
-        recommend(&server, "1", 3)["model_version"],
+        server.recommend("1", 3)["model_version"],
         "ranker-1",
         "kept across a restart"
     );
@@ -442,8 +419,8 @@ fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
     let mut arms = std::collections::HashMap::new();
     for user in 1..=40 {
         let user = user.to_string();
-        let first = recommend(&server, &user, 3);
-        let again = recommend(&server, &user, 3);
+        let first = server.recommend(&user, 3);
+        let again = server.recommend(&user, 3);
         assert_eq!(first["arm"], again["arm"], "sticky");
         let expected = if first["arm"] == "control" {
             "ranker-1"
@@ -502,54 +479,4 @@ fn post_put(server: &Server, path: &str, body: &Json) -> (u16, Json) {
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Json::Null))
-}
-
-/// Polls a retraining run until it ends.
-fn finished_run(server: &Server, id: &str) -> Json {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (status, body) = server
-            .client
-            .get(&format!("/v1/retrain/runs/{id}"))
-            .unwrap();
-        assert_eq!(status, 200);
-        let run: Json = serde_json::from_slice(&body).unwrap();
-        if run["status"] != "running" {
-            return run;
-        }
-        assert!(std::time::Instant::now() < deadline, "run {id} did not end");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
-/// `POST /v1/retrain` trains a candidate on the current data, compares it
-/// with the serving ranker and decides, with the reason; the serving model
-/// follows the decision; the run records its steps and both models' metrics.
-#[test]
-fn a_retraining_run_records_its_steps_and_decides_with_a_reason() {
-    let (_dir, server) = trained_server();
-    let (status, started) = server.post("/v1/retrain", &json!({}));
-    assert_eq!(status, 202, "{started}");
-    let id = started["run_id"].as_str().unwrap().to_owned();
-    let run = finished_run(&server, &id);
-    assert_eq!(run["status"], "succeeded", "{run}");
-    let steps: Vec<&str> = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(steps, ["load interactions", "train", "evaluate", "save"]);
-    assert_eq!(run["candidate"], "ranker-2");
-    assert_eq!(run["serving_before"], "ranker-1");
-    assert!(run["candidate_metrics"]["ndcg@10"].is_number());
-    let serving = recommend(&server, "1", 3)["model_version"].clone();
-    match run["decision"].as_str().unwrap() {
-        "promoted" => assert_eq!(serving, "ranker-2"),
-        "rejected" => assert_eq!(serving, "ranker-1"),
-        other => panic!("decision {other}"),
-    }
-    assert!(run["reason"].as_str().unwrap().contains("NDCG@10"), "{run}");
-    let (status, _) = server.client.get("/v1/retrain/runs/nope").unwrap();
-    assert_eq!(status, 404);
 }

@@ -82,6 +82,38 @@ impl Server {
         )
     }
 
+    /// GETs `path`; the status and the JSON answer (null if none).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, bytes) = self.client.get(path).unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The value of an unlabelled metric in `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.client.get("/metrics").unwrap();
+        String::from_utf8(body)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+            .parse()
+            .unwrap()
+    }
+
+    /// `k` recommendations for `user` on a mobile device in Sweden (200
+    /// asserted).
+    pub fn recommend(&self, user: &str, k: usize) -> serde_json::Value {
+        let (status, body) = self.post(
+            "/v1/recommendations",
+            &serde_json::json!({"user_id": user, "context": {"device": "mobile", "country": "SE"}, "k": k}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub fn store_version(&self) -> u64 {
         let (_, body) = self.client.get("/readyz").unwrap();
         let ready: serde_json::Value = serde_json::from_slice(&body).unwrap();
