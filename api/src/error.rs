@@ -39,6 +39,11 @@ pub enum ApiError {
 
     #[error("the request could not be read: {0}")]
     Transport(String),
+
+    /// The server has an API key and the request's `x-api-key` is missing
+    /// or wrong.
+    #[error("missing or wrong API key (header `x-api-key`)")]
+    Unauthorized,
 }
 
 impl ApiError {
@@ -90,6 +95,7 @@ impl ApiError {
             ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Transport(_) => (StatusCode::BAD_REQUEST, "unreadable_request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
         }
     }
 
@@ -97,6 +103,7 @@ impl ApiError {
         match self {
             ApiError::Store(e) | ApiError::Actor(ActorError::Store(e)) => e.field(),
             ApiError::BadField { field, .. } => Some(field),
+            ApiError::Unauthorized => Some(crate::auth::API_KEY_HEADER),
             ApiError::Actor(ActorError::Model(TrainError::Store(e))) => e.field(),
             ApiError::Actor(
                 ActorError::MissingContext { field } | ActorError::Invalid { field, .. },

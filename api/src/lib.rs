@@ -5,6 +5,7 @@
 //! in `error.rs` and nowhere else; every route is documented in the OpenAPI
 //! document (`openapi.rs`), which a test checks against the served routes.
 
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod metrics;
@@ -47,6 +48,8 @@ pub struct ServerConfig {
     pub recommender: RecommenderConfig,
     pub drift: DriftConfig,
     pub retrain: RetrainConfig,
+    /// When set, `/v1/…` requests must carry it in `x-api-key`.
+    pub api_key: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             recommender: RecommenderConfig::default(),
             drift: DriftConfig::default(),
             retrain: RetrainConfig::default(),
+            api_key: None,
         }
     }
 }
@@ -103,6 +107,7 @@ pub fn state(
         validation,
         metrics: Metrics::new(),
         max_body_bytes: config.max_body_bytes,
+        api_key: config.api_key.clone(),
     }))
 }
 
@@ -120,8 +125,30 @@ pub fn app(
     >,
 > {
     let metrics = Arc::clone(&state.metrics);
+    let api_key = state.api_key.clone();
     App::new()
         .app_data(state)
+        .wrap_fn(move |req, srv| {
+            let given = req
+                .headers()
+                .get(auth::API_KEY_HEADER)
+                .map(|v| v.as_bytes());
+            let outcome = if auth::allowed(api_key.as_deref(), req.path(), given) {
+                Ok(srv.call(req))
+            } else {
+                Err(req)
+            };
+            async move {
+                match outcome {
+                    Ok(fut) => Ok(fut.await?.map_into_left_body()),
+                    Err(req) => Ok(req
+                        .into_response(actix_web::ResponseError::error_response(
+                            &ApiError::Unauthorized,
+                        ))
+                        .map_into_right_body()),
+                }
+            }
+        })
         .wrap_fn(move |req, srv| {
             let start = Instant::now();
             let method = req.method().to_string();

@@ -19,4 +19,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// When set, `/v1/…` requests must carry it (`auth.rs`).
+    pub api_key: Option<String>,
 }

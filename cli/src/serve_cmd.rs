@@ -72,6 +72,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         max_body_bytes: args.max_body_bytes,
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         ..ServerConfig::default()
     };
     let store = Arc::new(store);

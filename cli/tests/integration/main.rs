@@ -10,5 +10,6 @@ mod movielens;
 mod otlp;
 mod recommendations;
 mod retraining;
+mod sdk;
 mod server;
 mod validation;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reprise_sdk::Client;
+use reprise_sdk::blocking::Client;
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_reprise")
@@ -29,6 +29,11 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
+        Server::start_on(data_dir, port, extra)
+    }
+
+    /// [`Server::start`] on a given port.
+    pub fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Server {
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(binary())
             .arg("--data-dir")
@@ -44,7 +49,7 @@ impl Server {
             .spawn()
             .expect("the reprise binary starts");
         let url = format!("http://{listen}");
-        let client = Client::new(&url);
+        let client = Client::new(&url).expect("an HTTP client");
         let mut server = Server { child, url, client };
         server.wait_ready();
         server
@@ -175,12 +180,25 @@ pub fn run_cli(data: &Path, args: &[&str]) -> std::process::Output {
 /// A stand-in HTTP receiver (OTLP collector, alert webhook): answers every
 /// POST with 200 and hands the bodies over. Returns its URL with `path`.
 pub fn http_sink(path: &str) -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
+    stub_http(path, |_| {
+        Some("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into())
+    })
+}
+
+/// A scripted HTTP server: request `n` (0-based) gets `respond(n)` as the
+/// raw response, or no answer at all (the connection stays open) when it
+/// is `None`. Hands the request bodies over. Returns its URL with `path`.
+pub fn stub_http(
+    path: &str,
+    respond: impl Fn(usize) -> Option<String> + Send + 'static,
+) -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}{path}", listener.local_addr().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
+        let mut held = Vec::new();
+        for (n, stream) in listener.incoming().enumerate() {
             let Ok(mut stream) = stream else { return };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut length = 0;
@@ -200,8 +218,12 @@ pub fn http_sink(path: &str) -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
             if reader.read_exact(&mut body).is_ok() {
                 let _ = tx.send(body);
             }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            match respond(n) {
+                Some(response) => {
+                    let _ = stream.write_all(response.as_bytes());
+                }
+                None => held.push(stream),
+            }
         }
     });
     (url, rx)
