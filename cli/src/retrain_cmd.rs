@@ -50,7 +50,6 @@ pub fn run(store_args: &StoreArgs, command: RetrainCommand) -> anyhow::Result<()
 /// server picks it up at its next start); open blocking alerts gate.
 struct StorePromotion<'a> {
     store: &'a FeatureStore,
-    serving_before: Option<String>,
 }
 
 impl Promotion for StorePromotion<'_> {
@@ -66,13 +65,8 @@ impl Promotion for StorePromotion<'_> {
     }
 
     fn promote(&self, version: &str) -> reprise_trainer::Result<()> {
-        // The model that served implicitly (the newest) goes first into the
-        // history, so it can be rolled back to.
-        if self.store.serving_history(RANKER_KIND)?.is_empty() {
-            if let Some(before) = &self.serving_before {
-                self.store.set_serving_model(before)?;
-            }
-        }
+        // The pipeline recorded the model serving before (so it can be
+        // rolled back to); this moves the pointer on.
         Ok(self.store.set_serving_model(version)?)
     }
 }
@@ -95,10 +89,7 @@ fn run_once(store: &FeatureStore, args: RetrainRunArgs) -> anyhow::Result<()> {
         format_rfc3339(store.clock().now()),
     );
     runs::save(store, &run)?;
-    let promotion = StorePromotion {
-        store,
-        serving_before: serving.clone(),
-    };
+    let promotion = StorePromotion { store };
     let result = retrain::execute(
         store,
         &policy,

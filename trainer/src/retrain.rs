@@ -16,6 +16,7 @@ use crate::context::{SnapshotContext, SCHEMA_ATTACHMENT};
 use crate::data::load_interactions;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{score_pipeline, TRAIN_FRACTION};
+use crate::model_io::RANKER_KIND;
 use crate::remap::load_ranker_onto;
 use crate::runs::{HeldOut, RetrainRun, RunStep};
 use crate::train::{train, TrainOptions};
@@ -89,6 +90,12 @@ pub fn execute(
     let mut options = policy.options.clone();
     if let Some(serving) = serving {
         options.expected_schema = serving_schema(store, serving)?;
+        // Without a recorded serving pointer the newest ranker serves after
+        // a restart; record the serving one, so a rejected candidate (now
+        // the newest) never serves by being new.
+        if store.serving_model(RANKER_KIND)?.is_none() {
+            store.set_serving_model(serving)?;
+        }
     }
     let outcome = train(store, &options, &mut |step| {
         run.steps.push(RunStep {

@@ -97,6 +97,12 @@ fn a_candidate_trained_on_shuffled_labels_is_rejected_with_the_reason() {
         "{}",
         decision.reason
     );
+    // The serving model is recorded as serving: the rejected candidate,
+    // now the newest, does not serve after a restart.
+    assert_eq!(
+        store.serving_model("ranker").unwrap().as_deref(),
+        Some(serving.ranker_version.as_str())
+    );
     // Same data, same split: the serving model re-scored on the
     // candidate's held-out data gives its stored metrics.
     assert_eq!(run.serving_metrics, serving.metrics.as_map());
