@@ -52,6 +52,20 @@ impl Default for PipelineParams {
     }
 }
 
+impl PipelineParams {
+    /// The ranker fitted on feature rows `x` and their labels with these
+    /// parameters (snapshot rows or served-log vectors alike).
+    pub fn fit_ranker(&self, x: &Array2<f64>, labels: &[bool]) -> LogisticRegression {
+        LogisticRegression::fit(
+            x,
+            labels,
+            self.ranker_l2,
+            self.ranker_iterations,
+            self.ranker_learning_rate,
+        )
+    }
+}
+
 /// Names of the candidate generators' features, in order; context features
 /// follow them.
 pub const GENERATOR_FEATURES: [&str; 7] = [
@@ -373,13 +387,7 @@ impl TwoStage {
         let mut features: Vec<String> = GENERATOR_FEATURES.iter().map(|s| s.to_string()).collect();
         features.extend(context.names());
         let x = Array2::from_shape_fn((rows.len(), features.len()), |(r, c)| rows[r][c]);
-        let ranker = LogisticRegression::fit(
-            &x,
-            &labels,
-            params.ranker_l2,
-            params.ranker_iterations,
-            params.ranker_learning_rate,
-        );
+        let ranker = params.fit_ranker(&x, &labels);
         let training = RankerTraining {
             rows: rows.len(),
             positives: labels.iter().filter(|l| **l).count(),

@@ -61,13 +61,7 @@ pub fn fit_ranker(
         )));
     }
     let x = Array2::from_shape_fn((rows.len(), features.len()), |(r, c)| f64::from(rows[r][c]));
-    let ranker = LogisticRegression::fit(
-        &x,
-        &labels,
-        params.ranker_l2,
-        params.ranker_iterations,
-        params.ranker_learning_rate,
-    );
+    let ranker = params.fit_ranker(&x, &labels);
     Ok((
         ranker,
         RankerTraining {
