@@ -5,7 +5,7 @@ optional API key, and errors that carry the server's error code and field.
 
 from __future__ import annotations
 
-import io
+import tempfile
 import math
 import random
 import time
@@ -187,11 +187,12 @@ class Client:
     def snapshot_rows(self, snapshot_id: str) -> pd.DataFrame:
         """The rows of an existing snapshot (Parquet, streamed)."""
         response = self._request("GET", f"/v1/snapshots/{snapshot_id}/rows", params={"format": "parquet"}, stream=True)
-        buffer = io.BytesIO()
-        for chunk in response.iter_content(chunk_size=1 << 20):
-            buffer.write(chunk)
-        buffer.seek(0)
-        return pq.read_table(buffer).to_pandas()
+        # Up to 64 MiB in memory, larger downloads spill to a temporary file.
+        with tempfile.SpooledTemporaryFile(max_size=64 << 20) as buffer:
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                buffer.write(chunk)
+            buffer.seek(0)
+            return pq.read_table(buffer).to_pandas()
 
     # --- serving ------------------------------------------------------------
 
