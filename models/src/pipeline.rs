@@ -351,16 +351,29 @@ pub struct RankerTraining {
     pub positives: usize,
 }
 
-impl TwoStage {
-    pub fn fit(
+/// The ranker's training data: the candidates of an inner chronological
+/// split of the training interactions with their features, labelled by
+/// whether the user interacted with them later.
+pub struct RankerData {
+    pub rows: Vec<Vec<f64>>,
+    pub labels: Vec<bool>,
+    /// Generator then context feature names, in the rows' order.
+    pub features: Vec<String>,
+}
+
+impl RankerData {
+    /// Builds the rows: generators fitted on the first 75% of each user's
+    /// training interactions propose candidates, `context` adds features
+    /// as of each user's cutoff, the later 25% label them.
+    pub fn build(
         train: &[Interaction],
         users: usize,
         items: usize,
-        params: PipelineParams,
+        params: &PipelineParams,
         context: &dyn ContextSource,
-    ) -> Result<(Self, RankerTraining), ContextError> {
+    ) -> Result<Self, ContextError> {
         let inner = chronological_split(train, 0.75);
-        let inner_generators = Generators::fit(&inner.train, users, items, &params);
+        let inner_generators = Generators::fit(&inner.train, users, items, params);
         let future = item_sets(&inner.test);
         let cutoffs = user_cutoffs(&inner.train);
         let mut user_ids: Vec<(u32, i64)> = future
@@ -370,7 +383,7 @@ impl TwoStage {
         user_ids.sort_unstable();
         let seen = item_sets(&inner.train);
         let candidates =
-            inner_generators.candidates_with_context(&user_ids, &seen, &params, context)?;
+            inner_generators.candidates_with_context(&user_ids, &seen, params, context)?;
         let mut rows: Vec<Vec<f64>> = Vec::new();
         let mut labels: Vec<bool> = Vec::new();
         for c in candidates {
@@ -379,26 +392,69 @@ impl TwoStage {
                 labels.push(future[&c.user].contains(item));
             }
         }
+        let mut features: Vec<String> = GENERATOR_FEATURES.iter().map(|s| s.to_string()).collect();
+        features.extend(context.names());
+        Ok(RankerData {
+            rows,
+            labels,
+            features,
+        })
+    }
+
+    /// The ranker fitted on these rows (on permuted labels when
+    /// `params.shuffle_labels`).
+    pub fn fit(mut self, params: &PipelineParams) -> (LogisticRegression, RankerTraining) {
         if params.shuffle_labels {
             use rand::seq::SliceRandom;
             use rand::SeedableRng;
-            labels.shuffle(&mut rand::rngs::StdRng::seed_from_u64(params.als.seed));
+            self.labels
+                .shuffle(&mut rand::rngs::StdRng::seed_from_u64(params.als.seed));
         }
-        let mut features: Vec<String> = GENERATOR_FEATURES.iter().map(|s| s.to_string()).collect();
-        features.extend(context.names());
-        let x = Array2::from_shape_fn((rows.len(), features.len()), |(r, c)| rows[r][c]);
-        let ranker = params.fit_ranker(&x, &labels);
+        let rows = &self.rows;
+        let x = Array2::from_shape_fn((rows.len(), self.features.len()), |(r, c)| rows[r][c]);
         let training = RankerTraining {
             rows: rows.len(),
-            positives: labels.iter().filter(|l| **l).count(),
+            positives: self.labels.iter().filter(|l| **l).count(),
         };
-        let model = TwoStage {
+        (params.fit_ranker(&x, &self.labels), training)
+    }
+}
+
+impl TwoStage {
+    /// Builds the ranker's training data, fits the ranker on it and the
+    /// generators on all of `train`.
+    pub fn fit(
+        train: &[Interaction],
+        users: usize,
+        items: usize,
+        params: PipelineParams,
+        context: &dyn ContextSource,
+    ) -> Result<(Self, RankerTraining), ContextError> {
+        let data = RankerData::build(train, users, items, &params, context)?;
+        let features = data.features.clone();
+        let (ranker, training) = data.fit(&params);
+        Ok((
+            TwoStage::assemble(train, users, items, params, ranker, features),
+            training,
+        ))
+    }
+
+    /// The pipeline from a fitted ranker: the generators are fitted on all
+    /// of `train`.
+    pub fn assemble(
+        train: &[Interaction],
+        users: usize,
+        items: usize,
+        params: PipelineParams,
+        ranker: LogisticRegression,
+        features: Vec<String>,
+    ) -> Self {
+        TwoStage {
             generators: Generators::fit(train, users, items, &params),
             ranker,
             params,
             features,
-        };
-        Ok((model, training))
+        }
     }
 
     /// For each `(user, cutoff)`: candidates (none of `exclude`) with their

@@ -1,11 +1,13 @@
 //! One training run: interactions at a pinned store version → split →
-//! two-stage model with point-in-time context → evaluation → registry and
-//! embedding views.
+//! the ranker's training data (candidates with point-in-time snapshot
+//! context) → validated against the serving model's schema → ranker (from
+//! those rows or from the served-feature log) and generators fitted →
+//! evaluation → registry and embedding views.
 
 use std::time::Instant;
 
 use reprise_models::dataset::chronological_split;
-use reprise_models::pipeline::{PipelineParams, RankerTraining, TwoStage};
+use reprise_models::pipeline::{PipelineParams, RankerData, RankerTraining, TwoStage};
 use reprise_store::FeatureStore;
 use reprise_validation::schema::{check, infer, AnomalyKind, Schema};
 use serde::{Deserialize, Serialize};
@@ -88,6 +90,38 @@ pub struct TrainOutcome {
     pub steps: Vec<Step>,
 }
 
+/// Checks the training context (snapshot `id`) against `expected`: a
+/// blocking anomaly is an error, the others come back as warnings. The
+/// context's own inferred schema is kept with the snapshot: the validation
+/// monitors and the next run check data against it.
+fn validate(store: &FeatureStore, id: &str, expected: Option<&Schema>) -> Result<Vec<String>> {
+    if id.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns = crate::context::snapshot_columns(store, id)?;
+    let (blocking, warnings): (Vec<_>, Vec<_>) = expected
+        .map(|schema| check(schema, &columns))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            (
+                BLOCKING.contains(&a.kind),
+                format!("{} {:?}: {}", a.feature, a.kind, a.detail),
+            )
+        })
+        .partition(|(b, _)| *b);
+    if !blocking.is_empty() {
+        let list: Vec<String> = blocking.into_iter().map(|(_, a)| a).collect();
+        return Err(TrainError::InvalidTrainingData(list.join("; ")));
+    }
+    store.put_snapshot_attachment(
+        id,
+        crate::context::SCHEMA_ATTACHMENT,
+        serde_json::to_vec(&infer(&columns)).unwrap_or_default(),
+    )?;
+    Ok(warnings.into_iter().map(|(_, a)| a).collect())
+}
+
 /// Runs one training run; `progress` hears of each step as it ends.
 pub fn train(
     store: &FeatureStore,
@@ -112,51 +146,34 @@ pub fn train(
     step("load interactions", &mut steps, progress);
 
     let context = SnapshotContext::new(store, dataset, store_version);
-    let (mut model, mut training) = TwoStage::fit(
-        &split.train,
-        dataset.user_count(),
-        dataset.item_count(),
-        options.params.clone(),
-        &context,
-    )
-    .map_err(|e| TrainError::Context(e.to_string()))?;
-    step("train", &mut steps, progress);
+    let (users, items) = (dataset.user_count(), dataset.item_count());
+    let params = options.params.clone();
+    let ranker_data = RankerData::build(&split.train, users, items, &params, &context)
+        .map_err(|e| TrainError::Context(e.to_string()))?;
+    step("build training data", &mut steps, progress);
+
     let training_snapshot_id = context.snapshot_ids().pop().unwrap_or_default();
-    let mut schema_warnings = Vec::new();
-    if !training_snapshot_id.is_empty() {
-        let columns = crate::context::snapshot_columns(store, &training_snapshot_id)?;
-        if let Some(expected) = &options.expected_schema {
-            let (blocking, warnings): (Vec<_>, Vec<_>) = check(expected, &columns)
-                .into_iter()
-                .map(|a| {
-                    (
-                        BLOCKING.contains(&a.kind),
-                        format!("{} {:?}: {}", a.feature, a.kind, a.detail),
-                    )
-                })
-                .partition(|(b, _)| *b);
-            if !blocking.is_empty() {
-                let list: Vec<String> = blocking.into_iter().map(|(_, a)| a).collect();
-                return Err(TrainError::InvalidTrainingData(list.join("; ")));
-            }
-            schema_warnings = warnings.into_iter().map(|(_, a)| a).collect();
-        }
-        // The schema of the training context, kept with its snapshot: the
-        // validation monitors and the next run check data against it.
-        store.put_snapshot_attachment(
-            &training_snapshot_id,
-            crate::context::SCHEMA_ATTACHMENT,
-            serde_json::to_vec(&infer(&columns)).unwrap_or_default(),
-        )?;
-    }
+    let schema_warnings = validate(
+        store,
+        &training_snapshot_id,
+        options.expected_schema.as_ref(),
+    )?;
     step("validate", &mut steps, progress);
-    if options.source == TrainingSource::ServedLog {
-        let (ranker, served) = fit_ranker(store, store_version, &model.features, &model.params)?;
-        model.ranker = ranker;
-        training = served;
-        step("train ranker on served log", &mut steps, progress);
-    }
-    let RankerTraining { rows, positives } = training;
+
+    let features = ranker_data.features.clone();
+    let (ranker, RankerTraining { rows, positives }) = match options.source {
+        TrainingSource::Snapshot => ranker_data.fit(&params),
+        TrainingSource::ServedLog => fit_ranker(store, store_version, &features, &params)?,
+    };
+    let model = TwoStage::assemble(&split.train, users, items, params, ranker, features);
+    step(
+        match options.source {
+            TrainingSource::Snapshot => "train",
+            TrainingSource::ServedLog => "train on served log",
+        },
+        &mut steps,
+        progress,
+    );
 
     let metrics = score_pipeline(&model, &split, &context)?;
     step("evaluate", &mut steps, progress);

@@ -161,7 +161,14 @@ fn a_run_is_reproducible_and_evaluating_its_model_gives_its_metrics() {
     let first = train(&store, &options, &mut |s| steps.push(s.name)).unwrap();
     assert_eq!(
         steps,
-        ["load interactions", "train", "validate", "evaluate", "save"]
+        [
+            "load interactions",
+            "build training data",
+            "validate",
+            "train",
+            "evaluate",
+            "save"
+        ]
     );
     assert_eq!(
         (

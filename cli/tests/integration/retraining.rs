@@ -69,8 +69,9 @@ fn a_better_candidate_serves_the_next_request_and_a_worse_one_is_rejected() {
         step_names(&better),
         [
             "load interactions",
-            "train",
+            "build training data",
             "validate",
+            "train",
             "evaluate",
             "save",
             "evaluate serving model",
@@ -337,10 +338,7 @@ fn a_run_can_train_the_ranker_on_the_served_feature_log() {
         (Some("succeeded"), Some("served_log")),
         "{run}"
     );
-    assert!(
-        step_names(&run).contains(&"train ranker on served log"),
-        "{run}"
-    );
+    assert!(step_names(&run).contains(&"train on served log"), "{run}");
     let (status, bad) = server.post("/v1/retrain", &json!({"source": "tea_leaves"}));
     assert_eq!(
         (status, bad["error"]["field"].as_str()),
