@@ -233,7 +233,7 @@ impl Retrainer {
             .as_of_version
             .get_or_insert_with(|| self.store.version());
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(running) = current.as_ref() {
+        if let Some(running) = current.as_ref().filter(|r| r.is_running()) {
             return Ok(Triggered::Joined(running.run_id.clone()));
         }
         if model_io::latest(&self.store, RANKER_KIND).is_err()
@@ -277,11 +277,12 @@ impl Retrainer {
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|at| at.elapsed() < self.debounce);
         if recent
-            && self
+            && !self
                 .current
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .is_none()
+                .as_ref()
+                .is_some_and(RetrainRun::is_running)
         {
             self.stats.debounced.fetch_add(1, Ordering::Relaxed);
             tracing::info!(trigger, "retraining trigger debounced");
