@@ -21,6 +21,7 @@ use reprise_store::FeatureStore;
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_trainer::retrain::{RetrainPolicy, METRICS};
 use reprise_trainer::runs::{self, RetrainRun};
+use reprise_trainer::served_log::served_examples;
 use reprise_trainer::TrainingSource;
 use serde::Deserialize;
 
@@ -208,6 +209,7 @@ impl Retrainer {
                 .map(|drop| Arc::new(PlayRateMonitor::new(config.play_rate_window, drop))),
             stats,
         };
+        retrainer.replay_play_rate()?;
         if let Some(schedule) = config.schedule {
             schedule::RetrainSchedule {
                 retrainer: retrainer.clone(),
@@ -313,6 +315,24 @@ impl Retrainer {
                 tracing::warn!(error = %e, "retraining on a play-rate drop not started");
             }
         }
+    }
+
+    /// Rebuilds the play-rate windows after a restart from the stored
+    /// served-feature log and feedback: the verdicts on what the serving
+    /// model served, in serving order. A drop found in the replay is not a
+    /// trigger (it happened before the restart).
+    fn replay_play_rate(&self) -> Result<(), ActorError> {
+        let (Some(monitor), Some(serving)) = (&self.play_rate, self.recommender.serving_version())
+        else {
+            return Ok(());
+        };
+        let verdicts: Vec<bool> = served_examples(&self.store, self.store.version())?
+            .into_iter()
+            .filter(|e| e.model_version.as_deref() == Some(serving.as_str()))
+            .filter_map(|e| e.label)
+            .collect();
+        let _ = monitor.observe(Some(&serving), &verdicts);
+        Ok(())
     }
 
     pub fn play_rate(&self) -> PlayRateSnapshot {

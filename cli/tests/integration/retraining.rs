@@ -346,3 +346,30 @@ fn a_run_can_train_the_ranker_on_the_served_feature_log() {
         "{bad}"
     );
 }
+
+/// The play-rate windows and baseline are rebuilt from the stored log
+/// after a restart.
+#[test]
+fn the_play_rate_baseline_survives_a_restart() {
+    let (dir, data) = trained_data(
+        60,
+        ITEMS_PER_GROUP,
+        &["--factors", "8", "--iterations", "5"],
+    );
+    let args = ["--retrain-every", "0", "--play-rate-window", "100"];
+    let server = Server::start(&data, &args);
+    let mut clock = 1_780_000_000i64;
+    let own = |user: u32| 1 - user % 2;
+    let (rate, _) = round(&server, own, &mut clock);
+    let baseline = server.metric("reprise_play_rate_baseline");
+    let last = server.metric("reprise_play_rate_last_window");
+    assert!(
+        (baseline - rate).abs() < 1e-9,
+        "three windows pooled: {baseline} vs {rate}"
+    );
+    server.kill();
+    let server = Server::start(&data, &args);
+    assert_eq!(server.metric("reprise_play_rate_baseline"), baseline);
+    assert_eq!(server.metric("reprise_play_rate_last_window"), last);
+    drop(dir);
+}
