@@ -48,7 +48,8 @@ pub struct ServerConfig {
     pub recommender: RecommenderConfig,
     pub drift: DriftConfig,
     pub retrain: RetrainConfig,
-    /// When set, `/v1/…` requests must carry it in `x-api-key`.
+    /// When set, every request but the open routes (`auth::OPEN_ROUTES`)
+    /// must carry it in `x-api-key`.
     pub api_key: Option<String>,
 }
 
@@ -133,7 +134,10 @@ pub fn app(
                 .headers()
                 .get(auth::API_KEY_HEADER)
                 .map(|v| v.as_bytes());
-            let outcome = if auth::allowed(api_key.as_deref(), req.path(), given) {
+            // The path the router will match (decoded and re-quoted), not
+            // the raw request target: `/%761/push` routes to `/v1/push`.
+            let routed = req.match_info().as_str();
+            let outcome = if auth::allowed(api_key.as_deref(), routed, given) {
                 Ok(srv.call(req))
             } else {
                 Err(req)

@@ -231,8 +231,8 @@ pub struct ServeArgs {
     /// retraining run (0 turns the trigger off).
     #[arg(long, env = "REPRISE_PLAY_RATE_DROP", default_value_t = 0.2)]
     pub play_rate_drop: f64,
-    /// Require this key in the `x-api-key` header of every `/v1/…` request
-    /// (health, readiness, metrics and the OpenAPI document stay open).
+    /// Require this key in the `x-api-key` header of every request but
+    /// health, readiness, metrics and the OpenAPI document (deny by default).
     #[arg(long, env = "REPRISE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// POST every raised alert as JSON to this URL.

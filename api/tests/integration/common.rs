@@ -27,6 +27,11 @@ transform = { kind = "log1p", input = "plays" }
 
 /// App state over an in-memory store with [`DEFINITIONS`] and one user row.
 pub fn state() -> web::Data<AppState> {
+    state_with(&ServerConfig::default())
+}
+
+/// [`state`] with server settings of the test's choosing.
+pub fn state_with(config: &ServerConfig) -> web::Data<AppState> {
     let store = FeatureStore::in_memory(StoreConfig::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("0001_test.toml"), DEFINITIONS).unwrap();
@@ -34,5 +39,5 @@ pub fn state() -> web::Data<AppState> {
     let row =
         serde_json::json!({"user_id": "u1", "event_timestamp": "2026-01-01T00:00:00Z", "plays": 3});
     store.push("user_stats", &[row], true).unwrap();
-    reprise_api::state(Arc::new(store), &ServerConfig::default()).unwrap()
+    reprise_api::state(Arc::new(store), config).unwrap()
 }

@@ -160,6 +160,45 @@ fn the_api_key_is_sent_and_required_when_the_server_has_one() {
     })
 }
 
+/// The attack from the security report: a percent-encoded spelling of a
+/// protected path, sent as is over a raw socket (no client normalises it),
+/// must not reach the handler without the key.
+#[test]
+fn percent_encoded_paths_do_not_bypass_the_api_key() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--api-key", "s3cret"]);
+    let version = server.store_version();
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let body = r#"{"view": "user_stats", "rows": [{"user_id": "evil", "event_timestamp": "2026-01-01T00:00:00Z", "plays_7d": 1}]}"#;
+    for (method, target) in [
+        ("POST", "/%761/push"),
+        ("POST", "/%76%31/%70ush"),
+        ("POST", "//v1/push"),
+        ("POST", "/v1/./push"),
+        ("POST", "/x/../v1/push"),
+        ("POST", "/v1/online-features"),
+        ("POST", "/%761/online-features"),
+        ("GET", "/%761/models"),
+    ] {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "{method} {target} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer.split_whitespace().nth(1).unwrap_or("");
+        assert!(
+            status == "401" || status == "404",
+            "{method} {target} answered {status} without a key:\n{answer}"
+        );
+    }
+    assert_eq!(server.store_version(), version, "a request without the key wrote");
+}
+
 /// A raw HTTP/1.1 response with a JSON body.
 fn response(status: &str, body: &str) -> String {
     format!(
