@@ -16,16 +16,21 @@ pub enum Cf {
     Snapshots,
     /// Trained models, by version.
     Models,
+    /// Events of an events view grouped by the entities an aggregation
+    /// groups by: (source view, entity mask, group key, event time, store
+    /// version, sequence) → the event row. Written in the event's batch.
+    AggIndex,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 6] = [
+    pub const ALL: [Cf; 7] = [
         Cf::Registry,
         Cf::History,
         Cf::Online,
         Cf::Meta,
         Cf::Snapshots,
         Cf::Models,
+        Cf::AggIndex,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +41,7 @@ impl Cf {
             Cf::Meta => "meta",
             Cf::Snapshots => "snapshots",
             Cf::Models => "models",
+            Cf::AggIndex => "agg_index",
         }
     }
 }
@@ -55,10 +61,11 @@ mod tests {
             Cf::Meta => 3,
             Cf::Snapshots => 4,
             Cf::Models => 5,
+            Cf::AggIndex => 6,
         };
         for (i, cf) in Cf::ALL.iter().enumerate() {
             assert_eq!(position(*cf), i, "{}", cf.name());
         }
-        assert_eq!(Cf::ALL.len(), 6);
+        assert_eq!(Cf::ALL.len(), 7);
     }
 }

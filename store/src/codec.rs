@@ -6,6 +6,8 @@
 //! - history: `u32 view id ++ entity key ++ i64 event time (sign bit flipped)
 //!   ++ u64 store version ++ u32 sequence in batch`
 //! - online: `u32 view id ++ entity key`
+//! - aggregation index: `u32 source view id ++ u8 entity mask ++ group
+//!   entity key ++` the history tail (event time, store version, sequence)
 //! - snapshots: `id ++ 0x00 ++ "meta"`, `id ++ 0x00 ++ "rows" ++ u32 chunk`
 //!   and `id ++ 0x00 ++ "attachment/" ++ name`
 
@@ -47,6 +49,18 @@ pub fn view_entity_prefix(view_id: u32, entity_key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + entity_key.len() + 20);
     out.extend_from_slice(&view_id.to_be_bytes());
     out.extend_from_slice(entity_key);
+    out
+}
+
+/// `source view id ++ entity mask ++ group key`: the prefix of one group's
+/// events in the aggregation index (`Cf::AggIndex`); the tail is a history
+/// position, as in history keys. The mask says which of the source view's
+/// entities (by position) the group key holds.
+pub fn agg_index_prefix(source_view_id: u32, entity_mask: u8, group_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + group_key.len() + HistoryPosition::LEN);
+    out.extend_from_slice(&source_view_id.to_be_bytes());
+    out.push(entity_mask);
+    out.extend_from_slice(group_key);
     out
 }
 

@@ -12,6 +12,35 @@ pub struct DefinitionFile {
     pub entity: Vec<EntityDef>,
     #[serde(default)]
     pub feature_view: Vec<FeatureViewDef>,
+    /// Windowed aggregations over event views (CONTRACT.md v2, "Event views
+    /// and declared aggregations").
+    #[serde(default)]
+    pub aggregation: Vec<AggregationDef>,
+    /// The recommender's declaration (CONTRACT.md v2, "The recommender is
+    /// declared, not coded"); a later file's declaration replaces it.
+    pub recommender: Option<RecommenderDef>,
+}
+
+/// `[recommender]`: which views the recommender reads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommenderDef {
+    /// An events view whose first entity is the user and second the item.
+    pub interactions: String,
+    /// The engagement rule: an interaction that passes it is labelled 1,
+    /// any other 0. Without it every interaction is engaged.
+    pub engaged: Option<FilterDef>,
+    /// A state view keyed by the item entity: the catalogue.
+    pub items: Option<String>,
+    /// A feature ref of item metadata that groups items into segments (for
+    /// new-content candidates).
+    pub segment: Option<String>,
+    pub embedding_dim: Option<usize>,
+    /// Feature refs the ranker reads (request context included).
+    #[serde(default)]
+    pub ranker_features: Vec<String>,
+    /// `logistic` (default) or `gbdt`.
+    pub ranker: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -33,8 +62,78 @@ pub struct FeatureViewDef {
     pub ttl: String,
     #[serde(default)]
     pub description: String,
+    /// `"state"` (default: the latest row per key is the value) or
+    /// `"events"` (an append-only log of raw events, the source of
+    /// aggregations).
+    pub kind: Option<String>,
     #[serde(default)]
     pub feature: Vec<FeatureDefinition>,
+    /// Event views only: features of other views read as of each event's
+    /// time when it is pushed, and stored with it.
+    #[serde(default)]
+    pub lookup: Vec<LookupDef>,
+}
+
+/// `[[feature_view.lookup]]`: `name` takes the value of `ref` (another
+/// view's feature, joined on the event's keys) as of the event time.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupDef {
+    pub name: String,
+    #[serde(rename = "ref")]
+    pub feature_ref: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `[[aggregation]]`: features computed by the store from an event view,
+/// grouped by some of its entities, over sliding windows.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationDef {
+    pub name: String,
+    pub version: u32,
+    /// An events view: `name` (its newest version) or `name@N`.
+    pub source: String,
+    /// The entities it groups by: a subset of the source's.
+    pub entities: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub feature: Vec<AggregationFeatureDef>,
+    /// Declared transforms over the aggregate features (read like any
+    /// derived feature).
+    #[serde(default)]
+    pub derived: Vec<FeatureDefinition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationFeatureDef {
+    pub name: String,
+    /// `count`, `sum`, `mean`, `min`, `max`, `last`, `distinct_count`.
+    pub op: String,
+    /// The event column aggregated (all ops but `count`).
+    pub input: Option<String>,
+    /// `"1h"`, `"7d"`, … ; `"0"` = all time.
+    pub windows: Vec<String>,
+    pub filter: Option<FilterDef>,
+    /// A string or string_list column of the event: one value per
+    /// `vocabulary` entry (a float_vector).
+    pub bucket_by: Option<String>,
+    pub vocabulary: Option<Vec<String>>,
+    pub drift_threshold: Option<f64>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `{ feature = "played_seconds", op = ">=", value = 30 }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterDef {
+    pub feature: String,
+    pub op: String,
+    pub value: Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -101,7 +101,12 @@ impl FeatureStore {
     /// A version at or after the last write to view `view_id`: equal
     /// answers mean no row of the view was written in between (readers use
     /// it to keep derived data of a view until the view changes).
+    /// For an aggregation, the answer is its source view's.
     pub fn view_write_version(&self, view_id: u32) -> u64 {
+        let view_id = match self.registry().view_by_id(view_id).and_then(|v| v.aggregation()) {
+            Some(spec) => spec.source.id,
+            None => view_id,
+        };
         self.view_versions
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -185,7 +190,21 @@ impl FeatureStore {
     fn apply_migration(&self, registry: &mut Registry, file: &MigrationFile) -> Result<()> {
         let definitions = DefinitionFile::parse(&file.source)
             .map_err(|e| StoreError::definition(&file.file_name, e))?;
+        let before = registry.clone();
         registry.apply(&file.file_name, &definitions)?;
+        // New groupings of events are indexed from history before the
+        // record that makes their aggregations visible is committed.
+        let indexed = crate::aggregation::index::backfill(
+            self.engine.as_ref(),
+            &before,
+            registry,
+            &mut |view, events| {
+                tracing::info!(file = %file.file_name, view, events, "backfilling aggregation index")
+            },
+        )?;
+        if indexed > 0 {
+            tracing::info!(file = %file.file_name, entries = indexed, "aggregation index backfilled");
+        }
         let version = self.version() + 1;
         let record = MigrationRecord {
             file_name: file.file_name.clone(),

@@ -8,6 +8,7 @@
 //! - storage goes through the [`engine::Engine`] trait; keys are built only in
 //!   [`codec`], column families named only in [`cf`].
 
+pub mod aggregation;
 pub mod cf;
 pub mod codec;
 pub mod definitions;
@@ -15,11 +16,13 @@ pub mod engine;
 pub mod error;
 pub mod feature_store;
 pub mod history;
+pub mod lookup;
 pub mod migrations;
 pub mod model_registry;
 pub mod online;
 pub mod online_cache;
 pub mod push;
+pub mod recommender;
 pub mod registry;
 pub mod row;
 pub mod snapshot;

@@ -97,20 +97,47 @@ impl FeatureStore {
             )
             .collect();
 
-        // One online key per (entity, view).
+        // One online key per (entity, stored view); aggregations are
+        // computed from their index at `now`.
         let mut keys = Vec::with_capacity(entities.len() * view_slots.len());
+        let mut entity_keys = Vec::with_capacity(entities.len() * view_slots.len());
         for (i, entity) in entities.iter().enumerate() {
             for slot in &view_slots {
                 let field = |k: &str| format!("entities[{i}].{k}");
                 let values = join_key_values(entity, &slot.view.join_keys, &field)?;
-                keys.push(codec::view_entity_prefix(
-                    slot.view.id,
-                    &codec::entity_key(&values),
-                ));
+                let entity_key = codec::entity_key(&values);
+                if slot.view.aggregation().is_none() {
+                    keys.push(codec::view_entity_prefix(slot.view.id, &entity_key));
+                }
+                entity_keys.push(entity_key);
             }
         }
         let store_version = self.version();
-        let stored = self.latest_rows(&keys)?;
+        let mut fetched = self.latest_rows(&keys)?.into_iter();
+        let mut stored: Vec<Option<Arc<RawRow>>> = Vec::with_capacity(entity_keys.len());
+        let mut agg_cursor = None;
+        for (i, entity_key) in entity_keys.iter().enumerate() {
+            let slot = view_slots[i % view_slots.len()];
+            match slot.view.aggregation() {
+                None => stored.push(fetched.next().expect("one fetched row per stored slot")),
+                Some(spec) => {
+                    if agg_cursor.is_none() {
+                        agg_cursor = Some(self.engine.reverse_cursor(Cf::AggIndex)?);
+                    }
+                    let cursor = agg_cursor.as_mut().expect("opened above");
+                    let row = crate::aggregation::aggregate(
+                        cursor.as_mut(),
+                        spec,
+                        slot.view.features.len(),
+                        entity_key,
+                        now,
+                        store_version,
+                        crate::snapshot::Cutoff::Created,
+                    )?;
+                    stored.push(Some(Arc::new(row)));
+                }
+            }
+        }
 
         let _transform = tracing::info_span!("transform").entered();
         let rows = entities

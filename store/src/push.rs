@@ -31,9 +31,11 @@ type Newest = (Micros, Vec<u8>);
 
 /// One validated row, ready to be stored.
 pub(crate) struct ParsedRow {
-    entity_key: Vec<u8>,
-    event_ts: Micros,
-    values: Vec<Option<Value>>,
+    /// Join-key values, in the view's order.
+    pub(crate) keys: Vec<String>,
+    pub(crate) entity_key: Vec<u8>,
+    pub(crate) event_ts: Micros,
+    pub(crate) values: Vec<Option<Value>>,
 }
 
 impl FeatureStore {
@@ -65,16 +67,29 @@ impl FeatureStore {
                     field: "view".into(),
                     view: (*view_spec).to_owned(),
                 })?;
+            if let Some(spec) = view.aggregation() {
+                return Err(StoreError::invalid(
+                    "view",
+                    format!(
+                        "`{view_spec}` is an aggregation, computed from the events of `{}`; push those events instead",
+                        spec.source.label()
+                    ),
+                ));
+            }
             if rows.is_empty() {
                 return Err(StoreError::invalid("rows", "a push needs at least one row"));
             }
-            let parsed = tracing::info_span!("validate", view = *view_spec, rows = rows.len())
+            let mut parsed = tracing::info_span!("validate", view = *view_spec, rows = rows.len())
                 .in_scope(|| {
                     rows.iter()
                         .enumerate()
                         .map(|(i, row)| parse_row(view, i, row))
                         .collect::<Result<Vec<_>>>()
                 })?;
+            if view.features.iter().any(|f| f.lookup.is_some()) {
+                tracing::info_span!("lookups", view = *view_spec)
+                    .in_scope(|| self.fill_lookups(view, &mut parsed))?;
+            }
             pending.push(Arc::new(PendingBatch {
                 view: Arc::clone(view),
                 backfill,
@@ -124,6 +139,10 @@ impl FeatureStore {
     fn write_group(&self, group: &[Arc<PendingBatch>]) -> Result<Vec<PushOutcome>> {
         let mut version = self.version();
         let created_now = self.clock.now();
+        // The groupings aggregations read, as registered now: a migration
+        // that adds one holds this lock while it backfills.
+        let groupings = crate::aggregation::index::indexed_groupings(&self.registry());
+        let no_groupings = std::collections::BTreeSet::new();
         let mut batch = WriteBatch::default();
         let mut outcomes = Vec::with_capacity(group.len());
         // The newest row per (view, entity) over the group: later rows and
@@ -136,6 +155,7 @@ impl FeatureStore {
                 written: rows.len(),
                 store_version: version,
             });
+            let masks = groupings.get(&pending.view.id).unwrap_or(&no_groupings);
             for (seq, row) in rows.into_iter().enumerate() {
                 let prefix = codec::view_entity_prefix(pending.view.id, &row.entity_key);
                 let position = HistoryPosition {
@@ -143,6 +163,8 @@ impl FeatureStore {
                     store_version: version,
                     seq: seq as u32,
                 };
+                let groups =
+                    crate::aggregation::index::group_prefixes(pending.view.id, masks, &row.entity_key)?;
                 let bytes = RawRow {
                     event_ts: row.event_ts,
                     created_ts: if pending.backfill {
@@ -154,6 +176,9 @@ impl FeatureStore {
                     values: row.values,
                 }
                 .encode();
+                for group in groups {
+                    batch.put(Cf::AggIndex, codec::history_key(&group, position), bytes.clone());
+                }
                 batch.put(
                     Cf::History,
                     codec::history_key(&prefix, position),
@@ -230,6 +255,12 @@ fn parse_row(view: &FeatureView, index: usize, row: &Json) -> Result<ParsedRow> 
                 feature: format!("{}:{name}", view.name),
             })?;
         let feature = &view.features[index];
+        if feature.lookup.is_some() {
+            return Err(StoreError::invalid(
+                field(name),
+                format!("`{name}` is a lookup, read from another view when the event is stored; it cannot be pushed"),
+            ));
+        }
         if let Some(transform) = &feature.definition.transform {
             return Err(StoreError::DerivedFeature {
                 field: field(name),
@@ -248,6 +279,7 @@ fn parse_row(view: &FeatureView, index: usize, row: &Json) -> Result<ParsedRow> 
     }
     Ok(ParsedRow {
         entity_key: codec::entity_key(&keys),
+        keys,
         event_ts,
         values,
     })

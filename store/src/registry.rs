@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::definitions::{DefinitionFile, FeatureDefinition, FeatureViewDef};
+use crate::aggregation::AggregationSpec;
+use crate::definitions::{DefinitionFile, FeatureDefinition, FeatureViewDef, LookupDef};
 use crate::error::{Result, StoreError};
 use crate::row::RawRow;
 use crate::time::{parse_duration, Micros};
@@ -31,11 +32,51 @@ pub struct Feature {
     pub description: String,
     /// The declaration it was compiled from, to check re-declarations.
     pub definition: FeatureDefinition,
+    /// Event views: a feature read from another view as of the event time
+    /// when the event is pushed (never pushed itself).
+    pub lookup: Option<Lookup>,
 }
 
 impl Feature {
     pub fn is_derived(&self) -> bool {
         self.transform.is_some()
+    }
+
+    /// Whether a push may carry this feature (not derived, not looked up).
+    pub fn is_pushed(&self) -> bool {
+        self.transform.is_none() && self.lookup.is_none()
+    }
+}
+
+/// A lookup feature of an event view: `view`'s `feature`, joined on the
+/// event's join keys at `key_positions` (in `view.join_keys` order).
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub view: Arc<FeatureView>,
+    pub feature: usize,
+    pub key_positions: Vec<usize>,
+    /// The declaration, to check re-declarations.
+    pub definition: LookupDef,
+}
+
+/// What a view holds.
+#[derive(Debug, Clone)]
+pub enum ViewKind {
+    /// The latest row per key is the value (pushed snapshots of state).
+    State,
+    /// An append-only log of raw events; aggregations read it.
+    Events,
+    /// Computed on read from an events view (never pushed).
+    Aggregation(Arc<AggregationSpec>),
+}
+
+impl ViewKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ViewKind::State => "state",
+            ViewKind::Events => "events",
+            ViewKind::Aggregation(_) => "aggregation",
+        }
     }
 }
 
@@ -54,10 +95,33 @@ pub struct FeatureView {
     pub description: String,
     /// In declaration order; a feature's position is its stored id.
     pub features: Vec<Feature>,
-    by_name: HashMap<String, usize>,
+    pub kind: ViewKind,
+    pub(crate) by_name: HashMap<String, usize>,
 }
 
 impl FeatureView {
+    /// The aggregation this view computes, if it is one.
+    pub fn aggregation(&self) -> Option<&Arc<AggregationSpec>> {
+        match &self.kind {
+            ViewKind::Aggregation(spec) => Some(spec),
+            ViewKind::State | ViewKind::Events => None,
+        }
+    }
+
+    /// Whether a value read from this view can only change when the view
+    /// (for an aggregation: its source) is written, never by time passing:
+    /// no TTL, and for an aggregation only all-time windows.
+    pub fn time_invariant(&self) -> bool {
+        match &self.kind {
+            ViewKind::Aggregation(spec) => spec.horizon == 0 && spec.columns.iter().all(|c| c.window == 0),
+            ViewKind::State | ViewKind::Events => self.ttl_micros == 0,
+        }
+    }
+
+    pub fn is_events(&self) -> bool {
+        matches!(self.kind, ViewKind::Events)
+    }
+
     pub fn feature_index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }
@@ -127,13 +191,31 @@ impl ResolvedRef {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     entities: BTreeMap<String, Entity>,
-    views: BTreeMap<String, BTreeMap<u32, Arc<FeatureView>>>,
-    by_id: Vec<Arc<FeatureView>>,
+    pub(crate) views: BTreeMap<String, BTreeMap<u32, Arc<FeatureView>>>,
+    pub(crate) by_id: Vec<Arc<FeatureView>>,
+    recommender: Option<Arc<crate::recommender::RecommenderSpec>>,
 }
 
 impl Registry {
     pub fn entities(&self) -> impl Iterator<Item = &Entity> {
         self.entities.values()
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&Entity> {
+        self.entities.get(name)
+    }
+
+    /// The `[recommender]` declaration, when a migration made one.
+    pub fn recommender(&self) -> Option<&Arc<crate::recommender::RecommenderSpec>> {
+        self.recommender.as_ref()
+    }
+
+    /// The aggregations whose source is the events view `view_id`.
+    pub fn aggregations_of(&self, view_id: u32) -> impl Iterator<Item = &Arc<AggregationSpec>> {
+        self.by_id
+            .iter()
+            .filter_map(|v| v.aggregation())
+            .filter(move |a| a.source.id == view_id)
     }
 
     /// Every view version, in id order.
@@ -216,6 +298,19 @@ impl Registry {
         for view in &file.feature_view {
             next.add_view(file_name, view)?;
         }
+        for aggregation in &file.aggregation {
+            crate::aggregation::register(&mut next, file_name, aggregation)?;
+        }
+        // The declaration follows the newest view versions: compiled again
+        // whenever a file changes the registry.
+        let declared = match (&file.recommender, &next.recommender) {
+            (Some(def), _) => Some((file_name.to_owned(), def.clone())),
+            (None, Some(spec)) => Some((spec.file.clone(), spec.definition.clone())),
+            (None, None) => None,
+        };
+        if let Some((declared_in, def)) = declared {
+            next.recommender = Some(Arc::new(crate::recommender::compile(&next, &declared_in, &def)?));
+        }
         *self = next;
         Ok(())
     }
@@ -278,6 +373,21 @@ impl Registry {
                 def.ttl
             ))
         })?;
+        let kind = match def.kind.as_deref() {
+            None | Some("state") => ViewKind::State,
+            Some("events") => ViewKind::Events,
+            Some(other) => {
+                return Err(fail(format!(
+                    "kind `{other}` is not one of state, events"
+                )))
+            }
+        };
+        if !def.lookup.is_empty() && !matches!(kind, ViewKind::Events) {
+            return Err(fail("only kind = \"events\" views declare lookups".into()));
+        }
+        if self.by_id.iter().any(|v| v.name == def.name && v.aggregation().is_some()) {
+            return Err(fail("the name is taken by an aggregation".into()));
+        }
 
         let existing = self
             .views
@@ -285,21 +395,36 @@ impl Registry {
             .and_then(|v| v.get(&def.version))
             .cloned();
         if let Some(old) = &existing {
-            if old.entities != def.entities || old.ttl_micros != ttl_micros {
+            if old.entities != def.entities
+                || old.ttl_micros != ttl_micros
+                || old.kind.name() != kind.name()
+            {
                 return Err(fail(
-                    "changing entities or ttl requires a new view version".into(),
+                    "changing entities, ttl or kind requires a new view version".into(),
                 ));
             }
+            if old.features.iter().any(|f| f.lookup.is_some())
+                && old.features.iter().filter(|f| f.lookup.is_none()).count() != def.feature.len()
+            {
+                return Err(fail(
+                    "a view with lookups cannot grow; declare a new view version".into(),
+                ));
+            }
+            let plain = old.features.iter().filter(|f| f.lookup.is_none()).count();
             for (i, old_feature) in old.features.iter().enumerate() {
-                match def.feature.get(i) {
-                    Some(f) if *f == old_feature.definition => {}
-                    _ => {
-                        return Err(fail(format!(
-                            "feature `{}` was changed or removed; that requires a new view version \
-                             (a re-declared view may only append features)",
-                            old_feature.name
-                        )))
-                    }
+                let same = match &old_feature.lookup {
+                    Some(lookup) => def
+                        .lookup
+                        .get(i - plain)
+                        .is_some_and(|l| *l == lookup.definition),
+                    None => def.feature.get(i) == Some(&old_feature.definition),
+                };
+                if !same {
+                    return Err(fail(format!(
+                        "feature `{}` was changed or removed; that requires a new view version \
+                         (a re-declared view may only append features)",
+                        old_feature.name
+                    )));
                 }
             }
         } else if let Some(newest) = self.views.get(&def.name).and_then(|v| v.keys().next_back()) {
@@ -318,6 +443,13 @@ impl Registry {
             by_name.insert(feature.name.clone(), features.len());
             features.push(feature);
         }
+        for ldef in &def.lookup {
+            let feature = self
+                .compile_lookup(ldef, &by_name, &def.entities, &join_keys)
+                .map_err(&fail)?;
+            by_name.insert(feature.name.clone(), features.len());
+            features.push(feature);
+        }
         let id = match &existing {
             Some(old) => old.id,
             None => self.by_id.len() as u32,
@@ -332,6 +464,7 @@ impl Registry {
             ttl: def.ttl.clone(),
             description: def.description.clone(),
             features,
+            kind,
             by_name,
         });
         if existing.is_some() {
@@ -345,9 +478,78 @@ impl Registry {
             .insert(def.version, view);
         Ok(())
     }
+
+    /// A lookup feature: `ldef.feature_ref` must name a feature of a state
+    /// view whose join keys are all among the event view's.
+    fn compile_lookup(
+        &self,
+        ldef: &LookupDef,
+        by_name: &HashMap<String, usize>,
+        entities: &[String],
+        join_keys: &[String],
+    ) -> std::result::Result<Feature, String> {
+        let name = &ldef.name;
+        if !is_identifier(name)
+            || by_name.contains_key(name)
+            || join_keys.contains(name)
+            || entities.contains(name)
+            || name == EVENT_TIMESTAMP
+        {
+            return Err(format!(
+                "lookup `{name}` must be [A-Za-z0-9_]+ and clash with no feature or key"
+            ));
+        }
+        let resolved = self
+            .resolve(&ldef.feature_ref, "lookup")
+            .map_err(|e| format!("lookup `{name}`: {e}"))?;
+        if resolved.view.aggregation().is_some() {
+            return Err(format!(
+                "lookup `{name}`: `{}` is an aggregation; lookups read stored views",
+                ldef.feature_ref
+            ));
+        }
+        let key_positions = resolved
+            .view
+            .join_keys
+            .iter()
+            .map(|k| {
+                join_keys.iter().position(|j| j == k).ok_or_else(|| {
+                    format!(
+                        "lookup `{name}`: the event view has no join key `{k}` to read `{}` by",
+                        ldef.feature_ref
+                    )
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        let target = resolved.feature();
+        Ok(Feature {
+            name: name.clone(),
+            feature_type: target.feature_type,
+            dim: target.dim,
+            transform: None,
+            mandatory: false,
+            drift_threshold: None,
+            description: ldef.description.clone(),
+            definition: FeatureDefinition {
+                name: name.clone(),
+                feature_type: target.feature_type.name().to_owned(),
+                dim: target.dim,
+                transform: None,
+                mandatory: false,
+                drift_threshold: None,
+                description: ldef.description.clone(),
+            },
+            lookup: Some(Lookup {
+                view: Arc::clone(&resolved.view),
+                feature: resolved.feature,
+                key_positions,
+                definition: ldef.clone(),
+            }),
+        })
+    }
 }
 
-fn compile_feature(
+pub(crate) fn compile_feature(
     def: &FeatureDefinition,
     earlier: &[Feature],
     by_name: &HashMap<String, usize>,
@@ -403,6 +605,7 @@ fn compile_feature(
         drift_threshold: def.drift_threshold,
         description: def.description.clone(),
         definition: def.clone(),
+        lookup: None,
     })
 }
 
@@ -414,7 +617,7 @@ fn split_version(spec: &str) -> Option<(&str, Option<u32>)> {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 

@@ -61,6 +61,29 @@ impl Engine for MemoryEngine {
             .collect())
     }
 
+    fn scan_prefix_page(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let maps = self.read();
+        let Some(map) = maps.get(&cf) else {
+            return Ok(Vec::new());
+        };
+        let lower = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Included(prefix),
+        };
+        Ok(map
+            .range::<[u8], _>((lower, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn reverse_cursor(&self, cf: Cf) -> Result<Box<dyn ReverseCursor + '_>> {
         Ok(Box::new(MemoryCursor {
             engine: self,

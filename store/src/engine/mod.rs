@@ -79,6 +79,17 @@ pub trait Engine: Send + Sync + 'static {
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
+    /// At most `limit` entries whose key starts with `prefix` and is
+    /// `> after` (or from the start of the prefix when `after` is `None`),
+    /// in key order: a long prefix read in pages of bounded memory.
+    fn scan_prefix_page(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
     /// A backwards cursor over `cf`.
     fn reverse_cursor(&self, cf: Cf) -> Result<Box<dyn ReverseCursor + '_>>;
 

@@ -139,6 +139,29 @@ impl Engine for RocksEngine {
         Ok(out)
     }
 
+    fn scan_prefix_page(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut iter = self.db.raw_iterator_cf(self.handle(cf));
+        iter.seek(after.unwrap_or(prefix));
+        let mut out = Vec::new();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            if after != Some(key) {
+                out.push((key.to_vec(), value.to_vec()));
+            }
+            iter.next();
+        }
+        iter.status().map_err(engine_error)?;
+        Ok(out)
+    }
+
     fn reverse_cursor(&self, cf: Cf) -> Result<Box<dyn ReverseCursor + '_>> {
         Ok(Box::new(RocksCursor {
             iter: self.db.raw_iterator_cf(self.handle(cf)),

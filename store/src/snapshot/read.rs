@@ -3,7 +3,10 @@
 use prost::Message;
 use serde_json::{Map, Value as Json};
 
+use std::collections::HashMap;
+
 use super::{point_in_time, Cutoff};
+use crate::aggregation;
 use crate::cf::Cf;
 use crate::codec;
 use crate::error::{Result, StoreError};
@@ -22,6 +25,16 @@ pub struct OutputRow {
     pub event_ts: Micros,
     pub passthrough: Map<String, Json>,
     pub values: Vec<Option<Value>>,
+}
+
+/// Loaded aggregation groups: (plan, group key) → (earliest and latest
+/// time asked, the group's events).
+type LoadedGroups = HashMap<(usize, Vec<u8>), (Micros, Micros, Vec<aggregation::compute::GroupEvent>)>;
+
+/// The entity key of `plan`'s view in an entity row.
+fn plan_key(plan: &ViewPlan, row: &EntityRow) -> Vec<u8> {
+    let keys: Vec<&str> = plan.key_positions.iter().map(|&p| row.keys[p].as_str()).collect();
+    codec::entity_key(&keys)
 }
 
 /// A view the snapshot reads, with where its join keys sit in the row.
@@ -121,6 +134,42 @@ impl FeatureStore {
         Ok(meta)
     }
 
+    /// The events of every aggregation group these entity rows read, each
+    /// group loaded once for the time range its rows span, by (plan, group
+    /// key).
+    fn load_groups(
+        &self,
+        meta: &SnapshotMeta,
+        plans: &[ViewPlan],
+        entity_rows: &[EntityRow],
+    ) -> Result<LoadedGroups> {
+        let mut groups: LoadedGroups = HashMap::new();
+        for (p, plan) in plans.iter().enumerate() {
+            if plan.view.aggregation().is_none() {
+                continue;
+            }
+            for row in entity_rows {
+                let t = row.event_ts_micros;
+                groups
+                    .entry((p, plan_key(plan, row)))
+                    .and_modify(|(from, to, _)| {
+                        *from = (*from).min(t);
+                        *to = (*to).max(t);
+                    })
+                    .or_insert((t, t, Vec::new()));
+            }
+        }
+        if groups.is_empty() {
+            return Ok(groups);
+        }
+        let mut cursor = self.engine.reverse_cursor(Cf::AggIndex)?;
+        for ((p, key), (from, to, events)) in groups.iter_mut() {
+            let spec = plans[*p].view.aggregation().expect("only aggregation plans");
+            *events = aggregation::load_group(cursor.as_mut(), spec, key, *from, *to, meta.store_version)?;
+        }
+        Ok(groups)
+    }
+
     /// Point-in-time rows for some entity rows of one chunk, in order.
     fn compute_rows(
         &self,
@@ -131,23 +180,30 @@ impl FeatureStore {
         entity_rows: Vec<EntityRow>,
     ) -> Result<Vec<OutputRow>> {
         let mut cursor = self.engine.reverse_cursor(Cf::History)?;
+        let groups = self.load_groups(meta, plans, &entity_rows)?;
         let mut rows = Vec::with_capacity(entity_rows.len());
         for entity_row in entity_rows {
             let mut computed: Vec<Option<Vec<Option<Value>>>> = Vec::with_capacity(plans.len());
-            for plan in plans {
-                let keys: Vec<&str> = plan
-                    .key_positions
-                    .iter()
-                    .map(|&p| entity_row.keys[p].as_str())
-                    .collect();
-                let found = point_in_time(
-                    cursor.as_mut(),
-                    &plan.view,
-                    &codec::entity_key(&keys),
-                    entity_row.event_ts_micros,
-                    meta.store_version,
-                    cutoff,
-                )?;
+            for (p, plan) in plans.iter().enumerate() {
+                let entity_key = plan_key(plan, &entity_row);
+                let found = match plan.view.aggregation() {
+                    None => point_in_time(
+                        cursor.as_mut(),
+                        &plan.view,
+                        &entity_key,
+                        entity_row.event_ts_micros,
+                        meta.store_version,
+                        cutoff,
+                    )?,
+                    Some(spec) => Some(aggregation::aggregate_loaded(
+                        spec,
+                        plan.view.features.len(),
+                        &groups[&(p, entity_key)].2,
+                        entity_row.event_ts_micros,
+                        meta.store_version,
+                        cutoff,
+                    )),
+                };
                 computed.push(found.map(|row| plan.view.compute(&row)));
             }
             let values = feature_slots

@@ -1,5 +1,6 @@
 //! Integration tests of `reprise-store`, in one binary to save link time.
 
+mod aggregations;
 mod common;
 mod engine_conformance;
 mod group_commit;

@@ -1,0 +1,124 @@
+//! The `[recommender]` declaration compiled against the registry: the
+//! interactions view (first entity = user, second = item), the engagement
+//! rule, the catalogue, the segment ref and the ranker's features. Serving
+//! and training read these names from here, never from code.
+
+use std::sync::Arc;
+
+use crate::aggregation::spec::compile_filter;
+use crate::aggregation::Filter;
+use crate::definitions::RecommenderDef;
+use crate::error::{Result, StoreError};
+use crate::registry::{FeatureView, Registry, ResolvedRef};
+use crate::types::Value;
+
+/// The system view of request context: its features may be ranker inputs.
+pub const REQUEST_CONTEXT_VIEW: &str = "request_context";
+
+#[derive(Debug, Clone)]
+pub struct RecommenderSpec {
+    pub interactions: Arc<FeatureView>,
+    pub engaged: Option<Filter>,
+    pub items: Option<Arc<FeatureView>>,
+    pub segment: Option<ResolvedRef>,
+    pub embedding_dim: usize,
+    pub ranker_features: Vec<String>,
+    pub ranker: String,
+    pub definition: RecommenderDef,
+    /// The file that declared it.
+    pub file: String,
+}
+
+impl RecommenderSpec {
+    /// The user's join key in the interactions view.
+    pub fn user_key(&self) -> &str {
+        &self.interactions.join_keys[0]
+    }
+
+    /// The item's join key in the interactions view.
+    pub fn item_key(&self) -> &str {
+        &self.interactions.join_keys[1]
+    }
+
+    /// Whether an interaction with these feature values (in the
+    /// interactions view's order, as computed) is engaged.
+    pub fn is_engaged(&self, values: &[Option<Value>]) -> bool {
+        match &self.engaged {
+            None => true,
+            Some(filter) => filter.passes(values.get(filter.feature).and_then(Option::as_ref)),
+        }
+    }
+}
+
+/// Compiles `def` against `registry` (the declaration of file `file`).
+pub fn compile(registry: &Registry, file: &str, def: &RecommenderDef) -> Result<RecommenderSpec> {
+    let fail = |message: String| StoreError::definition(file, format!("[recommender]: {message}"));
+    let interactions = registry
+        .view(&def.interactions)
+        .cloned()
+        .ok_or_else(|| fail(format!("unknown interactions view `{}`", def.interactions)))?;
+    if !interactions.is_events() || interactions.entities.len() < 2 {
+        return Err(fail(format!(
+            "interactions `{}` must be a kind = \"events\" view of (user, item) entities",
+            def.interactions
+        )));
+    }
+    let engaged = def
+        .engaged
+        .as_ref()
+        .map(|f| {
+            let column = |name: &str| {
+                interactions
+                    .feature_index(name)
+                    .ok_or_else(|| format!("`{name}` is not a feature of `{}`", interactions.label()))
+            };
+            compile_filter(&interactions, f, &column)
+        })
+        .transpose()
+        .map_err(|e| fail(format!("engaged: {e}")))?;
+    let items = def
+        .items
+        .as_ref()
+        .map(|name| {
+            let view = registry
+                .view(name)
+                .cloned()
+                .ok_or_else(|| fail(format!("unknown items view `{name}`")))?;
+            if view.entities != [interactions.entities[1].clone()] {
+                return Err(fail(format!(
+                    "items `{name}` must be keyed by the item entity `{}` alone",
+                    interactions.entities[1]
+                )));
+            }
+            Ok(view)
+        })
+        .transpose()?;
+    let segment = def
+        .segment
+        .as_ref()
+        .map(|r| registry.resolve(r, "segment").map_err(|e| fail(format!("segment: {e}"))))
+        .transpose()?;
+    for (i, r) in def.ranker_features.iter().enumerate() {
+        if r.split_once(':').is_some_and(|(view, _)| view == REQUEST_CONTEXT_VIEW) {
+            continue;
+        }
+        registry
+            .resolve(r, &format!("ranker_features[{i}]"))
+            .map_err(|e| fail(format!("ranker_features[{i}]: {e}")))?;
+    }
+    let ranker = def.ranker.clone().unwrap_or_else(|| "logistic".into());
+    if !matches!(ranker.as_str(), "logistic" | "gbdt") {
+        return Err(fail(format!("ranker `{ranker}` is not one of logistic, gbdt")));
+    }
+    Ok(RecommenderSpec {
+        interactions,
+        engaged,
+        items,
+        segment,
+        embedding_dim: def.embedding_dim.unwrap_or(32),
+        ranker_features: def.ranker_features.clone(),
+        ranker,
+        definition: def.clone(),
+        file: file.to_owned(),
+    })
+}
