@@ -182,8 +182,12 @@ pub struct FeedbackEvent {
     #[serde(rename = "type")]
     pub kind: String,
     pub timestamp: String,
-    /// Length of a play; shorter than the skip threshold (30 s) is a skip.
+    /// Length of a play; shorter than the skip threshold (30 s) is a skip
+    /// (unless the `[recommender]` declares its own engagement rule).
     pub played_seconds: Option<f64>,
+    /// Plays: raw features of the declared interactions view.
+    #[schema(value_type = Option<Object>)]
+    pub features: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

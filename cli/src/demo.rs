@@ -1,5 +1,6 @@
 //! The demo data set: a small generated music catalogue (users, albums,
-//! podcasts, playlists, listening statistics, interactions, embeddings)
+//! podcasts, playlists, listening statistics, interactions, embeddings,
+//! raw play events from which the store computes activity aggregations)
 //! pushed through the normal push path. Deterministic (fixed seed); event
 //! times are spread over the last days before now, so TTLs hold.
 
@@ -25,6 +26,7 @@ const GENRES: [&str; 8] = [
 ];
 const KINDS: [&str; 3] = ["album", "podcast", "playlist"];
 const COUNTRIES: [&str; 6] = ["SE", "US", "GB", "DE", "BR", "JP"];
+const DEVICES: [&str; 4] = ["mobile", "web", "tv", "tablet"];
 const AGE_BANDS: [&str; 5] = ["18-24", "25-34", "35-44", "45-54", "55+"];
 
 pub fn user_id(i: usize) -> String {
@@ -99,6 +101,24 @@ pub fn load(store: &FeatureStore) -> anyhow::Result<bool> {
                 "last_rating": rng.random_range(1..=5) as f64}));
         }
     }
+    // Raw listening events: the store computes the user_plays and
+    // item_plays aggregations from them. Each user leans towards two genres.
+    let mut plays = Vec::new();
+    for u in 0..USERS {
+        let favourite = [rng.random_range(0..GENRES.len()), rng.random_range(0..GENRES.len())];
+        for _ in 0..20 {
+            let item = loop {
+                let i = rng.random_range(0..ITEMS);
+                let genre = catalog[i]["genre"].as_str().unwrap_or_default();
+                if rng.random_bool(0.3) || favourite.iter().any(|f| GENRES[*f] == genre) {
+                    break i;
+                }
+            };
+            plays.push(json!({"user_id": user_id(u), "item_id": item_id(item),
+                "event_timestamp": ago(&mut rng, 24 * 30), "played_seconds": rng.random_range(1..1_200),
+                "device": DEVICES[rng.random_range(0..DEVICES.len())]}));
+        }
+    }
     views.push(("user_profile", profiles));
     views.push(("user_stats", stats));
     views.push(("user_embedding", user_vectors));
@@ -106,6 +126,7 @@ pub fn load(store: &FeatureStore) -> anyhow::Result<bool> {
     views.push(("item_stats", item_stats));
     views.push(("item_embedding", item_vectors));
     views.push(("user_item_stats", interactions));
+    views.push(("play", plays));
     for (view, rows) in views {
         for batch in rows.chunks(5_000) {
             store

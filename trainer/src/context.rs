@@ -16,26 +16,28 @@ use serde_json::json;
 use crate::movielens::GENRES;
 
 /// The feature refs the ranker reads, in the order [`vectorize`] expects.
-pub const CONTEXT_REFS: [&str; 9] = [
-    "ml_user_activity:plays_log",
-    "ml_user_activity:mean_rating",
-    "ml_item_activity:plays_log",
-    "ml_item_activity:plays",
-    "ml_item_activity:likes",
-    "ml_item_activity:mean_rating",
-    "ml_user_genres:affinity",
+pub const CONTEXT_REFS: [&str; 10] = [
+    "ml_user_ratings:plays_log",
+    "ml_user_ratings:rating_mean_all",
+    "ml_item_ratings:plays_log",
+    "ml_item_ratings:plays_all",
+    "ml_item_ratings:likes_all",
+    "ml_item_ratings:rating_mean_all",
+    "ml_user_ratings:genre_likes_all",
     "ml_item:genres",
     "ml_item:year",
+    "ml_user_ratings:genre_likes_30d",
 ];
 
 /// The model inputs [`vectorize`] produces, in order.
-pub const CONTEXT_FEATURES: [&str; 6] = [
+pub const CONTEXT_FEATURES: [&str; 7] = [
     "user_plays_log",
     "user_mean_rating",
     "item_plays_log",
     "item_like_rate",
     "item_mean_rating",
     "genre_affinity",
+    "recent_genre_affinity",
 ];
 
 /// A rating when nothing is known yet (the middle of MovieLens' scale).
@@ -51,9 +53,11 @@ fn number(value: Option<&Value>) -> Option<f64> {
 }
 
 /// Model inputs from the values of [`CONTEXT_REFS`] (missing values get
-/// defaults): the user's and item's activity so far, the item's smoothed
-/// like rate `(likes + 1) / (plays + 2)`, and the user×item genre affinity
-/// (the user's share of likes in the item's genres, summed).
+/// defaults): the user's and item's activity so far (declared aggregations
+/// over the ratings), the item's smoothed like rate
+/// `(likes + 1) / (plays + 2)`, and the user×item genre affinity (the
+/// user's share of likes in the item's genres, summed; the shares are the
+/// per-genre like counts over their total).
 pub fn vectorize(values: &[Option<Value>]) -> Vec<f64> {
     let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
     vectorize_refs(&refs)
@@ -65,15 +69,8 @@ pub fn vectorize_refs(values: &[Option<&Value>]) -> Vec<f64> {
     let get = |i: usize| values.get(i).copied().flatten();
     let item_plays = number(get(3)).unwrap_or(0.0);
     let item_likes = number(get(4)).unwrap_or(0.0);
-    let genre_affinity = match (get(6), get(7)) {
-        (Some(Value::FloatVector(affinity)), Some(Value::StringList(genres))) => genres
-            .iter()
-            .filter_map(|g| GENRES.iter().position(|k| k == g))
-            .filter_map(|i| affinity.get(i))
-            .map(|a| f64::from(*a))
-            .sum(),
-        _ => 0.0,
-    };
+    let genre_affinity = affinity(get(6), get(7));
+    let recent_genre_affinity = affinity(get(9), get(7));
     vec![
         number(get(0)).unwrap_or(0.0),
         number(get(1)).unwrap_or(NEUTRAL_RATING),
@@ -81,7 +78,25 @@ pub fn vectorize_refs(values: &[Option<&Value>]) -> Vec<f64> {
         (item_likes + 1.0) / (item_plays + 2.0),
         number(get(5)).unwrap_or(NEUTRAL_RATING),
         genre_affinity,
+        recent_genre_affinity,
     ]
+}
+
+/// The user's share of likes (per-genre like counts over their total) in
+/// the item's genres, summed.
+fn affinity(likes: Option<&Value>, genres: Option<&Value>) -> f64 {
+    match (likes, genres) {
+        (Some(Value::FloatVector(likes)), Some(Value::StringList(genres))) => {
+            let total = likes.iter().map(|c| f64::from(*c)).sum::<f64>().max(1.0);
+            genres
+                .iter()
+                .filter_map(|g| GENRES.iter().position(|k| k == g))
+                .filter_map(|i| likes.get(i))
+                .map(|c| f64::from(*c) / total)
+                .sum()
+        }
+        _ => 0.0,
+    }
 }
 
 /// A fetched row: the request and the raw values of [`CONTEXT_REFS`].
@@ -219,9 +234,10 @@ mod tests {
 
     #[test]
     fn vectorize_fills_defaults_and_sums_affinity_over_the_items_genres() {
-        let mut affinity = vec![0.0f32; 19];
-        affinity[1] = 0.5; // Action
-        affinity[8] = 0.25; // Drama
+        let mut likes = vec![0.0f32; 19];
+        likes[1] = 2.0; // Action
+        likes[8] = 1.0; // Drama
+        likes[3] = 1.0; // Animation
         let values = vec![
             Some(Value::Float64(2.0)),
             Some(Value::Float64(4.5)),
@@ -229,7 +245,7 @@ mod tests {
             Some(Value::Int64(8)),
             Some(Value::Int64(3)),
             None,
-            Some(Value::FloatVector(affinity)),
+            Some(Value::FloatVector(likes)),
             Some(Value::StringList(vec![
                 "Action".into(),
                 "Drama".into(),
@@ -239,11 +255,11 @@ mod tests {
         ];
         assert_eq!(
             vectorize(&values),
-            vec![2.0, 4.5, 0.0, 0.4, NEUTRAL_RATING, 0.75]
+            vec![2.0, 4.5, 0.0, 0.4, NEUTRAL_RATING, 0.75, 0.0]
         );
         assert_eq!(
             vectorize(&[]),
-            vec![0.0, NEUTRAL_RATING, 0.0, 0.5, NEUTRAL_RATING, 0.0]
+            vec![0.0, NEUTRAL_RATING, 0.0, 0.5, NEUTRAL_RATING, 0.0, 0.0]
         );
     }
 }

@@ -94,6 +94,12 @@ pub fn load_interactions(store: &FeatureStore, store_version: u64) -> Result<Int
             )));
         };
         let value = rating.and_then(|i| row.values[i].as_ref());
+        if rating.is_some() && value.is_none() {
+            // A play posted to /v1/events without a rating: it is in the
+            // feedback view too, with its engagement verdict, and counted
+            // from there.
+            continue;
+        }
         let rating = match value {
             Some(Value::Float64(r)) => *r as f32,
             Some(Value::Int64(r)) => *r as f32,

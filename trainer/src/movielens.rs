@@ -2,13 +2,15 @@
 //! `.item` and `.inter` files of RecBole's atomic format) into the store
 //! through the normal push path.
 //!
-//! Views (migrations/0006_movielens.toml): user attributes, item metadata,
-//! one `ml_rating` row per rating event (rating >= 4 = liked), and running
-//! aggregates per user and item pushed *as of each rating event*, so a
-//! point-in-time snapshot at time t sees exactly the ratings made up to t
-//! (a training row for the event at t should ask for t minus one second, so
-//! its own rating is not among its features). Rows are backfills: their
-//! created time is their event time.
+//! Views (migrations/0006_movielens.toml, 0012_movielens_events.toml): user
+//! attributes, item metadata, and one `ml_rating` event per rating
+//! (rating >= 4 = liked; its genres looked up from `ml_item` as of its time).
+//! Only raw events and attributes are pushed: the activity features (plays,
+//! likes, mean rating, genre likes so far) are aggregations the store
+//! computes, so a point-in-time snapshot at time t sees exactly the ratings
+//! made up to t (a training row for the event at t should ask for t minus
+//! one second, so its own rating is not among its features). Rows are
+//! backfills: their created time is their event time.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +20,7 @@ use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
 use reprise_store::FeatureStore;
 use serde_json::{json, Value as Json};
 
-/// MovieLens' genres, in the order of `ml_user_genres:affinity`.
+/// MovieLens' genres, in the order of `ml_user_ratings:genre_likes_all`.
 pub const GENRES: [&str; 19] = [
     "unknown",
     "Action",
@@ -121,26 +123,6 @@ fn ts(seconds: i64) -> String {
     format_rfc3339(seconds * MICROS_PER_SECOND)
 }
 
-#[derive(Default)]
-struct Running {
-    plays: i64,
-    likes: i64,
-    rating_sum: f64,
-}
-
-impl Running {
-    fn add(&mut self, rating: f64) {
-        self.plays += 1;
-        self.likes += i64::from(rating >= LIKE_THRESHOLD);
-        self.rating_sum += rating;
-    }
-
-    fn row(&self) -> Json {
-        json!({"plays": self.plays, "likes": self.likes, "mean_rating": self.rating_sum / self.plays as f64})
-    }
-}
-
-/// Buffers rows per view and pushes them in batches.
 struct Pusher<'a> {
     store: &'a FeatureStore,
     pending: HashMap<&'static str, Vec<Json>>,
@@ -164,12 +146,18 @@ impl Pusher<'_> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<u64> {
+    /// Pushes every pending row.
+    fn flush(&mut self) -> Result<()> {
         for (view, rows) in std::mem::take(&mut self.pending) {
             if !rows.is_empty() {
                 self.push(view, rows)?;
             }
         }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        self.flush()?;
         Ok(self.written)
     }
 }
@@ -200,19 +188,11 @@ pub fn import(store: &FeatureStore, dir: &Path, progress: &mut dyn FnMut(u64, u6
         )?;
     }
     let items_path = dir.join("ml-100k.item");
-    let mut item_genres: HashMap<String, Vec<usize>> = HashMap::new();
     for row in read_atomic(&items_path)? {
         let id = field(&row, "item_id", &items_path)?.to_owned();
         let genres: Vec<&str> = row.get("class").map_or(Vec::new(), |c| {
             c.split(' ').filter(|g| !g.is_empty()).collect()
         });
-        item_genres.insert(
-            id.clone(),
-            genres
-                .iter()
-                .filter_map(|g| GENRES.iter().position(|k| k == g))
-                .collect(),
-        );
         pusher.add(
             "ml_item",
             json!({"item_id": id, "event_timestamp": known_from, "title": row.get("movie_title"),
@@ -220,46 +200,18 @@ pub fn import(store: &FeatureStore, dir: &Path, progress: &mut dyn FnMut(u64, u6
         )?;
     }
 
+    // Attributes first: each rating's genres are looked up as of its time.
+    pusher.flush()?;
     let total = ratings.len() as u64;
-    let (mut users, mut items): (HashMap<&str, Running>, HashMap<&str, Running>) =
-        Default::default();
-    let mut genre_likes: HashMap<&str, [f64; 19]> = HashMap::new();
     for (done, rating) in ratings.iter().enumerate() {
         if done % 1000 == 0 {
             progress(done as u64, total);
         }
-        let when = ts(rating.timestamp);
-        let liked = rating.rating >= LIKE_THRESHOLD;
         pusher.add(
-            "ml_rating",
-            json!({"user_id": rating.user, "item_id": rating.item, "event_timestamp": when, "rating": rating.rating, "liked": liked}),
+            RATINGS_VIEW,
+            json!({"user_id": rating.user, "item_id": rating.item, "event_timestamp": ts(rating.timestamp),
+                   "rating": rating.rating, "liked": rating.rating >= LIKE_THRESHOLD}),
         )?;
-        let user = users.entry(&rating.user).or_default();
-        user.add(rating.rating);
-        let mut row = user.row();
-        row["user_id"] = json!(rating.user);
-        row["event_timestamp"] = json!(when);
-        pusher.add("ml_user_activity", row)?;
-
-        let item = items.entry(&rating.item).or_default();
-        item.add(rating.rating);
-        let mut row = item.row();
-        row["item_id"] = json!(rating.item);
-        row["event_timestamp"] = json!(when);
-        pusher.add("ml_item_activity", row)?;
-
-        if liked {
-            let counts = genre_likes.entry(&rating.user).or_insert([0.0; 19]);
-            for &g in item_genres.get(&rating.item).map_or(&[][..], Vec::as_slice) {
-                counts[g] += 1.0;
-            }
-            let total: f64 = counts.iter().sum::<f64>().max(1.0);
-            let affinity: Vec<f64> = counts.iter().map(|c| c / total).collect();
-            pusher.add(
-                "ml_user_genres",
-                json!({"user_id": rating.user, "event_timestamp": when, "affinity": affinity}),
-            )?;
-        }
     }
     progress(total, total);
     pusher.finish()

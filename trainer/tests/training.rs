@@ -216,12 +216,12 @@ fn a_run_is_reproducible_and_evaluating_its_model_gives_its_metrics() {
             .expect("a schema attachment"),
     )
     .unwrap();
-    assert!(schema.features.contains_key("ml_user_genres:affinity"));
-    assert!(schema.features["ml_item_activity:plays"].max.unwrap() >= 1.0);
+    assert!(schema.features.contains_key("ml_user_ratings:genre_likes_all"));
+    assert!(schema.features["ml_item_ratings:plays_all"].max.unwrap() >= 1.0);
     assert!(record
         .feature_refs
         .iter()
-        .any(|r| r == "ml_user_genres:affinity"));
+        .any(|r| r == "ml_user_ratings:genre_likes_all"));
     assert!(record
         .feature_refs
         .iter()

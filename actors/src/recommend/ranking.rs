@@ -234,7 +234,7 @@ impl Shared {
             .collect();
         item_views.sort_by_key(|v| v.id);
         item_views.dedup_by_key(|v| v.id);
-        let cacheable = item_views.iter().all(|v| v.ttl_micros == 0);
+        let cacheable = item_views.iter().all(|v| v.time_invariant());
         // Versions first: a write racing the read below makes the entry
         // stale at once rather than wrongly fresh.
         let versions: Vec<u64> = item_views

@@ -321,6 +321,8 @@ pub struct Event {
     /// RFC 3339.
     pub timestamp: String,
     pub played_seconds: Option<f64>,
+    /// Raw features of the interactions view (plays only).
+    pub features: serde_json::Map<String, Json>,
 }
 
 /// The `request_id` under which events without one are stored.
@@ -685,6 +687,9 @@ impl Recommender {
         let mut rows = Vec::with_capacity(events.len());
         let mut times = Vec::with_capacity(events.len());
         let mut verdicts = Vec::with_capacity(events.len());
+        let registry = store.registry();
+        let declared = registry.recommender();
+        let mut interactions = Vec::new();
         for (i, e) in events.iter().enumerate() {
             let field = |name: &str| format!("events[{i}].{name}");
             if !EVENT_TYPES.contains(&e.kind.as_str()) {
@@ -707,11 +712,22 @@ impl Recommender {
                 ActorError::invalid(field("timestamp"), "is not an RFC 3339 time")
             })?;
             times.push(at);
+            let long_enough = e
+                .played_seconds
+                .is_none_or(|s| s >= self.config.skip_threshold_seconds);
+            let mut declared_verdict = None;
+            if let Some(spec) = declared.filter(|_| e.kind == super::interactions::INTERACTION_EVENT) {
+                let (row, verdict) = super::interactions::interaction_row(spec, i, e, long_enough)?;
+                interactions.push(row);
+                declared_verdict = verdict;
+            } else if !e.features.is_empty() {
+                return Err(ActorError::invalid(
+                    field("features"),
+                    "only plays carry features, and only with a [recommender] declaration",
+                ));
+            }
             let engaged = match e.kind.as_str() {
-                "play" => Some(
-                    e.played_seconds
-                        .is_none_or(|s| s >= self.config.skip_threshold_seconds),
-                ),
+                "play" => Some(declared_verdict.unwrap_or(long_enough)),
                 "click" | "like" => Some(true),
                 "skip" => Some(false),
                 _ => None,
@@ -731,8 +747,17 @@ impl Recommender {
         if rows.is_empty() {
             return Ok(0);
         }
-        if store.registry().view("feedback").is_some() {
-            store.push("feedback", &rows, false)?;
+        // Feedback and the plays' interaction rows in one atomic write.
+        let mut batches: Vec<(&str, &[Json])> = Vec::with_capacity(2);
+        if registry.view("feedback").is_some() {
+            batches.push(("feedback", &rows));
+        }
+        let interactions_view = declared.map(|spec| spec.interactions.label());
+        if let Some(view) = interactions_view.as_deref().filter(|_| !interactions.is_empty()) {
+            batches.push((view, &interactions));
+        }
+        if !batches.is_empty() {
+            store.push_all(&batches, false)?;
         }
         if let Some(hook) = self.feedback_hook.get() {
             let served: Vec<bool> = events

@@ -28,9 +28,11 @@ fn text(event: &serde_json::Map<String, Json>, i: usize, name: &str) -> Result<S
 }
 
 /// Stores play/skip/click/like/impression events (joined to the
-/// served-feature log by request id and item); plays update the user's
-/// history, the candidate cache and the cold-start counts. A batch with a
-/// bad event writes nothing.
+/// served-feature log by request id and item); plays also become rows of
+/// the declared interactions view (their `features` object holds its raw
+/// features), in the same atomic write, so aggregations move at once, and
+/// update the user's history, the candidate cache and the cold-start
+/// counts. A batch with a bad event writes nothing.
 #[utoipa::path(post, path = "/v1/events", tag = "recommendations",
     request_body = schema::EventsRequest,
     responses((status = 200, body = EventsResponse),
@@ -57,7 +59,18 @@ pub(crate) async fn events(
             None | Some(Json::Null) => None,
             Some(_) => Some(text(e, i, "request_id")?),
         };
+        let features = match e.get("features") {
+            None | Some(Json::Null) => serde_json::Map::new(),
+            Some(Json::Object(map)) => map.clone(),
+            Some(_) => {
+                return Err(ApiError::bad_field(
+                    format!("events[{i}].features"),
+                    "must be an object of the interactions view's features",
+                ))
+            }
+        };
         parsed.push(Event {
+            features,
             request_id,
             user_id: text(e, i, "user_id")?,
             item_id: text(e, i, "item_id")?,

@@ -1,5 +1,6 @@
 //! `reprise import movielens` on a small generated data set in MovieLens'
-//! format: aggregates are as of each event, never ahead of it.
+//! format: the importer pushes raw ratings and attributes; the declared
+//! aggregations over them are as of each event, never ahead of it.
 
 use crate::server::{reprise, run_cli};
 
@@ -40,7 +41,7 @@ fn import_pushes_point_in_time_aggregates() {
         &[
             "snapshot",
             "--features",
-            "ml_user_activity:plays,ml_user_activity:likes,ml_item_activity:plays,ml_rating:liked,ml_user:age_band,ml_item:genres,ml_user_genres:affinity",
+            "ml_user_ratings:plays_all,ml_user_ratings:likes_all,ml_item_ratings:plays_all,ml_rating:liked,ml_user:age_band,ml_item:genres,ml_user_ratings:genre_likes_all,ml_rating:genres",
             "--entities",
             entities.to_str().unwrap(),
             "--out",
@@ -53,7 +54,7 @@ fn import_pushes_point_in_time_aggregates() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     // Just before user 1's first rating (t=900): nothing of it is visible.
-    assert_eq!(rows[0]["ml_user_activity__plays"], serde_json::Value::Null);
+    assert_eq!(rows[0]["ml_user_ratings__plays_all"], 0, "an empty window counts 0");
     assert_eq!(rows[0]["ml_rating__liked"], serde_json::Value::Null);
     assert_eq!(
         rows[0]["ml_user__age_band"], 1,
@@ -64,20 +65,26 @@ fn import_pushes_point_in_time_aggregates() {
         serde_json::json!(["Animation", "Children's", "Comedy"])
     );
     // At t=900: the rating (5, a like) is counted.
-    assert_eq!(rows[1]["ml_user_activity__plays"], 1);
-    assert_eq!(rows[1]["ml_user_activity__likes"], 1);
+    assert_eq!(rows[1]["ml_user_ratings__plays_all"], 1);
+    assert_eq!(rows[1]["ml_user_ratings__likes_all"], 1);
     assert_eq!(rows[1]["ml_rating__liked"], true);
-    let affinity = rows[1]["ml_user_genres__affinity"].as_array().unwrap();
-    assert!(
-        (affinity[3].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-6,
-        "Animation is a third of the likes"
+    let genre_likes = rows[1]["ml_user_ratings__genre_likes_all"].as_array().unwrap();
+    assert_eq!(
+        (genre_likes[3].as_f64(), genre_likes[1].as_f64()),
+        (Some(1.0), Some(0.0)),
+        "one like of an Animation movie, none of Action"
+    );
+    assert_eq!(
+        rows[1]["ml_rating__genres"],
+        serde_json::json!(["Animation", "Children's", "Comedy"]),
+        "the rating's genres were looked up from the catalogue"
     );
     // Item 10 at t=900 has one rating; user 2's (t=950) is not yet visible.
-    assert_eq!(rows[1]["ml_item_activity__plays"], 1);
+    assert_eq!(rows[1]["ml_item_ratings__plays_all"], 1);
     // Just before t=1000, user 1 has one play; at t=1000 two, still one like (rating 2 is a skip).
-    assert_eq!(rows[2]["ml_user_activity__plays"], 1);
-    assert_eq!(rows[3]["ml_user_activity__plays"], 2);
-    assert_eq!(rows[3]["ml_user_activity__likes"], 1);
+    assert_eq!(rows[2]["ml_user_ratings__plays_all"], 1);
+    assert_eq!(rows[3]["ml_user_ratings__plays_all"], 2);
+    assert_eq!(rows[3]["ml_user_ratings__likes_all"], 1);
     assert_eq!(rows[3]["ml_rating__liked"], false);
 }
 

@@ -223,17 +223,66 @@ fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
 fn the_served_feature_log_holds_what_the_model_saw() {
     let (_dir, server) = trained_server();
     check_served_log(&server, &server.recommend("2", 4));
-    // Item features change (a push to an item view): the next response's
-    // log, and the model, see the new values, not cached ones.
+    // Item features change (new rating events move the item's
+    // aggregations): the next response's log, and the model, see the new
+    // values, not cached ones.
     let item = item_ids(&server.recommend("2", 200))[0].clone();
+    let ratings: Vec<Json> = (0..5)
+        .map(|u| json!({"user_id": format!("new{u}"), "item_id": item, "event_timestamp": "2026-11-01T00:00:00Z", "rating": 1.0, "liked": false}))
+        .collect();
     let (status, pushed) = server.post("/v1/push",
-        &json!({"view": "ml_item_activity", "backfill": true, "rows": [
-            {"item_id": item, "event_timestamp": "2026-11-01T00:00:00Z", "plays": 999, "likes": 1, "mean_rating": 1.5}]}),
+        &json!({"view": "ml_rating", "backfill": true, "rows": ratings}),
     );
     assert_eq!(status, 200, "{pushed}");
     let body = server.recommend("2", 200);
     assert!(item_ids(&body).contains(&item));
     check_served_log(&server, &body);
+}
+
+/// A play posted to `/v1/events` is appended to the declared interactions
+/// view, so the user's and the item's aggregations move in the next online
+/// read, and the next recommendation logs (and ranks with) the new values.
+#[test]
+fn a_play_event_moves_the_aggregates_and_the_next_logged_vector() {
+    let (_dir, server) = trained_server();
+    let first = server.recommend("2", 200);
+    let item = item_ids(&first)[0].clone();
+    let refs = ["ml_user_ratings:plays_all", "ml_item_ratings:plays_all", "ml_item_ratings:likes_all"];
+    let read = |user: &str| {
+        let (status, body) = server.post(
+            "/v1/online-features",
+            &json!({"features": refs, "entities": [{"user_id": user, "item_id": item}]}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["rows"][0]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let before = read("listener");
+    let (status, body) = server.post("/v1/events", &json!({"events": [
+        {"user_id": "listener", "item_id": item, "type": "play", "timestamp": "2026-11-01T10:00:00Z",
+         "features": {"rating": 5.0, "liked": true}}]}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(read("listener"), vec![before[0] + 1, before[1] + 1, before[2] + 1]);
+    // A feature the interactions view does not have is refused, naming it.
+    let (status, body) = server.post("/v1/events", &json!({"events": [
+        {"user_id": "listener", "item_id": item, "type": "play", "timestamp": "2026-11-01T10:00:00Z",
+         "features": {"volume": 3}}]}));
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("events[0].features.volume")), "{body}");
+
+    let logged = |body: &Json| {
+        let request_id = body["request_id"].as_str().unwrap();
+        let (_, row) = server.post("/v1/online-features",
+            &json!({"features": ["served_item:features"], "entities": [{"request_id": request_id, "item_id": item}]}));
+        row["rows"][0]["values"][0].clone()
+    };
+    let second = server.recommend("2", 200);
+    assert!(item_ids(&second).contains(&item));
+    assert_ne!(logged(&first), logged(&second), "the item's new aggregates reach the logged vector");
+    check_served_log(&server, &second);
 }
 
 /// Every item of `body` was logged with position, model, score and the

@@ -286,8 +286,11 @@ fn a_preference_shift_drops_the_play_rate_triggers_a_retrain_and_recovers() {
     );
     let baseline = before.iter().sum::<f64>() / before.len() as f64;
     let trough = after.iter().map(|(r, _)| *r).fold(f64::INFINITY, f64::min);
+    // The drop is shallower than with features frozen at import: plays
+    // posted since the shift move the users' genre likes (all-time and
+    // last-30-days aggregations) under the old ranker too.
     assert!(
-        trough < baseline * 0.75,
+        trough < baseline * 0.8,
         "the shift drops the play rate: {after:?} vs {baseline}"
     );
     let promoted = promoted.unwrap_or_else(|| {
@@ -296,7 +299,7 @@ fn a_preference_shift_drops_the_play_rate_triggers_a_retrain_and_recovers() {
     let (recovered, models) = after.last().unwrap();
     assert_eq!(models, std::slice::from_ref(&promoted), "{after:?}");
     assert!(
-        *recovered > 0.5 && *recovered > trough + 0.3,
+        *recovered > 0.5 && *recovered > trough + 0.15,
         "{promoted} recovered to {recovered} from {trough} (baseline {baseline}): {after:?}"
     );
 }

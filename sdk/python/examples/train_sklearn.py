@@ -19,20 +19,20 @@ from sklearn.metrics import roc_auc_score
 
 from reprise import Client
 
-# MovieLens' genres in the order of `ml_user_genres:affinity`.
+# MovieLens' genres in the order of `ml_user_ratings:genre_likes_all`.
 GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
     "Thriller", "War", "Western",
 ]
 FEATURES = [
-    "ml_user_activity:plays",
-    "ml_user_activity:likes",
-    "ml_user_activity:mean_rating",
-    "ml_item_activity:plays",
-    "ml_item_activity:likes",
-    "ml_item_activity:mean_rating",
-    "ml_user_genres:affinity",
+    "ml_user_ratings:plays_all",
+    "ml_user_ratings:likes_all",
+    "ml_user_ratings:rating_mean_all",
+    "ml_item_ratings:plays_all",
+    "ml_item_ratings:likes_all",
+    "ml_item_ratings:rating_mean_all",
+    "ml_user_ratings:genre_likes_all",
     "ml_item:genres",
     "ml_item:year",
     "ml_user:age",
@@ -58,19 +58,20 @@ def model_inputs(df: pd.DataFrame) -> pd.DataFrame:
     """Like rates (smoothed) and the user's affinity to the item's genres."""
 
     def affinity(row) -> float:
-        vector, genres = row["ml_user_genres__affinity"], row["ml_item__genres"]
-        if vector is None or genres is None or len(vector) == 0:
+        likes, genres = row["ml_user_ratings__genre_likes_all"], row["ml_item__genres"]
+        if likes is None or genres is None or len(likes) == 0:
             return np.nan
-        return float(sum(vector[GENRES.index(g)] for g in genres if g in GENRES))
+        total = max(float(sum(likes)), 1.0)
+        return float(sum(likes[GENRES.index(g)] for g in genres if g in GENRES)) / total
 
     return pd.DataFrame(
         {
-            "user_plays": df["ml_user_activity__plays"],
-            "user_like_rate": (df["ml_user_activity__likes"] + 1) / (df["ml_user_activity__plays"] + 2),
-            "user_mean_rating": df["ml_user_activity__mean_rating"],
-            "item_plays": df["ml_item_activity__plays"],
-            "item_like_rate": (df["ml_item_activity__likes"] + 1) / (df["ml_item_activity__plays"] + 2),
-            "item_mean_rating": df["ml_item_activity__mean_rating"],
+            "user_plays": df["ml_user_ratings__plays_all"],
+            "user_like_rate": (df["ml_user_ratings__likes_all"] + 1) / (df["ml_user_ratings__plays_all"] + 2),
+            "user_mean_rating": df["ml_user_ratings__rating_mean_all"],
+            "item_plays": df["ml_item_ratings__plays_all"],
+            "item_like_rate": (df["ml_item_ratings__likes_all"] + 1) / (df["ml_item_ratings__plays_all"] + 2),
+            "item_mean_rating": df["ml_item_ratings__rating_mean_all"],
             "genre_affinity": df.apply(affinity, axis=1),
             "year": df["ml_item__year"],
             "age": df["ml_user__age"],

@@ -2,7 +2,7 @@
 
 >>> from reprise import Client
 >>> client = Client("http://127.0.0.1:8080")
->>> df = client.snapshot(entity_df, ["ml_user_activity:plays", "ml_item_activity:likes"])
+>>> df = client.snapshot(entity_df, ["ml_user_ratings:plays_all", "ml_item_ratings:likes_all"])
 """
 
 from .client import Client, RepriseError, RetryPolicy
