@@ -48,7 +48,14 @@ mod tests {
         assert!(!allowed(Some("k1"), "/v1/push", Some(b"k2")));
         assert!(!allowed(Some("k1"), "/v1/push", Some(b"k1 ")));
         // Deny by default: what is not literally open needs the key.
-        for path in ["/", "/v2/push", "//healthz", "/healthz/", "/HEALTHZ", "/x/../v1/push"] {
+        for path in [
+            "/",
+            "/v2/push",
+            "//healthz",
+            "/healthz/",
+            "/HEALTHZ",
+            "/x/../v1/push",
+        ] {
             assert!(!allowed(Some("k1"), path, None), "{path}");
         }
     }

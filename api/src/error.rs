@@ -132,6 +132,7 @@ fn train_status(e: &TrainError) -> (StatusCode, &'static str) {
         TrainError::Store(e) => store_status(e),
         TrainError::NoModel { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_model"),
         TrainError::NoInteractions { .. } => (StatusCode::CONFLICT, "no_training_data"),
+        TrainError::NoDeclaration => (StatusCode::CONFLICT, "no_recommender_declared"),
         TrainError::InvalidTrainingData(_) => (StatusCode::CONFLICT, "invalid_training_data"),
         TrainError::NotEnoughServedLog(_) => (StatusCode::CONFLICT, "not_enough_served_log"),
         TrainError::Config(_) => (StatusCode::BAD_REQUEST, "invalid_value"),

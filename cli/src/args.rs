@@ -178,13 +178,16 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "REPRISE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Load the demo data set first, unless it is there already.
-    #[arg(long)]
+    /// Load the demo music catalogue's data first (unless it is there
+    /// already) and train its declared recommender (unless a ranker is
+    /// stored). Needs the demo catalogue's migrations (`migrations/`).
+    #[arg(long, conflicts_with = "movielens")]
     pub demo: bool,
-    /// With `--demo`: also import MovieLens-100k from this directory and
-    /// train on it, unless a ranker is stored already
-    /// (`scripts/fetch-movielens` prints the directory).
-    #[arg(long, env = "REPRISE_MOVIELENS_DIR", requires = "demo")]
+    /// Import MovieLens-100k from this directory (unless imported) and train
+    /// on it (unless a ranker is stored) before serving; needs the MovieLens
+    /// catalogue's migrations (`--migrations catalogs/movielens/migrations`;
+    /// `scripts/fetch-movielens` prints the directory).
+    #[arg(long, env = "REPRISE_MOVIELENS_DIR")]
     pub movielens: Option<PathBuf>,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "REPRISE_MAX_BODY_BYTES", default_value_t = 64 << 20)]
@@ -346,7 +349,8 @@ pub struct SnapshotArgs {
     pub cutoff: String,
 }
 
-/// Opens the store and applies pending migrations.
+/// Opens the store, applies pending migrations and registers the server's
+/// own views.
 pub fn open_store(args: &StoreArgs) -> anyhow::Result<FeatureStore> {
     let store = FeatureStore::open(
         &args.data_dir,
@@ -361,6 +365,9 @@ pub fn open_store(args: &StoreArgs) -> anyhow::Result<FeatureStore> {
         .with_context(|| format!("applying migrations from {}", args.migrations.display()))?;
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), files = ?applied, "migrations applied");
+    }
+    if reprise_actors::system_views::ensure(&store)? {
+        tracing::info!("system views registered");
     }
     Ok(store)
 }

@@ -105,7 +105,10 @@ pub fn load(store: &FeatureStore) -> anyhow::Result<bool> {
     // item_plays aggregations from them. Each user leans towards two genres.
     let mut plays = Vec::new();
     for u in 0..USERS {
-        let favourite = [rng.random_range(0..GENRES.len()), rng.random_range(0..GENRES.len())];
+        let favourite = [
+            rng.random_range(0..GENRES.len()),
+            rng.random_range(0..GENRES.len()),
+        ];
         for _ in 0..20 {
             let item = loop {
                 let i = rng.random_range(0..ITEMS);

@@ -24,9 +24,10 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
     let store = crate::args::open_store(store_args)?;
     if args.demo {
         crate::demo::load(&store)?;
-        if let Some(dir) = &args.movielens {
-            crate::train_cmd::import_and_train_once(&store, dir)?;
-        }
+        crate::train_cmd::train_once(&store)?;
+    }
+    if let Some(dir) = &args.movielens {
+        crate::train_cmd::import_and_train_once(&store, dir)?;
     }
     let config = ServerConfig {
         listen: args.listen,

@@ -13,24 +13,30 @@ use serde_json::json;
 use crate::args::{self, EvaluateArgs, ExportServedArgs, StoreArgs, TrainArgs};
 use crate::progress;
 use reprise_store::FeatureStore;
-use reprise_trainer::movielens::RATINGS_VIEW;
 
-/// Imports MovieLens from `dir` (unless its ratings are in the store) and
-/// trains with the default parameters, unless a ranker is stored already.
+/// Imports MovieLens from `dir` (unless its ratings are in the store; the
+/// store's migrations must be the MovieLens catalogue's), then
+/// [`train_once`].
 pub fn import_and_train_once(store: &FeatureStore, dir: &Path) -> anyhow::Result<()> {
-    if reprise_trainer::model_io::latest(store, reprise_trainer::model_io::RANKER_KIND).is_ok() {
-        return Ok(());
-    }
-    let imported = store.view_history(RATINGS_VIEW, store.version())?;
+    let imported = store.view_history(reprise_trainer::movielens::RATINGS_VIEW, store.version())?;
     if imported.is_empty() {
         import_movielens(store, dir)?;
+    }
+    train_once(store)
+}
+
+/// Trains the declared recommender with the default parameters, unless a
+/// ranker is stored already.
+pub fn train_once(store: &FeatureStore) -> anyhow::Result<()> {
+    if reprise_trainer::model_io::latest(store, reprise_trainer::model_io::RANKER_KIND).is_ok() {
+        return Ok(());
     }
     let outcome = reprise_trainer::train(store, &TrainOptions::default(), &mut print_step)?;
     tracing::info!(
         ranker = %outcome.ranker_version,
         ndcg_at_10 = outcome.metrics.top_k.ndcg,
         precision_at_10 = outcome.metrics.top_k.precision,
-        "MovieLens demo model trained"
+        "demo model trained"
     );
     Ok(())
 }

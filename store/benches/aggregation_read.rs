@@ -81,7 +81,10 @@ fn bench(c: &mut Criterion) {
     let entity: Vec<Map<String, Json>> =
         vec![json!({"user_id": "u4242"}).as_object().unwrap().clone()];
     let row = store.online_features(&features, &entity).unwrap();
-    assert_eq!(row.rows[0].values[3], Some(reprise_store::Value::Int64(100)));
+    assert_eq!(
+        row.rows[0].values[3],
+        Some(reprise_store::Value::Int64(100))
+    );
     c.bench_function("online_read_1x12_aggregates_rocksdb", |b| {
         b.iter(|| store.online_features(&features, &entity).unwrap())
     });

@@ -35,11 +35,12 @@ pub struct RecommenderDef {
     /// A feature ref of item metadata that groups items into segments (for
     /// new-content candidates).
     pub segment: Option<String>,
+    /// The embedding size (not read yet: `reprise train --factors` sets it).
     pub embedding_dim: Option<usize>,
     /// Feature refs the ranker reads (request context included).
     #[serde(default)]
     pub ranker_features: Vec<String>,
-    /// `logistic` (default) or `gbdt`.
+    /// The ranker kind: `logistic` (the default, and the only one yet).
     pub ranker: Option<String>,
 }
 

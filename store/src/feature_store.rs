@@ -103,7 +103,11 @@ impl FeatureStore {
     /// it to keep derived data of a view until the view changes).
     /// For an aggregation, the answer is its source view's.
     pub fn view_write_version(&self, view_id: u32) -> u64 {
-        let view_id = match self.registry().view_by_id(view_id).and_then(|v| v.aggregation()) {
+        let view_id = match self
+            .registry()
+            .view_by_id(view_id)
+            .and_then(|v| v.aggregation())
+        {
             Some(spec) => spec.source.id,
             None => view_id,
         };
@@ -187,6 +191,18 @@ impl FeatureStore {
         Ok(self.version())
     }
 
+    /// [`register_definitions`](Self::register_definitions) unless `name`
+    /// is registered already; returns whether it was registered now.
+    pub fn ensure_definitions(&self, name: &str, source: &str) -> Result<bool> {
+        let file_name = format!("{}{name}", migrations::RUNTIME_PREFIX);
+        let records = migrations::applied(self.engine.as_ref())?;
+        if records.iter().any(|r| r.file_name == file_name) {
+            return Ok(false);
+        }
+        self.register_definitions(name, source)?;
+        Ok(true)
+    }
+
     fn apply_migration(&self, registry: &mut Registry, file: &MigrationFile) -> Result<()> {
         let definitions = DefinitionFile::parse(&file.source)
             .map_err(|e| StoreError::definition(&file.file_name, e))?;
@@ -198,9 +214,7 @@ impl FeatureStore {
             self.engine.as_ref(),
             &before,
             registry,
-            &mut |view, events| {
-                tracing::info!(file = %file.file_name, view, events, "backfilling aggregation index")
-            },
+            &mut |view, events| tracing::info!(file = %file.file_name, view, events, "backfilling aggregation index"),
         )?;
         if indexed > 0 {
             tracing::info!(file = %file.file_name, entries = indexed, "aggregation index backfilled");

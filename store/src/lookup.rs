@@ -36,8 +36,8 @@ impl FeatureStore {
                     version,
                     Cutoff::Event,
                 )?;
-                row.values[index] =
-                    found.and_then(|stored| lookup.view.compute(&stored).swap_remove(lookup.feature));
+                row.values[index] = found
+                    .and_then(|stored| lookup.view.compute(&stored).swap_remove(lookup.feature));
             }
         }
         Ok(())

@@ -163,8 +163,11 @@ impl FeatureStore {
                     store_version: version,
                     seq: seq as u32,
                 };
-                let groups =
-                    crate::aggregation::index::group_prefixes(pending.view.id, masks, &row.entity_key)?;
+                let groups = crate::aggregation::index::group_prefixes(
+                    pending.view.id,
+                    masks,
+                    &row.entity_key,
+                )?;
                 let bytes = RawRow {
                     event_ts: row.event_ts,
                     created_ts: if pending.backfill {
@@ -177,7 +180,11 @@ impl FeatureStore {
                 }
                 .encode();
                 for group in groups {
-                    batch.put(Cf::AggIndex, codec::history_key(&group, position), bytes.clone());
+                    batch.put(
+                        Cf::AggIndex,
+                        codec::history_key(&group, position),
+                        bytes.clone(),
+                    );
                 }
                 batch.put(
                     Cf::History,

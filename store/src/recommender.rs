@@ -50,6 +50,23 @@ impl RecommenderSpec {
     }
 }
 
+/// The two refs of a `affinity(COUNTS, CATEGORIES)` ranker feature entry
+/// (a declared user×item cross; see the trainer's `features.rs`).
+pub fn parse_affinity(entry: &str) -> Option<(&str, &str)> {
+    let inner = entry.trim().strip_prefix("affinity(")?.strip_suffix(')')?;
+    let (a, b) = inner.split_once(',')?;
+    Some((a.trim(), b.trim()))
+}
+
+/// The user's and the item's join keys: the declared interactions view's
+/// first and second (`user_id` and `item_id` without a declaration).
+pub fn join_keys(registry: &Registry) -> (String, String) {
+    match registry.recommender() {
+        Some(spec) => (spec.user_key().to_owned(), spec.item_key().to_owned()),
+        None => ("user_id".to_owned(), "item_id".to_owned()),
+    }
+}
+
 /// Compiles `def` against `registry` (the declaration of file `file`).
 pub fn compile(registry: &Registry, file: &str, def: &RecommenderDef) -> Result<RecommenderSpec> {
     let fail = |message: String| StoreError::definition(file, format!("[recommender]: {message}"));
@@ -68,9 +85,9 @@ pub fn compile(registry: &Registry, file: &str, def: &RecommenderDef) -> Result<
         .as_ref()
         .map(|f| {
             let column = |name: &str| {
-                interactions
-                    .feature_index(name)
-                    .ok_or_else(|| format!("`{name}` is not a feature of `{}`", interactions.label()))
+                interactions.feature_index(name).ok_or_else(|| {
+                    format!("`{name}` is not a feature of `{}`", interactions.label())
+                })
             };
             compile_filter(&interactions, f, &column)
         })
@@ -96,19 +113,33 @@ pub fn compile(registry: &Registry, file: &str, def: &RecommenderDef) -> Result<
     let segment = def
         .segment
         .as_ref()
-        .map(|r| registry.resolve(r, "segment").map_err(|e| fail(format!("segment: {e}"))))
+        .map(|r| {
+            registry
+                .resolve(r, "segment")
+                .map_err(|e| fail(format!("segment: {e}")))
+        })
         .transpose()?;
-    for (i, r) in def.ranker_features.iter().enumerate() {
-        if r.split_once(':').is_some_and(|(view, _)| view == REQUEST_CONTEXT_VIEW) {
-            continue;
+    for (i, entry) in def.ranker_features.iter().enumerate() {
+        let refs = match parse_affinity(entry) {
+            Some((counts, categories)) => vec![counts, categories],
+            None => vec![entry.as_str()],
+        };
+        for r in refs {
+            if r.split_once(':')
+                .is_some_and(|(view, _)| view == REQUEST_CONTEXT_VIEW)
+            {
+                continue;
+            }
+            registry
+                .resolve(r, &format!("ranker_features[{i}]"))
+                .map_err(|e| fail(format!("ranker_features[{i}]: {e}")))?;
         }
-        registry
-            .resolve(r, &format!("ranker_features[{i}]"))
-            .map_err(|e| fail(format!("ranker_features[{i}]: {e}")))?;
     }
     let ranker = def.ranker.clone().unwrap_or_else(|| "logistic".into());
-    if !matches!(ranker.as_str(), "logistic" | "gbdt") {
-        return Err(fail(format!("ranker `{ranker}` is not one of logistic, gbdt")));
+    if ranker != "logistic" {
+        return Err(fail(format!(
+            "ranker `{ranker}` is not supported yet (only `logistic`; gradient-boosted trees are planned)"
+        )));
     }
     Ok(RecommenderSpec {
         interactions,

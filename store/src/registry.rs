@@ -113,7 +113,9 @@ impl FeatureView {
     /// no TTL, and for an aggregation only all-time windows.
     pub fn time_invariant(&self) -> bool {
         match &self.kind {
-            ViewKind::Aggregation(spec) => spec.horizon == 0 && spec.columns.iter().all(|c| c.window == 0),
+            ViewKind::Aggregation(spec) => {
+                spec.horizon == 0 && spec.columns.iter().all(|c| c.window == 0)
+            }
             ViewKind::State | ViewKind::Events => self.ttl_micros == 0,
         }
     }
@@ -309,7 +311,11 @@ impl Registry {
             (None, None) => None,
         };
         if let Some((declared_in, def)) = declared {
-            next.recommender = Some(Arc::new(crate::recommender::compile(&next, &declared_in, &def)?));
+            next.recommender = Some(Arc::new(crate::recommender::compile(
+                &next,
+                &declared_in,
+                &def,
+            )?));
         }
         *self = next;
         Ok(())
@@ -376,16 +382,16 @@ impl Registry {
         let kind = match def.kind.as_deref() {
             None | Some("state") => ViewKind::State,
             Some("events") => ViewKind::Events,
-            Some(other) => {
-                return Err(fail(format!(
-                    "kind `{other}` is not one of state, events"
-                )))
-            }
+            Some(other) => return Err(fail(format!("kind `{other}` is not one of state, events"))),
         };
         if !def.lookup.is_empty() && !matches!(kind, ViewKind::Events) {
             return Err(fail("only kind = \"events\" views declare lookups".into()));
         }
-        if self.by_id.iter().any(|v| v.name == def.name && v.aggregation().is_some()) {
+        if self
+            .by_id
+            .iter()
+            .any(|v| v.name == def.name && v.aggregation().is_some())
+        {
             return Err(fail("the name is taken by an aggregation".into()));
         }
 

@@ -1,8 +1,7 @@
-//! The ranker's context features: which stored features it reads and the one
-//! function, [`vectorize`], that turns their values into model inputs. A
-//! training run reads them through a point-in-time snapshot
-//! ([`SnapshotContext`]); serving reads the same refs online and calls the
-//! same [`vectorize`].
+//! The ranker's context features in training: the declared ranker inputs
+//! ([`RankerInputs`]) read through point-in-time snapshots
+//! ([`SnapshotContext`]) and turned into model inputs by the same
+//! `vectorize` serving calls on online reads.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,93 +12,9 @@ use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
 use reprise_store::{FeatureStore, SnapshotSpec, Value};
 use serde_json::json;
 
-use crate::movielens::GENRES;
+use crate::features::RankerInputs;
 
-/// The feature refs the ranker reads, in the order [`vectorize`] expects.
-pub const CONTEXT_REFS: [&str; 10] = [
-    "ml_user_ratings:plays_log",
-    "ml_user_ratings:rating_mean_all",
-    "ml_item_ratings:plays_log",
-    "ml_item_ratings:plays_all",
-    "ml_item_ratings:likes_all",
-    "ml_item_ratings:rating_mean_all",
-    "ml_user_ratings:genre_likes_all",
-    "ml_item:genres",
-    "ml_item:year",
-    "ml_user_ratings:genre_likes_30d",
-];
-
-/// The model inputs [`vectorize`] produces, in order.
-pub const CONTEXT_FEATURES: [&str; 7] = [
-    "user_plays_log",
-    "user_mean_rating",
-    "item_plays_log",
-    "item_like_rate",
-    "item_mean_rating",
-    "genre_affinity",
-    "recent_genre_affinity",
-];
-
-/// A rating when nothing is known yet (the middle of MovieLens' scale).
-const NEUTRAL_RATING: f64 = 3.0;
-
-fn number(value: Option<&Value>) -> Option<f64> {
-    match value? {
-        Value::Int64(v) => Some(*v as f64),
-        Value::Float64(v) => Some(*v),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    }
-}
-
-/// Model inputs from the values of [`CONTEXT_REFS`] (missing values get
-/// defaults): the user's and item's activity so far (declared aggregations
-/// over the ratings), the item's smoothed like rate
-/// `(likes + 1) / (plays + 2)`, and the user×item genre affinity (the
-/// user's share of likes in the item's genres, summed; the shares are the
-/// per-genre like counts over their total).
-pub fn vectorize(values: &[Option<Value>]) -> Vec<f64> {
-    let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
-    vectorize_refs(&refs)
-}
-
-/// [`vectorize`] over borrowed values (the serving path assembles rows
-/// from shared user- and item-level values without cloning them).
-pub fn vectorize_refs(values: &[Option<&Value>]) -> Vec<f64> {
-    let get = |i: usize| values.get(i).copied().flatten();
-    let item_plays = number(get(3)).unwrap_or(0.0);
-    let item_likes = number(get(4)).unwrap_or(0.0);
-    let genre_affinity = affinity(get(6), get(7));
-    let recent_genre_affinity = affinity(get(9), get(7));
-    vec![
-        number(get(0)).unwrap_or(0.0),
-        number(get(1)).unwrap_or(NEUTRAL_RATING),
-        number(get(2)).unwrap_or(0.0),
-        (item_likes + 1.0) / (item_plays + 2.0),
-        number(get(5)).unwrap_or(NEUTRAL_RATING),
-        genre_affinity,
-        recent_genre_affinity,
-    ]
-}
-
-/// The user's share of likes (per-genre like counts over their total) in
-/// the item's genres, summed.
-fn affinity(likes: Option<&Value>, genres: Option<&Value>) -> f64 {
-    match (likes, genres) {
-        (Some(Value::FloatVector(likes)), Some(Value::StringList(genres))) => {
-            let total = likes.iter().map(|c| f64::from(*c)).sum::<f64>().max(1.0);
-            genres
-                .iter()
-                .filter_map(|g| GENRES.iter().position(|k| k == g))
-                .filter_map(|i| likes.get(i))
-                .map(|c| f64::from(*c) / total)
-                .sum()
-        }
-        _ => 0.0,
-    }
-}
-
-/// A fetched row: the request and the raw values of [`CONTEXT_REFS`].
+/// A fetched row: the request and the raw values of the inputs' refs.
 pub type KeptRow = (ContextRequest, Vec<Option<Value>>);
 
 /// Context from point-in-time snapshots pinned to one store version: each
@@ -108,6 +23,7 @@ pub type KeptRow = (ContextRequest, Vec<Option<Value>>);
 pub struct SnapshotContext<'a> {
     store: &'a FeatureStore,
     dataset: &'a Dataset,
+    inputs: &'a RankerInputs,
     store_version: u64,
     snapshots: Mutex<Vec<String>>,
     /// The raw values of every fetched row, when asked to keep them.
@@ -115,10 +31,16 @@ pub struct SnapshotContext<'a> {
 }
 
 impl<'a> SnapshotContext<'a> {
-    pub fn new(store: &'a FeatureStore, dataset: &'a Dataset, store_version: u64) -> Self {
+    pub fn new(
+        store: &'a FeatureStore,
+        dataset: &'a Dataset,
+        inputs: &'a RankerInputs,
+        store_version: u64,
+    ) -> Self {
         SnapshotContext {
             store,
             dataset,
+            inputs,
             store_version,
             snapshots: Mutex::new(Vec::new()),
             kept: None,
@@ -151,10 +73,11 @@ impl<'a> SnapshotContext<'a> {
         requests: &[ContextRequest],
     ) -> reprise_store::Result<Vec<Vec<Option<Value>>>> {
         let spec = SnapshotSpec {
-            features: CONTEXT_REFS.iter().map(|r| r.to_string()).collect(),
+            features: self.inputs.refs.clone(),
             as_of_version: Some(self.store_version),
             ..SnapshotSpec::default()
         };
+        let (user_key, item_key) = reprise_store::recommender::join_keys(&self.store.registry());
         // Many candidates share a time; format each time once.
         let mut times: HashMap<i64, String> = HashMap::new();
         let rows = requests.iter().map(|r| {
@@ -162,11 +85,11 @@ impl<'a> SnapshotContext<'a> {
                 .entry(r.as_of)
                 .or_insert_with(|| format_rfc3339(r.as_of * MICROS_PER_SECOND))
                 .clone();
-            Ok(json!({
-                "user_id": self.dataset.users[r.user as usize],
-                "item_id": self.dataset.items[r.item as usize],
-                "event_timestamp": time,
-            }))
+            let mut row = serde_json::Map::new();
+            row.insert(user_key.clone(), json!(self.dataset.users[r.user as usize]));
+            row.insert(item_key.clone(), json!(self.dataset.items[r.item as usize]));
+            row.insert("event_timestamp".to_owned(), json!(time));
+            Ok(serde_json::Value::Object(row))
         });
         let info = self.store.create_snapshot(&spec, rows)?;
         self.snapshots
@@ -184,7 +107,7 @@ impl<'a> SnapshotContext<'a> {
 
 impl ContextSource for SnapshotContext<'_> {
     fn names(&self) -> Vec<String> {
-        CONTEXT_FEATURES.iter().map(|s| s.to_string()).collect()
+        self.inputs.names()
     }
 
     fn fetch(&self, requests: &[ContextRequest]) -> Result<Vec<Vec<f64>>, ContextError> {
@@ -197,27 +120,30 @@ impl ContextSource for SnapshotContext<'_> {
                 .unwrap_or_else(|p| p.into_inner())
                 .extend(requests.iter().copied().zip(values.iter().cloned()));
         }
-        Ok(values.iter().map(|v| vectorize(v)).collect())
+        Ok(values
+            .iter()
+            .map(|v| self.inputs.vectorize_owned(v))
+            .collect())
     }
 }
 
 /// Columns of raw context values (by ref, JSON cells) of the rows of
-/// snapshot `id`: what a schema is inferred from.
+/// snapshot `id` (whose features are `refs`): what a schema is inferred
+/// from.
 pub fn snapshot_columns(
     store: &FeatureStore,
     id: &str,
+    refs: &[String],
 ) -> reprise_store::Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>> {
-    let mut columns: std::collections::BTreeMap<String, Vec<serde_json::Value>> = CONTEXT_REFS
-        .iter()
-        .map(|r| (r.to_string(), Vec::new()))
-        .collect();
+    let mut columns: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+        refs.iter().map(|r| (r.clone(), Vec::new())).collect();
     store.read_snapshot(id, |_, rows| {
         for row in rows {
-            for (r, v) in CONTEXT_REFS.iter().zip(row.values) {
+            for (r, v) in refs.iter().zip(row.values) {
                 let cell = v.map_or(serde_json::Value::Null, |v| {
                     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
                 });
-                columns.get_mut(*r).expect("one column per ref").push(cell);
+                columns.get_mut(r).expect("one column per ref").push(cell);
             }
         }
         Ok(())
@@ -227,39 +153,3 @@ pub fn snapshot_columns(
 
 /// The name under which a training snapshot's inferred schema is attached.
 pub const SCHEMA_ATTACHMENT: &str = "schema";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vectorize_fills_defaults_and_sums_affinity_over_the_items_genres() {
-        let mut likes = vec![0.0f32; 19];
-        likes[1] = 2.0; // Action
-        likes[8] = 1.0; // Drama
-        likes[3] = 1.0; // Animation
-        let values = vec![
-            Some(Value::Float64(2.0)),
-            Some(Value::Float64(4.5)),
-            None,
-            Some(Value::Int64(8)),
-            Some(Value::Int64(3)),
-            None,
-            Some(Value::FloatVector(likes)),
-            Some(Value::StringList(vec![
-                "Action".into(),
-                "Drama".into(),
-                "Nope".into(),
-            ])),
-            None,
-        ];
-        assert_eq!(
-            vectorize(&values),
-            vec![2.0, 4.5, 0.0, 0.4, NEUTRAL_RATING, 0.75, 0.0]
-        );
-        assert_eq!(
-            vectorize(&[]),
-            vec![0.0, NEUTRAL_RATING, 0.0, 0.5, NEUTRAL_RATING, 0.0, 0.0]
-        );
-    }
-}

@@ -1,7 +1,9 @@
 //! The interaction log a run learns from, at a pinned store version, as a
-//! [`Dataset`]: every row of the ratings view's history, plus every engaged
-//! play, click or like received as feedback on a catalogue item (the
-//! `feedback` view), so retraining learns from what users did since import.
+//! [`Dataset`]: every row of the declared interactions view's history
+//! (`[recommender] interactions`; plays posted to `/v1/events` are among
+//! them), plus every engaged click or like received as feedback on a
+//! catalogue item (the `feedback` view), so retraining learns from what
+//! users did since import.
 
 use std::collections::HashSet;
 
@@ -10,8 +12,11 @@ use reprise_store::time::MICROS_PER_SECOND;
 use reprise_store::{FeatureStore, Value};
 
 use crate::error::{Result, TrainError};
-use crate::movielens::{RATINGS_VIEW, RATING_FEATURE};
 use crate::served_log::FEEDBACK_VIEW;
+
+/// Feedback types whose engaged events are interactions besides the rows
+/// of the interactions view (plays are in that view already).
+const FEEDBACK_INTERACTIONS: [&str; 2] = ["click", "like"];
 
 /// Interactions with the store version they were read at.
 pub struct Interactions {
@@ -31,7 +36,7 @@ struct Row {
     rating: f32,
 }
 
-/// Engaged feedback on items of `catalogue`, as interactions (rating 5).
+/// Engaged clicks and likes on items of `catalogue`, as interactions.
 fn engaged_feedback(
     store: &FeatureStore,
     store_version: u64,
@@ -41,15 +46,20 @@ fn engaged_feedback(
     let Some(view) = registry.view(FEEDBACK_VIEW) else {
         return Ok(Vec::new());
     };
-    let (Some(user), Some(engaged)) =
-        (view.feature_index("user_id"), view.feature_index("engaged"))
-    else {
+    let (Some(user), Some(engaged), Some(kind)) = (
+        view.feature_index("user_id"),
+        view.feature_index("engaged"),
+        view.feature_index("type"),
+    ) else {
         return Ok(Vec::new());
     };
     let rows = store.view_history(&view.label(), store_version)?;
     Ok(rows
         .into_iter()
         .filter(|r| matches!(r.values.get(engaged), Some(Some(Value::Bool(true)))))
+        .filter(|r| {
+            matches!(r.values.get(kind), Some(Some(Value::String(k))) if FEEDBACK_INTERACTIONS.contains(&k.as_str()))
+        })
         .filter_map(|r| {
             let Some(Some(Value::String(user))) = r.values.get(user) else {
                 return None;
@@ -59,26 +69,20 @@ fn engaged_feedback(
                 user: user.clone(),
                 item: item.clone(),
                 seconds: r.event_ts.div_euclid(MICROS_PER_SECOND),
-                rating: 5.0,
+                rating: 1.0,
             })
         })
         .collect())
 }
 
-/// Reads the ratings view's history at `store_version` (one interaction per
-/// row: user, item, event time in seconds, rating) and the engaged feedback,
-/// in time order (ties by user and item id), so indices are assigned the
-/// same way every time.
+/// Reads the declared interactions view's history at `store_version` (one
+/// interaction per row: user, item, event time in seconds) and the engaged
+/// clicks and likes, in time order (ties by user and item id), so indices
+/// are assigned the same way every time.
 pub fn load_interactions(store: &FeatureStore, store_version: u64) -> Result<Interactions> {
     let registry = store.registry();
-    let view = registry
-        .view(RATINGS_VIEW)
-        .ok_or_else(|| TrainError::NoInteractions {
-            view: RATINGS_VIEW.into(),
-            version: store_version,
-        })?;
-    let label = view.label();
-    let rating = view.feature_index(RATING_FEATURE);
+    let spec = registry.recommender().ok_or(TrainError::NoDeclaration)?;
+    let label = spec.interactions.label();
     let rows = store.view_history(&label, store_version)?;
     if rows.is_empty() {
         return Err(TrainError::NoInteractions {
@@ -88,28 +92,20 @@ pub fn load_interactions(store: &FeatureStore, store_version: u64) -> Result<Int
     }
     let mut interactions = Vec::with_capacity(rows.len());
     for row in &rows {
-        let [user, item] = row.keys.as_slice() else {
+        let (Some(user), Some(item)) = (row.keys.first(), row.keys.get(1)) else {
             return Err(TrainError::Context(format!(
                 "{label} must have two entities (user, item)"
             )));
-        };
-        let value = rating.and_then(|i| row.values[i].as_ref());
-        if rating.is_some() && value.is_none() {
-            // A play posted to /v1/events without a rating: it is in the
-            // feedback view too, with its engagement verdict, and counted
-            // from there.
-            continue;
-        }
-        let rating = match value {
-            Some(Value::Float64(r)) => *r as f32,
-            Some(Value::Int64(r)) => *r as f32,
-            _ => 1.0,
         };
         interactions.push(Row {
             user: user.clone(),
             item: item.clone(),
             seconds: row.event_ts.div_euclid(MICROS_PER_SECOND),
-            rating,
+            rating: if spec.is_engaged(&row.values) {
+                1.0
+            } else {
+                0.0
+            },
         });
     }
     let catalogue: HashSet<&str> = rows.iter().map(|r| r.keys[1].as_str()).collect();

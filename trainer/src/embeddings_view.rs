@@ -7,22 +7,26 @@ use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
 use reprise_store::FeatureStore;
 use serde_json::{json, Value as Json};
 
-use crate::error::Result;
-use crate::movielens::{ITEM_EMBEDDING_VIEW, USER_EMBEDDING_VIEW};
+use crate::error::{Result, TrainError};
+
+/// The views a run's user and item factors are written to (one version per
+/// run), keyed by the declared interactions view's user and item entities.
+pub const USER_FACTORS_VIEW: &str = "user_factors";
+pub const ITEM_FACTORS_VIEW: &str = "item_factors";
 
 const PUSH_BATCH: usize = 5_000;
 
 /// The view versions a run wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingViews {
-    /// `ml_user_embedding@N`
+    /// `user_factors@N`
     pub users: String,
-    /// `ml_item_embedding@N`
+    /// `item_factors@N`
     pub items: String,
 }
 
 /// The definition file of version `version` of both embedding views.
-fn definition(version: u32, dim: usize, model: &str) -> String {
+fn definition(version: u32, dim: usize, model: &str, entities: (&str, &str)) -> String {
     let view = |name: &str, entity: &str| {
         format!(
             "[[feature_view]]\nname = \"{name}\"\nversion = {version}\nentities = [\"{entity}\"]\nttl = \"0\"\n\
@@ -32,8 +36,8 @@ fn definition(version: u32, dim: usize, model: &str) -> String {
     };
     format!(
         "{}\n{}",
-        view(USER_EMBEDDING_VIEW, "user"),
-        view(ITEM_EMBEDDING_VIEW, "item")
+        view(USER_FACTORS_VIEW, entities.0),
+        view(ITEM_FACTORS_VIEW, entities.1)
     )
 }
 
@@ -48,7 +52,13 @@ pub fn write(
     as_of: i64,
 ) -> Result<EmbeddingViews> {
     let registry = store.registry();
-    let next = [USER_EMBEDDING_VIEW, ITEM_EMBEDDING_VIEW]
+    let spec = registry.recommender().ok_or(TrainError::NoDeclaration)?;
+    let entities = (
+        spec.interactions.entities[0].clone(),
+        spec.interactions.entities[1].clone(),
+    );
+    let keys = (spec.user_key().to_owned(), spec.item_key().to_owned());
+    let next = [USER_FACTORS_VIEW, ITEM_FACTORS_VIEW]
         .iter()
         .filter_map(|v| registry.view(v).map(|v| v.version))
         .max()
@@ -57,16 +67,16 @@ pub fn write(
     let dim = users.1.ncols();
     store.register_definitions(
         &format!("embeddings_v{next}_{model}"),
-        &definition(next, dim, model),
+        &definition(next, dim, model, (&entities.0, &entities.1)),
     )?;
     let views = EmbeddingViews {
-        users: format!("{USER_EMBEDDING_VIEW}@{next}"),
-        items: format!("{ITEM_EMBEDDING_VIEW}@{next}"),
+        users: format!("{USER_FACTORS_VIEW}@{next}"),
+        items: format!("{ITEM_FACTORS_VIEW}@{next}"),
     };
     let when = format_rfc3339(as_of * MICROS_PER_SECOND);
     for (view, key, (ids, factors)) in [
-        (&views.users, "user_id", users),
-        (&views.items, "item_id", items),
+        (&views.users, keys.0.as_str(), users),
+        (&views.items, keys.1.as_str(), items),
     ] {
         let rows: Vec<Json> = ids
             .iter()

@@ -10,6 +10,10 @@ pub enum TrainError {
     NoInteractions { view: String, version: u64 },
     #[error("no `{kind}` model is stored: run `reprise train` first")]
     NoModel { kind: String },
+    #[error(
+        "the migrations declare no [recommender] (interactions view, ranker features): add one"
+    )]
+    NoDeclaration,
     #[error("model {version} cannot be loaded: {message}")]
     BadModel { version: String, message: String },
     #[error("{file}: {message}")]

@@ -110,7 +110,8 @@ pub fn evaluate(store: &FeatureStore, version: Option<&str>) -> Result<Evaluatio
     let dataset = &data.dataset;
     let split = chronological_split(&dataset.interactions, TRAIN_FRACTION);
     let model = crate::remap::load_ranker_onto(store, &record, dataset, &split.train)?;
-    let context = SnapshotContext::new(store, dataset, data.store_version);
+    let inputs = model_io::ranker_inputs(store, &record)?;
+    let context = SnapshotContext::new(store, dataset, &inputs, data.store_version);
     let pipeline = score_pipeline(&model, &split, &context)?;
     let most_popular = top_k(&MostPopular::fit(&split.train), &split, K);
     let knn = ItemKnn::fit(

@@ -17,6 +17,7 @@
 //!   is how a user×item cross is declared (a user's genre likes against an
 //!   item's genres).
 
+use reprise_store::recommender::parse_affinity;
 use reprise_store::registry::{Registry, ResolvedRef};
 use reprise_store::types::FeatureType;
 use reprise_store::Value;
@@ -31,7 +32,10 @@ pub const HASH_BUCKETS: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 enum Slot {
     Number(usize),
-    Vector { value: usize, dim: usize },
+    Vector {
+        value: usize,
+        dim: usize,
+    },
     Hashed(usize),
     Affinity {
         counts: usize,
@@ -52,12 +56,6 @@ pub struct RankerInputs {
     names: Vec<String>,
 }
 
-fn parse_affinity(entry: &str) -> Option<(&str, &str)> {
-    let inner = entry.trim().strip_prefix("affinity(")?.strip_suffix(')')?;
-    let (a, b) = inner.split_once(',')?;
-    Some((a.trim(), b.trim()))
-}
-
 impl RankerInputs {
     /// Compiles `declared` against `registry`.
     pub fn compile(registry: &Registry, declared: &[String]) -> Result<Self> {
@@ -69,19 +67,27 @@ impl RankerInputs {
         };
         for (i, entry) in declared.iter().enumerate() {
             let field = format!("ranker_features[{i}]");
-            let bad = |message: String| TrainError::Context(format!("{field} `{entry}`: {message}"));
+            let bad =
+                |message: String| TrainError::Context(format!("{field} `{entry}`: {message}"));
             if let Some((counts, categories)) = parse_affinity(entry) {
-                let counts_ref = registry.resolve(counts, &field).map_err(|e| bad(e.to_string()))?;
+                let counts_ref = registry
+                    .resolve(counts, &field)
+                    .map_err(|e| bad(e.to_string()))?;
                 let vocabulary = bucket_vocabulary(&counts_ref).ok_or_else(|| {
-                    bad(format!("`{counts}` is not a bucketed aggregation (bucket_by + vocabulary)"))
+                    bad(format!(
+                        "`{counts}` is not a bucketed aggregation (bucket_by + vocabulary)"
+                    ))
                 })?;
-                let categories_ref =
-                    registry.resolve(categories, &field).map_err(|e| bad(e.to_string()))?;
+                let categories_ref = registry
+                    .resolve(categories, &field)
+                    .map_err(|e| bad(e.to_string()))?;
                 if !matches!(
                     categories_ref.feature().feature_type,
                     FeatureType::String | FeatureType::StringList
                 ) {
-                    return Err(bad(format!("`{categories}` must be a string or string_list")));
+                    return Err(bad(format!(
+                        "`{categories}` must be a string or string_list"
+                    )));
                 }
                 let counts = inputs.reference(counts);
                 let categories = inputs.reference(categories);
@@ -93,7 +99,9 @@ impl RankerInputs {
                 inputs.names.push(entry.clone());
                 continue;
             }
-            let resolved = registry.resolve(entry, &field).map_err(|e| bad(e.to_string()))?;
+            let resolved = registry
+                .resolve(entry, &field)
+                .map_err(|e| bad(e.to_string()))?;
             let feature = resolved.feature();
             let value = inputs.reference(entry);
             match feature.feature_type {
@@ -106,7 +114,9 @@ impl RankerInputs {
                         bad("a float_vector ranker input needs a declared dim".into())
                     })?;
                     inputs.slots.push(Slot::Vector { value, dim });
-                    inputs.names.extend((0..dim).map(|d| format!("{entry}[{d}]")));
+                    inputs
+                        .names
+                        .extend((0..dim).map(|d| format!("{entry}[{d}]")));
                 }
                 FeatureType::String | FeatureType::StringList => {
                     inputs.slots.push(Slot::Hashed(value));
@@ -226,17 +236,17 @@ mod tests {
 
     const DEFINITIONS: &str = r#"
         [[entity]]
-        name = "listener"
-        join_key = "listener_id"
+        name = "person"
+        join_key = "person_id"
 
         [[entity]]
-        name = "show"
-        join_key = "show_id"
+        name = "clip"
+        join_key = "clip_id"
 
         [[feature_view]]
-        name = "shows"
+        name = "clips"
         version = 1
-        entities = ["show"]
+        entities = ["clip"]
         ttl = "0"
 
         [[feature_view.feature]]
@@ -248,10 +258,10 @@ mod tests {
         type = "int64"
 
         [[feature_view]]
-        name = "listen"
+        name = "hear"
         version = 1
         kind = "events"
-        entities = ["listener", "show"]
+        entities = ["person", "clip"]
         ttl = "0"
 
         [[feature_view.feature]]
@@ -260,13 +270,13 @@ mod tests {
 
         [[feature_view.lookup]]
         name = "topics"
-        ref = "shows:topics"
+        ref = "clips:topics"
 
         [[aggregation]]
         name = "taste"
         version = 1
-        source = "listen"
-        entities = ["listener"]
+        source = "hear"
+        entities = ["person"]
 
         [[aggregation.feature]]
         name = "topic_listens"
@@ -287,23 +297,30 @@ mod tests {
     #[test]
     fn every_kind_of_entry_becomes_its_inputs() {
         let declared: Vec<String> = [
-            "shows:minutes",
-            "affinity(taste:topic_listens_all, shows:topics)",
+            "clips:minutes",
+            "affinity(taste:topic_listens_all, clips:topics)",
             "taste:topic_listens_all",
-            "shows:topics",
+            "clips:topics",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let inputs = RankerInputs::compile(&registry(), &declared).unwrap();
-        assert_eq!(inputs.refs, ["shows:minutes", "taste:topic_listens_all", "shows:topics"]);
+        assert_eq!(
+            inputs.refs,
+            ["clips:minutes", "taste:topic_listens_all", "clips:topics"]
+        );
         assert_eq!(inputs.names().len(), 1 + 1 + 3 + HASH_BUCKETS);
         let counts = Value::FloatVector(vec![3.0, 1.0, 0.0]);
         let topics = Value::StringList(vec!["news".into(), "crime".into()]);
         let minutes = Value::Int64(42);
         let out = inputs.vectorize(&[Some(&minutes), Some(&counts), Some(&topics)]);
         assert_eq!(&out[..5], &[42.0, 0.75, 3.0, 1.0, 0.0]);
-        assert_eq!(out[5..].iter().sum::<f64>(), 2.0, "two topics hashed: {out:?}");
+        assert_eq!(
+            out[5..].iter().sum::<f64>(),
+            2.0,
+            "two topics hashed: {out:?}"
+        );
         // Missing values: zeros, never a shorter vector.
         let empty = inputs.vectorize(&[]);
         assert_eq!(empty, vec![0.0; inputs.names().len()]);
@@ -313,8 +330,14 @@ mod tests {
     fn bad_entries_are_explained() {
         for (entry, message) in [
             ("nope:x", "unknown feature view"),
-            ("affinity(shows:minutes, shows:topics)", "not a bucketed aggregation"),
-            ("affinity(taste:topic_listens_all, shows:minutes)", "must be a string"),
+            (
+                "affinity(clips:minutes, clips:topics)",
+                "not a bucketed aggregation",
+            ),
+            (
+                "affinity(taste:topic_listens_all, clips:minutes)",
+                "must be a string",
+            ),
         ] {
             let err = RankerInputs::compile(&registry(), &[entry.to_owned()]).unwrap_err();
             assert!(err.to_string().contains(message), "{entry}: {err}");

@@ -3,9 +3,10 @@
 //! Rules of this crate: it reads and writes only through
 //! [`reprise_store::FeatureStore`] (no HTTP, no actors); every run is pinned
 //! to one store version, so it can be repeated exactly; features reach the
-//! models only through [`context::vectorize`], the one function that turns
-//! stored feature values into the ranker's inputs (snapshots when training,
-//! online reads when serving).
+//! models only through [`features::RankerInputs::vectorize`], the one
+//! function that turns the stored values of the declared ranker features
+//! (`[recommender] ranker_features`) into the ranker's inputs (snapshots
+//! when training, online reads when serving).
 //!
 //! A run: the interaction log of a view's history → per-user chronological
 //! 75/25 split → the two-stage model (ALS, item-kNN, popularity, then a
@@ -19,6 +20,7 @@ pub mod data;
 pub mod embeddings_view;
 pub mod error;
 pub mod evaluate;
+pub mod features;
 pub mod model_io;
 pub mod movielens;
 pub mod remap;

@@ -16,6 +16,7 @@ use reprise_store::proto::{
 use reprise_store::FeatureStore;
 
 use crate::error::{Result, TrainError};
+use crate::features::RankerInputs;
 
 pub const EMBEDDINGS_KIND: &str = "embeddings";
 pub const RANKER_KIND: &str = "ranker";
@@ -68,12 +69,14 @@ pub fn save_embeddings(
     ))?)
 }
 
-/// Stores the pipeline; returns `ranker-N`.
+/// Stores the pipeline and the ranker inputs it was trained with (the
+/// declared entries); returns `ranker-N`.
 pub fn save_ranker(
     store: &FeatureStore,
     model: &TwoStage,
     dataset: &Dataset,
     embeddings_version: &str,
+    ranker_inputs: &[String],
     provenance: Provenance,
 ) -> Result<String> {
     let generators = &model.generators;
@@ -101,6 +104,7 @@ pub fn save_ranker(
             bias: model.ranker.bias,
         }),
         params_json: serde_json::to_string(&model.params).unwrap_or_default(),
+        ranker_inputs: ranker_inputs.to_vec(),
     };
     Ok(store.save_model(record(
         RANKER_KIND,
@@ -127,6 +131,27 @@ fn record(
         payload,
         ..ModelRecord::default()
     }
+}
+
+/// The ranker inputs a stored ranker was trained with, compiled against
+/// the registry as it is now (a ranker is served with its own inputs only).
+pub fn ranker_inputs(store: &FeatureStore, record: &ModelRecord) -> Result<RankerInputs> {
+    let payload = TwoStageModel::decode(record.payload.as_slice())
+        .map_err(|e| TrainError::bad_model(&record.version, e.to_string()))?;
+    if payload.ranker_inputs.is_empty() {
+        return Err(TrainError::bad_model(
+            &record.version,
+            "records no ranker features (trained before they were declared); train again",
+        ));
+    }
+    RankerInputs::compile(&store.registry(), &payload.ranker_inputs)
+}
+
+/// The ranker features the `[recommender]` declaration names now.
+pub fn declared_inputs(store: &FeatureStore) -> Result<RankerInputs> {
+    let registry = store.registry();
+    let declared = registry.recommender().ok_or(TrainError::NoDeclaration)?;
+    RankerInputs::compile(&registry, &declared.ranker_features)
 }
 
 /// The newest stored model of `kind`.

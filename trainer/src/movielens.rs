@@ -20,40 +20,13 @@ use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
 use reprise_store::FeatureStore;
 use serde_json::{json, Value as Json};
 
-/// MovieLens' genres, in the order of `ml_user_ratings:genre_likes_all`.
-pub const GENRES: [&str; 19] = [
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-];
-
 /// A rating >= this is a like (an engaged play); lower is a skip.
 pub const LIKE_THRESHOLD: f64 = 4.0;
 
 /// The view holding one row per rating event (user × item).
 pub const RATINGS_VIEW: &str = "ml_rating";
-pub const RATING_FEATURE: &str = "rating";
 
-/// The embedding views a training run writes a new version of.
-pub const USER_EMBEDDING_VIEW: &str = "ml_user_embedding";
-pub const ITEM_EMBEDDING_VIEW: &str = "ml_item_embedding";
-
+/// Rows per push batch.
 const BATCH: usize = 10_000;
 
 /// One rating event.

@@ -128,7 +128,9 @@ pub fn execute(
         Some(version) => {
             let record = store.load_model(version)?;
             let model = load_ranker_onto(store, &record, &data.dataset, &split.train)?;
-            let context = SnapshotContext::new(store, &data.dataset, outcome.store_version);
+            let inputs = crate::model_io::ranker_inputs(store, &record)?;
+            let context =
+                SnapshotContext::new(store, &data.dataset, &inputs, outcome.store_version);
             score_pipeline(&model, &split, &context)?.as_map()
         }
         None => HashMap::new(),

@@ -12,7 +12,7 @@ use reprise_store::FeatureStore;
 use reprise_validation::schema::{check, infer, AnomalyKind, Schema};
 use serde::{Deserialize, Serialize};
 
-use crate::context::{SnapshotContext, CONTEXT_REFS};
+use crate::context::SnapshotContext;
 use crate::data::load_interactions;
 use crate::embeddings_view::{self, EmbeddingViews};
 use crate::error::{Result, TrainError};
@@ -94,11 +94,16 @@ pub struct TrainOutcome {
 /// blocking anomaly is an error, the others come back as warnings. The
 /// context's own inferred schema is kept with the snapshot: the validation
 /// monitors and the next run check data against it.
-fn validate(store: &FeatureStore, id: &str, expected: Option<&Schema>) -> Result<Vec<String>> {
+fn validate(
+    store: &FeatureStore,
+    id: &str,
+    refs: &[String],
+    expected: Option<&Schema>,
+) -> Result<Vec<String>> {
     if id.is_empty() {
         return Ok(Vec::new());
     }
-    let columns = crate::context::snapshot_columns(store, id)?;
+    let columns = crate::context::snapshot_columns(store, id, refs)?;
     let (blocking, warnings): (Vec<_>, Vec<_>) = expected
         .map(|schema| check(schema, &columns))
         .unwrap_or_default()
@@ -145,7 +150,8 @@ pub fn train(
     let split = chronological_split(&dataset.interactions, TRAIN_FRACTION);
     step("load interactions", &mut steps, progress);
 
-    let context = SnapshotContext::new(store, dataset, store_version);
+    let inputs = model_io::declared_inputs(store)?;
+    let context = SnapshotContext::new(store, dataset, &inputs, store_version);
     let (users, items) = (dataset.user_count(), dataset.item_count());
     let params = options.params.clone();
     let ranker_data = RankerData::build(&split.train, users, items, &params, &context)
@@ -156,6 +162,7 @@ pub fn train(
     let schema_warnings = validate(
         store,
         &training_snapshot_id,
+        &inputs.refs,
         options.expected_schema.as_ref(),
     )?;
     step("validate", &mut steps, progress);
@@ -201,7 +208,7 @@ pub fn train(
         (&dataset.items, &als.items),
         trained_until,
     )?;
-    let mut feature_refs: Vec<String> = CONTEXT_REFS.iter().map(|r| r.to_string()).collect();
+    let mut feature_refs: Vec<String> = inputs.refs.clone();
     feature_refs.push(format!("{users}:vector"));
     feature_refs.push(format!("{items}:vector"));
     let ranker_version = model_io::save_ranker(
@@ -209,6 +216,7 @@ pub fn train(
         &model,
         dataset,
         &embeddings_version,
+        &inputs.declared,
         Provenance {
             store_version,
             training_snapshot_id: training_snapshot_id.clone(),

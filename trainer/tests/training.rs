@@ -42,7 +42,15 @@ fn generate() -> Generated {
 fn loaded_store(data: &Generated) -> FeatureStore {
     let store = FeatureStore::in_memory(StoreConfig::default()).unwrap();
     store
-        .migrate(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations"))
+        .migrate(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalogs/movielens/migrations"))
+        .unwrap();
+    // The server's own views (feedback, served log, runs), as the server
+    // registers them.
+    store
+        .ensure_definitions(
+            "system-views-v1",
+            include_str!("../../actors/src/system_views.toml"),
+        )
         .unwrap();
     movielens::import(&store, data.dir.path(), &mut |_, _| {}).unwrap();
     store
@@ -87,7 +95,9 @@ fn every_training_row_sees_only_values_from_before_its_labels() {
     let dataset = &interactions.dataset;
     assert_eq!(dataset.interactions.len(), data.ratings.len());
     let split = chronological_split(&dataset.interactions, 0.75);
-    let context = SnapshotContext::new(&store, dataset, store.version()).keeping_rows();
+    let inputs = model_io::declared_inputs(&store).unwrap();
+    let slot = |name: &str| inputs.refs.iter().position(|r| r == name).unwrap();
+    let context = SnapshotContext::new(&store, dataset, &inputs, store.version()).keeping_rows();
     fit(&split, dataset, &context);
     let rows = context.kept_rows();
     assert!(rows.len() > 100, "{} training rows", rows.len());
@@ -126,25 +136,30 @@ fn every_training_row_sees_only_values_from_before_its_labels() {
             .iter()
             .filter(|r| r.1 == item && r.3 <= request.as_of && r.2 >= 4)
             .count();
-        let expect_user = (user_plays > 0).then(|| Value::Float64((user_plays as f64).ln_1p()));
         assert_eq!(
-            values[0], expect_user,
+            values[slot("ml_user_ratings:plays_log")],
+            Some(Value::Float64((user_plays as f64).ln_1p())),
             "user {user} plays_log at {}",
             request.as_of
         );
-        let expect_item = (item_plays > 0).then_some(Value::Int64(item_plays as i64));
         assert_eq!(
-            values[3], expect_item,
+            values[slot("ml_item_ratings:plays_log")],
+            Some(Value::Float64((item_plays as f64).ln_1p())),
             "item {item} plays at {}",
             request.as_of
         );
-        let expect_likes = (item_plays > 0).then_some(Value::Int64(item_likes as i64));
+        let like_rate = if item_plays > 0 {
+            item_likes as f64 / item_plays as f64
+        } else {
+            0.5
+        };
         assert_eq!(
-            values[4], expect_likes,
-            "item {item} likes at {}",
+            values[slot("ml_item_ratings:like_rate")],
+            Some(Value::Float64(like_rate)),
+            "item {item} like rate at {}",
             request.as_of
         );
-        non_empty += usize::from(values[0].is_some());
+        non_empty += usize::from(user_plays > 0);
     }
     assert!(non_empty > rows.len() / 2, "most rows have user history");
 }
@@ -216,8 +231,10 @@ fn a_run_is_reproducible_and_evaluating_its_model_gives_its_metrics() {
             .expect("a schema attachment"),
     )
     .unwrap();
-    assert!(schema.features.contains_key("ml_user_ratings:genre_likes_all"));
-    assert!(schema.features["ml_item_ratings:plays_all"].max.unwrap() >= 1.0);
+    assert!(schema
+        .features
+        .contains_key("ml_user_ratings:genre_likes_all"));
+    assert!(schema.features["ml_item_ratings:plays_log"].max.unwrap() > 0.0);
     assert!(record
         .feature_refs
         .iter()
@@ -225,7 +242,7 @@ fn a_run_is_reproducible_and_evaluating_its_model_gives_its_metrics() {
     assert!(record
         .feature_refs
         .iter()
-        .any(|r| r == "ml_item_embedding@1:vector"));
+        .any(|r| r == "item_factors@1:vector"));
     assert_eq!(record.metrics["ndcg@10"], first.metrics.top_k.ndcg);
     assert!(record.code_version.starts_with("reprise-trainer"));
     assert!(evaluate(&store, Some("ranker-9")).is_err());
@@ -238,7 +255,8 @@ fn a_saved_ranker_loads_by_version_and_scores_identically() {
     let interactions = load_interactions(&store, store.version()).unwrap();
     let dataset = &interactions.dataset;
     let split = chronological_split(&dataset.interactions, 0.75);
-    let context = SnapshotContext::new(&store, dataset, store.version());
+    let inputs = model_io::declared_inputs(&store).unwrap();
+    let context = SnapshotContext::new(&store, dataset, &inputs, store.version());
     let model = fit(&split, dataset, &context);
     let embeddings = model_io::save_embeddings(
         &store,
@@ -248,8 +266,15 @@ fn a_saved_ranker_loads_by_version_and_scores_identically() {
         Provenance::default(),
     )
     .unwrap();
-    let version =
-        model_io::save_ranker(&store, &model, dataset, &embeddings, Provenance::default()).unwrap();
+    let version = model_io::save_ranker(
+        &store,
+        &model,
+        dataset,
+        &embeddings,
+        &inputs.declared,
+        Provenance::default(),
+    )
+    .unwrap();
     let loaded = reprise_trainer::remap::load_ranker_onto(
         &store,
         &store.load_model(&version).unwrap(),
@@ -277,9 +302,9 @@ fn each_run_writes_its_factors_as_a_new_embedding_view_version() {
     };
     let first = train(&store, &options, &mut |_| {}).unwrap();
     let second = train(&store, &options, &mut |_| {}).unwrap();
-    assert_eq!(first.item_embedding_view, "ml_item_embedding@1");
-    assert_eq!(second.item_embedding_view, "ml_item_embedding@2");
-    assert_eq!(second.user_embedding_view, "ml_user_embedding@2");
+    assert_eq!(first.item_embedding_view, "item_factors@1");
+    assert_eq!(second.item_embedding_view, "item_factors@2");
+    assert_eq!(second.user_embedding_view, "user_factors@2");
 
     let interactions = load_interactions(&store, store.version()).unwrap();
     let als = model_io::load_embeddings(&store, &first.embeddings_version, &interactions.dataset)
@@ -288,7 +313,7 @@ fn each_run_writes_its_factors_as_a_new_embedding_view_version() {
     let entity: Map<String, serde_json::Value> =
         json!({"item_id": item}).as_object().unwrap().clone();
     let online = store
-        .online_features(&["ml_item_embedding@1:vector".to_owned()], &[entity])
+        .online_features(&["item_factors@1:vector".to_owned()], &[entity])
         .unwrap();
     assert_eq!(
         online.rows[0].values[0],
@@ -296,7 +321,7 @@ fn each_run_writes_its_factors_as_a_new_embedding_view_version() {
         "the stored vector is the model's factor row"
     );
     let registry = store.registry();
-    assert_eq!(registry.view("ml_item_embedding").unwrap().version, 2);
+    assert_eq!(registry.view("item_factors").unwrap().version, 2);
 }
 
 #[path = "training/retraining.rs"]

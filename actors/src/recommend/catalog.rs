@@ -8,11 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use reprise_store::{FeatureStore, Value};
+use reprise_trainer::embeddings_view::{ITEM_FACTORS_VIEW, USER_FACTORS_VIEW};
+use reprise_trainer::features::RankerInputs;
 use reprise_trainer::model_io::{self, RANKER_KIND};
-use reprise_trainer::movielens::{ITEM_EMBEDDING_VIEW, USER_EMBEDDING_VIEW};
 
-/// Where items' genres and release years are read.
-const ITEM_METADATA_VIEW: &str = "ml_item";
 use reprise_trainer::serving::ServingModel;
 
 use super::ann::AnnIndex;
@@ -22,15 +21,19 @@ use crate::error::ActorError;
 pub struct LoadedModel {
     pub model: ServingModel,
     pub index: AnnIndex,
-    /// `ml_user_embedding@N:vector`: where users' vectors are read online.
+    /// `user_factors@N:vector`: where users' vectors are read online.
     pub user_vector_ref: String,
-    /// Each item's genres (from the store's item metadata), by item index.
+    /// Each item's segments (the declared segment feature), by item index.
     pub item_genres: Vec<Vec<String>>,
-    /// Items of each genre, newest release first (then most popular).
+    /// Items of each segment, newest catalogue row first (then most
+    /// popular).
     pub by_genre: HashMap<String, Vec<u32>>,
     /// Item-level context values by item index, each tagged with the write
     /// versions of the views it was read from (see `ranking.rs`).
     pub item_context: RwLock<Vec<Option<Arc<ItemContext>>>>,
+    /// The declared ranker inputs it was trained with (it is served with
+    /// these only).
+    pub inputs: RankerInputs,
 }
 
 /// An item's context values as read online, and the write versions of
@@ -40,49 +43,50 @@ pub struct ItemContext {
     pub values: Vec<Option<Value>>,
 }
 
-/// Each item's genres, and the items of each genre (newest first).
+/// Each item's segments, and the items of each segment (newest first).
 type ItemMetadata = (Vec<Vec<String>>, HashMap<String, Vec<u32>>);
 
-/// Item metadata for the metadata candidates: genres and release year of
-/// every item of `model`, from the `ml_item` view (latest row per item).
+/// Item metadata for the segment candidates: each item's segments (the
+/// declared `[recommender] segment` feature, a string or string_list of the
+/// items' view; latest row per item) and the items of each segment, newest
+/// catalogue row first (then most popular).
 fn item_metadata(store: &FeatureStore, model: &ServingModel) -> Result<ItemMetadata, ActorError> {
-    let mut genres = vec![Vec::new(); model.item_count()];
-    let mut years = vec![0i64; model.item_count()];
-    let rows = match store.view_history(ITEM_METADATA_VIEW, store.version()) {
-        Ok(rows) => rows,
-        Err(reprise_store::StoreError::UnknownView { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
+    let mut segments = vec![Vec::new(); model.item_count()];
+    let mut times = vec![i64::MIN; model.item_count()];
     let registry = store.registry();
-    let view = registry.view(ITEM_METADATA_VIEW);
-    let genre_slot = view.and_then(|v| v.feature_index("genres"));
-    let year_slot = view.and_then(|v| v.feature_index("year"));
-    for row in rows {
-        let Some(i) = row.keys.first().and_then(|id| model.item_index(id)) else {
-            continue;
-        };
-        if let Some(Some(Value::StringList(g))) = genre_slot.map(|s| &row.values[s]) {
-            genres[i as usize] = g.clone();
-        }
-        if let Some(Some(Value::Int64(y))) = year_slot.map(|s| &row.values[s]) {
-            years[i as usize] = *y;
+    let segment = registry
+        .recommender()
+        .and_then(|spec| spec.segment.clone())
+        .filter(|s| s.view.entities.len() == 1);
+    if let Some(segment) = segment {
+        // Ordered by item, then time: the last row of an item wins.
+        for row in store.view_history(&segment.view.label(), store.version())? {
+            let Some(i) = row.keys.first().and_then(|id| model.item_index(id)) else {
+                continue;
+            };
+            segments[i as usize] = match &row.values[segment.feature] {
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::StringList(list)) => list.clone(),
+                _ => Vec::new(),
+            };
+            times[i as usize] = row.event_ts;
         }
     }
-    let mut by_genre: HashMap<String, Vec<u32>> = HashMap::new();
-    for (i, list) in genres.iter().enumerate() {
+    let mut by_segment: HashMap<String, Vec<u32>> = HashMap::new();
+    for (i, list) in segments.iter().enumerate() {
         for g in list {
-            by_genre.entry(g.clone()).or_default().push(i as u32);
+            by_segment.entry(g.clone()).or_default().push(i as u32);
         }
     }
-    for items in by_genre.values_mut() {
+    for items in by_segment.values_mut() {
         items.sort_by(|a, b| {
-            years[*b as usize]
-                .cmp(&years[*a as usize])
+            times[*b as usize]
+                .cmp(&times[*a as usize])
                 .then(model.popularity(*b).cmp(&model.popularity(*a)))
                 .then(a.cmp(b))
         });
     }
-    Ok((genres, by_genre))
+    Ok((segments, by_segment))
 }
 
 /// The embedding view (`name@N`) of `view_name` among a model's refs.
@@ -99,8 +103,9 @@ impl LoadedModel {
     pub fn load(store: &FeatureStore, version: &str) -> Result<Self, ActorError> {
         let record = store.load_model(version)?;
         let model = ServingModel::load(store, version)?;
-        let item_view = embedding_view(&record.feature_refs, ITEM_EMBEDDING_VIEW);
-        let user_view = embedding_view(&record.feature_refs, USER_EMBEDDING_VIEW);
+        let inputs = model_io::ranker_inputs(store, &record)?;
+        let item_view = embedding_view(&record.feature_refs, ITEM_FACTORS_VIEW);
+        let user_view = embedding_view(&record.feature_refs, USER_FACTORS_VIEW);
         let (Some(item_view), Some(user_view)) = (item_view, user_view) else {
             return Err(ActorError::invalid(
                 "model",
@@ -141,6 +146,7 @@ impl LoadedModel {
             item_context: RwLock::new(vec![None; item_genres.len()]),
             item_genres,
             by_genre,
+            inputs,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Users' played items, loaded from the ratings view's history at start-up
+//! Users' played items, loaded from the declared interactions view's history at start-up
 //! and appended to as play events arrive, so a new user moves from the
 //! cold-start path to the main path after their first plays.
 
@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use reprise_store::FeatureStore;
-use reprise_trainer::movielens::RATINGS_VIEW;
 
 use crate::error::ActorError;
 
@@ -19,10 +18,13 @@ impl Histories {
     /// Every user's items from the ratings view, in time order (empty when
     /// the view holds nothing).
     pub fn load(store: &FeatureStore) -> Result<Self, ActorError> {
-        let mut rows = match store.view_history(RATINGS_VIEW, store.version()) {
-            Ok(rows) => rows,
-            Err(reprise_store::StoreError::UnknownView { .. }) => Vec::new(),
-            Err(e) => return Err(e.into()),
+        let interactions = store
+            .registry()
+            .recommender()
+            .map(|spec| spec.interactions.label());
+        let mut rows = match interactions {
+            Some(view) => store.view_history(&view, store.version())?,
+            None => Vec::new(),
         };
         rows.sort_by(|a, b| (a.event_ts, &a.keys).cmp(&(b.event_ts, &b.keys)));
         let histories = Histories::default();

@@ -36,7 +36,10 @@ pub fn interaction_row(
         if view.feature_index(name).is_none() {
             return Err(ActorError::invalid(
                 format!("events[{index}].features.{name}"),
-                format!("`{name}` is not a feature of the interactions view `{}`", view.name),
+                format!(
+                    "`{name}` is not a feature of the interactions view `{}`",
+                    view.name
+                ),
             ));
         }
         row.insert(name.clone(), value.clone());
@@ -53,7 +56,8 @@ pub fn interaction_row(
     }
     if let Some(filter) = &spec.engaged {
         let feature = &view.features[filter.feature];
-        if let (false, FilterValue::Bool(wanted)) = (row.contains_key(&feature.name), &filter.value) {
+        if let (false, FilterValue::Bool(wanted)) = (row.contains_key(&feature.name), &filter.value)
+        {
             let holds = match filter.op {
                 CmpOp::Eq => *wanted,
                 _ => !*wanted,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use reprise_models::pipeline::Source;
 use reprise_store::time::format_rfc3339;
 use reprise_store::{FeatureStore, Value};
-use reprise_trainer::context::{vectorize_refs, CONTEXT_REFS};
 use serde_json::{json, Map, Value as Json};
 
 use super::candidate_cache::{CachedCandidates, CandidateCache};
@@ -42,11 +41,15 @@ pub struct Scored {
     pub features: Vec<f64>,
 }
 
-fn entity(user: &str, item: Option<&str>) -> Map<String, Json> {
+fn join_keys(store: &FeatureStore) -> (String, String) {
+    reprise_store::recommender::join_keys(&store.registry())
+}
+
+fn entity(keys: &(String, String), user: &str, item: Option<&str>) -> Map<String, Json> {
     let mut m = Map::new();
-    m.insert("user_id".into(), Json::String(user.to_owned()));
+    m.insert(keys.0.clone(), Json::String(user.to_owned()));
     if let Some(item) = item {
-        m.insert("item_id".into(), Json::String(item.to_owned()));
+        m.insert(keys.1.clone(), Json::String(item.to_owned()));
     }
     m
 }
@@ -62,7 +65,7 @@ impl Shared {
     ) -> Result<Option<Vec<f32>>, ActorError> {
         let online = self.store.online_features(
             std::slice::from_ref(&loaded.user_vector_ref),
-            &[entity(user, None)],
+            &[entity(&join_keys(&self.store), user, None)],
         )?;
         if let Some(Some(Value::FloatVector(v))) =
             online.rows.first().and_then(|r| r.values.first())
@@ -206,7 +209,9 @@ impl Shared {
         // candidate, through a per-model cache that holds each item's values
         // until a view they come from is written again.
         let registry = self.store.registry();
-        let views: Vec<_> = CONTEXT_REFS
+        let keys = join_keys(&self.store);
+        let refs = &loaded.inputs.refs;
+        let views: Vec<_> = refs
             .iter()
             .map(|r| {
                 r.split_once(':')
@@ -216,11 +221,10 @@ impl Shared {
             .collect();
         let per_user: Vec<bool> = views
             .iter()
-            .map(|v| v.as_ref().is_some_and(|v| v.join_keys == ["user_id"]))
+            .map(|v| v.as_ref().is_some_and(|v| v.join_keys == [keys.0.as_str()]))
             .collect();
         let pick = |user_level: bool| -> Vec<String> {
-            CONTEXT_REFS
-                .iter()
+            refs.iter()
                 .zip(&per_user)
                 .filter(|(_, u)| **u == user_level)
                 .map(|(r, _)| r.to_string())
@@ -243,7 +247,7 @@ impl Shared {
             .collect();
         let user_values = self
             .store
-            .online_features(&pick(true), &[entity(user, None)])?
+            .online_features(&pick(true), &[entity(&keys, user, None)])?
             .rows
             .pop()
             .map(|r| r.values)
@@ -270,7 +274,7 @@ impl Shared {
         if !missing.is_empty() {
             let entities: Vec<Map<String, Json>> = missing
                 .iter()
-                .map(|i| entity(user, Some(model.item_id(items[*i]))))
+                .map(|i| entity(&keys, user, Some(model.item_id(items[*i]))))
                 .collect();
             let rows = self.store.online_features(&pick(false), &entities)?.rows;
             let mut cache = loaded
@@ -305,7 +309,7 @@ impl Shared {
                         }
                     })
                     .collect();
-                vectorize_refs(&row)
+                loaded.inputs.vectorize(&row)
             })
             .collect();
         let recent: HashSet<u32> = candidates.recent.iter().copied().collect();

@@ -716,7 +716,9 @@ impl Recommender {
                 .played_seconds
                 .is_none_or(|s| s >= self.config.skip_threshold_seconds);
             let mut declared_verdict = None;
-            if let Some(spec) = declared.filter(|_| e.kind == super::interactions::INTERACTION_EVENT) {
+            if let Some(spec) =
+                declared.filter(|_| e.kind == super::interactions::INTERACTION_EVENT)
+            {
                 let (row, verdict) = super::interactions::interaction_row(spec, i, e, long_enough)?;
                 interactions.push(row);
                 declared_verdict = verdict;
@@ -753,7 +755,10 @@ impl Recommender {
             batches.push(("feedback", &rows));
         }
         let interactions_view = declared.map(|spec| spec.interactions.label());
-        if let Some(view) = interactions_view.as_deref().filter(|_| !interactions.is_empty()) {
+        if let Some(view) = interactions_view
+            .as_deref()
+            .filter(|_| !interactions.is_empty())
+        {
             batches.push((view, &interactions));
         }
         if !batches.is_empty() {

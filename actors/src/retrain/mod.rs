@@ -241,10 +241,12 @@ impl Retrainer {
         if model_io::latest(&self.store, RANKER_KIND).is_err()
             && self
                 .store
-                .view_history(
-                    reprise_trainer::movielens::RATINGS_VIEW,
-                    self.store.version(),
-                )?
+                .registry()
+                .recommender()
+                .map(|spec| spec.interactions.label())
+                .map_or(Ok(Vec::new()), |view| {
+                    self.store.view_history(&view, self.store.version())
+                })?
                 .is_empty()
         {
             return Err(ActorError::invalid(

@@ -5,7 +5,7 @@
 
 use reprise_store::time::parse_rfc3339;
 use reprise_store::{FeatureStore, StoreError, Value};
-use reprise_trainer::context::{vectorize, CONTEXT_FEATURES, CONTEXT_REFS, SCHEMA_ATTACHMENT};
+use reprise_trainer::context::SCHEMA_ATTACHMENT;
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_validation::distances::numeric;
 use reprise_validation::schema::{check, Anomaly, AnomalyKind, Schema};
@@ -34,11 +34,19 @@ pub fn run(
     if record.training_snapshot_id.is_empty() {
         return Ok(SkewRun::default());
     }
-    let width = CONTEXT_FEATURES.len();
+    let inputs = match model_io::ranker_inputs(store, &record) {
+        Ok(inputs) => inputs,
+        Err(e) => {
+            tracing::warn!(%version, error = %e, "skew check skipped");
+            return Ok(SkewRun::default());
+        }
+    };
+    let names = inputs.names();
+    let width = names.len();
     let mut training: Vec<Vec<f64>> = vec![Vec::new(); width];
     store.read_snapshot(&record.training_snapshot_id, |_, rows| {
         for row in rows {
-            for (i, v) in vectorize(&row.values).into_iter().enumerate() {
+            for (i, v) in inputs.vectorize_owned(&row.values).into_iter().enumerate() {
                 training[i].push(v);
             }
         }
@@ -100,16 +108,17 @@ pub fn run(
         pairs.dedup();
         pairs.truncate(MAX_SCHEMA_PAIRS);
         if pairs.len() >= config.min_rows {
+            let (user_key, item_key) = reprise_store::recommender::join_keys(&store.registry());
             let entities: Vec<serde_json::Map<String, serde_json::Value>> = pairs
                 .iter()
                 .map(|(u, i)| {
-                    serde_json::json!({"user_id": u, "item_id": i})
+                    serde_json::json!({user_key.as_str(): u, item_key.as_str(): i})
                         .as_object()
                         .cloned()
                         .unwrap_or_default()
                 })
                 .collect();
-            let refs: Vec<String> = CONTEXT_REFS.iter().map(|r| r.to_string()).collect();
+            let refs = inputs.refs.clone();
             let online = store.online_features(&refs, &entities)?;
             let mut columns: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
                 refs.iter().map(|r| (r.clone(), Vec::new())).collect();
@@ -155,7 +164,7 @@ pub fn run(
             }
         }
     }
-    for (i, name) in CONTEXT_FEATURES.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         let (a, b) = (&training[i], &serving[i]);
         if a.len() < config.min_rows || b.len() < config.min_rows {
             continue;

@@ -15,14 +15,22 @@ const KEY: &str = "s3cret";
 /// Spellings of `path` that a router could take for it: percent-encoded
 /// letters, doubled slashes, dot segments, upper case, a trailing slash.
 fn variants(path: &str) -> Vec<String> {
-    let concrete = path.replace("{id}", "x1").replace("{version}", "ranker-1").replace("{name}", "e1");
+    let concrete = path
+        .replace("{id}", "x1")
+        .replace("{version}", "ranker-1")
+        .replace("{name}", "e1");
     let mut out = vec![concrete.clone()];
     // Every unreserved letter percent-encoded, one at a time and all at once.
     let encode = |c: char| format!("%{:02X}", c as u32);
     let mut all = String::new();
     for (i, c) in concrete.char_indices() {
         if c.is_ascii_alphanumeric() {
-            out.push(format!("{}{}{}", &concrete[..i], encode(c), &concrete[i + 1..]));
+            out.push(format!(
+                "{}{}{}",
+                &concrete[..i],
+                encode(c),
+                &concrete[i + 1..]
+            ));
             all.push_str(&encode(c));
         } else {
             all.push(c);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reprise_loadtest::{run, LoadConfig, Report, Scenario};
 
-use crate::server::Server;
+use crate::server::{run_cli, Server};
 
 fn config(url: &str) -> LoadConfig {
     LoadConfig {
@@ -21,7 +21,14 @@ fn config(url: &str) -> LoadConfig {
 #[test]
 fn load_runs_report_throughput_and_latency_without_errors() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &["--demo"]);
+    // The demo data (no training: these scenarios read and write features).
+    let out = run_cli(data.path(), &["demo-data"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(data.path(), &[]);
     let config = config(&server.url);
     let scenarios = [Scenario::Baseline, Scenario::Online1x10, Scenario::Push];
     let report = Report {

@@ -1,6 +1,7 @@
 //! HTTP and CLI tests against the real `reprise` binary on 127.0.0.1.
 
 mod cli;
+mod declared_catalogue;
 mod drift;
 mod durability;
 mod http_errors;

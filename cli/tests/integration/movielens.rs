@@ -2,7 +2,7 @@
 //! format: the importer pushes raw ratings and attributes; the declared
 //! aggregations over them are as of each event, never ahead of it.
 
-use crate::server::{reprise, run_cli};
+use crate::server::{reprise_ml, run_cli_ml};
 
 #[test]
 fn import_pushes_point_in_time_aggregates() {
@@ -26,7 +26,7 @@ fn import_pushes_point_in_time_aggregates() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let out = reprise(&data, &["import", "movielens", ml.to_str().unwrap()]);
+    let out = reprise_ml(&data, &["import", "movielens", ml.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported MovieLens"));
 
     let entities = dir.path().join("entities.csv");
@@ -36,7 +36,7 @@ fn import_pushes_point_in_time_aggregates() {
     )
     .unwrap();
     let out_file = dir.path().join("snap.jsonl");
-    reprise(
+    reprise_ml(
         &data,
         &[
             "snapshot",
@@ -54,7 +54,10 @@ fn import_pushes_point_in_time_aggregates() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     // Just before user 1's first rating (t=900): nothing of it is visible.
-    assert_eq!(rows[0]["ml_user_ratings__plays_all"], 0, "an empty window counts 0");
+    assert_eq!(
+        rows[0]["ml_user_ratings__plays_all"], 0,
+        "an empty window counts 0"
+    );
     assert_eq!(rows[0]["ml_rating__liked"], serde_json::Value::Null);
     assert_eq!(
         rows[0]["ml_user__age_band"], 1,
@@ -68,7 +71,9 @@ fn import_pushes_point_in_time_aggregates() {
     assert_eq!(rows[1]["ml_user_ratings__plays_all"], 1);
     assert_eq!(rows[1]["ml_user_ratings__likes_all"], 1);
     assert_eq!(rows[1]["ml_rating__liked"], true);
-    let genre_likes = rows[1]["ml_user_ratings__genre_likes_all"].as_array().unwrap();
+    let genre_likes = rows[1]["ml_user_ratings__genre_likes_all"]
+        .as_array()
+        .unwrap();
     assert_eq!(
         (genre_likes[3].as_f64(), genre_likes[1].as_f64()),
         (Some(1.0), Some(0.0)),
@@ -97,9 +102,9 @@ fn train_then_evaluate_writes_the_metrics_table_and_json() {
     std::fs::create_dir(&ml).unwrap();
     reprise_trainer::synthetic::write_movielens(&ml, 40, 15).unwrap();
     let data = dir.path().join("data");
-    reprise(&data, &["import", "movielens", ml.to_str().unwrap()]);
+    reprise_ml(&data, &["import", "movielens", ml.to_str().unwrap()]);
 
-    let out = reprise(&data, &["train", "--factors", "8", "--iterations", "5"]);
+    let out = reprise_ml(&data, &["train", "--factors", "8", "--iterations", "5"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("trained ranker-1 and embeddings-1"),
@@ -111,7 +116,7 @@ fn train_then_evaluate_writes_the_metrics_table_and_json() {
     );
 
     let json_file = dir.path().join("eval.json");
-    let out = reprise(&data, &["evaluate", "--json", json_file.to_str().unwrap()]);
+    let out = reprise_ml(&data, &["evaluate", "--json", json_file.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for name in ["pipeline", "most_popular", "item_knn"] {
         assert!(stdout.contains(name), "{stdout}");
@@ -129,7 +134,7 @@ fn train_then_evaluate_writes_the_metrics_table_and_json() {
     assert_eq!(report["model"], "ranker-1");
 
     // No model for a version that does not exist: a clear error.
-    let out = run_cli(&data, &["evaluate", "--model", "ranker-7"]);
+    let out = run_cli_ml(&data, &["evaluate", "--model", "ranker-7"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ranker-7"));
 }
@@ -153,10 +158,10 @@ fn movielens_100k_two_stage_meets_its_targets() {
     let ml = String::from_utf8(fetch.stdout).unwrap().trim().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    reprise(&data, &["import", "movielens", &ml]);
-    reprise(&data, &["train"]);
+    reprise_ml(&data, &["import", "movielens", &ml]);
+    reprise_ml(&data, &["train"]);
     let json_file = dir.path().join("eval.json");
-    reprise(&data, &["evaluate", "--json", json_file.to_str().unwrap()]);
+    reprise_ml(&data, &["evaluate", "--json", json_file.to_str().unwrap()]);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
     let metric = |section: &str, name: &str| report[section][name].as_f64().unwrap();

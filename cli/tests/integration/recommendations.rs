@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{reprise, run_cli, trained_data, Server};
+use crate::server::{reprise_ml, run_cli_ml, trained_data, Server};
 
 /// A JSON value of an online read back as a store value.
 fn value(v: &Json) -> Option<reprise_store::Value> {
@@ -44,7 +44,7 @@ fn trained_server() -> (tempfile::TempDir, Server) {
             "3",
         ],
     );
-    let server = Server::start(&data, &[]);
+    let server = Server::start_ml(&data, &[]);
     (dir, server)
 }
 
@@ -155,14 +155,14 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
     // After a restart the plays still count (replayed from the store)...
     drop(server);
     let data = dir.path().join("data");
-    let server = Server::start(&data, &[]);
+    let server = Server::start_ml(&data, &[]);
     assert_eq!(server.recommend("newcomer", 5)["cold_start"], false);
     drop(server);
 
     // ...and the served-feature log joined with the feedback is training
     // data: the three played items of the cold-start response, labelled.
     let out_file = dir.path().join("served.jsonl");
-    reprise(
+    reprise_ml(
         &data,
         &[
             "export-served",
@@ -183,7 +183,7 @@ fn personalised_and_cold_start_recommendations_with_feedback() {
         assert_eq!(row["events"], json!(["play"]));
         assert!(played.contains(&row["item_id"].as_str().unwrap().to_owned()));
     }
-    let out = run_cli(&data, &["export-served"]);
+    let out = run_cli_ml(&data, &["export-served"]);
     let all_rows = String::from_utf8_lossy(&out.stdout).lines().count();
     assert!(
         all_rows > 3,
@@ -230,7 +230,8 @@ fn the_served_feature_log_holds_what_the_model_saw() {
     let ratings: Vec<Json> = (0..5)
         .map(|u| json!({"user_id": format!("new{u}"), "item_id": item, "event_timestamp": "2026-11-01T00:00:00Z", "rating": 1.0, "liked": false}))
         .collect();
-    let (status, pushed) = server.post("/v1/push",
+    let (status, pushed) = server.post(
+        "/v1/push",
         &json!({"view": "ml_rating", "backfill": true, "rows": ratings}),
     );
     assert_eq!(status, 200, "{pushed}");
@@ -247,7 +248,11 @@ fn a_play_event_moves_the_aggregates_and_the_next_logged_vector() {
     let (_dir, server) = trained_server();
     let first = server.recommend("2", 200);
     let item = item_ids(&first)[0].clone();
-    let refs = ["ml_user_ratings:plays_all", "ml_item_ratings:plays_all", "ml_item_ratings:likes_all"];
+    let refs = [
+        "ml_user_ratings:plays_all",
+        "ml_item_ratings:plays_all",
+        "ml_item_ratings:likes_all",
+    ];
     let read = |user: &str| {
         let (status, body) = server.post(
             "/v1/online-features",
@@ -266,12 +271,19 @@ fn a_play_event_moves_the_aggregates_and_the_next_logged_vector() {
         {"user_id": "listener", "item_id": item, "type": "play", "timestamp": "2026-11-01T10:00:00Z",
          "features": {"rating": 5.0, "liked": true}}]}));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(read("listener"), vec![before[0] + 1, before[1] + 1, before[2] + 1]);
+    assert_eq!(
+        read("listener"),
+        vec![before[0] + 1, before[1] + 1, before[2] + 1]
+    );
     // A feature the interactions view does not have is refused, naming it.
     let (status, body) = server.post("/v1/events", &json!({"events": [
         {"user_id": "listener", "item_id": item, "type": "play", "timestamp": "2026-11-01T10:00:00Z",
          "features": {"volume": 3}}]}));
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("events[0].features.volume")), "{body}");
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("events[0].features.volume")),
+        "{body}"
+    );
 
     let logged = |body: &Json| {
         let request_id = body["request_id"].as_str().unwrap();
@@ -281,7 +293,11 @@ fn a_play_event_moves_the_aggregates_and_the_next_logged_vector() {
     };
     let second = server.recommend("2", 200);
     assert!(item_ids(&second).contains(&item));
-    assert_ne!(logged(&first), logged(&second), "the item's new aggregates reach the logged vector");
+    assert_ne!(
+        logged(&first),
+        logged(&second),
+        "the item's new aggregates reach the logged vector"
+    );
     check_served_log(&server, &second);
 }
 
@@ -290,7 +306,8 @@ fn a_play_event_moves_the_aggregates_and_the_next_logged_vector() {
 fn check_served_log(server: &Server, body: &Json) {
     let request_id = body["request_id"].as_str().unwrap();
     let ids = item_ids(body);
-    let context_refs: Vec<&str> = reprise_trainer::context::CONTEXT_REFS.to_vec();
+    let inputs = crate::server::declared_inputs();
+    let context_refs = &inputs.refs;
     for (position, item) in ids.iter().enumerate() {
         let (status, logged) = server.post("/v1/online-features",
             &json!({"features": ["served_item:features", "served_item:position", "served_item:model_version", "served_item:score"],
@@ -319,7 +336,7 @@ fn check_served_log(server: &Server, body: &Json) {
             .iter()
             .map(value)
             .collect();
-        let expected = reprise_trainer::context::vectorize(&values);
+        let expected = inputs.vectorize_owned(&values);
         let tail = &features[features.len() - expected.len()..];
         assert_eq!(features.len(), 7 + expected.len());
         for (got, want) in tail.iter().zip(&expected) {
@@ -356,7 +373,7 @@ fn two_rankers() -> (tempfile::TempDir, std::path::PathBuf, Server) {
     let (dir, server) = trained_server();
     drop(server);
     let data = dir.path().join("data");
-    reprise(
+    reprise_ml(
         &data,
         &[
             "train",
@@ -368,7 +385,7 @@ fn two_rankers() -> (tempfile::TempDir, std::path::PathBuf, Server) {
             "7",
         ],
     );
-    let server = Server::start(&data, &[]);
+    let server = Server::start_ml(&data, &[]);
     (dir, data, server)
 }
 
@@ -434,7 +451,7 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
     assert_eq!(status, 400, "{err}");
 
     drop(server);
-    let server = Server::start(&data, &[]);
+    let server = Server::start_ml(&data, &[]);
     assert_eq!(
         server.recommend("1", 3)["model_version"],
         "ranker-1",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{reprise, trained_data, Server};
+use crate::server::{reprise_ml, trained_data, Server};
 
 /// Polls a retraining run until it ends.
 fn finished_run(server: &Server, id: &str) -> Json {
@@ -45,7 +45,7 @@ fn null_model_server() -> (tempfile::TempDir, Server) {
         20,
         &["--factors", "8", "--iterations", "5", "--shuffle-labels"],
     );
-    let server = Server::start(&data, &["--retrain-every", "0"]);
+    let server = Server::start_ml(&data, &["--retrain-every", "0"]);
     (dir, server)
 }
 
@@ -115,7 +115,7 @@ fn a_better_candidate_serves_the_next_request_and_a_worse_one_is_rejected() {
     server.kill();
 
     let data = dir.path().join("data");
-    let server = Server::start(&data, &["--retrain-every", "0"]);
+    let server = Server::start_ml(&data, &["--retrain-every", "0"]);
     let (status, kept) = server.get(&format!(
         "/v1/retrain/runs/{}",
         null["run_id"].as_str().unwrap()
@@ -127,7 +127,7 @@ fn a_better_candidate_serves_the_next_request_and_a_worse_one_is_rejected() {
     assert_eq!(status, 404);
     drop(server);
 
-    let out = reprise(
+    let out = reprise_ml(
         &data,
         &["retrain", "show", better["run_id"].as_str().unwrap()],
     );
@@ -136,7 +136,7 @@ fn a_better_candidate_serves_the_next_request_and_a_worse_one_is_rejected() {
         text.contains("promoted") && text.contains("ndcg@10"),
         "{text}"
     );
-    let out = reprise(&data, &["retrain", "list", "--json"]);
+    let out = reprise_ml(&data, &["retrain", "list", "--json"]);
     let runs: Json = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 2);
 }
@@ -149,7 +149,7 @@ fn the_cli_runs_the_pipeline_and_the_next_server_serves_its_decision() {
     drop(server);
     let data = dir.path().join("data");
     let json = dir.path().join("run.json");
-    reprise(
+    reprise_ml(
         &data,
         &[
             "retrain",
@@ -170,7 +170,7 @@ fn the_cli_runs_the_pipeline_and_the_next_server_serves_its_decision() {
         (Some("cli"), Some("promoted")),
         "{run}"
     );
-    let server = Server::start(&data, &["--retrain-every", "0"]);
+    let server = Server::start_ml(&data, &["--retrain-every", "0"]);
     assert_eq!(server.recommend("1", 3)["model_version"], run["candidate"]);
 }
 
@@ -236,7 +236,7 @@ fn a_preference_shift_drops_the_play_rate_triggers_a_retrain_and_recovers() {
         ITEMS_PER_GROUP,
         &["--factors", "8", "--iterations", "5"],
     );
-    let server = Server::start(
+    let server = Server::start_ml(
         &data,
         &[
             "--retrain-every",
@@ -313,7 +313,7 @@ fn a_run_can_train_the_ranker_on_the_served_feature_log() {
         ITEMS_PER_GROUP,
         &["--factors", "8", "--iterations", "5"],
     );
-    let server = Server::start(&data, &["--retrain-every", "0", "--play-rate-drop", "0"]);
+    let server = Server::start_ml(&data, &["--retrain-every", "0", "--play-rate-drop", "0"]);
     let (status, early) = server.post("/v1/retrain", &json!({"source": "served_log"}));
     assert_eq!(status, 202, "{early}");
     let early = finished_run(&server, early["run_id"].as_str().unwrap());
@@ -360,7 +360,7 @@ fn the_play_rate_baseline_survives_a_restart() {
         &["--factors", "8", "--iterations", "5"],
     );
     let args = ["--retrain-every", "0", "--play-rate-window", "100"];
-    let server = Server::start(&data, &args);
+    let server = Server::start_ml(&data, &args);
     let mut clock = 1_780_000_000i64;
     let own = |user: u32| 1 - user % 2;
     let (rate, _) = round(&server, own, &mut clock);
@@ -371,7 +371,7 @@ fn the_play_rate_baseline_survives_a_restart() {
         "three windows pooled: {baseline} vs {rate}"
     );
     server.kill();
-    let server = Server::start(&data, &args);
+    let server = Server::start_ml(&data, &args);
     assert_eq!(server.metric("reprise_play_rate_baseline"), baseline);
     assert_eq!(server.metric("reprise_play_rate_last_window"), last);
     drop(dir);

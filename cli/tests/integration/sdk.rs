@@ -196,7 +196,11 @@ fn percent_encoded_paths_do_not_bypass_the_api_key() {
             "{method} {target} answered {status} without a key:\n{answer}"
         );
     }
-    assert_eq!(server.store_version(), version, "a request without the key wrote");
+    assert_eq!(
+        server.store_version(),
+        version,
+        "a request without the key wrote"
+    );
 }
 
 /// A raw HTTP/1.1 response with a JSON body.
@@ -310,7 +314,7 @@ fn a_refused_connection_is_retried_but_a_timeout_is_not() {
 #[test]
 fn the_serving_and_model_endpoints_round_trip() {
     let (_dir, data) = trained_data(40, 20, &["--factors", "8", "--iterations", "5"]);
-    let server = Server::start(&data, &["--retrain-every", "0"]);
+    let server = Server::start_ml(&data, &["--retrain-every", "0"]);
     run(async {
         let c = client(&server);
         let context = json!({"device": "mobile", "country": "SE"});

@@ -11,8 +11,14 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_reprise")
 }
 
+/// The demo music catalogue's migrations (the default `migrations/`).
 pub fn migrations_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")
+}
+
+/// The MovieLens catalogue's migrations.
+pub fn movielens_migrations() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalogs/movielens/migrations")
 }
 
 pub struct Server {
@@ -22,24 +28,31 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `reprise serve` on `data_dir` with the repo's migrations.
+    /// Starts `reprise serve` on `data_dir` with the demo catalogue's
+    /// migrations.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Server::start_on(data_dir, port, extra)
+        Server::start_with(&migrations_dir(), data_dir, free_port(), extra)
+    }
+
+    /// Starts `reprise serve` on `data_dir` with the MovieLens catalogue's
+    /// migrations.
+    pub fn start_ml(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with(&movielens_migrations(), data_dir, free_port(), extra)
     }
 
     /// [`Server::start`] on a given port.
     pub fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Server {
+        Server::start_with(&migrations_dir(), data_dir, port, extra)
+    }
+
+    /// `reprise serve` with `migrations` on `data_dir`, on `port`.
+    pub fn start_with(migrations: &Path, data_dir: &Path, port: u16, extra: &[&str]) -> Server {
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(binary())
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--migrations")
-            .arg(migrations_dir())
+            .arg(migrations)
             .args(["serve", "--listen", &listen, "--http-workers", "2"])
             .args(extra)
             .env("REPRISE_LOG", "warn")
@@ -141,21 +154,60 @@ pub fn trained_data(
     items_per_group: u32,
     train_args: &[&str],
 ) -> (tempfile::TempDir, PathBuf) {
+    trained_data_with(&movielens_migrations(), users, items_per_group, train_args)
+}
+
+/// [`trained_data`] with the migrations in `migrations` (a MovieLens
+/// catalogue, perhaps with more views).
+pub fn trained_data_with(
+    migrations: &Path,
+    users: u32,
+    items_per_group: u32,
+    train_args: &[&str],
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let ml = dir.path().join("ml");
     std::fs::create_dir(&ml).unwrap();
     reprise_trainer::synthetic::write_movielens(&ml, users, items_per_group).unwrap();
     let data = dir.path().join("data");
-    reprise(&data, &["import", "movielens", ml.to_str().unwrap()]);
+    reprise_with(
+        migrations,
+        &data,
+        &["import", "movielens", ml.to_str().unwrap()],
+    );
     let mut args = vec!["train"];
     args.extend_from_slice(train_args);
-    reprise(&data, &args);
+    reprise_with(migrations, &data, &args);
     (dir, data)
 }
 
-/// [`run_cli`], asserting success (the stderr is the failure message).
-pub fn reprise(data: &Path, args: &[&str]) -> std::process::Output {
-    let out = run_cli(data, args);
+/// The ranker inputs the MovieLens catalogue declares (what a ranker
+/// trained on it is served with).
+pub fn declared_inputs() -> reprise_trainer::features::RankerInputs {
+    let mut registry = reprise_store::registry::Registry::default();
+    for file in reprise_store::migrations::read_dir(&movielens_migrations()).unwrap() {
+        let definitions = reprise_store::definitions::DefinitionFile::parse(&file.source).unwrap();
+        registry.apply(&file.file_name, &definitions).unwrap();
+    }
+    let declared = registry
+        .recommender()
+        .expect("a [recommender] declaration")
+        .ranker_features
+        .clone();
+    reprise_trainer::features::RankerInputs::compile(&registry, &declared).unwrap()
+}
+
+/// [`run_cli_ml`], asserting success (the stderr is the failure message).
+pub fn reprise_ml(data: &Path, args: &[&str]) -> std::process::Output {
+    succeeded(args, run_cli_ml(data, args))
+}
+
+/// [`run_cli_with`], asserting success.
+pub fn reprise_with(migrations: &Path, data: &Path, args: &[&str]) -> std::process::Output {
+    succeeded(args, run_cli_with(migrations, data, args))
+}
+
+fn succeeded(args: &[&str], out: std::process::Output) -> std::process::Output {
     assert!(
         out.status.success(),
         "reprise {args:?}: {}",
@@ -164,17 +216,36 @@ pub fn reprise(data: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
-/// Runs `reprise --data-dir DATA --migrations <repo's> ARGS...` to completion.
+/// Runs `reprise --data-dir DATA --migrations <demo catalogue's> ARGS...`
+/// to completion.
 pub fn run_cli(data: &Path, args: &[&str]) -> std::process::Output {
+    run_cli_with(&migrations_dir(), data, args)
+}
+
+/// [`run_cli`] with the MovieLens catalogue's migrations.
+pub fn run_cli_ml(data: &Path, args: &[&str]) -> std::process::Output {
+    run_cli_with(&movielens_migrations(), data, args)
+}
+
+/// Runs `reprise --data-dir DATA --migrations MIGRATIONS ARGS...`.
+pub fn run_cli_with(migrations: &Path, data: &Path, args: &[&str]) -> std::process::Output {
     Command::new(binary())
         .arg("--data-dir")
         .arg(data)
         .arg("--migrations")
-        .arg(migrations_dir())
+        .arg(migrations)
         .args(args)
         .env("REPRISE_LOG", "warn")
         .output()
         .unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A stand-in HTTP receiver (OTLP collector, alert webhook): answers every

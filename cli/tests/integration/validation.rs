@@ -4,13 +4,42 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{http_sink, reprise, trained_data, Server};
+use std::path::{Path, PathBuf};
 
-/// A trained server over generated MovieLens-format data.
-fn trained_server(extra: &[&str]) -> (tempfile::TempDir, Server) {
-    let (dir, data) = trained_data(40, 15, &["--factors", "4", "--iterations", "3"]);
-    let server = Server::start(&data, extra);
-    (dir, server)
+use crate::server::{http_sink, movielens_migrations, reprise_with, trained_data_with, Server};
+
+/// The MovieLens catalogue plus the demo catalogue's `user_stats` view (a
+/// view a stream aggregator pushes, whose drift these tests provoke), in a
+/// folder under `dir`.
+fn catalogue_with_stats(dir: &Path) -> PathBuf {
+    let out = dir.join("migrations");
+    std::fs::create_dir_all(&out).unwrap();
+    for entry in std::fs::read_dir(movielens_migrations()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, out.join(path.file_name().unwrap())).unwrap();
+    }
+    let stats = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/0002_user_features.toml");
+    std::fs::copy(stats, out.join("0009_user_features.toml")).unwrap();
+    out
+}
+
+/// A trained server over generated MovieLens-format data, with `user_stats`.
+fn trained_server(extra: &[&str]) -> ((tempfile::TempDir, tempfile::TempDir), Server) {
+    let base = tempfile::tempdir().unwrap();
+    let migrations = catalogue_with_stats(base.path());
+    let (dir, data) = trained_data_with(
+        &migrations,
+        40,
+        15,
+        &["--factors", "4", "--iterations", "3"],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Server::start_with(&migrations, &data, port, extra);
+    ((base, dir), server)
 }
 
 #[test]
@@ -171,7 +200,7 @@ fn training_serving_skew_is_compared_per_context_feature() {
         .iter()
         .map(|c| c["feature"].as_str().unwrap())
         .collect();
-    assert_eq!(names, reprise_trainer::context::CONTEXT_FEATURES.to_vec());
+    assert_eq!(names, crate::server::declared_inputs().names());
     for c in &skew {
         assert_eq!(c["view"], "ranker-1");
         assert_eq!(c["current_rows"], 50, "10 responses of 5 items");
@@ -237,6 +266,7 @@ fn a_burst_of_missing_context_raises_an_anomaly_spike() {
 fn reprise_validate_reports_the_shifted_feature() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let migrations = catalogue_with_stats(dir.path());
     let now = chrono::Utc::now();
     let rows: String = (0..100)
         .map(|i| {
@@ -251,12 +281,14 @@ fn reprise_validate_reports_the_shifted_feature() {
         .collect();
     let file = dir.path().join("rows.jsonl");
     std::fs::write(&file, rows).unwrap();
-    reprise(
+    reprise_with(
+        &migrations,
         &data,
         &["push", "--view", "user_stats", file.to_str().unwrap()],
     );
     let report_file = dir.path().join("report.json");
-    let out = reprise(
+    let out = reprise_with(
+        &migrations,
         &data,
         &[
             "validate",

@@ -22,12 +22,14 @@ REPO = Path(__file__).resolve().parents[3]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/reprise-target"))
 BINARY = Path(os.environ.get("REPRISE_BIN", TARGET / "debug" / "reprise"))
 SYNTHETIC = TARGET / "debug" / "examples" / "synthetic_movielens"
+# The demo music catalogue's migrations, and MovieLens'.
+MIGRATIONS = {"music": REPO / "migrations", "movielens": REPO / "catalogs" / "movielens" / "migrations"}
 
 
-def reprise(data: Path, *args: str) -> subprocess.CompletedProcess:
+def reprise(data: Path, *args: str, catalog: str = "music") -> subprocess.CompletedProcess:
     """Runs a `reprise` subcommand on `data`, failing the test if it fails."""
     out = subprocess.run(
-        [str(BINARY), "--data-dir", str(data), "--migrations", str(REPO / "migrations"), *args],
+        [str(BINARY), "--data-dir", str(data), "--migrations", str(MIGRATIONS[catalog]), *args],
         capture_output=True,
         text=True,
         env={**os.environ, "REPRISE_LOG": "warn"},
@@ -37,13 +39,13 @@ def reprise(data: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 class Server:
-    def __init__(self, data: Path, extra: List[str]) -> None:
+    def __init__(self, data: Path, extra: List[str], catalog: str = "music") -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [str(BINARY), "--data-dir", str(data), "--migrations", str(REPO / "migrations"),
+            [str(BINARY), "--data-dir", str(data), "--migrations", str(MIGRATIONS[catalog]),
              "serve", "--listen", f"127.0.0.1:{port}", "--http-workers", "2", *extra],
             env={**os.environ, "REPRISE_LOG": "warn"},
         )
@@ -67,8 +69,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Starts servers on directories under `tmp_path`; stops them after the test."""
     servers: List[Server] = []
 
-    def start(*extra: str, data: Path = tmp_path / "data") -> Server:
-        server = Server(data, list(extra))
+    def start(*extra: str, data: Path = tmp_path / "data", catalog: str = "music") -> Server:
+        server = Server(data, list(extra), catalog)
         servers.append(server)
         return server
 
@@ -89,6 +91,6 @@ def movielens_dir(tmp_path: Path) -> Path:
 def trained_data(tmp_path: Path, movielens_dir: Path) -> Path:
     """A data directory with the generated data imported and a ranker trained."""
     data = tmp_path / "data"
-    reprise(data, "import", "movielens", str(movielens_dir))
-    reprise(data, "train", "--factors", "8", "--iterations", "5")
+    reprise(data, "import", "movielens", str(movielens_dir), catalog="movielens")
+    reprise(data, "train", "--factors", "8", "--iterations", "5", catalog="movielens")
     return data

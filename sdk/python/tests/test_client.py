@@ -124,7 +124,7 @@ def test_a_503_is_retried_and_a_refused_connection_too_but_not_forever():
 
 
 def test_recommendations_rank_and_events(start_server, trained_data):
-    client = Client(start_server("--retrain-every", "0", data=trained_data).url)
+    client = Client(start_server("--retrain-every", "0", data=trained_data, catalog="movielens").url)
     context = {"device": "mobile", "country": "SE"}
     recs = client.recommendations("1", context, k=5)
     assert recs["model_version"] == "ranker-1" and len(recs["items"]) == 5

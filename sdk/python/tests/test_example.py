@@ -13,8 +13,8 @@ def test_the_example_trainer_pulls_a_snapshot_and_reports_auc(start_server, movi
     from conftest import reprise
 
     data = tmp_path / "data"
-    reprise(data, "import", "movielens", str(movielens_dir))
-    server = start_server("--retrain-every", "0", data=data)
+    reprise(data, "import", "movielens", str(movielens_dir), catalog="movielens")
+    server = start_server("--retrain-every", "0", data=data, catalog="movielens")
     out = subprocess.run(
         [sys.executable, str(EXAMPLE), "--url", server.url, "--ratings", str(movielens_dir / "ml-100k.inter")],
         capture_output=True,

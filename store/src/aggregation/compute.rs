@@ -102,7 +102,8 @@ pub fn aggregate_loaded(
             }
         }
     }
-    let mut values: Vec<Option<Value>> = accumulators.into_iter().map(Accumulator::finish).collect();
+    let mut values: Vec<Option<Value>> =
+        accumulators.into_iter().map(Accumulator::finish).collect();
     values.resize(feature_count, None);
     RawRow {
         event_ts: at,
@@ -124,7 +125,22 @@ pub fn aggregate(
     cutoff: Cutoff,
 ) -> Result<RawRow> {
     let events = load_group(cursor, spec, group_key, at, at, max_version)?;
-    Ok(aggregate_loaded(spec, feature_count, &events, at, max_version, cutoff))
+    Ok(aggregate_loaded(
+        spec,
+        feature_count,
+        &events,
+        at,
+        max_version,
+        cutoff,
+    ))
+}
+
+/// An aggregated input as a number: int64, float64, or a bool as 0 or 1.
+fn numeric(value: &Value) -> Option<f64> {
+    match value {
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        other => other.as_f64(),
+    }
 }
 
 /// The running state of one column. Events arrive newest first.
@@ -165,7 +181,7 @@ impl Accumulator {
         match self {
             Accumulator::Count(n) => *n += 1,
             Accumulator::Sum(sum) => {
-                if let Some(x) = input.and_then(Value::as_f64) {
+                if let Some(x) = input.and_then(numeric) {
                     *sum += x;
                 }
             }
@@ -173,7 +189,7 @@ impl Accumulator {
                 let buckets = column.buckets.as_ref().expect("bucketed column");
                 let amount = match column.op {
                     Op::Count => 1.0,
-                    _ => match input.and_then(Value::as_f64) {
+                    _ => match input.and_then(numeric) {
                         Some(x) => x,
                         None => return,
                     },
@@ -190,18 +206,18 @@ impl Accumulator {
                 }
             }
             Accumulator::Mean { sum, n } => {
-                if let Some(x) = input.and_then(Value::as_f64) {
+                if let Some(x) = input.and_then(numeric) {
                     *sum += x;
                     *n += 1;
                 }
             }
             Accumulator::Min(min) => {
-                if let Some(x) = input.and_then(Value::as_f64) {
+                if let Some(x) = input.and_then(numeric) {
                     *min = Some(min.map_or(x, |m| m.min(x)));
                 }
             }
             Accumulator::Max(max) => {
-                if let Some(x) = input.and_then(Value::as_f64) {
+                if let Some(x) = input.and_then(numeric) {
                     *max = Some(max.map_or(x, |m| m.max(x)));
                 }
             }

@@ -35,7 +35,11 @@ pub fn indexed_groupings(registry: &Registry) -> BTreeMap<u32, BTreeSet<u8>> {
 
 /// The index prefixes an event of view `view_id` with entity key
 /// `entity_key` is written under: one per grouping in `masks`.
-pub fn group_prefixes(view_id: u32, masks: &BTreeSet<u8>, entity_key: &[u8]) -> Result<Vec<Vec<u8>>> {
+pub fn group_prefixes(
+    view_id: u32,
+    masks: &BTreeSet<u8>,
+    entity_key: &[u8],
+) -> Result<Vec<Vec<u8>>> {
     if masks.is_empty() {
         return Ok(Vec::new());
     }
@@ -81,7 +85,8 @@ pub fn backfill(
         let mut last: Option<Vec<u8>> = None;
         let mut done = 0u64;
         loop {
-            let page = engine.scan_prefix_page(Cf::History, &prefix, last.as_deref(), BACKFILL_PAGE)?;
+            let page =
+                engine.scan_prefix_page(Cf::History, &prefix, last.as_deref(), BACKFILL_PAGE)?;
             if page.is_empty() {
                 break;
             }
@@ -95,7 +100,11 @@ pub fn backfill(
                 let entity_key = &key[prefix.len()..split];
                 let tail = &key[split..];
                 for group in group_prefixes(view_id, &new, entity_key)? {
-                    batch.put(Cf::AggIndex, [group.as_slice(), tail].concat(), value.clone());
+                    batch.put(
+                        Cf::AggIndex,
+                        [group.as_slice(), tail].concat(),
+                        value.clone(),
+                    );
                     written += 1;
                 }
             }

@@ -169,7 +169,11 @@ fn is_prefix<T: PartialEq>(a: &[T], b: &[T]) -> bool {
 
 /// The feature name of `def` over `window`.
 pub fn feature_name(def: &AggregationFeatureDef, window: &str) -> String {
-    let window = if window.trim() == "0" { "all" } else { window.trim() };
+    let window = if window.trim() == "0" {
+        "all"
+    } else {
+        window.trim()
+    };
     match def.op.as_str() {
         "count" => format!("{}_{window}", def.name),
         op => format!("{}_{op}_{window}", def.name),
@@ -180,7 +184,8 @@ pub fn feature_name(def: &AggregationFeatureDef, window: &str) -> String {
 /// append-only re-declaration of an existing version).
 pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Result<()> {
     let label = format!("{}@{}", def.name, def.version);
-    let fail = |message: String| StoreError::definition(file, format!("aggregation {label}: {message}"));
+    let fail =
+        |message: String| StoreError::definition(file, format!("aggregation {label}: {message}"));
     if !is_identifier(&def.name) || def.name.contains("__") {
         return Err(fail("names must be [A-Za-z0-9_]+ without `__`".into()));
     }
@@ -212,7 +217,9 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
         None => {
             if let Some(newest) = versions.and_then(|v| v.keys().next_back()) {
                 if def.version < *newest {
-                    return Err(fail(format!("version must be above the newest version {newest}")));
+                    return Err(fail(format!(
+                        "version must be above the newest version {newest}"
+                    )));
                 }
             }
         }
@@ -233,7 +240,9 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
         return Err(fail("group by at least one entity".into()));
     }
     if source.entities.len() > 8 {
-        return Err(fail("sources with more than 8 entities are not supported".into()));
+        return Err(fail(
+            "sources with more than 8 entities are not supported".into(),
+        ));
     }
     let mut group_positions = Vec::with_capacity(def.entities.len());
     let mut join_keys = Vec::with_capacity(def.entities.len());
@@ -258,9 +267,13 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
     let mut columns = Vec::new();
     let mut horizon: Option<Micros> = Some(0);
     for fdef in &def.feature {
-        let compiled = compile_feature_def(&source, fdef).map_err(|e| fail(format!("feature `{}`: {e}", fdef.name)))?;
+        let compiled = compile_feature_def(&source, fdef)
+            .map_err(|e| fail(format!("feature `{}`: {e}", fdef.name)))?;
         if fdef.windows.is_empty() {
-            return Err(fail(format!("feature `{}`: list at least one window", fdef.name)));
+            return Err(fail(format!(
+                "feature `{}`: list at least one window",
+                fdef.name
+            )));
         }
         for window_text in &fdef.windows {
             let window = parse_duration(window_text).ok_or_else(|| {
@@ -314,8 +327,8 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
                 ddef.name
             )));
         }
-        let feature = compile_feature(ddef, &features, &by_name, &def.entities, &join_keys)
-            .map_err(&fail)?;
+        let feature =
+            compile_feature(ddef, &features, &by_name, &def.entities, &join_keys).map_err(&fail)?;
         by_name.insert(feature.name.clone(), features.len());
         features.push(feature);
     }
@@ -399,10 +412,17 @@ fn compile_feature_def(
             FeatureType::Int64
         }
         (Op::DistinctCount, Some(t)) => {
-            return Err(format!("distinct_count needs a string, int64 or bool input, not {t}"))
+            return Err(format!(
+                "distinct_count needs a string, int64 or bool input, not {t}"
+            ))
         }
         (Op::Last, Some(t)) => t,
-        (Op::Sum | Op::Mean | Op::Min | Op::Max, Some(t)) if t.is_numeric() => FeatureType::Float64,
+        // A bool counts as 0 or 1 (the mean of `liked` is a like rate).
+        (Op::Sum | Op::Mean | Op::Min | Op::Max, Some(t))
+            if t.is_numeric() || t == FeatureType::Bool =>
+        {
+            FeatureType::Float64
+        }
         (_, Some(t)) => return Err(format!("{} needs a numeric input, not {t}", op.name())),
         (_, None) => unreachable!("inputs checked above"),
     };
@@ -423,7 +443,9 @@ fn compile_feature_def(
             let index = column(by)?;
             let by_type = source.features[index].feature_type;
             if !matches!(by_type, FeatureType::String | FeatureType::StringList) {
-                return Err(format!("bucket_by `{by}` must be a string or string_list, not {by_type}"));
+                return Err(format!(
+                    "bucket_by `{by}` must be a string or string_list, not {by_type}"
+                ));
             }
             if vocabulary.is_empty() {
                 return Err("the vocabulary is empty".into());
@@ -443,7 +465,14 @@ fn compile_feature_def(
     };
     let (feature_type, dim) = match &buckets {
         Some(b) => (FeatureType::FloatVector, Some(b.len)),
-        None => (scalar_type, if scalar_type == FeatureType::FloatVector { input.and_then(|i| source.features[i].dim) } else { None }),
+        None => (
+            scalar_type,
+            if scalar_type == FeatureType::FloatVector {
+                input.and_then(|i| source.features[i].dim)
+            } else {
+                None
+            },
+        ),
     };
     Ok(CompiledFeature {
         op,
@@ -468,12 +497,17 @@ pub(crate) fn compile_filter(
         "!=" => CmpOp::Ne,
         ">=" => CmpOp::Ge,
         ">" => CmpOp::Gt,
-        other => return Err(format!("filter op `{other}` is not one of <, <=, ==, !=, >=, >")),
+        other => {
+            return Err(format!(
+                "filter op `{other}` is not one of <, <=, ==, !=, >=, >"
+            ))
+        }
     };
     let column_type = source.features[feature].feature_type;
     let value = match (&def.value, column_type) {
         (Json::Number(n), t) if t.is_numeric() => FilterValue::Number(
-            n.as_f64().ok_or_else(|| format!("filter value {n} is out of range"))?,
+            n.as_f64()
+                .ok_or_else(|| format!("filter value {n} is out of range"))?,
         ),
         (Json::String(s), FeatureType::String) => FilterValue::Text(s.clone()),
         (Json::Bool(b), FeatureType::Bool) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {

@@ -29,11 +29,16 @@ pub struct OutputRow {
 
 /// Loaded aggregation groups: (plan, group key) → (earliest and latest
 /// time asked, the group's events).
-type LoadedGroups = HashMap<(usize, Vec<u8>), (Micros, Micros, Vec<aggregation::compute::GroupEvent>)>;
+type LoadedGroups =
+    HashMap<(usize, Vec<u8>), (Micros, Micros, Vec<aggregation::compute::GroupEvent>)>;
 
 /// The entity key of `plan`'s view in an entity row.
 fn plan_key(plan: &ViewPlan, row: &EntityRow) -> Vec<u8> {
-    let keys: Vec<&str> = plan.key_positions.iter().map(|&p| row.keys[p].as_str()).collect();
+    let keys: Vec<&str> = plan
+        .key_positions
+        .iter()
+        .map(|&p| row.keys[p].as_str())
+        .collect();
     codec::entity_key(&keys)
 }
 
@@ -164,8 +169,18 @@ impl FeatureStore {
         }
         let mut cursor = self.engine.reverse_cursor(Cf::AggIndex)?;
         for ((p, key), (from, to, events)) in groups.iter_mut() {
-            let spec = plans[*p].view.aggregation().expect("only aggregation plans");
-            *events = aggregation::load_group(cursor.as_mut(), spec, key, *from, *to, meta.store_version)?;
+            let spec = plans[*p]
+                .view
+                .aggregation()
+                .expect("only aggregation plans");
+            *events = aggregation::load_group(
+                cursor.as_mut(),
+                spec,
+                key,
+                *from,
+                *to,
+                meta.store_version,
+            )?;
         }
         Ok(groups)
     }

@@ -217,7 +217,14 @@ fn mean(values: &[i64]) -> Json {
 }
 
 /// The naive recomputation of a user feature.
-fn user_reference(events: &[Event], user: usize, at: Micros, v: u64, cutoff: Cutoff, feature: &str) -> Json {
+fn user_reference(
+    events: &[Event],
+    user: usize,
+    at: Micros,
+    v: u64,
+    cutoff: Cutoff,
+    feature: &str,
+) -> Json {
     let pick = |e: &Event| e.user == user;
     let w = |s: i64| window(events, &pick, at, s, v, cutoff);
     let secs = |s: i64| w(s).iter().map(|e| e.seconds).collect::<Vec<_>>();
@@ -230,11 +237,20 @@ fn user_reference(events: &[Event], user: usize, at: Micros, v: u64, cutoff: Cut
         "seconds_sum_all" => json!(secs(0).iter().sum::<i64>() as f64),
         "seconds_mean_20s" => mean(&secs(20)),
         "seconds_mean_all" => mean(&secs(0)),
-        "seconds_min_50s" => secs(50).iter().min().map_or(Json::Null, |m| json!(*m as f64)),
-        "seconds_max_50s" => secs(50).iter().max().map_or(Json::Null, |m| json!(*m as f64)),
-        "device_last_all" => w(0).first().map_or(Json::Null, |e| json!(DEVICES[e.device])),
+        "seconds_min_50s" => secs(50)
+            .iter()
+            .min()
+            .map_or(Json::Null, |m| json!(*m as f64)),
+        "seconds_max_50s" => secs(50)
+            .iter()
+            .max()
+            .map_or(Json::Null, |m| json!(*m as f64)),
+        "device_last_all" => w(0)
+            .first()
+            .map_or(Json::Null, |e| json!(DEVICES[e.device])),
         "device_distinct_count_50s" => {
-            let distinct: std::collections::BTreeSet<usize> = w(50).iter().map(|e| e.device).collect();
+            let distinct: std::collections::BTreeSet<usize> =
+                w(50).iter().map(|e| e.device).collect();
             json!(distinct.len())
         }
         "tag_plays_50s" => {
@@ -253,7 +269,14 @@ fn user_reference(events: &[Event], user: usize, at: Micros, v: u64, cutoff: Cut
     }
 }
 
-fn item_reference(events: &[Event], item: usize, at: Micros, v: u64, cutoff: Cutoff, feature: &str) -> Json {
+fn item_reference(
+    events: &[Event],
+    item: usize,
+    at: Micros,
+    v: u64,
+    cutoff: Cutoff,
+    feature: &str,
+) -> Json {
     let pick = |e: &Event| e.item == item;
     match feature {
         "plays_30s" => json!(window(events, &pick, at, 30, v, cutoff).len()),
@@ -273,8 +296,12 @@ fn json_of(value: &Option<reprise_store::Value>) -> Json {
 /// JSON equality with numbers compared as f64 (vectors are stored as f32).
 fn same(a: &Json, b: &Json) -> bool {
     match (a, b) {
-        (Json::Number(x), Json::Number(y)) => (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-9,
-        (Json::Array(x), Json::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Json::Number(x), Json::Number(y)) => {
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-9
+        }
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
         _ => a == b,
     }
 }
@@ -300,7 +327,11 @@ fn push_all(store: &TestStore, batches: &[Batch]) -> Vec<Event> {
                 user: *user,
                 item: *item,
                 event_ts: seconds(*t),
-                created_ts: if batch.backfill { seconds(*t) } else { seconds(now) },
+                created_ts: if batch.backfill {
+                    seconds(*t)
+                } else {
+                    seconds(now)
+                },
                 version: outcome.store_version,
                 seq,
                 seconds: *secs,
@@ -320,7 +351,13 @@ fn refs() -> Vec<String> {
         .collect()
 }
 
-fn run(kind: Kind, batches: &[Batch], queries: &[(usize, usize, i64)], pin: u64, cutoff: Cutoff) -> Result<(), TestCaseError> {
+fn run(
+    kind: Kind,
+    batches: &[Batch],
+    queries: &[(usize, usize, i64)],
+    pin: u64,
+    cutoff: Cutoff,
+) -> Result<(), TestCaseError> {
     let store = store_with(kind, EVENTS, 0);
     let base_version = store.store.version();
     let events = push_all(&store, batches);
@@ -334,9 +371,15 @@ fn run(kind: Kind, batches: &[Batch], queries: &[(usize, usize, i64)], pin: u64,
         as_of_version: Some(pinned),
         cutoff,
     };
-    let info = store.store.create_snapshot(&spec, entity_rows.into_iter().map(Ok)).unwrap();
+    let info = store
+        .store
+        .create_snapshot(&spec, entity_rows.into_iter().map(Ok))
+        .unwrap();
     let mut out = Vec::new();
-    store.store.write_snapshot_jsonl(&info.id, &mut out).unwrap();
+    store
+        .store
+        .write_snapshot_jsonl(&info.id, &mut out)
+        .unwrap();
     let rows: Vec<Json> = out
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -348,12 +391,29 @@ fn run(kind: Kind, batches: &[Batch], queries: &[(usize, usize, i64)], pin: u64,
         for f in USER_FEATURES {
             let expected = user_reference(&events, *user, at, pinned, cutoff, f);
             let got = &row[format!("user_plays__{f}")];
-            prop_assert!(same(got, &expected), "{} of u{} at {}s pinned {}: {} != {}", f, user, t, pinned, got, expected);
+            prop_assert!(
+                same(got, &expected),
+                "{} of u{} at {}s pinned {}: {} != {}",
+                f,
+                user,
+                t,
+                pinned,
+                got,
+                expected
+            );
         }
         for f in ITEM_FEATURES {
             let expected = item_reference(&events, *item, at, pinned, cutoff, f);
             let got = &row[format!("item_plays__{f}")];
-            prop_assert!(same(got, &expected), "{} of i{} at {}s: {} != {}", f, item, t, got, expected);
+            prop_assert!(
+                same(got, &expected),
+                "{} of i{} at {}s: {} != {}",
+                f,
+                item,
+                t,
+                got,
+                expected
+            );
         }
     }
 
@@ -368,12 +428,26 @@ fn run(kind: Kind, batches: &[Batch], queries: &[(usize, usize, i64)], pin: u64,
         let values: Vec<Json> = row.values.iter().map(json_of).collect();
         for (i, f) in USER_FEATURES.iter().enumerate() {
             let expected = user_reference(&events, u, now, version, Cutoff::Created, f);
-            prop_assert!(same(&values[i], &expected), "online {} of u{}: {} != {}", f, u, values[i], expected);
+            prop_assert!(
+                same(&values[i], &expected),
+                "online {} of u{}: {} != {}",
+                f,
+                u,
+                values[i],
+                expected
+            );
         }
         for (i, f) in ITEM_FEATURES.iter().enumerate() {
             let expected = item_reference(&events, u, now, version, Cutoff::Created, f);
             let got = &values[USER_FEATURES.len() + i];
-            prop_assert!(same(got, &expected), "online {} of i{}: {} != {}", f, u, got, expected);
+            prop_assert!(
+                same(got, &expected),
+                "online {} of i{}: {} != {}",
+                f,
+                u,
+                got,
+                expected
+            );
         }
     }
     Ok(())
@@ -414,23 +488,41 @@ proptest! {
 #[test]
 fn an_online_read_right_after_a_push_equals_a_snapshot_row_at_that_instant() {
     let store = store_with(Kind::Memory, EVENTS, 100);
-    let rows = [json!({"user_id": "u1", "item_id": "i1", "event_timestamp": ts(90), "seconds": 40, "device": "tv", "tags": ["a"]}),
-                json!({"user_id": "u1", "item_id": "i2", "event_timestamp": ts(99), "seconds": 10, "device": "web", "tags": []})];
+    let rows = [
+        json!({"user_id": "u1", "item_id": "i1", "event_timestamp": ts(90), "seconds": 40, "device": "tv", "tags": ["a"]}),
+        json!({"user_id": "u1", "item_id": "i2", "event_timestamp": ts(99), "seconds": 10, "device": "web", "tags": []}),
+    ];
     store.store.push("play", &rows, false).unwrap();
     let entity = object(json!({"user_id": "u1", "item_id": "i1"}));
     let online = store.store.online_features(&refs(), &[entity]).unwrap();
-    let spec = SnapshotSpec { features: refs(), as_of_version: None, cutoff: Cutoff::Created };
+    let spec = SnapshotSpec {
+        features: refs(),
+        as_of_version: None,
+        cutoff: Cutoff::Created,
+    };
     let info = store
         .store
-        .create_snapshot(&spec, [Ok(json!({"user_id": "u1", "item_id": "i1", "event_timestamp": ts(100)}))])
+        .create_snapshot(
+            &spec,
+            [Ok(
+                json!({"user_id": "u1", "item_id": "i1", "event_timestamp": ts(100)}),
+            )],
+        )
         .unwrap();
     let mut out = Vec::new();
-    store.store.write_snapshot_jsonl(&info.id, &mut out).unwrap();
+    store
+        .store
+        .write_snapshot_jsonl(&info.id, &mut out)
+        .unwrap();
     let row: Json = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
     for (i, r) in refs().iter().enumerate() {
         let column = r.replace(':', "__");
         let online_value = json_of(&online.rows[0].values[i]);
-        assert!(same(&online_value, &row[&column]), "{r}: online {online_value}, snapshot {}", row[&column]);
+        assert!(
+            same(&online_value, &row[&column]),
+            "{r}: online {online_value}, snapshot {}",
+            row[&column]
+        );
     }
     assert_eq!(json_of(&online.rows[0].values[1]), json!(2), "plays_50s");
 }
@@ -500,12 +592,18 @@ windows = ["0"]
         json!({"user_id": "u1", "item_id": "i1", "event_timestamp": ts(70), "seconds": 1}),
     ];
     store.store.push("listen", &listens, false).unwrap();
-    let history = store.store.view_history("listen", store.store.version()).unwrap();
+    let history = store
+        .store
+        .view_history("listen", store.store.version())
+        .unwrap();
     let genres: Vec<_> = history.iter().map(|r| json_of(&r.values[1])).collect();
     assert_eq!(genres, vec![json!("rock"), json!("jazz"), json!("jazz")]);
     let online = store
         .store
-        .online_features(&["taste:genre_plays_all".into()], &[object(json!({"user_id": "u1"}))])
+        .online_features(
+            &["taste:genre_plays_all".into()],
+            &[object(json!({"user_id": "u1"}))],
+        )
         .unwrap();
     assert_eq!(json_of(&online.rows[0].values[0]), json!([1.0, 2.0]));
     // A lookup is never pushed.
@@ -517,7 +615,11 @@ windows = ["0"]
     // Nor is an aggregation.
     let err = store
         .store
-        .push("taste", &[json!({"user_id": "u1", "event_timestamp": ts(80)})], false)
+        .push(
+            "taste",
+            &[json!({"user_id": "u1", "event_timestamp": ts(80)})],
+            false,
+        )
         .unwrap_err();
     assert_eq!(err.field(), Some("view"), "{err}");
 }
@@ -534,7 +636,10 @@ fn a_new_grouping_is_backfilled_and_the_old_version_keeps_answering() {
         store.store.push("play", &rows, true).unwrap();
         let before = store
             .store
-            .online_features(&["user_plays:plays_50s".into()], &[object(json!({"user_id": "u0"}))])
+            .online_features(
+                &["user_plays:plays_50s".into()],
+                &[object(json!({"user_id": "u0"}))],
+            )
             .unwrap();
         // Version 2 adds a window, and a grouping by (user, item) nobody
         // indexed before: its values come from the stored events.
@@ -567,10 +672,17 @@ windows = ["0"]
 "#,
         )
         .unwrap();
-        assert_eq!(store.store.migrate(migrations.path()).unwrap(), vec!["0002_v2.toml".to_owned()]);
+        assert_eq!(
+            store.store.migrate(migrations.path()).unwrap(),
+            vec!["0002_v2.toml".to_owned()]
+        );
         let read = |refs: &[&str], entity: Json| {
             let refs: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
-            store.store.online_features(&refs, &[object(entity)]).unwrap().rows[0]
+            store
+                .store
+                .online_features(&refs, &[object(entity)])
+                .unwrap()
+                .rows[0]
                 .values
                 .iter()
                 .map(json_of)
@@ -578,24 +690,64 @@ windows = ["0"]
         };
         assert_eq!(json_of(&before.rows[0].values[0]), json!(16));
         assert_eq!(
-            read(&["user_plays@1:plays_50s", "user_plays:plays_50s", "user_plays:plays_100s"], json!({"user_id": "u0"})),
+            read(
+                &[
+                    "user_plays@1:plays_50s",
+                    "user_plays:plays_50s",
+                    "user_plays:plays_100s"
+                ],
+                json!({"user_id": "u0"})
+            ),
             vec![json!(16), json!(16), json!(17)]
         );
-        assert_eq!(read(&["pair_plays:plays_all"], json!({"user_id": "u0", "item_id": "i0"})), vec![json!(4)]);
+        assert_eq!(
+            read(
+                &["pair_plays:plays_all"],
+                json!({"user_id": "u0", "item_id": "i0"})
+            ),
+            vec![json!(4)]
+        );
         // New events reach the new grouping through the push path.
         store.store.push("play", &[json!({"user_id": "u0", "item_id": "i0", "event_timestamp": ts(149), "seconds": 1, "device": "tv", "tags": []})], false).unwrap();
-        assert_eq!(read(&["pair_plays:plays_all"], json!({"user_id": "u0", "item_id": "i0"})), vec![json!(5)]);
+        assert_eq!(
+            read(
+                &["pair_plays:plays_all"],
+                json!({"user_id": "u0", "item_id": "i0"})
+            ),
+            vec![json!(5)]
+        );
     }
 }
 
 #[test]
 fn bad_aggregation_definitions_are_explained() {
     let cases = [
-        (EVENTS.replace("source = \"play\"\nentities = [\"user\"]", "source = \"nope\"\nentities = [\"user\"]"), "unknown source view `nope`"),
-        (EVENTS.replace("windows = [\"10s\", \"50s\", \"0\"]", "windows = [\"10 s\"]"), "window `10 s`"),
-        (EVENTS.replace("op = \"last\"", "op = \"median\""), "op `median`"),
-        (EVENTS.replace("value = 30 }", "value = \"x\" }"), "cannot compare"),
-        (EVENTS.replace("kind = \"events\"\n", ""), "aggregations read kind = \"events\" views"),
+        (
+            EVENTS.replace(
+                "source = \"play\"\nentities = [\"user\"]",
+                "source = \"nope\"\nentities = [\"user\"]",
+            ),
+            "unknown source view `nope`",
+        ),
+        (
+            EVENTS.replace(
+                "windows = [\"10s\", \"50s\", \"0\"]",
+                "windows = [\"10 s\"]",
+            ),
+            "window `10 s`",
+        ),
+        (
+            EVENTS.replace("op = \"last\"", "op = \"median\""),
+            "op `median`",
+        ),
+        (
+            EVENTS.replace("value = 30 }", "value = \"x\" }"),
+            "cannot compare",
+        ),
+        (
+            EVENTS.replace("kind = \"events\"\n", ""),
+            "aggregations read kind = \"events\" views",
+        ),
     ];
     for (definitions, message) in cases {
         let (engine, _dir) = crate::common::engine(Kind::Memory);

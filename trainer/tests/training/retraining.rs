@@ -214,9 +214,11 @@ fn engaged_feedback_joins_the_interactions_and_skips_do_not() {
     let before = load_interactions(&store, store.version()).unwrap();
     let at = "2026-01-01T00:00:00Z";
     let rows = vec![
-        json!({"request_id": "r1", "item_id": "3", "event_timestamp": at, "user_id": "newcomer", "type": "play", "engaged": true}),
+        // (Plays reach training as rows of the declared interactions view;
+        // clicks and likes through the feedback view.)
+        json!({"request_id": "r1", "item_id": "3", "event_timestamp": at, "user_id": "newcomer", "type": "like", "engaged": true}),
         json!({"request_id": "r1", "item_id": "4", "event_timestamp": at, "user_id": "newcomer", "type": "skip", "engaged": false}),
-        json!({"request_id": "r1", "item_id": "no-such-item", "event_timestamp": at, "user_id": "newcomer", "type": "play", "engaged": true}),
+        json!({"request_id": "r1", "item_id": "no-such-item", "event_timestamp": at, "user_id": "newcomer", "type": "click", "engaged": true}),
     ];
     store.push("feedback", &rows, false).unwrap();
     let after = load_interactions(&store, store.version()).unwrap();
@@ -261,7 +263,7 @@ fn the_serving_model_is_scored_on_newer_data_it_never_saw() {
         .map(|i| {
             json!({"request_id": format!("r{i}"), "item_id": (i + 1).to_string(),
                         "event_timestamp": format!("2026-01-01T00:0{i}:00Z"),
-                        "user_id": "newcomer", "type": "play", "engaged": true})
+                        "user_id": "newcomer", "type": "click", "engaged": true})
         })
         .collect();
     store.push("feedback", &rows, false).unwrap();
