@@ -167,7 +167,7 @@ def duckdb_windows(directory: str):
     connection = duckdb.connect()
     connection.execute("SET threads TO 2")
     start = time.perf_counter()
-    result = connection.execute(query).arrow()
+    result = connection.sql(query).to_arrow_table()
     return time.perf_counter() - start, result
 
 
