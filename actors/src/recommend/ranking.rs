@@ -238,7 +238,12 @@ impl Shared {
             .collect();
         item_views.sort_by_key(|v| v.id);
         item_views.dedup_by_key(|v| v.id);
-        let cacheable = item_views.iter().all(|v| v.time_invariant());
+        // Cached per item only when every value depends on the item alone
+        // (keyed by the item, unmoved by time): a user×item value must never
+        // be shared across users.
+        let cacheable = item_views
+            .iter()
+            .all(|v| v.time_invariant() && v.join_keys == [keys.1.as_str()]);
         // Versions first: a write racing the read below makes the entry
         // stale at once rather than wrongly fresh.
         let versions: Vec<u64> = item_views

@@ -75,6 +75,17 @@ name = "listens_log"
 type = "float64"
 transform = { kind = "log1p", input = "listens_all" }
 
+[[aggregation]]
+name = "pair_listens"
+version = 1
+source = "audition"
+entities = ["listener", "episode"]
+
+[[aggregation.feature]]
+name = "listens"
+op = "count"
+windows = ["0"]
+
 [recommender]
 interactions = "audition"
 engaged = { feature = "minutes", op = ">=", value = 5 }
@@ -83,6 +94,7 @@ segment = "episodes:topic"
 ranker_features = [
   "episode_reach:listens_log",
   "affinity(listener_taste:topic_listens_all, episodes:topic)",
+  "pair_listens:listens_all",
 ]
 "#;
 
@@ -117,26 +129,9 @@ fn write_jsonl(path: &Path, rows: &[Json]) {
     std::fs::write(path, text).unwrap();
 }
 
-#[test]
-fn a_declared_catalogue_is_trained_and_served_without_code() {
-    // No name of the catalogue is written in the serving or training code.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for dir in ["actors/src", "trainer/src"] {
-        for name in [
-            "listener_taste",
-            "episode_reach",
-            "audition",
-            "episodes:",
-            "listener_id",
-            "episode_id",
-        ] {
-            assert!(
-                !contains(&root.join(dir), name),
-                "`{name}` is written in {dir}"
-            );
-        }
-    }
-
+/// The catalogue pushed with the CLI and trained: (temp dir, migrations,
+/// data).
+fn trained() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let migrations = dir.path().join("migrations");
     std::fs::create_dir(&migrations).unwrap();
@@ -191,12 +186,40 @@ fn a_declared_catalogue_is_trained_and_served_without_code() {
     );
     assert!(String::from_utf8_lossy(&trained.stdout).contains("trained ranker-1"));
 
+    (dir, migrations, data)
+}
+
+fn start(migrations: &Path, data: &Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let server = Server::start_with(&migrations, &data, port, &[]);
+    Server::start_with(migrations, data, port, &[])
+}
+
+#[test]
+fn a_declared_catalogue_is_trained_and_served_without_code() {
+    // No name of the catalogue is written in the serving or training code.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in ["actors/src", "trainer/src"] {
+        for name in [
+            "listener_taste",
+            "episode_reach",
+            "audition",
+            "episodes:",
+            "listener_id",
+            "episode_id",
+        ] {
+            assert!(
+                !contains(&root.join(dir), name),
+                "`{name}` is written in {dir}"
+            );
+        }
+    }
+
+    let (_dir, migrations, data) = trained();
+    let server = start(&migrations, &data);
     // Listeners the model never saw arrive and play six episodes each
     // (`user_id` and `item_id` are the wire names of the declared entities).
     for l in LISTENERS..LISTENERS + HELD_OUT {
@@ -264,6 +287,58 @@ fn a_declared_catalogue_is_trained_and_served_without_code() {
     assert_ne!(before, after, "the plays moved the ranking");
     let comedy = |items: &[String]| items.iter().filter(|e| topic_of(e) == 1).count();
     assert!(comedy(&after) > comedy(&before), "{before:?} -> {after:?}");
+}
+
+/// A listener×episode feature is never shared across listeners: the
+/// served-feature log of one listener's response holds their own value for
+/// an episode, whoever's request read that episode's values first.
+#[test]
+fn a_user_by_item_feature_is_read_for_each_user() {
+    let (_dir, migrations, data) = trained();
+    let server = start(&migrations, &data);
+    // l0 (crime) first, then l1 (comedy, with science on the side), who has
+    // heard no crime episode.
+    let responses = [server.recommend("l0", 200), server.recommend("l1", 200)];
+    let items = |body: &Json| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (first, second) = (items(&responses[0]), items(&responses[1]));
+    let shared: Vec<&String> = first.iter().filter(|e| second.contains(e)).collect();
+    let entities: Vec<Json> = shared
+        .iter()
+        .flat_map(|e| ["l0", "l1"].map(|l| json!({"listener_id": l, "episode_id": e})))
+        .collect();
+    let (status, pair) = server.post(
+        "/v1/online-features",
+        &json!({"features": ["pair_listens:listens_all"], "entities": entities}),
+    );
+    assert_eq!(status, 200, "{pair}");
+    let value = |k: usize| pair["rows"][k]["values"][0].as_i64().unwrap();
+    let (episode, heard) = (0..shared.len())
+        .find(|&k| value(2 * k) > 0 && value(2 * k + 1) == 0)
+        .map(|k| (shared[k].clone(), value(2 * k)))
+        .expect("an episode served to both that only l0 heard");
+    // The logged value of pair_listens: after the 7 generator inputs, the
+    // declared ones in order (it is the third).
+    let logged = |body: &Json| {
+        let (_, row) = server.post(
+            "/v1/online-features",
+            &json!({"features": ["served_item:features"],
+            "entities": [{"request_id": body["request_id"], "item_id": episode}]}),
+        );
+        row["rows"][0]["values"][0][9].as_f64().unwrap()
+    };
+    assert_eq!(logged(&responses[0]), heard as f64);
+    assert_eq!(
+        logged(&responses[1]),
+        0.0,
+        "l1 was served l0's listens of {episode}"
+    );
 }
 
 /// Whether any `.rs` file under `dir` contains `needle`.
