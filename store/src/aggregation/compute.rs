@@ -250,6 +250,7 @@ impl Accumulator {
             Accumulator::Mean { sum, n } => Some(Value::Float64(sum / n as f64)),
             Accumulator::Min(x) | Accumulator::Max(x) => x.map(Value::Float64),
             Accumulator::Last(value) => value,
+            Accumulator::Distinct(seen) if seen.is_empty() => None,
             Accumulator::Distinct(seen) => Some(Value::Int64(seen.len() as i64)),
         }
     }

@@ -225,10 +225,15 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
         }
     }
 
-    let source = registry
-        .view(&def.source)
-        .cloned()
-        .ok_or_else(|| fail(format!("unknown source view `{}`", def.source)))?;
+    // A re-declared version keeps the source view version it was compiled
+    // against (`play` may name a newer version by now).
+    let source = match existing.as_ref().and_then(|old| old.aggregation()) {
+        Some(old) => Arc::clone(&old.source),
+        None => registry
+            .view(&def.source)
+            .cloned()
+            .ok_or_else(|| fail(format!("unknown source view `{}`", def.source)))?,
+    };
     if !source.is_events() {
         return Err(fail(format!(
             "source `{}` is a {} view; aggregations read kind = \"events\" views",
@@ -245,7 +250,6 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
         ));
     }
     let mut group_positions = Vec::with_capacity(def.entities.len());
-    let mut join_keys = Vec::with_capacity(def.entities.len());
     for entity in &def.entities {
         let position = source
             .entities
@@ -256,8 +260,18 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
             return Err(fail(format!("entity `{entity}` is listed twice")));
         }
         group_positions.push(position);
-        join_keys.push(source.join_keys[position].clone());
     }
+    // The group key is built in the source's entity order, whatever order
+    // the declaration lists them in (the index is written that way).
+    group_positions.sort_unstable();
+    let entities: Vec<String> = group_positions
+        .iter()
+        .map(|&p| source.entities[p].clone())
+        .collect();
+    let join_keys: Vec<String> = group_positions
+        .iter()
+        .map(|&p| source.join_keys[p].clone())
+        .collect();
     if def.feature.is_empty() {
         return Err(fail("declare at least one [[aggregation.feature]]".into()));
     }
@@ -276,12 +290,14 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
             )));
         }
         for window_text in &fdef.windows {
-            let window = parse_duration(window_text).ok_or_else(|| {
-                fail(format!(
-                    "feature `{}`: window `{window_text}` is not a duration like 1h, 7d or 0",
-                    fdef.name
-                ))
-            })?;
+            let window = parse_duration(window_text)
+                .filter(|w| *w > 0 || window_text.trim() == "0")
+                .ok_or_else(|| {
+                    fail(format!(
+                        "feature `{}`: window `{window_text}` is not a duration like 1h, 7d or 0 (all time)",
+                        fdef.name
+                    ))
+                })?;
             let name = feature_name(fdef, window_text);
             if by_name.contains_key(&name) || join_keys.contains(&name) {
                 return Err(fail(format!("feature `{name}` is declared twice")));
@@ -328,7 +344,7 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
             )));
         }
         let feature =
-            compile_feature(ddef, &features, &by_name, &def.entities, &join_keys).map_err(&fail)?;
+            compile_feature(ddef, &features, &by_name, &entities, &join_keys).map_err(&fail)?;
         by_name.insert(feature.name.clone(), features.len());
         features.push(feature);
     }
@@ -348,7 +364,7 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
         id,
         name: def.name.clone(),
         version: def.version,
-        entities: def.entities.clone(),
+        entities: entities.clone(),
         join_keys,
         ttl_micros: 0,
         ttl: "0".into(),

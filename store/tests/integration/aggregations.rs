@@ -251,7 +251,11 @@ fn user_reference(
         "device_distinct_count_50s" => {
             let distinct: std::collections::BTreeSet<usize> =
                 w(50).iter().map(|e| e.device).collect();
-            json!(distinct.len())
+            if distinct.is_empty() {
+                Json::Null
+            } else {
+                json!(distinct.len())
+            }
         }
         "tag_plays_50s" => {
             let mut counts = [0f64; 3];
@@ -669,6 +673,18 @@ entities = ["user", "item"]
 name = "plays"
 op = "count"
 windows = ["0"]
+
+# The same grouping declared in the other order.
+[[aggregation]]
+name = "item_user_plays"
+version = 1
+source = "play"
+entities = ["item", "user"]
+
+[[aggregation.feature]]
+name = "plays"
+op = "count"
+windows = ["0"]
 "#,
         )
         .unwrap();
@@ -706,6 +722,14 @@ windows = ["0"]
                 json!({"user_id": "u0", "item_id": "i0"})
             ),
             vec![json!(4)]
+        );
+        assert_eq!(
+            read(
+                &["item_user_plays:plays_all"],
+                json!({"user_id": "u0", "item_id": "i0"})
+            ),
+            vec![json!(4)],
+            "a grouping listed in another order reads the same index"
         );
         // New events reach the new grouping through the push path.
         store.store.push("play", &[json!({"user_id": "u0", "item_id": "i0", "event_timestamp": ts(149), "seconds": 1, "device": "tv", "tags": []})], false).unwrap();
