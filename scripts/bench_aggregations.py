@@ -32,60 +32,8 @@ WINDOWS = {"1h": 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
 SPAN = 60 * 86400
 
-DEFINITIONS = """
-[[entity]]
-name = "user"
-join_key = "user_id"
-
-[[entity]]
-name = "item"
-join_key = "item_id"
-
-[[feature_view]]
-name = "play_raw"
-version = 1
-kind = "events"
-entities = ["user", "item"]
-ttl = "0"
-
-[[feature_view.feature]]
-name = "seconds"
-type = "int64"
-
-[[feature_view]]
-name = "play"
-version = 1
-kind = "events"
-entities = ["user", "item"]
-ttl = "0"
-
-[[feature_view.feature]]
-name = "seconds"
-type = "int64"
-
-[[aggregation]]
-name = "user_plays"
-version = 1
-source = "play"
-entities = ["user"]
-
-[[aggregation.feature]]
-name = "plays"
-op = "count"
-windows = ["1h", "1d", "7d", "30d"]
-
-[[aggregation.feature]]
-name = "seconds"
-op = "sum"
-input = "seconds"
-windows = ["1h", "1d", "7d", "30d"]
-
-[[aggregation.feature]]
-name = "seconds"
-op = "mean"
-input = "seconds"
-windows = ["1h", "1d", "7d", "30d"]
-"""
+# One definition file for this script and the criterion benchmark.
+DEFINITIONS = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "store", "benches", "aggregations.toml")).read()
 
 FEATURES = (
     [f"user_plays:plays_{w}" for w in WINDOWS]

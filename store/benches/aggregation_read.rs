@@ -8,49 +8,7 @@ use reprise_store::time::{now_micros, MICROS_PER_SECOND};
 use reprise_store::{FeatureStore, StoreConfig};
 use serde_json::{json, Map, Value as Json};
 
-const DEFINITIONS: &str = r#"
-[[entity]]
-name = "user"
-join_key = "user_id"
-
-[[entity]]
-name = "item"
-join_key = "item_id"
-
-[[feature_view]]
-name = "play"
-version = 1
-kind = "events"
-entities = ["user", "item"]
-ttl = "0"
-
-[[feature_view.feature]]
-name = "seconds"
-type = "int64"
-
-[[aggregation]]
-name = "user_plays"
-version = 1
-source = "play"
-entities = ["user"]
-
-[[aggregation.feature]]
-name = "plays"
-op = "count"
-windows = ["1h", "1d", "7d", "30d"]
-
-[[aggregation.feature]]
-name = "seconds"
-op = "sum"
-input = "seconds"
-windows = ["1h", "1d", "7d", "30d"]
-
-[[aggregation.feature]]
-name = "seconds"
-op = "mean"
-input = "seconds"
-windows = ["1h", "1d", "7d", "30d"]
-"#;
+const DEFINITIONS: &str = include_str!("aggregations.toml");
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
