@@ -188,6 +188,11 @@ pub struct FeedbackEvent {
     /// Plays: raw features of the declared interactions view.
     #[schema(value_type = Option<Object>)]
     pub features: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The request context the event happened in (`device`, `hour`, …);
+    /// plays log the fields the interactions view declares. Without it, a
+    /// play naming a served `request_id` takes that request's context.
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

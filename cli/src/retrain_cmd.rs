@@ -75,8 +75,11 @@ fn run_once(store: &FeatureStore, args: RetrainRunArgs) -> anyhow::Result<()> {
     let mut policy = args.policy.policy()?;
     let params = &mut policy.options.params;
     params.shuffle_labels = args.shuffle_labels;
-    params.als.factors = args.factors;
-    params.als.iterations = args.iterations;
+    if let Some(factors) = args.factors {
+        params.als.factors = factors;
+        policy.options.declared_dimension = false;
+    }
+    policy.options.params.als.iterations = args.iterations;
     let serving = match store.serving_model(RANKER_KIND)? {
         Some(v) => Some(v),
         None => model_io::latest(store, RANKER_KIND).ok().map(|r| r.version),

@@ -31,7 +31,11 @@ pub fn train_once(store: &FeatureStore) -> anyhow::Result<()> {
     if reprise_trainer::model_io::latest(store, reprise_trainer::model_io::RANKER_KIND).is_ok() {
         return Ok(());
     }
-    let outcome = reprise_trainer::train(store, &TrainOptions::default(), &mut print_step)?;
+    let options = TrainOptions {
+        declared_dimension: true,
+        ..TrainOptions::default()
+    };
+    let outcome = reprise_trainer::train(store, &options, &mut print_step)?;
     tracing::info!(
         ranker = %outcome.ranker_version,
         ndcg_at_10 = outcome.metrics.top_k.ndcg,
@@ -68,7 +72,7 @@ pub fn train(store_args: &StoreArgs, args: TrainArgs) -> anyhow::Result<()> {
     let options = TrainOptions {
         params: PipelineParams {
             als: AlsParams {
-                factors: args.factors,
+                factors: args.factors.unwrap_or(AlsParams::default().factors),
                 iterations: args.iterations,
                 seed: args.seed,
                 ..AlsParams::default()
@@ -80,6 +84,7 @@ pub fn train(store_args: &StoreArgs, args: TrainArgs) -> anyhow::Result<()> {
         },
         as_of_version: args.as_of_version,
         source: args.source,
+        declared_dimension: args.factors.is_none(),
         expected_schema: None,
     };
     let outcome = reprise_trainer::train(&store, &options, &mut print_step)?;

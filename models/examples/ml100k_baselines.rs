@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use reprise_models::als::{Als, AlsParams};
 use reprise_models::baselines::{evaluate, ItemKnn, MostPopular, Precomputed};
-use reprise_models::context::NoContext;
+use reprise_models::context::{NoContext, Occasions};
 use reprise_models::dataset::{chronological_split, Dataset};
 use reprise_models::pipeline::{item_sets, user_cutoffs, PipelineParams, TwoStage};
 
@@ -82,7 +82,12 @@ fn main() {
     .expect("no context to fail");
     let users: Vec<(u32, i64)> = user_cutoffs(&split.train).into_iter().collect();
     let ranked = pipeline
-        .rank(&users, &item_sets(&split.train), &NoContext)
+        .rank(
+            &users,
+            &item_sets(&split.train),
+            &NoContext,
+            &Occasions::none(),
+        )
         .expect("no context to fail");
     let result = evaluate(&Precomputed::from_scored(&ranked), &split, 10);
     println!(

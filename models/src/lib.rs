@@ -5,7 +5,7 @@
 //!
 //! The interaction data set and its per-user chronological split, ranking
 //! metrics, the most-popular and item-kNN baselines, implicit ALS
-//! embeddings, a logistic-regression ranker, and the two-stage pipeline
+//! embeddings, a ranker (logistic regression or gradient-boosted trees), and the two-stage pipeline
 //! (candidates from ALS, item-kNN and popularity, ranked by the ranker).
 
 pub mod als;

@@ -16,9 +16,9 @@ use ndarray::Array2;
 
 use crate::als::{Als, AlsParams};
 use crate::baselines::{user_histories, ItemKnn, MostPopular};
-use crate::context::{ContextError, ContextRequest, ContextSource};
+use crate::context::{ContextError, ContextRequest, ContextSource, Occasions};
 use crate::dataset::{chronological_split, Interaction};
-use crate::ranker::LogisticRegression;
+use crate::ranker::{Ranker, RankerKind, TreesParams};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineParams {
@@ -31,6 +31,12 @@ pub struct PipelineParams {
     pub ranker_l2: f64,
     pub ranker_iterations: usize,
     pub ranker_learning_rate: f64,
+    /// Which ranker is fitted (the declaration's `ranker`).
+    #[serde(default)]
+    pub ranker_kind: RankerKind,
+    /// The gradient-boosted trees' parameters (kind `gbdt`).
+    #[serde(default)]
+    pub trees: TreesParams,
     /// Trains the ranker on randomly permuted labels: a null model, for
     /// checking that evaluation and the promotion gate reject it.
     #[serde(default)]
@@ -47,6 +53,8 @@ impl Default for PipelineParams {
             ranker_l2: 1e-4,
             ranker_iterations: 300,
             ranker_learning_rate: 0.5,
+            ranker_kind: RankerKind::default(),
+            trees: TreesParams::default(),
             shuffle_labels: false,
         }
     }
@@ -55,13 +63,17 @@ impl Default for PipelineParams {
 impl PipelineParams {
     /// The ranker fitted on feature rows `x` and their labels with these
     /// parameters (snapshot rows or served-log vectors alike).
-    pub fn fit_ranker(&self, x: &Array2<f64>, labels: &[bool]) -> LogisticRegression {
-        LogisticRegression::fit(
+    pub fn fit_ranker(&self, x: &Array2<f64>, labels: &[bool]) -> Ranker {
+        crate::ranker::fit(
+            self.ranker_kind,
             x,
             labels,
-            self.ranker_l2,
-            self.ranker_iterations,
-            self.ranker_learning_rate,
+            (
+                self.ranker_l2,
+                self.ranker_iterations,
+                self.ranker_learning_rate,
+            ),
+            &self.trees,
         )
     }
 }
@@ -180,13 +192,15 @@ impl Generators {
     }
 
     /// Candidates for each `(user, cutoff)`, with context features as of
-    /// [`context_time`]`(cutoff)` appended, fetched in one call.
+    /// [`context_time`]`(cutoff)` (request context: of the candidate's
+    /// occasion) appended, fetched in one call.
     pub fn candidates_with_context(
         &self,
         users: &[(u32, i64)],
         exclude: &HashMap<u32, HashSet<u32>>,
         params: &PipelineParams,
         context: &dyn ContextSource,
+        occasions: &Occasions,
     ) -> Result<Vec<Candidates>, ContextError> {
         let empty = HashSet::new();
         let mut all: Vec<Candidates> = users
@@ -201,6 +215,7 @@ impl Generators {
                     user: *user,
                     item: *item,
                     as_of: context_time(*cutoff),
+                    occasion: occasions.of(*user, *item),
                 })
             })
             .collect();
@@ -338,7 +353,7 @@ pub fn item_sets(interactions: &[Interaction]) -> HashMap<u32, HashSet<u32>> {
 
 pub struct TwoStage {
     pub generators: Generators,
-    pub ranker: LogisticRegression,
+    pub ranker: Ranker,
     pub params: PipelineParams,
     /// Generator then context feature names, in the ranker's input order.
     pub features: Vec<String>,
@@ -382,8 +397,9 @@ impl RankerData {
             .collect();
         user_ids.sort_unstable();
         let seen = item_sets(&inner.train);
-        let candidates =
-            inner_generators.candidates_with_context(&user_ids, &seen, params, context)?;
+        let occasions = Occasions::per_candidate(&inner.test);
+        let candidates = inner_generators
+            .candidates_with_context(&user_ids, &seen, params, context, &occasions)?;
         let mut rows: Vec<Vec<f64>> = Vec::new();
         let mut labels: Vec<bool> = Vec::new();
         for c in candidates {
@@ -403,7 +419,7 @@ impl RankerData {
 
     /// The ranker fitted on these rows (on permuted labels when
     /// `params.shuffle_labels`).
-    pub fn fit(mut self, params: &PipelineParams) -> (LogisticRegression, RankerTraining) {
+    pub fn fit(mut self, params: &PipelineParams) -> (Ranker, RankerTraining) {
         if params.shuffle_labels {
             use rand::seq::SliceRandom;
             use rand::SeedableRng;
@@ -446,7 +462,7 @@ impl TwoStage {
         users: usize,
         items: usize,
         params: PipelineParams,
-        ranker: LogisticRegression,
+        ranker: Ranker,
         features: Vec<String>,
     ) -> Self {
         TwoStage {
@@ -464,18 +480,24 @@ impl TwoStage {
         users: &[(u32, i64)],
         exclude: &HashMap<u32, HashSet<u32>>,
         context: &dyn ContextSource,
+        occasions: &Occasions,
     ) -> Result<HashMap<u32, Vec<(u32, f64)>>, ContextError> {
-        let candidates =
-            self.generators
-                .candidates_with_context(users, exclude, &self.params, context)?;
+        let candidates = self.generators.candidates_with_context(
+            users,
+            exclude,
+            &self.params,
+            context,
+            occasions,
+        )?;
         Ok(candidates
             .into_iter()
             .map(|c| {
+                let rows: Vec<&[f64]> = c.features.iter().map(Vec::as_slice).collect();
                 let mut scored: Vec<(u32, f64)> = c
                     .items
                     .iter()
-                    .zip(&c.features)
-                    .map(|(item, f)| (*item, self.ranker.predict(f)))
+                    .copied()
+                    .zip(self.ranker.predict_rows(&rows))
                     .collect();
                 scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 (c.user, scored)
@@ -488,7 +510,7 @@ impl TwoStage {
 mod tests {
     use super::*;
     use crate::baselines::{evaluate, Precomputed};
-    use crate::context::NoContext;
+    use crate::context::{NoContext, Occasions};
     use crate::dataset::Dataset;
 
     /// Two communities of 20 users over 10 items each; every user plays six
@@ -552,7 +574,9 @@ mod tests {
         assert!(training.rows > 0 && training.positives > 0);
         let seen = item_sets(&split.train);
         let cutoffs = user_cutoffs(&split.train);
-        let ranked = model.rank(&[(0, cutoffs[&0])], &seen, &NoContext).unwrap();
+        let ranked = model
+            .rank(&[(0, cutoffs[&0])], &seen, &NoContext, &Occasions::none())
+            .unwrap();
         let ranked = &ranked[&0];
         assert!(ranked.iter().all(|(_, p)| (0.0..=1.0).contains(p)));
         assert!(
@@ -572,7 +596,9 @@ mod tests {
             );
         }
         let users: Vec<(u32, i64)> = cutoffs.iter().map(|(u, c)| (*u, *c)).collect();
-        let all = model.rank(&users, &seen, &NoContext).unwrap();
+        let all = model
+            .rank(&users, &seen, &NoContext, &Occasions::none())
+            .unwrap();
         let pipeline = evaluate(&Precomputed::from_scored(&all), &split, 3);
         let popular = evaluate(&MostPopular::fit(&split.train), &split, 3);
         assert!(pipeline.ndcg > popular.ndcg, "{pipeline:?} vs {popular:?}");
@@ -602,10 +628,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(model.features.len(), GENERATOR_FEATURES.len() + 1);
+        let Ranker::Logistic(linear) = &model.ranker else {
+            panic!("the default ranker is logistic");
+        };
         assert!(
-            *model.ranker.weights.last().unwrap() > 0.0,
+            *linear.weights.last().unwrap() > 0.0,
             "being in the user's community predicts a play: {:?}",
-            model.ranker.weights
+            linear.weights
         );
         // Every request during training was for a time before the user's
         // inner held-out (label) interactions.

@@ -119,7 +119,7 @@ pub struct Ranked {
     pub scores: Vec<ItemProbability>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -132,6 +132,12 @@ pub struct Event {
     pub timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub played_seconds: Option<f64>,
+    /// Plays: raw features of the declared interactions view.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub features: serde_json::Map<String, serde_json::Value>,
+    /// The request context the event happened in (`device`, `hour`, …).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub context: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -10,10 +10,36 @@ use crate::aggregation::Filter;
 use crate::definitions::RecommenderDef;
 use crate::error::{Result, StoreError};
 use crate::registry::{FeatureView, Registry, ResolvedRef};
-use crate::types::Value;
+use crate::types::{FeatureType, Value};
 
-/// The system view of request context: its features may be ranker inputs.
+/// The system view of request context: `request_context:F` ranker entries
+/// are the request's context field `F`.
 pub const REQUEST_CONTEXT_VIEW: &str = "request_context";
+
+/// The context field every request has: the hour of day (UTC, 0–23) given
+/// in the request or of the server clock; in training, logged with the
+/// interaction or of its event time.
+pub const HOUR_FIELD: &str = "hour";
+
+/// The field `F` of a `request_context:F` ranker entry.
+pub fn context_field(entry: &str) -> Option<&str> {
+    entry
+        .trim()
+        .strip_prefix(REQUEST_CONTEXT_VIEW)?
+        .strip_prefix(':')
+}
+
+/// The type of request-context field `name` as the interactions view logs
+/// it: its feature of that name, or `hour` (int64, from the event time).
+fn logged_context_type(interactions: &FeatureView, name: &str) -> Option<FeatureType> {
+    match interactions.feature_index(name) {
+        Some(i) => Some(interactions.features[i].feature_type),
+        None => (name == HOUR_FIELD).then_some(FeatureType::Int64),
+    }
+}
+
+/// The ranker kinds a declaration may name (`ranker = "…"`).
+pub const RANKER_KINDS: [&str; 2] = ["logistic", "gbdt"];
 
 #[derive(Debug, Clone)]
 pub struct RecommenderSpec {
@@ -38,6 +64,14 @@ impl RecommenderSpec {
     /// The item's join key in the interactions view.
     pub fn item_key(&self) -> &str {
         &self.interactions.join_keys[1]
+    }
+
+    /// The type of request-context field `name` (a `request_context:F`
+    /// ranker entry): each interaction logs it as its feature `name`
+    /// (`hour` may instead come from the event time). `None`: not logged,
+    /// so it cannot be learned.
+    pub fn context_type(&self, name: &str) -> Option<FeatureType> {
+        logged_context_type(&self.interactions, name)
     }
 
     /// Whether an interaction with these feature values (in the
@@ -125,9 +159,13 @@ pub fn compile(registry: &Registry, file: &str, def: &RecommenderDef) -> Result<
             None => vec![entry.as_str()],
         };
         for r in refs {
-            if r.split_once(':')
-                .is_some_and(|(view, _)| view == REQUEST_CONTEXT_VIEW)
-            {
+            if let Some(field) = context_field(r) {
+                if logged_context_type(&interactions, field).is_none() {
+                    return Err(fail(format!(
+                        "ranker_features[{i}]: request context `{field}` is not logged with the interactions: declare a feature `{field}` in `{}` (only `{HOUR_FIELD}` can be taken from the event time)",
+                        interactions.name
+                    )));
+                }
                 continue;
             }
             registry
@@ -136,9 +174,10 @@ pub fn compile(registry: &Registry, file: &str, def: &RecommenderDef) -> Result<
         }
     }
     let ranker = def.ranker.clone().unwrap_or_else(|| "logistic".into());
-    if ranker != "logistic" {
+    if !RANKER_KINDS.contains(&ranker.as_str()) {
         return Err(fail(format!(
-            "ranker `{ranker}` is not supported yet (only `logistic`; gradient-boosted trees are planned)"
+            "ranker `{ranker}` is not one of {}",
+            RANKER_KINDS.join(", ")
         )));
     }
     Ok(RecommenderSpec {

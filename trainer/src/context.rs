@@ -1,13 +1,16 @@
 //! The ranker's context features in training: the declared ranker inputs
 //! ([`RankerInputs`]) read through point-in-time snapshots
 //! ([`SnapshotContext`]) and turned into model inputs by the same
-//! `vectorize` serving calls on online reads.
+//! `vectorize` serving calls on online reads. Request-context inputs take
+//! the values logged with the interaction each row is shown in (its
+//! occasion, see `reprise_models::context`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use reprise_models::context::{ContextError, ContextRequest, ContextSource};
 use reprise_models::dataset::Dataset;
+use reprise_store::recommender::HOUR_FIELD;
 use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
 use reprise_store::{FeatureStore, SnapshotSpec, Value};
 use serde_json::json;
@@ -16,6 +19,73 @@ use crate::features::RankerInputs;
 
 /// A fetched row: the request and the raw values of the inputs' refs.
 pub type KeptRow = (ContextRequest, Vec<Option<Value>>);
+
+/// The request context logged with each interaction, by (user, item, event
+/// second), in [`RankerInputs::context`]'s order.
+pub type LoggedContext = HashMap<(u32, u32, i64), Vec<Option<Value>>>;
+
+/// Reads the request context the declared interactions view logged with
+/// each interaction of `dataset` at `store_version` (nothing when the
+/// inputs read no context). `hour`, when the view does not log it (or
+/// logged null), is the UTC hour of the event time.
+pub fn logged_context(
+    store: &FeatureStore,
+    dataset: &Dataset,
+    inputs: &RankerInputs,
+    store_version: u64,
+) -> reprise_store::Result<LoggedContext> {
+    let mut logged = LoggedContext::new();
+    if inputs.context.is_empty() {
+        return Ok(logged);
+    }
+    let registry = store.registry();
+    let Some(spec) = registry.recommender() else {
+        return Ok(logged);
+    };
+    let view = &spec.interactions;
+    let slots: Vec<Option<usize>> = inputs
+        .context
+        .iter()
+        .map(|c| view.feature_index(&c.name))
+        .collect();
+    let users: HashMap<&str, u32> = dataset
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.as_str(), i as u32))
+        .collect();
+    let items: HashMap<&str, u32> = dataset
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.as_str(), i as u32))
+        .collect();
+    for row in store.view_history(&view.label(), store_version)? {
+        let (Some(user), Some(item)) = (
+            row.keys.first().and_then(|u| users.get(u.as_str())),
+            row.keys.get(1).and_then(|i| items.get(i.as_str())),
+        ) else {
+            continue;
+        };
+        let seconds = row.event_ts.div_euclid(MICROS_PER_SECOND);
+        let values = inputs
+            .context
+            .iter()
+            .zip(&slots)
+            .map(|(field, slot)| {
+                let logged = slot.and_then(|i| row.values.get(i).cloned().flatten());
+                match logged {
+                    None if field.name == HOUR_FIELD => {
+                        Some(Value::Int64(seconds.rem_euclid(86_400) / 3_600))
+                    }
+                    other => other,
+                }
+            })
+            .collect();
+        logged.entry((*user, *item, seconds)).or_insert(values);
+    }
+    Ok(logged)
+}
 
 /// Context from point-in-time snapshots pinned to one store version: each
 /// [`ContextSource::fetch`] creates one snapshot (recorded, so the model
@@ -28,6 +98,7 @@ pub struct SnapshotContext<'a> {
     snapshots: Mutex<Vec<String>>,
     /// The raw values of every fetched row, when asked to keep them.
     kept: Option<Mutex<Vec<KeptRow>>>,
+    logged: LoggedContext,
 }
 
 impl<'a> SnapshotContext<'a> {
@@ -36,15 +107,25 @@ impl<'a> SnapshotContext<'a> {
         dataset: &'a Dataset,
         inputs: &'a RankerInputs,
         store_version: u64,
-    ) -> Self {
-        SnapshotContext {
+    ) -> reprise_store::Result<Self> {
+        Ok(SnapshotContext {
             store,
             dataset,
             inputs,
             store_version,
             snapshots: Mutex::new(Vec::new()),
             kept: None,
-        }
+            logged: logged_context(store, dataset, inputs, store_version)?,
+        })
+    }
+
+    /// The request context of `request`'s occasion (nulls without one).
+    fn request_context(&self, request: &ContextRequest) -> Vec<Option<Value>> {
+        request
+            .occasion
+            .and_then(|o| self.logged.get(&(request.user, o.item, o.timestamp)))
+            .cloned()
+            .unwrap_or_else(|| vec![None; self.inputs.context.len()])
     }
 
     /// Also keeps every fetched row's raw values (for checks and reports).
@@ -72,6 +153,9 @@ impl<'a> SnapshotContext<'a> {
         &self,
         requests: &[ContextRequest],
     ) -> reprise_store::Result<Vec<Vec<Option<Value>>>> {
+        if self.inputs.refs.is_empty() {
+            return Ok(vec![Vec::new(); requests.len()]);
+        }
         let spec = SnapshotSpec {
             features: self.inputs.refs.clone(),
             as_of_version: Some(self.store_version),
@@ -122,8 +206,13 @@ impl ContextSource for SnapshotContext<'_> {
         }
         Ok(values
             .iter()
-            .map(|v| self.inputs.vectorize_owned(v))
+            .zip(requests)
+            .map(|(v, r)| self.inputs.vectorize_owned(v, &self.request_context(r)))
             .collect())
+    }
+
+    fn uses_occasions(&self) -> bool {
+        !self.inputs.context.is_empty()
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use reprise_models::baselines::{evaluate as top_k, ItemKnn, MostPopular, Precomputed};
-use reprise_models::context::ContextSource;
+use reprise_models::context::{ContextSource, Occasions};
 use reprise_models::dataset::{chronological_split, Split};
 use reprise_models::metrics::{auc, log_loss, TopK};
 use reprise_models::pipeline::{item_sets, user_cutoffs, TwoStage};
@@ -63,14 +63,28 @@ pub fn score_pipeline(
         .filter_map(|u| cutoffs.get(u).map(|c| (*u, *c)))
         .collect();
     users.sort_unstable();
-    let ranked = model
-        .rank(&users, &item_sets(&split.train), context)
-        .map_err(|e| TrainError::Context(e.to_string()))?;
+    let seen = item_sets(&split.train);
+    let rank = |occasions: &Occasions| {
+        model
+            .rank(&users, &seen, context, occasions)
+            .map_err(|e| TrainError::Context(e.to_string()))
+    };
+    // One ranking per user in the context of their next play; with request
+    // context among the inputs, the classification metrics see each
+    // held-out item in the context it was played in (and the others in
+    // contexts the user was in), as the ranker was trained.
+    let ranked = rank(&Occasions::next_play(&split.test))?;
+    let per_candidate = if context.uses_occasions() {
+        Some(rank(&Occasions::per_candidate(&split.test))?)
+    } else {
+        None
+    };
     let mut scores = Vec::new();
     let mut labels = Vec::new();
     // In user order, so sums (log-loss) come out bit-identical run to run.
     for (user, _) in &users {
-        for (item, p) in ranked.get(user).map_or(&[][..], Vec::as_slice) {
+        let scored = per_candidate.as_ref().unwrap_or(&ranked).get(user);
+        for (item, p) in scored.map_or(&[][..], Vec::as_slice) {
             scores.push(*p);
             labels.push(held_out[user].contains(item));
         }
@@ -111,7 +125,7 @@ pub fn evaluate(store: &FeatureStore, version: Option<&str>) -> Result<Evaluatio
     let split = chronological_split(&dataset.interactions, TRAIN_FRACTION);
     let model = crate::remap::load_ranker_onto(store, &record, dataset, &split.train)?;
     let inputs = model_io::ranker_inputs(store, &record)?;
-    let context = SnapshotContext::new(store, dataset, &inputs, data.store_version);
+    let context = SnapshotContext::new(store, dataset, &inputs, data.store_version)?;
     let pipeline = score_pipeline(&model, &split, &context)?;
     let most_popular = top_k(&MostPopular::fit(&split.train), &split, K);
     let knn = ItemKnn::fit(

@@ -4,7 +4,10 @@
 //! snapshots, serving reads the same refs online, and both call the same
 //! `vectorize`; the served-feature log stores its output.
 //!
-//! Each declared entry is a feature ref or `affinity(COUNTS, CATEGORIES)`:
+//! Each declared entry is a feature ref, `request_context:F` (the request's
+//! context field `F`; in training, the value logged with the interaction the
+//! row is shown in, see `reprise_models::context`) or
+//! `affinity(COUNTS, CATEGORIES)`:
 //! - int64 / float64 → the value (null → 0; declare a `default` transform
 //!   for another fill), bool → 0 or 1;
 //! - float_vector → its `dim` values (null → zeros);
@@ -17,7 +20,7 @@
 //!   is how a user×item cross is declared (a user's genre likes against an
 //!   item's genres).
 
-use reprise_store::recommender::parse_affinity;
+use reprise_store::recommender::{context_field, parse_affinity};
 use reprise_store::registry::{Registry, ResolvedRef};
 use reprise_store::types::FeatureType;
 use reprise_store::Value;
@@ -27,21 +30,36 @@ use crate::error::{Result, TrainError};
 /// Buckets of the hashed one-hot encoding of strings.
 pub const HASH_BUCKETS: usize = 8;
 
-/// How one declared entry becomes model inputs; indices point into
-/// [`RankerInputs::refs`].
+/// Where a value comes from: the store (an index into
+/// [`RankerInputs::refs`]) or the request's context (an index into
+/// [`RankerInputs::context`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    Store(usize),
+    Context(usize),
+}
+
+/// How one declared entry becomes model inputs.
 #[derive(Debug, Clone, PartialEq)]
 enum Slot {
-    Number(usize),
+    Number(Source),
     Vector {
-        value: usize,
+        value: Source,
         dim: usize,
     },
-    Hashed(usize),
+    Hashed(Source),
     Affinity {
-        counts: usize,
-        categories: usize,
+        counts: Source,
+        categories: Source,
         vocabulary: Vec<String>,
     },
+}
+
+/// A request-context field the ranker reads, with its type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextField {
+    pub name: String,
+    pub feature_type: FeatureType,
 }
 
 /// The compiled declaration of the ranker's inputs.
@@ -52,6 +70,9 @@ pub struct RankerInputs {
     /// The feature refs read from the store, in the order `vectorize` wants
     /// their values.
     pub refs: Vec<String>,
+    /// The request-context fields read, in the order `vectorize` wants
+    /// their values.
+    pub context: Vec<ContextField>,
     slots: Vec<Slot>,
     names: Vec<String>,
 }
@@ -62,9 +83,11 @@ impl RankerInputs {
         let mut inputs = RankerInputs {
             declared: declared.to_vec(),
             refs: Vec::new(),
+            context: Vec::new(),
             slots: Vec::new(),
             names: Vec::new(),
         };
+        let spec = registry.recommender();
         for (i, entry) in declared.iter().enumerate() {
             let field = format!("ranker_features[{i}]");
             let bad =
@@ -99,18 +122,40 @@ impl RankerInputs {
                 inputs.names.push(entry.clone());
                 continue;
             }
-            let resolved = registry
-                .resolve(entry, &field)
-                .map_err(|e| bad(e.to_string()))?;
-            let feature = resolved.feature();
-            let value = inputs.reference(entry);
-            match feature.feature_type {
+            let (value, feature_type, dim) = match context_field(entry) {
+                Some(name) => {
+                    let feature_type = spec
+                        .and_then(|s| s.context_type(name))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "request context `{name}` is not logged with the declared interactions"
+                            ))
+                        })?;
+                    let dim = spec.and_then(|s| {
+                        let i = s.interactions.feature_index(name)?;
+                        s.interactions.features[i].dim
+                    });
+                    (
+                        inputs.context_reference(name, feature_type),
+                        feature_type,
+                        dim,
+                    )
+                }
+                None => {
+                    let resolved = registry
+                        .resolve(entry, &field)
+                        .map_err(|e| bad(e.to_string()))?;
+                    let feature = resolved.feature();
+                    (inputs.reference(entry), feature.feature_type, feature.dim)
+                }
+            };
+            match feature_type {
                 FeatureType::Int64 | FeatureType::Float64 | FeatureType::Bool => {
                     inputs.slots.push(Slot::Number(value));
                     inputs.names.push(entry.clone());
                 }
                 FeatureType::FloatVector => {
-                    let dim = feature.dim.ok_or_else(|| {
+                    let dim = dim.ok_or_else(|| {
                         bad("a float_vector ranker input needs a declared dim".into())
                     })?;
                     inputs.slots.push(Slot::Vector { value, dim });
@@ -130,14 +175,44 @@ impl RankerInputs {
     }
 
     /// The position of `feature_ref` in `refs`, added when new.
-    fn reference(&mut self, feature_ref: &str) -> usize {
-        match self.refs.iter().position(|r| r == feature_ref) {
+    fn reference(&mut self, feature_ref: &str) -> Source {
+        Source::Store(match self.refs.iter().position(|r| r == feature_ref) {
             Some(i) => i,
             None => {
                 self.refs.push(feature_ref.to_owned());
                 self.refs.len() - 1
             }
-        }
+        })
+    }
+
+    /// The position of context field `name` in `context`, added when new.
+    fn context_reference(&mut self, name: &str, feature_type: FeatureType) -> Source {
+        Source::Context(match self.context.iter().position(|c| c.name == name) {
+            Some(i) => i,
+            None => {
+                self.context.push(ContextField {
+                    name: name.to_owned(),
+                    feature_type,
+                });
+                self.context.len() - 1
+            }
+        })
+    }
+
+    /// Typed context values, in [`RankerInputs::context`]'s order, from
+    /// JSON values by field name (a value of the wrong type is null; the
+    /// request's context is checked before it gets here).
+    pub fn context_values(
+        &self,
+        get: impl Fn(&str) -> Option<serde_json::Value>,
+    ) -> Vec<Option<Value>> {
+        self.context
+            .iter()
+            .map(|c| {
+                let json = get(&c.name)?;
+                Value::from_json(&json, c.feature_type, None).ok().flatten()
+            })
+            .collect()
     }
 
     /// The model inputs' names, in order.
@@ -145,10 +220,35 @@ impl RankerInputs {
         self.names.clone()
     }
 
-    /// Model inputs from the values of [`RankerInputs::refs`] (in that
-    /// order; missing trailing values count as null).
-    pub fn vectorize(&self, values: &[Option<&Value>]) -> Vec<f64> {
-        let get = |i: usize| values.get(i).copied().flatten();
+    /// For each model input (in [`RankerInputs::names`]' order), whether it
+    /// is read from the request's context (not stored in snapshots: skew
+    /// checks against a training snapshot leave those out).
+    pub fn from_context(&self) -> Vec<bool> {
+        let context = |s: &Source| matches!(s, Source::Context(_));
+        self.slots
+            .iter()
+            .flat_map(|slot| {
+                let (width, is_context) = match slot {
+                    Slot::Number(s) => (1, context(s)),
+                    Slot::Vector { value, dim } => (*dim, context(value)),
+                    Slot::Hashed(s) => (HASH_BUCKETS, context(s)),
+                    Slot::Affinity {
+                        counts, categories, ..
+                    } => (1, context(counts) || context(categories)),
+                };
+                std::iter::repeat_n(is_context, width)
+            })
+            .collect()
+    }
+
+    /// Model inputs from the values of [`RankerInputs::refs`] and of
+    /// [`RankerInputs::context`] (in those orders; missing trailing values
+    /// count as null).
+    pub fn vectorize(&self, values: &[Option<&Value>], context: &[Option<Value>]) -> Vec<f64> {
+        let get = |source: Source| match source {
+            Source::Store(i) => values.get(i).copied().flatten(),
+            Source::Context(i) => context.get(i).and_then(Option::as_ref),
+        };
         let mut out = Vec::with_capacity(self.names.len());
         for slot in &self.slots {
             match slot {
@@ -188,9 +288,9 @@ impl RankerInputs {
     }
 
     /// [`RankerInputs::vectorize`] over owned values.
-    pub fn vectorize_owned(&self, values: &[Option<Value>]) -> Vec<f64> {
+    pub fn vectorize_owned(&self, values: &[Option<Value>], context: &[Option<Value>]) -> Vec<f64> {
         let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
-        self.vectorize(&refs)
+        self.vectorize(&refs, context)
     }
 }
 
@@ -314,7 +414,7 @@ mod tests {
         let counts = Value::FloatVector(vec![3.0, 1.0, 0.0]);
         let topics = Value::StringList(vec!["news".into(), "crime".into()]);
         let minutes = Value::Int64(42);
-        let out = inputs.vectorize(&[Some(&minutes), Some(&counts), Some(&topics)]);
+        let out = inputs.vectorize(&[Some(&minutes), Some(&counts), Some(&topics)], &[]);
         assert_eq!(&out[..5], &[42.0, 0.75, 3.0, 1.0, 0.0]);
         assert_eq!(
             out[5..].iter().sum::<f64>(),
@@ -322,7 +422,7 @@ mod tests {
             "two topics hashed: {out:?}"
         );
         // Missing values: zeros, never a shorter vector.
-        let empty = inputs.vectorize(&[]);
+        let empty = inputs.vectorize(&[], &[]);
         assert_eq!(empty, vec![0.0; inputs.names().len()]);
     }
 

@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
 use prost::Message;
 use reprise_models::als::Als;
 use reprise_models::dataset::Dataset;
 use reprise_models::pipeline::{PipelineParams, TwoStage};
+use reprise_models::ranker::{BoostedTrees, LogisticRegression, Ranker};
 use reprise_store::proto::{
     Embeddings, ItemNeighbours, LinearModel, Matrix, ModelRecord, TwoStageModel,
 };
@@ -96,15 +97,26 @@ pub fn save_ranker(
         popularity: (0..items as u32)
             .map(|i| generators.popular.count(i) as u32)
             .collect(),
-        ranker: Some(LinearModel {
-            features: model.features.clone(),
-            weights: model.ranker.weights.to_vec(),
-            means: model.ranker.means.to_vec(),
-            stds: model.ranker.stds.to_vec(),
-            bias: model.ranker.bias,
+        ranker: Some(match &model.ranker {
+            Ranker::Logistic(linear) => LinearModel {
+                features: model.features.clone(),
+                weights: linear.weights.to_vec(),
+                means: linear.means.to_vec(),
+                stds: linear.stds.to_vec(),
+                bias: linear.bias,
+            },
+            Ranker::Gbdt(_) => LinearModel {
+                features: model.features.clone(),
+                ..LinearModel::default()
+            },
         }),
         params_json: serde_json::to_string(&model.params).unwrap_or_default(),
         ranker_inputs: ranker_inputs.to_vec(),
+        ranker_kind: model.ranker.kind().name().to_owned(),
+        trees_json: match &model.ranker {
+            Ranker::Gbdt(trees) => trees.to_json().to_owned(),
+            Ranker::Logistic(_) => String::new(),
+        },
     };
     Ok(store.save_model(record(
         RANKER_KIND,
@@ -112,6 +124,33 @@ pub fn save_ranker(
         provenance,
         payload.encode_to_vec(),
     ))?)
+}
+
+/// The ranker of a stored pipeline and its input names, whatever its kind.
+pub fn decode_ranker(version: &str, payload: &TwoStageModel) -> Result<(Ranker, Vec<String>)> {
+    let linear = payload
+        .ranker
+        .as_ref()
+        .ok_or_else(|| TrainError::bad_model(version, "the ranker is missing"))?;
+    let ranker = match payload.ranker_kind.as_str() {
+        "" | "logistic" => Ranker::Logistic(LogisticRegression {
+            weights: Array1::from(linear.weights.clone()),
+            bias: linear.bias,
+            means: Array1::from(linear.means.clone()),
+            stds: Array1::from(linear.stds.clone()),
+        }),
+        "gbdt" => Ranker::Gbdt(
+            BoostedTrees::from_json(&payload.trees_json)
+                .map_err(|e| TrainError::bad_model(version, format!("trees: {e}")))?,
+        ),
+        other => {
+            return Err(TrainError::bad_model(
+                version,
+                format!("unknown ranker kind `{other}`"),
+            ))
+        }
+    };
+    Ok((ranker, linear.features.clone()))
 }
 
 fn record(

@@ -13,7 +13,6 @@ use reprise_models::als::{fold_in, Als};
 use reprise_models::baselines::user_histories;
 use reprise_models::dataset::{Dataset, Interaction};
 use reprise_models::pipeline::{Generators, PipelineParams, TwoStage};
-use reprise_models::ranker::LogisticRegression;
 use reprise_store::proto::{Embeddings, Matrix, ModelRecord, TwoStageModel};
 use reprise_store::FeatureStore;
 
@@ -62,9 +61,7 @@ pub fn load_ranker_onto(
         .map_err(|e| TrainError::bad_model(version, e.to_string()))?;
     let params: PipelineParams = serde_json::from_str(&payload.params_json)
         .map_err(|e| TrainError::bad_model(version, format!("parameters: {e}")))?;
-    let linear = payload
-        .ranker
-        .ok_or_else(|| TrainError::bad_model(version, "the ranker is missing"))?;
+    let (ranker, features) = crate::model_io::decode_ranker(version, &payload)?;
     let embeddings = store.load_model(&payload.embeddings_version)?;
     let factors = Embeddings::decode(embeddings.payload.as_slice())
         .map_err(|e| TrainError::bad_model(&payload.embeddings_version, e.to_string()))?;
@@ -114,13 +111,8 @@ pub fn load_ranker_onto(
         .collect();
     Ok(TwoStage {
         generators: Generators::from_parts(Als { users, items }, neighbours, popularity, train),
-        ranker: LogisticRegression {
-            weights: ndarray::Array1::from(linear.weights),
-            bias: linear.bias,
-            means: ndarray::Array1::from(linear.means),
-            stds: ndarray::Array1::from(linear.stds),
-        },
+        ranker,
         params,
-        features: linear.features,
+        features,
     })
 }

@@ -130,7 +130,7 @@ pub fn execute(
             let model = load_ranker_onto(store, &record, &data.dataset, &split.train)?;
             let inputs = crate::model_io::ranker_inputs(store, &record)?;
             let context =
-                SnapshotContext::new(store, &data.dataset, &inputs, outcome.store_version);
+                SnapshotContext::new(store, &data.dataset, &inputs, outcome.store_version)?;
             score_pipeline(&model, &split, &context)?.as_map()
         }
         None => HashMap::new(),
@@ -183,7 +183,11 @@ pub fn execute(
 }
 
 /// Ends `run` with the pipeline's result.
-pub fn finish(run: &mut RetrainRun, result: Result<Decision>, finished_at: String) {
+pub fn finish<E: std::fmt::Display>(
+    run: &mut RetrainRun,
+    result: std::result::Result<Decision, E>,
+    finished_at: String,
+) {
     run.finished_at = Some(finished_at);
     match result {
         Ok(decision) => {

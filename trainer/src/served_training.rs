@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use ndarray::Array2;
 use prost::Message;
 use reprise_models::pipeline::{PipelineParams, RankerTraining};
-use reprise_models::ranker::LogisticRegression;
+use reprise_models::ranker::Ranker;
 use reprise_store::proto::TwoStageModel;
 use reprise_store::FeatureStore;
 
@@ -36,7 +36,7 @@ pub fn fit_ranker(
     store_version: u64,
     features: &[String],
     params: &PipelineParams,
-) -> Result<(LogisticRegression, RankerTraining)> {
+) -> Result<(Ranker, RankerTraining)> {
     let mut layouts: HashMap<String, bool> = HashMap::new();
     let mut rows: Vec<Vec<f32>> = Vec::new();
     let mut labels: Vec<bool> = Vec::new();

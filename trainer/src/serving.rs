@@ -6,11 +6,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ndarray::{Array1, Array2, ArrayView1};
+use ndarray::{Array2, ArrayView1};
 use prost::Message;
 use reprise_models::baselines::ItemKnn;
 use reprise_models::pipeline::{CandidateLists, PipelineParams};
-use reprise_models::ranker::LogisticRegression;
+use reprise_models::ranker::Ranker;
 use reprise_store::proto::{Embeddings, Matrix, TwoStageModel};
 use reprise_store::FeatureStore;
 
@@ -33,7 +33,7 @@ pub struct ServingModel {
     popularity: Vec<u32>,
     /// Items by popularity, most popular first.
     popular_ranked: Vec<u32>,
-    ranker: LogisticRegression,
+    ranker: Ranker,
 }
 
 fn array(m: Option<Matrix>, version: &str) -> Result<(Array2<f32>, Vec<String>)> {
@@ -78,9 +78,7 @@ impl ServingModel {
         }
         let params: PipelineParams = serde_json::from_str(&payload.params_json)
             .map_err(|e| TrainError::bad_model(version, format!("parameters: {e}")))?;
-        let linear = payload
-            .ranker
-            .ok_or_else(|| TrainError::bad_model(version, "the ranker is missing"))?;
+        let (ranker, features) = crate::model_io::decode_ranker(version, &payload)?;
         let neighbours = payload
             .neighbours
             .into_iter()
@@ -98,7 +96,7 @@ impl ServingModel {
             version: record.version,
             embeddings_version: payload.embeddings_version,
             params,
-            features: linear.features,
+            features,
             item_index: index(&items),
             items,
             item_factors,
@@ -107,12 +105,7 @@ impl ServingModel {
             knn: ItemKnn::from_parts(neighbours, HashMap::new()),
             popularity: payload.popularity,
             popular_ranked,
-            ranker: LogisticRegression {
-                weights: Array1::from(linear.weights),
-                bias: linear.bias,
-                means: Array1::from(linear.means),
-                stds: Array1::from(linear.stds),
-            },
+            ranker,
         })
     }
 
@@ -183,5 +176,20 @@ impl ServingModel {
     /// The ranker's probability for a full feature vector.
     pub fn probability(&self, features: &[f64]) -> f64 {
         self.ranker.predict(features)
+    }
+
+    /// The ranker's probabilities for many full feature vectors.
+    pub fn probabilities(&self, rows: &[&[f64]]) -> Vec<f64> {
+        self.ranker.predict_rows(rows)
+    }
+
+    /// Each input's contribution to a row's log-odds, and the base.
+    pub fn contributions(&self, features: &[f64]) -> (Vec<f64>, f64) {
+        self.ranker.contributions(features)
+    }
+
+    /// `logistic` or `gbdt`.
+    pub fn ranker_kind(&self) -> &'static str {
+        self.ranker.kind().name()
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use reprise_models::dataset::chronological_split;
 use reprise_models::pipeline::{PipelineParams, RankerData, RankerTraining, TwoStage};
+use reprise_models::ranker::RankerKind;
 use reprise_store::FeatureStore;
 use reprise_validation::schema::{check, infer, AnomalyKind, Schema};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,10 @@ pub struct TrainOptions {
     /// Train on the data as of this store version (default: the newest).
     pub as_of_version: Option<u64>,
     pub source: TrainingSource,
+    /// Size the embeddings by the declaration's `embedding_dim` (instead of
+    /// `params.als.factors`): what `reprise train` and the server do unless
+    /// told a size.
+    pub declared_dimension: bool,
     /// The schema the training context must keep to (the serving model's):
     /// a missing feature, a type change or NaNs stop the run before anything
     /// is saved; other anomalies are reported as warnings.
@@ -127,6 +132,14 @@ fn validate(
     Ok(warnings.into_iter().map(|(_, a)| a).collect())
 }
 
+/// The ranker kind the `[recommender]` declaration names.
+fn declared_kind(store: &FeatureStore) -> Result<RankerKind> {
+    let registry = store.registry();
+    let spec = registry.recommender().ok_or(TrainError::NoDeclaration)?;
+    RankerKind::parse(&spec.ranker)
+        .ok_or_else(|| TrainError::Context(format!("unknown ranker kind `{}`", spec.ranker)))
+}
+
 /// Runs one training run; `progress` hears of each step as it ends.
 pub fn train(
     store: &FeatureStore,
@@ -151,9 +164,15 @@ pub fn train(
     step("load interactions", &mut steps, progress);
 
     let inputs = model_io::declared_inputs(store)?;
-    let context = SnapshotContext::new(store, dataset, &inputs, store_version);
+    let context = SnapshotContext::new(store, dataset, &inputs, store_version)?;
     let (users, items) = (dataset.user_count(), dataset.item_count());
-    let params = options.params.clone();
+    let mut params = options.params.clone();
+    params.ranker_kind = declared_kind(store)?;
+    if options.declared_dimension {
+        if let Some(spec) = store.registry().recommender() {
+            params.als.factors = spec.embedding_dim;
+        }
+    }
     let ranker_data = RankerData::build(&split.train, users, items, &params, &context)
         .map_err(|e| TrainError::Context(e.to_string()))?;
     step("build training data", &mut steps, progress);

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use reprise_models::als::AlsParams;
+use reprise_models::context::Occasions;
 use reprise_models::dataset::chronological_split;
 use reprise_models::pipeline::{item_sets, user_cutoffs, PipelineParams, TwoStage};
 use reprise_store::{FeatureStore, StoreConfig, Value};
@@ -97,7 +98,9 @@ fn every_training_row_sees_only_values_from_before_its_labels() {
     let split = chronological_split(&dataset.interactions, 0.75);
     let inputs = model_io::declared_inputs(&store).unwrap();
     let slot = |name: &str| inputs.refs.iter().position(|r| r == name).unwrap();
-    let context = SnapshotContext::new(&store, dataset, &inputs, store.version()).keeping_rows();
+    let context = SnapshotContext::new(&store, dataset, &inputs, store.version())
+        .unwrap()
+        .keeping_rows();
     fit(&split, dataset, &context);
     let rows = context.kept_rows();
     assert!(rows.len() > 100, "{} training rows", rows.len());
@@ -256,7 +259,7 @@ fn a_saved_ranker_loads_by_version_and_scores_identically() {
     let dataset = &interactions.dataset;
     let split = chronological_split(&dataset.interactions, 0.75);
     let inputs = model_io::declared_inputs(&store).unwrap();
-    let context = SnapshotContext::new(&store, dataset, &inputs, store.version());
+    let context = SnapshotContext::new(&store, dataset, &inputs, store.version()).unwrap();
     let model = fit(&split, dataset, &context);
     let embeddings = model_io::save_embeddings(
         &store,
@@ -286,8 +289,9 @@ fn a_saved_ranker_loads_by_version_and_scores_identically() {
     assert_eq!(loaded.features, model.features);
     let users: Vec<(u32, i64)> = user_cutoffs(&split.train).into_iter().collect();
     let seen = item_sets(&split.train);
-    let before = model.rank(&users, &seen, &context).unwrap();
-    let after = loaded.rank(&users, &seen, &context).unwrap();
+    let none = Occasions::none();
+    let before = model.rank(&users, &seen, &context, &none).unwrap();
+    let after = loaded.rank(&users, &seen, &context, &none).unwrap();
     assert!(!before.is_empty());
     assert_eq!(before, after, "bit-identical scores");
 }

@@ -1,12 +1,17 @@
 //! Plays posted to `/v1/events` become rows of the declared interactions
 //! view (CONTRACT.md v2): the event's `features` object carries the view's
 //! raw features, so every aggregation over that view moves with the same
-//! write that stores the feedback.
+//! write that stores the feedback. The request context a play happened in
+//! is logged with it, in the view's features of the same names (`device`,
+//! `hour`, …): from the event's `context` object, else from the context
+//! logged for the served request it names — what the ranker learns request
+//! context from.
 
 use reprise_store::aggregation::spec::{CmpOp, FilterValue};
 use reprise_store::recommender::RecommenderSpec;
+use reprise_store::recommender::REQUEST_CONTEXT_VIEW;
 use reprise_store::types::FeatureType;
-use reprise_store::Value;
+use reprise_store::{FeatureStore, Value};
 use serde_json::{json, Map, Value as Json};
 
 use super::service::Event;
@@ -25,6 +30,7 @@ pub fn interaction_row(
     spec: &RecommenderSpec,
     index: usize,
     event: &Event,
+    served_context: Option<&Map<String, Json>>,
     fallback: bool,
 ) -> Result<(Json, Option<bool>), ActorError> {
     let view = &spec.interactions;
@@ -43,6 +49,19 @@ pub fn interaction_row(
             ));
         }
         row.insert(name.clone(), value.clone());
+    }
+    // The request context, for the fields the view logs.
+    for (name, value) in event
+        .context
+        .iter()
+        .chain(served_context.into_iter().flatten())
+    {
+        let logged = view
+            .feature_index(name)
+            .is_some_and(|i| view.features[i].is_pushed());
+        if logged && !value.is_null() && !row.contains_key(name) {
+            row.insert(name.clone(), value.clone());
+        }
     }
     // The v1 wire field, for views that declare it.
     if let (Some(seconds), Some(i)) = (event.played_seconds, view.feature_index("played_seconds")) {
@@ -72,4 +91,30 @@ pub fn interaction_row(
         Some(filter.passes(Some(&typed)))
     });
     Ok((Json::Object(row), engaged))
+}
+
+/// The context logged for served request `request_id` (empty when the
+/// request is unknown or the store has no request-context view).
+pub fn served_context(
+    store: &FeatureStore,
+    request_id: &str,
+) -> Result<Map<String, Json>, ActorError> {
+    let registry = store.registry();
+    let Some(view) = registry.view(REQUEST_CONTEXT_VIEW) else {
+        return Ok(Map::new());
+    };
+    let refs: Vec<String> = view
+        .features
+        .iter()
+        .map(|f| format!("{REQUEST_CONTEXT_VIEW}:{}", f.name))
+        .collect();
+    let mut entity = Map::new();
+    entity.insert(view.join_keys[0].clone(), json!(request_id));
+    let row = store.online_features(&refs, &[entity])?.rows.pop();
+    Ok(view
+        .features
+        .iter()
+        .zip(row.map(|r| r.values).unwrap_or_default())
+        .filter_map(|(f, v)| Some((f.name.clone(), serde_json::to_value(v?).ok()?)))
+        .collect())
 }

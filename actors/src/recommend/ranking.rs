@@ -195,16 +195,19 @@ impl Shared {
         out
     }
 
-    /// Scores `items` for `user`: generator features from `candidates`,
-    /// context features from one online read, then the ranker.
+    /// Scores `items` for `user` in `context`: generator features from
+    /// `candidates`, stored features from one online read, the request's
+    /// context, then the ranker.
     pub fn score(
         &self,
         loaded: &LoadedModel,
         user: &str,
+        context: &RequestContext,
         candidates: &CachedCandidates,
         items: &[u32],
     ) -> Result<Vec<Scored>, ActorError> {
         let model = &loaded.model;
+        let request_context = loaded.inputs.context_values(|name| context.get(name));
         // User-level refs are read once per request; item-level ones per
         // candidate, through a per-model cache that holds each item's values
         // until a view they come from is written again.
@@ -250,13 +253,17 @@ impl Shared {
             .iter()
             .map(|v| self.store.view_write_version(v.id))
             .collect();
-        let user_values = self
-            .store
-            .online_features(&pick(true), &[entity(&keys, user, None)])?
-            .rows
-            .pop()
-            .map(|r| r.values)
-            .unwrap_or_default();
+        let (user_refs, item_refs) = (pick(true), pick(false));
+        let user_values = if user_refs.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .online_features(&user_refs, &[entity(&keys, user, None)])?
+                .rows
+                .pop()
+                .map(|r| r.values)
+                .unwrap_or_default()
+        };
         let mut item_values: Vec<Option<Arc<ItemContext>>> = {
             let cache = loaded
                 .item_context
@@ -281,7 +288,16 @@ impl Shared {
                 .iter()
                 .map(|i| entity(&keys, user, Some(model.item_id(items[*i]))))
                 .collect();
-            let rows = self.store.online_features(&pick(false), &entities)?.rows;
+            let rows: Vec<Vec<Option<Value>>> = if item_refs.is_empty() {
+                vec![Vec::new(); entities.len()]
+            } else {
+                self.store
+                    .online_features(&item_refs, &entities)?
+                    .rows
+                    .into_iter()
+                    .map(|r| r.values)
+                    .collect()
+            };
             let mut cache = loaded
                 .item_context
                 .write()
@@ -289,7 +305,7 @@ impl Shared {
             for (i, row) in missing.iter().zip(rows) {
                 let fresh = Arc::new(ItemContext {
                     versions: versions.clone(),
-                    values: row.values,
+                    values: row,
                 });
                 if cacheable {
                     if let Some(slot) = cache.get_mut(items[*i] as usize) {
@@ -314,12 +330,12 @@ impl Shared {
                         }
                     })
                     .collect();
-                loaded.inputs.vectorize(&row)
+                loaded.inputs.vectorize(&row, &request_context)
             })
             .collect();
         let recent: HashSet<u32> = candidates.recent.iter().copied().collect();
         let metadata: HashSet<u32> = candidates.metadata.iter().copied().collect();
-        Ok(items
+        let rows: Vec<Vec<f64>> = items
             .iter()
             .zip(context_rows)
             .map(|(item, context)| {
@@ -330,6 +346,16 @@ impl Shared {
                     candidates.history.len(),
                 );
                 features.extend(context);
+                features
+            })
+            .collect();
+        let probabilities =
+            model.probabilities(&rows.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        Ok(items
+            .iter()
+            .zip(rows)
+            .zip(probabilities)
+            .map(|((item, features), probability)| {
                 let source = if recent.contains(item) {
                     "history"
                 } else if metadata.contains(item) {
@@ -343,7 +369,7 @@ impl Shared {
                 };
                 Scored {
                     item: *item,
-                    probability: model.probability(&features),
+                    probability,
                     source,
                     features,
                 }
@@ -356,10 +382,11 @@ impl Shared {
         &self,
         loaded: &LoadedModel,
         user: &str,
+        context: &RequestContext,
         k: usize,
     ) -> Result<Vec<Scored>, ActorError> {
         let candidates = self.candidates(loaded, user)?;
-        let mut scored = self.score(loaded, user, &candidates, &candidates.items)?;
+        let mut scored = self.score(loaded, user, context, &candidates, &candidates.items)?;
         scored.sort_by(|a, b| {
             b.probability
                 .total_cmp(&a.probability)
@@ -383,11 +410,9 @@ impl Shared {
         features: &[Vec<f64>],
     ) -> Result<(), ActorError> {
         let now = format_rfc3339(self.store.clock().now());
-        let mut ctx = json!({"request_id": request_id, "event_timestamp": now, "user_id": user,
-                             "device": context.device, "country": context.country});
-        if let Some(hour) = context.raw.get("hour").and_then(Json::as_i64) {
-            ctx["hour"] = json!(hour);
-        }
+        // The hour the ranker saw (given, or the server clock's).
+        let ctx = json!({"request_id": request_id, "event_timestamp": now, "user_id": user,
+                         "device": context.device, "country": context.country, "hour": context.hour});
         let registry = self.store.registry();
         let rows: Vec<Json> = items
             .iter()

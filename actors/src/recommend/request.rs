@@ -1,6 +1,8 @@
 //! Request and reply types of the serving path, and the checks of request
 //! context against the `request_context` view's mandatory fields.
 
+use reprise_store::recommender::HOUR_FIELD;
+use reprise_store::time::MICROS_PER_SECOND;
 use reprise_store::FeatureStore;
 use serde_json::{Map, Value as Json};
 
@@ -52,7 +54,19 @@ pub struct Ranked {
 pub struct RequestContext {
     pub country: String,
     pub device: String,
+    /// The hour of day (UTC) given, or of the server clock.
+    pub hour: i64,
     pub raw: Map<String, Json>,
+}
+
+impl RequestContext {
+    /// Context field `name` as the ranker reads it (`hour` always has one).
+    pub fn get(&self, name: &str) -> Option<Json> {
+        if name == HOUR_FIELD {
+            return Some(Json::from(self.hour));
+        }
+        self.raw.get(name).cloned()
+    }
 }
 
 /// Checks `context` against the mandatory features of [`CONTEXT_VIEW`]
@@ -80,6 +94,22 @@ pub fn check_context(
             }
         }
     }
+    let hour = match context.get(HOUR_FIELD) {
+        None | Some(Json::Null) => {
+            store
+                .clock()
+                .now()
+                .div_euclid(MICROS_PER_SECOND)
+                .rem_euclid(86_400)
+                / 3_600
+        }
+        Some(value) => value
+            .as_i64()
+            .filter(|h| (0..24).contains(h))
+            .ok_or_else(|| {
+                ActorError::invalid("context.hour", "must be an integer hour of day, 0 to 23")
+            })?,
+    };
     let text = |name: &str| {
         context
             .get(name)
@@ -90,6 +120,7 @@ pub fn check_context(
     Ok(RequestContext {
         country: text("country"),
         device: text("device"),
+        hour,
         raw: context.clone(),
     })
 }

@@ -23,6 +23,7 @@ use super::request::{
 use super::stats::ServingStats;
 use crate::error::ActorError;
 use crate::experiments::{self, Experiment};
+use crate::supervise::supervised;
 
 const NAME: &str = "ranker";
 /// The arm of requests outside any experiment.
@@ -81,6 +82,7 @@ struct Recommend {
 struct Rank {
     request_id: String,
     user_id: String,
+    context: RequestContext,
     item_ids: Vec<String>,
 }
 
@@ -103,50 +105,53 @@ impl Handler<Recommend> for RankWorker {
     type Result = Result<Recommendation, ActorError>;
 
     fn handle(&mut self, msg: Recommend, _: &mut Self::Context) -> Self::Result {
-        let shared = &self.shared;
-        let loaded = match &msg.model_version {
-            Some(v) => shared.catalog.get_or_load(&shared.store, v)?,
-            None => shared.catalog.serving()?,
-        };
-        let version = loaded.model.version.clone();
-        ServingStats::add(&shared.stats.recommendations, 1);
-        let (items, features, cold_start) = match msg.cold_items {
-            Some(items) if shared.is_cold(&loaded, &msg.user_id)? => {
-                ServingStats::add(&shared.stats.cold_start, 1);
-                (items, Vec::new(), true)
-            }
-            _ => {
-                let scored = shared.recommend(&loaded, &msg.user_id, msg.k)?;
-                let items = scored
-                    .iter()
-                    .map(|s| ScoredItem {
-                        item_id: loaded.model.item_id(s.item).to_owned(),
-                        score: s.probability,
-                        source: s.source,
-                    })
-                    .collect();
-                (
-                    items,
-                    scored.into_iter().map(|s| s.features).collect(),
-                    false,
-                )
-            }
-        };
-        shared.log_served(
-            &msg.request_id,
-            &msg.user_id,
-            &msg.context,
-            &version,
-            &msg.arm,
-            &items,
-            &features,
-        )?;
-        Ok(Recommendation {
-            request_id: msg.request_id,
-            model_version: Some(version),
-            arm: msg.arm,
-            cold_start,
-            items,
+        supervised("ranker", || {
+            crate::supervise::inject("recommend", Some(&msg.user_id));
+            let shared = &self.shared;
+            let loaded = match &msg.model_version {
+                Some(v) => shared.catalog.get_or_load(&shared.store, v)?,
+                None => shared.catalog.serving()?,
+            };
+            let version = loaded.model.version.clone();
+            ServingStats::add(&shared.stats.recommendations, 1);
+            let (items, features, cold_start) = match msg.cold_items {
+                Some(items) if shared.is_cold(&loaded, &msg.user_id)? => {
+                    ServingStats::add(&shared.stats.cold_start, 1);
+                    (items, Vec::new(), true)
+                }
+                _ => {
+                    let scored = shared.recommend(&loaded, &msg.user_id, &msg.context, msg.k)?;
+                    let items = scored
+                        .iter()
+                        .map(|s| ScoredItem {
+                            item_id: loaded.model.item_id(s.item).to_owned(),
+                            score: s.probability,
+                            source: s.source,
+                        })
+                        .collect();
+                    (
+                        items,
+                        scored.into_iter().map(|s| s.features).collect(),
+                        false,
+                    )
+                }
+            };
+            shared.log_served(
+                &msg.request_id,
+                &msg.user_id,
+                &msg.context,
+                &version,
+                &msg.arm,
+                &items,
+                &features,
+            )?;
+            Ok(Recommendation {
+                request_id: msg.request_id,
+                model_version: Some(version),
+                arm: msg.arm,
+                cold_start,
+                items,
+            })
         })
     }
 }
@@ -204,30 +209,36 @@ impl Handler<Rank> for RankWorker {
     type Result = Result<Ranked, ActorError>;
 
     fn handle(&mut self, msg: Rank, _: &mut Self::Context) -> Self::Result {
-        let shared = &self.shared;
-        let loaded = shared.catalog.serving()?;
-        let model = &loaded.model;
-        let items = msg
-            .item_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                model.item_index(id).ok_or_else(|| {
-                    ActorError::invalid(format!("item_ids[{i}]"), format!("unknown item `{id}`"))
-                })
-            })
-            .collect::<Result<Vec<u32>, _>>()?;
-        let candidates = shared.candidates(&loaded, &msg.user_id)?;
-        let scored = shared.score(&loaded, &msg.user_id, &candidates, &items)?;
-        Ok(Ranked {
-            request_id: msg.request_id,
-            model_version: model.version.clone(),
-            scores: msg
+        supervised("ranker", || {
+            crate::supervise::inject("recommend", Some(&msg.user_id));
+            let shared = &self.shared;
+            let loaded = shared.catalog.serving()?;
+            let model = &loaded.model;
+            let items = msg
                 .item_ids
-                .into_iter()
-                .zip(scored)
-                .map(|(id, s)| (id, s.probability))
-                .collect(),
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    model.item_index(id).ok_or_else(|| {
+                        ActorError::invalid(
+                            format!("item_ids[{i}]"),
+                            format!("unknown item `{id}`"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<u32>, _>>()?;
+            let candidates = shared.candidates(&loaded, &msg.user_id)?;
+            let scored = shared.score(&loaded, &msg.user_id, &msg.context, &candidates, &items)?;
+            Ok(Ranked {
+                request_id: msg.request_id,
+                model_version: model.version.clone(),
+                scores: msg
+                    .item_ids
+                    .into_iter()
+                    .zip(scored)
+                    .map(|(id, s)| (id, s.probability))
+                    .collect(),
+            })
         })
     }
 }
@@ -323,6 +334,8 @@ pub struct Event {
     pub played_seconds: Option<f64>,
     /// Raw features of the interactions view (plays only).
     pub features: serde_json::Map<String, Json>,
+    /// The request context the event happened in (logged with plays).
+    pub context: serde_json::Map<String, Json>,
 }
 
 /// The `request_id` under which events without one are stored.
@@ -436,6 +449,17 @@ impl Recommender {
     /// Defines (or redefines) an experiment; the active one routes traffic
     /// from the next request on. Its arms' models are loaded first.
     pub fn put_experiment(&self, experiment: Experiment) -> Result<(), ActorError> {
+        // Sending traffic to a model that is not serving is a promotion:
+        // the same alert gate applies.
+        let serving = self.serving_version();
+        if experiment.active
+            && experiment
+                .arms
+                .iter()
+                .any(|a| Some(&a.model_version) != serving.as_ref())
+        {
+            self.ensure_no_blocking_alert()?;
+        }
         experiments::registry::put(&self.shared.store, &experiment)?;
         for arm in &experiment.arms {
             self.shared
@@ -482,6 +506,22 @@ impl Recommender {
         Ok(previous)
     }
 
+    /// The gate of promotions and experiments: no blocking alert open.
+    fn ensure_no_blocking_alert(&self) -> Result<(), ActorError> {
+        match crate::validation::alerts::open_blocking(&self.shared.store)?
+            .into_iter()
+            .next()
+        {
+            Some(alert) => Err(ActorError::PromotionBlocked {
+                alert_id: alert.id,
+                check: alert.check,
+                view: alert.view,
+                feature: alert.feature,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Loads ranker `version` (off to the side), serves it and records it
     /// as serving; cached candidates are dropped. In-flight requests finish
     /// on the model they started with. Blocking: run it off the HTTP
@@ -494,17 +534,7 @@ impl Recommender {
                 format!("{version} is a {} model, not a ranker", record.kind),
             ));
         }
-        if let Some(alert) = crate::validation::alerts::open_blocking(&self.shared.store)?
-            .into_iter()
-            .next()
-        {
-            return Err(ActorError::PromotionBlocked {
-                alert_id: alert.id,
-                check: alert.check,
-                view: alert.view,
-                feature: alert.feature,
-            });
-        }
+        self.ensure_no_blocking_alert()?;
         self.shared.catalog.promote(&self.shared.store, version)?;
         // The model served before any promotion (the newest at start) is
         // the first entry of the history, so it can be rolled back to.
@@ -670,10 +700,11 @@ impl Recommender {
             ));
         }
         let request_id = uuid::Uuid::new_v4().simple().to_string();
-        self.checked_context(&request_id, &req.user_id, &req.context)?;
+        let context = self.checked_context(&request_id, &req.user_id, &req.context)?;
         self.send(Rank {
             request_id,
             user_id: req.user_id,
+            context,
             item_ids: req.item_ids,
         })
         .await
@@ -719,7 +750,16 @@ impl Recommender {
             if let Some(spec) =
                 declared.filter(|_| e.kind == super::interactions::INTERACTION_EVENT)
             {
-                let (row, verdict) = super::interactions::interaction_row(spec, i, e, long_enough)?;
+                // A play of a served item without its own context happened
+                // in the served request's.
+                let served = match e.request_id.as_deref() {
+                    Some(id) if e.context.is_empty() && !id.is_empty() => {
+                        Some(super::interactions::served_context(store, id)?)
+                    }
+                    _ => None,
+                };
+                let (row, verdict) =
+                    super::interactions::interaction_row(spec, i, e, served.as_ref(), long_enough)?;
                 interactions.push(row);
                 declared_verdict = verdict;
             } else if !e.features.is_empty() {

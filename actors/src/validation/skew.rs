@@ -46,7 +46,11 @@ pub fn run(
     let mut training: Vec<Vec<f64>> = vec![Vec::new(); width];
     store.read_snapshot(&record.training_snapshot_id, |_, rows| {
         for row in rows {
-            for (i, v) in inputs.vectorize_owned(&row.values).into_iter().enumerate() {
+            for (i, v) in inputs
+                .vectorize_owned(&row.values, &[])
+                .into_iter()
+                .enumerate()
+            {
                 training[i].push(v);
             }
         }
@@ -164,7 +168,12 @@ pub fn run(
             }
         }
     }
+    // Request-context inputs are not in the training snapshot.
+    let from_context = inputs.from_context();
     for (i, name) in names.iter().enumerate() {
+        if from_context[i] {
+            continue;
+        }
         let (a, b) = (&training[i], &serving[i]);
         if a.len() < config.min_rows || b.len() < config.min_rows {
             continue;

@@ -42,7 +42,7 @@ pub(crate) async fn events(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let mut body = json_object(&req, payload, &state.limits).await?;
     let events = body.objects("events")?;
     let mut parsed = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
@@ -69,8 +69,19 @@ pub(crate) async fn events(
                 ))
             }
         };
+        let context = match e.get("context") {
+            None | Some(Json::Null) => serde_json::Map::new(),
+            Some(Json::Object(map)) => map.clone(),
+            Some(_) => {
+                return Err(ApiError::bad_field(
+                    format!("events[{i}].context"),
+                    "must be an object (the request context: device, country, hour, …)",
+                ))
+            }
+        };
         parsed.push(Event {
             features,
+            context,
             request_id,
             user_id: text(e, i, "user_id")?,
             item_id: text(e, i, "item_id")?,

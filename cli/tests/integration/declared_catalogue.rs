@@ -124,7 +124,7 @@ fn auditions(l: usize, n: usize, start: i64) -> Vec<Json> {
         .collect()
 }
 
-fn write_jsonl(path: &Path, rows: &[Json]) {
+pub(crate) fn write_jsonl(path: &Path, rows: &[Json]) {
     let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
     std::fs::write(path, text).unwrap();
 }
@@ -189,7 +189,7 @@ fn trained() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     (dir, migrations, data)
 }
 
-fn start(migrations: &Path, data: &Path) -> Server {
+pub(crate) fn start(migrations: &Path, data: &Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 use crate::server::{reprise_ml, run_cli_ml, trained_data, Server};
 
 /// A JSON value of an online read back as a store value.
-fn value(v: &Json) -> Option<reprise_store::Value> {
+pub(crate) fn value(v: &Json) -> Option<reprise_store::Value> {
     use reprise_store::Value;
     Some(match v {
         Json::Null => return None,
@@ -336,7 +336,7 @@ fn check_served_log(server: &Server, body: &Json) {
             .iter()
             .map(value)
             .collect();
-        let expected = inputs.vectorize_owned(&values);
+        let expected = inputs.vectorize_owned(&values, &[]);
         let tail = &features[features.len() - expected.len()..];
         assert_eq!(features.len(), 7 + expected.len());
         for (got, want) in tail.iter().zip(&expected) {

@@ -47,6 +47,17 @@ impl Server {
 
     /// `reprise serve` with `migrations` on `data_dir`, on `port`.
     pub fn start_with(migrations: &Path, data_dir: &Path, port: u16, extra: &[&str]) -> Server {
+        Server::start_env(migrations, data_dir, port, extra, &[])
+    }
+
+    /// [`Server::start_with`] with extra environment variables.
+    pub fn start_env(
+        migrations: &Path,
+        data_dir: &Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(binary())
             .arg("--data-dir")
@@ -57,6 +68,7 @@ impl Server {
             .args(extra)
             .env("REPRISE_LOG", "warn")
             .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -107,6 +119,12 @@ impl Server {
             status,
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// GETs `path`; the status and the body as text.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let (status, bytes) = self.client.get(path).unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// The value of an unlabelled metric in `/metrics`.
@@ -240,7 +258,7 @@ pub fn run_cli_with(migrations: &Path, data: &Path, args: &[&str]) -> std::proce
         .unwrap()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -305,7 +305,7 @@ fn runs_are_stored_with_their_newest_state() {
         format_rfc3339(60_000_000),
     );
     runs::save(&store, &other).unwrap();
-    finish(
+    finish::<String>(
         &mut run,
         Ok(Decision {
             promoted: false,

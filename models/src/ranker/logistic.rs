@@ -4,6 +4,8 @@
 
 use ndarray::{Array1, Array2, Axis};
 
+use super::sigmoid;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogisticRegression {
     pub weights: Array1<f64>,
@@ -60,10 +62,18 @@ impl LogisticRegression {
             .sum();
         sigmoid(z + self.bias)
     }
-}
 
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
+    /// Each input's term of the log-odds (weight × standardised value) and
+    /// the bias.
+    pub fn contributions(&self, features: &[f64]) -> (Vec<f64>, f64) {
+        let terms = features
+            .iter()
+            .zip(self.means.iter().zip(self.stds.iter()))
+            .zip(self.weights.iter())
+            .map(|((x, (m, s)), w)| (x - m) / s * w)
+            .collect();
+        (terms, self.bias)
+    }
 }
 
 #[cfg(test)]
