@@ -52,6 +52,13 @@ pub enum ActorError {
         feature: String,
     },
 
+    /// A worker panicked on this message (it keeps serving others).
+    #[error("internal error in the {worker} worker: {message}")]
+    Panicked {
+        worker: &'static str,
+        message: String,
+    },
+
     /// A request field has a value the serving path cannot use.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },

@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod recommend;
 pub mod retrain;
 pub mod store_worker;
+pub mod supervise;
 pub mod system_views;
 pub mod validation;
 

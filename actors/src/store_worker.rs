@@ -14,16 +14,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use reprise_store::{FeatureStore, PushOutcome, SnapshotInfo, SnapshotSpec, StoreError};
+use reprise_store::{FeatureStore, PushOutcome, SnapshotInfo, SnapshotSpec};
 use serde_json::Value as Json;
 
 use crate::error::ActorError;
+use crate::supervise::supervised;
 
 const NAME: &str = "store worker";
 
 /// Push rows to a view (see `FeatureStore::push`).
 #[derive(Message)]
-#[rtype(result = "Result<PushOutcome, StoreError>")]
+#[rtype(result = "Result<PushOutcome, ActorError>")]
 pub struct Push {
     pub view: String,
     pub rows: Vec<Json>,
@@ -32,7 +33,7 @@ pub struct Push {
 
 /// Create a snapshot (see `FeatureStore::create_snapshot`).
 #[derive(Message)]
-#[rtype(result = "Result<SnapshotInfo, StoreError>")]
+#[rtype(result = "Result<SnapshotInfo, ActorError>")]
 pub struct CreateSnapshot {
     pub spec: SnapshotSpec,
     pub entity_rows: Vec<Json>,
@@ -48,19 +49,25 @@ impl Actor for StoreWorker {
 }
 
 impl Handler<Push> for StoreWorker {
-    type Result = Result<PushOutcome, StoreError>;
+    type Result = Result<PushOutcome, ActorError>;
 
     fn handle(&mut self, msg: Push, _: &mut Self::Context) -> Self::Result {
-        self.store.push(&msg.view, &msg.rows, msg.backfill)
+        supervised(NAME, || {
+            crate::supervise::inject("push", Some(&msg.view));
+            Ok(self.store.push(&msg.view, &msg.rows, msg.backfill)?)
+        })
     }
 }
 
 impl Handler<CreateSnapshot> for StoreWorker {
-    type Result = Result<SnapshotInfo, StoreError>;
+    type Result = Result<SnapshotInfo, ActorError>;
 
     fn handle(&mut self, msg: CreateSnapshot, _: &mut Self::Context) -> Self::Result {
-        self.store
-            .create_snapshot(&msg.spec, msg.entity_rows.into_iter().map(Ok))
+        supervised(NAME, || {
+            Ok(self
+                .store
+                .create_snapshot(&msg.spec, msg.entity_rows.into_iter().map(Ok))?)
+        })
     }
 }
 
@@ -93,7 +100,7 @@ impl StoreWorkers {
     /// Sends `msg` and waits for the reply, shedding load when full.
     pub async fn send<M, T>(&self, msg: M) -> Result<T, ActorError>
     where
-        M: Message<Result = Result<T, StoreError>> + Send + 'static,
+        M: Message<Result = Result<T, ActorError>> + Send + 'static,
         T: Send + 'static,
         StoreWorker: Handler<M>,
     {
@@ -107,7 +114,7 @@ impl StoreWorkers {
         let reply = self.addr.send(msg).await;
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         match reply {
-            Ok(result) => Ok(result?),
+            Ok(result) => result,
             Err(_) => Err(ActorError::Stopped(NAME)),
         }
     }
@@ -116,7 +123,7 @@ impl StoreWorkers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reprise_store::StoreConfig;
+    use reprise_store::{StoreConfig, StoreError};
 
     fn store() -> Arc<FeatureStore> {
         let store = FeatureStore::in_memory(StoreConfig::default()).unwrap();

@@ -6,13 +6,16 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
 
 use crate::error::ApiError;
+use crate::limits::Limits;
 
-/// Reads the whole body (at most `limit` bytes) and parses it as a JSON object.
+/// Reads the whole body (at most `limits.max_body_bytes`), parses it as a
+/// JSON object and checks it against the other `limits`.
 pub async fn json_object(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    limits: &Limits,
 ) -> Result<JsonObject, ApiError> {
+    let limit = limits.max_body_bytes;
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -30,7 +33,10 @@ pub async fn json_object(
         bytes.extend_from_slice(&chunk);
     }
     match serde_json::from_slice::<Json>(&bytes) {
-        Ok(Json::Object(map)) => Ok(JsonObject(map)),
+        Ok(Json::Object(map)) => {
+            limits.check(&map)?;
+            Ok(JsonObject(map))
+        }
         Ok(_) => Err(ApiError::MalformedJson(
             "the body must be a JSON object".into(),
         )),

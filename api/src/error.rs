@@ -44,6 +44,19 @@ pub enum ApiError {
     /// or wrong.
     #[error("missing or wrong API key (header `x-api-key`)")]
     Unauthorized,
+    /// A request is over one of its bounds.
+    #[error(
+        "`{field}` is over the limit: {got} where at most {limit} are allowed (set with {flag})"
+    )]
+    LimitExceeded {
+        field: String,
+        got: usize,
+        limit: usize,
+        flag: &'static str,
+    },
+    /// The key is valid but lacks the route's scope.
+    #[error("the key `{key}` lacks the `{scope}` scope this route needs")]
+    Forbidden { key: String, scope: &'static str },
 }
 
 impl ApiError {
@@ -72,6 +85,9 @@ impl ApiError {
             ApiError::Actor(ActorError::Index(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "index_error")
             }
+            ApiError::Actor(ActorError::Panicked { .. }) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
             ApiError::Actor(ActorError::MissingContext { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "missing_context")
             }
@@ -96,14 +112,18 @@ impl ApiError {
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Transport(_) => (StatusCode::BAD_REQUEST, "unreadable_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::LimitExceeded { .. } => (StatusCode::BAD_REQUEST, "limit_exceeded"),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
         }
     }
 
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::Store(e) | ApiError::Actor(ActorError::Store(e)) => e.field(),
-            ApiError::BadField { field, .. } => Some(field),
-            ApiError::Unauthorized => Some(crate::auth::API_KEY_HEADER),
+            ApiError::BadField { field, .. } | ApiError::LimitExceeded { field, .. } => Some(field),
+            ApiError::Unauthorized | ApiError::Forbidden { .. } => {
+                Some(crate::auth::API_KEY_HEADER)
+            }
             ApiError::Actor(ActorError::Model(TrainError::Store(e))) => e.field(),
             ApiError::Actor(
                 ActorError::MissingContext { field } | ActorError::Invalid { field, .. },
@@ -114,6 +134,7 @@ impl ApiError {
                 | ActorError::Model(_)
                 | ActorError::NoServingModel
                 | ActorError::Index(_)
+                | ActorError::Panicked { .. }
                 | ActorError::UnknownAlert(_)
                 | ActorError::UnknownExperiment(_)
                 | ActorError::PromotionBlocked { .. },
@@ -163,6 +184,9 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
     }
 }
 
+/// The `Retry-After` of a 503, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status_and_code().0
@@ -171,9 +195,16 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let (status, code) = self.status_and_code();
         if status.is_server_error() {
+            // Within the request's span: the log line carries its trace id.
             tracing::error!(error = %self, code, "request failed");
         }
-        HttpResponse::build(status).json(ErrorResponse {
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 (a full queue, no model yet, shutting down) says
+            // when to come back.
+            response.insert_header((actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        response.json(ErrorResponse {
             error: ErrorDetail {
                 code: code.to_owned(),
                 message: self.to_string(),

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -41,16 +42,19 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// HTTP worker threads (0 = one per core).
     pub http_workers: usize,
-    pub max_body_bytes: usize,
+    /// Every request's bounds and the admission limits.
+    pub limits: limits::Limits,
     /// Threads of the store worker pool and requests it may queue.
     pub store_workers: usize,
     pub store_queue: usize,
     pub recommender: RecommenderConfig,
     pub drift: DriftConfig,
     pub retrain: RetrainConfig,
-    /// When set, every request but the open routes (`auth::OPEN_ROUTES`)
-    /// must carry it in `x-api-key`.
-    pub api_key: Option<String>,
+    /// The accepted API keys; `None`: no access control (the command line
+    /// then listens on loopback only, unless told `--insecure`).
+    pub keys: Option<auth::KeyRing>,
+    /// Whether `/metrics` is open without a key.
+    pub metrics_open: bool,
 }
 
 impl Default for ServerConfig {
@@ -58,13 +62,14 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             http_workers: 0,
-            max_body_bytes: 64 << 20,
+            limits: limits::Limits::default(),
             store_workers: 2,
             store_queue: 256,
             recommender: RecommenderConfig::default(),
             drift: DriftConfig::default(),
             retrain: RetrainConfig::default(),
-            api_key: None,
+            keys: None,
+            metrics_open: true,
         }
     }
 }
@@ -107,8 +112,10 @@ pub fn state(
         recommender,
         validation,
         metrics: Metrics::new(),
-        max_body_bytes: config.max_body_bytes,
-        api_key: config.api_key.clone(),
+        limits: config.limits.clone(),
+        admission: Arc::new(limits::Admission::default()),
+        keys: config.keys.clone().map(Arc::new),
+        metrics_open: config.metrics_open,
     }))
 }
 
@@ -126,29 +133,62 @@ pub fn app(
     >,
 > {
     let metrics = Arc::clone(&state.metrics);
-    let api_key = state.api_key.clone();
+    let keys = state.keys.clone();
+    let metrics_open = state.metrics_open;
+    let (admission, limits) = (Arc::clone(&state.admission), state.limits.clone());
     App::new()
         .app_data(state)
         .wrap_fn(move |req, srv| {
-            let given = req
-                .headers()
-                .get(auth::API_KEY_HEADER)
-                .map(|v| v.as_bytes());
-            // The path the router will match (decoded and re-quoted), not
-            // the raw request target: `/%761/push` routes to `/v1/push`.
-            let routed = req.match_info().as_str();
-            let outcome = if auth::allowed(api_key.as_deref(), routed, given) {
-                Ok(srv.call(req))
-            } else {
-                Err(req)
+            // The route the router will match, found from the path it
+            // matches (decoded and re-quoted), never the raw request target:
+            // `/%761/push` is `/v1/push`.
+            let pattern = req
+                .request()
+                .resource_map()
+                .match_pattern(req.match_info().as_str());
+            let scope =
+                auth::required_scope(req.method().as_str(), pattern.as_deref(), metrics_open);
+            let denied = keys.as_deref().and_then(|keys| {
+                let scope = scope?;
+                let given = req
+                    .headers()
+                    .get(auth::API_KEY_HEADER)
+                    .map(|v| v.as_bytes());
+                match keys.authorize(given, pattern.as_ref().map(|_| scope)) {
+                    Ok(name) => {
+                        tracing::Span::current().record("reprise.key", name);
+                        None
+                    }
+                    Err(auth::Denied::Unauthenticated) => Some(ApiError::Unauthorized),
+                    Err(auth::Denied::Forbidden { key, scope }) => {
+                        tracing::Span::current().record("reprise.key", key.as_str());
+                        Some(ApiError::Forbidden {
+                            key,
+                            scope: scope.name(),
+                        })
+                    }
+                }
+            });
+            // Admission before the body is read: over the route class's
+            // requests in flight, 503 at once.
+            let admitted = match (denied, scope) {
+                (Some(error), _) => Err(error),
+                (None, Some(scope)) => admission.admit(scope, &limits).map(Some),
+                (None, None) => Ok(None),
+            };
+            let outcome = match admitted {
+                Ok(guard) => Ok((srv.call(req), guard)),
+                Err(error) => Err((req, error)),
             };
             async move {
                 match outcome {
-                    Ok(fut) => Ok(fut.await?.map_into_left_body()),
-                    Err(req) => Ok(req
-                        .into_response(actix_web::ResponseError::error_response(
-                            &ApiError::Unauthorized,
-                        ))
+                    Ok((fut, guard)) => {
+                        let response = fut.await?.map_into_left_body();
+                        drop(guard);
+                        Ok(response)
+                    }
+                    Err((req, error)) => Ok(req
+                        .into_response(actix_web::ResponseError::error_response(&error))
                         .map_into_right_body()),
                 }
             }

@@ -17,8 +17,11 @@ pub struct AppState {
     pub validation: Validation,
     pub retrainer: Retrainer,
     pub metrics: Arc<Metrics>,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// When set, `/v1/…` requests must carry it (`auth.rs`).
-    pub api_key: Option<String>,
+    /// Every request's bounds.
+    pub limits: crate::limits::Limits,
+    /// Requests in flight per route class.
+    pub admission: Arc<crate::limits::Admission>,
+    /// The accepted keys (`None`: no access control).
+    pub keys: Option<Arc<crate::auth::KeyRing>>,
+    pub metrics_open: bool,
 }

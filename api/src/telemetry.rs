@@ -33,6 +33,7 @@ pub fn request_span(req: &ServiceRequest, route: &str) -> tracing::Span {
         http.route = %route,
         http.response.status_code = tracing::field::Empty,
         trace_id = tracing::field::Empty,
+        reprise.key = tracing::field::Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(req.headers()))

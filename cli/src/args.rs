@@ -46,12 +46,16 @@ pub struct StoreArgs {
     /// Bytes of the online cache.
     #[arg(long, global = true, env = "REPRISE_CACHE_BYTES", default_value_t = 128 << 20)]
     pub cache_bytes: u64,
+    /// Rows whose event time is further than this ahead of the clock are
+    /// refused (0 = no bound).
+    #[arg(long, global = true, env = "REPRISE_MAX_FUTURE", default_value = "1h")]
+    pub max_future: String,
 }
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (applies pending migrations first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending migrations and exit.
     Migrate,
     /// Bulk-ingest a JSONL or CSV file into a feature view.
@@ -83,6 +87,26 @@ pub enum Command {
     /// open), list them, show one.
     #[command(subcommand)]
     Retrain(RetrainCommand),
+    /// API keys of the keys file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a random key: print it once and append its SHA-256 hash, name
+    /// and scopes to the keys file (the key itself is stored nowhere).
+    Add {
+        /// The key's name (in logs and traces instead of the key).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: read, write, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// The keys file (created when missing).
+        #[arg(long, env = "REPRISE_KEYS_FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -126,9 +150,10 @@ pub struct TrainArgs {
     /// Train on the data as of this store version (default: the newest).
     #[arg(long)]
     pub as_of_version: Option<u64>,
-    /// ALS factors (embedding dimension).
-    #[arg(long, default_value_t = 64)]
-    pub factors: usize,
+    /// ALS factors (embedding dimension; default: the declaration's
+    /// `embedding_dim`).
+    #[arg(long)]
+    pub factors: Option<usize>,
     /// ALS iterations.
     #[arg(long, default_value_t = 15)]
     pub iterations: usize,
@@ -189,9 +214,41 @@ pub struct ServeArgs {
     /// `scripts/fetch-movielens` prints the directory).
     #[arg(long, env = "REPRISE_MOVIELENS_DIR")]
     pub movielens: Option<PathBuf>,
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes (413 over it).
     #[arg(long, env = "REPRISE_MAX_BODY_BYTES", default_value_t = 64 << 20)]
     pub max_body_bytes: usize,
+    /// Rows of one push (400 limit_exceeded over it, as for every limit).
+    #[arg(long, env = "REPRISE_MAX_ROWS", default_value_t = 100_000)]
+    pub max_rows: usize,
+    /// Entities of one online read, items of one rank request.
+    #[arg(long, env = "REPRISE_MAX_ENTITIES", default_value_t = 10_000)]
+    pub max_entities: usize,
+    /// Events of one request.
+    #[arg(long, env = "REPRISE_MAX_EVENTS", default_value_t = 10_000)]
+    pub max_events: usize,
+    /// Entity rows of one snapshot request.
+    #[arg(long, env = "REPRISE_MAX_SNAPSHOT_ROWS", default_value_t = 1_000_000)]
+    pub max_snapshot_rows: usize,
+    /// Bytes of any string in a request (ids, values, keys).
+    #[arg(long, env = "REPRISE_MAX_STRING_BYTES", default_value_t = 64 << 10)]
+    pub max_string_bytes: usize,
+    /// Items of any nested array (vector dimension, string lists).
+    #[arg(long, env = "REPRISE_MAX_ARRAY_ITEMS", default_value_t = 65_536)]
+    pub max_array_items: usize,
+    /// Nesting depth of a request body.
+    #[arg(long, env = "REPRISE_MAX_DEPTH", default_value_t = 32)]
+    pub max_depth: usize,
+    /// Read requests in flight (online reads, snapshots, recommendations,
+    /// rank, listings); more are answered 503 with Retry-After before their
+    /// body is read.
+    #[arg(long, env = "REPRISE_MAX_READS_IN_FLIGHT", default_value_t = 256)]
+    pub max_reads_in_flight: usize,
+    /// Write requests (push, events) in flight.
+    #[arg(long, env = "REPRISE_MAX_WRITES_IN_FLIGHT", default_value_t = 32)]
+    pub max_writes_in_flight: usize,
+    /// Admin requests in flight.
+    #[arg(long, env = "REPRISE_MAX_ADMIN_IN_FLIGHT", default_value_t = 8)]
+    pub max_admin_in_flight: usize,
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "REPRISE_HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,
@@ -234,10 +291,18 @@ pub struct ServeArgs {
     /// retraining run (0 turns the trigger off).
     #[arg(long, env = "REPRISE_PLAY_RATE_DROP", default_value_t = 0.2)]
     pub play_rate_drop: f64,
-    /// Require this key in the `x-api-key` header of every request but
-    /// health, readiness, metrics and the OpenAPI document (deny by default).
-    #[arg(long, env = "REPRISE_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    /// The keys file: SHA-256 hashes of the accepted API keys with their
+    /// names and scopes (read, write, admin); `reprise keys add` writes it.
+    /// Without one, the server listens on loopback only.
+    #[arg(long, env = "REPRISE_KEYS_FILE")]
+    pub keys: Option<PathBuf>,
+    /// Listen on a non-loopback address without a keys file: anyone who
+    /// reaches the port may do anything.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Require a read key for `/metrics` too (open by default).
+    #[arg(long)]
+    pub close_metrics: bool,
     /// POST every raised alert as JSON to this URL.
     #[arg(long, env = "REPRISE_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,
@@ -262,9 +327,10 @@ pub enum RetrainCommand {
 pub struct RetrainRunArgs {
     #[command(flatten)]
     pub policy: RetrainPolicyArgs,
-    /// ALS factors of the candidate.
-    #[arg(long, default_value_t = 64)]
-    pub factors: usize,
+    /// ALS factors of the candidate (default: the declaration's
+    /// `embedding_dim`).
+    #[arg(long)]
+    pub factors: Option<usize>,
     /// ALS iterations of the candidate.
     #[arg(long, default_value_t = 15)]
     pub iterations: usize,
@@ -311,6 +377,7 @@ impl RetrainPolicyArgs {
             ..RetrainPolicy::default()
         };
         policy.options.source = self.retrain_source;
+        policy.options.declared_dimension = true;
         Ok(policy)
     }
 }
@@ -356,6 +423,14 @@ pub fn open_store(args: &StoreArgs) -> anyhow::Result<FeatureStore> {
         &args.data_dir,
         StoreConfig {
             online_cache_bytes: args.cache_bytes,
+            max_future: match reprise_store::time::parse_duration(&args.max_future) {
+                Some(0) => None,
+                Some(ahead) if ahead > 0 => Some(ahead),
+                _ => anyhow::bail!(
+                    "--max-future `{}` is not a duration like 1h or 15m",
+                    args.max_future
+                ),
+            },
             ..StoreConfig::default()
         },
     )

@@ -4,6 +4,7 @@ mod args;
 mod demo;
 mod drift_cmd;
 mod input;
+mod keys_cmd;
 mod progress;
 mod push_cmd;
 mod retrain_cmd;
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => serve_cmd::run(&cli.store, args),
+        Command::Serve(args) => serve_cmd::run(&cli.store, *args),
         Command::Migrate => args::open_store(&cli.store).map(|_| ()),
         Command::Push(args) => push_cmd::run(&cli.store, args),
         Command::Snapshot(args) => snapshot_cmd::run(&cli.store, args),
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => drift_cmd::validate(&cli.store, args),
         Command::ExportServed(args) => train_cmd::export_served(&cli.store, args),
         Command::Retrain(command) => retrain_cmd::run(&cli.store, command),
+        Command::Keys(command) => keys_cmd::run(&command),
         Command::DemoData => {
             args::open_store(&cli.store).and_then(|store| demo::load(&store).map(|_| ()))
         }

@@ -72,8 +72,23 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             workers: args.ranker_workers,
             ..Default::default()
         },
-        max_body_bytes: args.max_body_bytes,
-        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        limits: reprise_api::limits::Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_rows: args.max_rows,
+            max_entities: args.max_entities,
+            max_events: args.max_events,
+            max_snapshot_rows: args.max_snapshot_rows,
+            max_string_bytes: args.max_string_bytes,
+            max_array_items: args.max_array_items,
+            max_depth: args.max_depth,
+            max_in_flight: [
+                args.max_reads_in_flight.max(1),
+                args.max_writes_in_flight.max(1),
+                args.max_admin_in_flight.max(1),
+            ],
+        },
+        keys: crate::keys_cmd::server_keys(&args)?,
+        metrics_open: !args.close_metrics,
         ..ServerConfig::default()
     };
     let store = Arc::new(store);

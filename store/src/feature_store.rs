@@ -22,7 +22,7 @@ use crate::migrations::{self, MigrationFile};
 use crate::online_cache::OnlineCache;
 use crate::proto::MigrationRecord;
 use crate::registry::Registry;
-use crate::time::Clock;
+use crate::time::{Clock, Micros};
 
 /// Settings of a [`FeatureStore`].
 #[derive(Debug, Clone)]
@@ -31,6 +31,10 @@ pub struct StoreConfig {
     pub online_cache_bytes: u64,
     /// Created times of pushed rows and "now" of TTL checks come from here.
     pub clock: Clock,
+    /// Pushed rows may be at most this far (microseconds) ahead of the
+    /// clock; `None`: no bound. (A year-9999 row would stay the latest value
+    /// of its key forever.)
+    pub max_future: Option<Micros>,
 }
 
 impl Default for StoreConfig {
@@ -38,6 +42,7 @@ impl Default for StoreConfig {
         StoreConfig {
             online_cache_bytes: 128 << 20,
             clock: Clock::system(),
+            max_future: None,
         }
     }
 }
@@ -55,6 +60,7 @@ pub struct FeatureStore {
     opened_at_version: u64,
     pub(crate) cache: OnlineCache,
     pub(crate) clock: Clock,
+    pub(crate) max_future: Option<Micros>,
 }
 
 impl FeatureStore {
@@ -84,6 +90,7 @@ impl FeatureStore {
             opened_at_version: version,
             cache: OnlineCache::new(config.online_cache_bytes),
             clock: config.clock,
+            max_future: config.max_future,
         })
     }
 
@@ -244,8 +251,10 @@ impl FeatureStore {
     }
 
     /// Writes `batch` (holding store versions up to `version`, under the
-    /// writer lock), drops the cached online rows it replaces, and publishes
-    /// the version.
+    /// writer lock), publishes the version, then drops the cached online rows
+    /// it replaces. (A reader that read the engine before this write caches
+    /// its row only if the version had not moved once the row was in the
+    /// cache, else it takes the row out again: see `latest_rows`.)
     pub(crate) fn commit(
         &self,
         mut batch: WriteBatch,
@@ -259,10 +268,10 @@ impl FeatureStore {
             version.to_be_bytes().to_vec(),
         );
         self.engine.write(batch)?;
+        self.version.store(version, Ordering::Release);
         for key in online_keys {
             self.cache.invalidate(key);
         }
-        self.version.store(version, Ordering::Release);
         Ok(())
     }
 }

@@ -79,11 +79,14 @@ impl FeatureStore {
             if rows.is_empty() {
                 return Err(StoreError::invalid("rows", "a push needs at least one row"));
             }
+            let latest = self
+                .max_future
+                .map(|ahead| self.clock.now().saturating_add(ahead));
             let mut parsed = tracing::info_span!("validate", view = *view_spec, rows = rows.len())
                 .in_scope(|| {
                     rows.iter()
                         .enumerate()
-                        .map(|(i, row)| parse_row(view, i, row))
+                        .map(|(i, row)| parse_row(view, i, row, latest))
                         .collect::<Result<Vec<_>>>()
                 })?;
             if view.features.iter().any(|f| f.lookup.is_some()) {
@@ -241,7 +244,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn parse_row(view: &FeatureView, index: usize, row: &Json) -> Result<ParsedRow> {
+/// `latest`: the latest event time accepted (the clock plus the allowed
+/// lead).
+fn parse_row(
+    view: &FeatureView,
+    index: usize,
+    row: &Json,
+    latest: Option<Micros>,
+) -> Result<ParsedRow> {
     let field = |name: &str| format!("rows[{index}].{name}");
     let object = row.as_object().ok_or_else(|| StoreError::WrongType {
         field: format!("rows[{index}]"),
@@ -250,6 +260,15 @@ fn parse_row(view: &FeatureView, index: usize, row: &Json) -> Result<ParsedRow> 
     })?;
     let keys = join_key_values(object, &view.join_keys, &field)?;
     let event_ts = timestamp_field(object, &field)?;
+    if let Some(latest) = latest.filter(|latest| event_ts > *latest) {
+        return Err(StoreError::invalid(
+            field(EVENT_TIMESTAMP),
+            format!(
+                "is after {}, more than the allowed lead (--max-future) ahead of the server clock",
+                crate::time::format_rfc3339(latest)
+            ),
+        ));
+    }
     let mut values = vec![None; view.features.len()];
     for (name, json) in object {
         if name == EVENT_TIMESTAMP || view.join_keys.contains(name) {

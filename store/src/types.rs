@@ -102,15 +102,21 @@ impl Value {
                 None => return Err(format!("non-integer number {n}")),
             },
             (FeatureType::Float64, Json::Number(n)) => match n.as_f64() {
-                Some(v) => Value::Float64(v),
-                None => return Err(format!("number {n} out of range")),
+                Some(v) if v.is_finite() => Value::Float64(v),
+                _ => return Err(format!("number {n} out of range (non-finite)")),
             },
             (FeatureType::String, Json::String(s)) => Value::String(s.clone()),
             (FeatureType::FloatVector, Json::Array(items)) => {
                 let mut values = Vec::with_capacity(items.len());
                 for item in items {
                     match item.as_f64() {
-                        Some(v) => values.push(v as f32),
+                        // Stored as f32: what overflows it would be infinity.
+                        Some(v) if (v as f32).is_finite() => values.push(v as f32),
+                        Some(v) => {
+                            return Err(format!(
+                                "vector item {v} out of the 32-bit float range (non-finite)"
+                            ))
+                        }
                         None => return Err(format!("array holding {}", json_kind(item))),
                     }
                 }
@@ -232,6 +238,11 @@ mod tests {
             Value::from_json(&json!(["a", 1]), FeatureType::StringList, None),
             Err("array holding an integer".to_owned())
         );
+        // Nothing non-finite is stored: 1e39 overflows a 32-bit float.
+        let overflow: Json = serde_json::from_str("[1.0, 1e39]").unwrap();
+        let err = Value::from_json(&overflow, FeatureType::FloatVector, None).unwrap_err();
+        assert!(err.contains("non-finite"), "{err}");
+        assert!(Value::from_json(&json!([3.0e38]), FeatureType::FloatVector, None).is_ok());
     }
 
     #[test]

@@ -94,12 +94,22 @@ impl RunOverrides {
             options.source = source;
         }
         if let Some(factors) = self.factors {
-            if factors == 0 {
-                return Err(ActorError::invalid("factors", "must be at least 1"));
+            if !(1..=MAX_FACTORS).contains(&factors) {
+                return Err(ActorError::invalid(
+                    "factors",
+                    format!("must be between 1 and {MAX_FACTORS}"),
+                ));
             }
             options.params.als.factors = factors;
+            options.declared_dimension = false;
         }
         if let Some(iterations) = self.iterations {
+            if !(1..=MAX_ITERATIONS).contains(&iterations) {
+                return Err(ActorError::invalid(
+                    "iterations",
+                    format!("must be between 1 and {MAX_ITERATIONS}"),
+                ));
+            }
             options.params.als.iterations = iterations;
         }
         if let Some(shuffle) = self.shuffle_labels {
@@ -108,6 +118,11 @@ impl RunOverrides {
         Ok(policy)
     }
 }
+
+/// Bounds of the retraining overrides (a run must not be able to take the
+/// machine for hours or its memory).
+pub const MAX_FACTORS: usize = 512;
+pub const MAX_ITERATIONS: usize = 200;
 
 /// Counters of runs since start, for the metrics.
 #[derive(Debug, Default)]

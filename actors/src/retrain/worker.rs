@@ -11,7 +11,9 @@ use reprise_trainer::runs::{self, RetrainRun};
 use reprise_trainer::TrainError;
 
 use super::RetrainStats;
+use crate::error::ActorError;
 use crate::recommend::Recommender;
+use crate::supervise::supervised;
 use crate::validation::alerts;
 
 /// The run in progress, readable while it goes.
@@ -80,14 +82,19 @@ impl Handler<Run> for RetrainWorker {
             store: &self.store,
             recommender: &self.recommender,
         };
-        let result = retrain::execute(
-            &self.store,
-            &policy,
-            serving.as_deref(),
-            &promotion,
-            &mut run,
-            &mut |r| self.record(r),
-        );
+        // A panic in the run ends it `failed` (never "running" for good).
+        let result = supervised("retrain", || {
+            crate::supervise::inject("retrain", None);
+            retrain::execute(
+                &self.store,
+                &policy,
+                serving.as_deref(),
+                &promotion,
+                &mut run,
+                &mut |r| self.record(r),
+            )
+            .map_err(ActorError::from)
+        });
         retrain::finish(&mut run, result, format_rfc3339(self.store.clock().now()));
         self.stats.finished(&run);
         self.record(&run);

@@ -42,7 +42,7 @@ pub(crate) async fn put(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let mut body = json_object(&req, payload, &state.limits).await?;
     let arms: Vec<Arm> = body
         .array("arms")?
         .into_iter()

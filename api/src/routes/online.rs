@@ -21,7 +21,7 @@ pub(crate) async fn online_features(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let mut body = json_object(&req, payload, &state.limits).await?;
     let features = body.strings("features")?;
     let entities = body.objects("entities")?;
     let result = state.metrics.time_store("online_read", || {

@@ -22,7 +22,7 @@ pub(crate) async fn push(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let mut body = json_object(&req, payload, &state.limits).await?;
     let view = body.string("view")?;
     let rows = body.array("rows")?;
     let backfill = body.optional_bool("backfill")?.unwrap_or(false);

@@ -44,7 +44,7 @@ pub(crate) async fn recommendations(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let mut body = json_object(&req, payload, &state.limits).await?;
     let user_id = body.string("user_id")?;
     let context = context(&mut body)?;
     let k = body.optional_u64("k")?.unwrap_or(DEFAULT_K) as usize;
@@ -86,7 +86,7 @@ pub(crate) async fn rank(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let mut body = json_object(&req, payload, &state.limits).await?;
     let user_id = body.string("user_id")?;
     let context = context(&mut body)?;
     let item_ids = body.strings("item_ids")?;

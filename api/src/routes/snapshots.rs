@@ -39,7 +39,7 @@ pub(crate) async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, state.max_body_bytes).await?;
+    let mut body = json_object(&req, payload, &state.limits).await?;
     let features = body.strings("features")?;
     let as_of_version = body.optional_u64("as_of_version")?;
     let cutoff = match body.optional_string("cutoff")? {

@@ -1,16 +1,14 @@
-//! With an API key configured, nothing but the open routes answers without
-//! it, whatever spelling of a protected path the client sends: the check is
-//! made on the path the router matches.
+//! With keys configured, nothing but the open routes answers without a key,
+//! and each route needs its scope, whatever spelling of its path the client
+//! sends: the check is made on the route the router matches.
 
 use actix_web::http::Method;
 use actix_web::test;
-use reprise_api::auth::OPEN_ROUTES;
+use reprise_api::auth::{sha256_hex, KeyRing, OPEN_ROUTES};
 use reprise_api::routes::ROUTES;
 use reprise_api::ServerConfig;
 
 use crate::common::state_with;
-
-const KEY: &str = "s3cret";
 
 /// Spellings of `path` that a router could take for it: percent-encoded
 /// letters, doubled slashes, dot segments, upper case, a trailing slash.
@@ -48,66 +46,150 @@ fn variants(path: &str) -> Vec<String> {
     out
 }
 
+/// The scope each route needs: the table the access rules are checked
+/// against (CONTRACT.md "Access control").
+const EXPECTED: &[(&str, &str, Option<&str>)] = &[
+    ("post", "/v1/push", Some("write")),
+    ("post", "/v1/online-features", Some("read")),
+    ("post", "/v1/snapshots", Some("read")),
+    ("get", "/v1/snapshots/{id}", Some("read")),
+    ("get", "/v1/snapshots/{id}/rows", Some("read")),
+    ("get", "/v1/models", Some("read")),
+    ("post", "/v1/models/{version}/promote", Some("admin")),
+    ("post", "/v1/models/rollback", Some("admin")),
+    ("post", "/v1/retrain", Some("admin")),
+    ("get", "/v1/retrain/runs", Some("read")),
+    ("get", "/v1/retrain/runs/{id}", Some("read")),
+    ("post", "/v1/recommendations", Some("read")),
+    ("post", "/v1/rank", Some("read")),
+    ("post", "/v1/events", Some("write")),
+    ("get", "/v1/experiments", Some("read")),
+    ("put", "/v1/experiments/{name}", Some("admin")),
+    ("get", "/v1/experiments/{name}", Some("read")),
+    ("get", "/v1/alerts", Some("read")),
+    ("post", "/v1/alerts/{id}/ack", Some("admin")),
+    ("post", "/v1/validation/run", Some("admin")),
+    ("get", "/v1/validation/reports", Some("read")),
+    ("get", "/healthz", None),
+    ("get", "/readyz", None),
+    ("get", "/metrics", None),
+    ("get", "/openapi.json", None),
+];
+
+/// One key per scope, named after it (the key is `{scope}-key`).
+fn keys() -> KeyRing {
+    let text: String = ["read", "write", "admin"]
+        .iter()
+        .map(|s| {
+            format!(
+                "[[key]]\nname = \"{s}\"\nsha256 = \"{}\"\nscopes = [\"{s}\"]\n\n",
+                sha256_hex(&format!("{s}-key"))
+            )
+        })
+        .collect();
+    KeyRing::parse(&text).unwrap()
+}
+
+fn request(method: &Method, uri: &str, key: Option<&str>) -> test::TestRequest {
+    let body = r#"{"view": "user_stats", "rows": [{"user_id": "u9", "event_timestamp": "2026-01-01T00:00:00Z", "plays": 1}]}"#;
+    let mut request = test::TestRequest::default()
+        .method(method.clone())
+        .uri(uri)
+        .insert_header(("content-type", "application/json"))
+        .set_payload(body);
+    if let Some(key) = key {
+        request = request.insert_header(("x-api-key", key));
+    }
+    request
+}
+
 #[actix_rt::test]
-async fn every_protected_route_in_every_spelling_needs_the_key() {
+async fn every_route_in_every_spelling_needs_its_scope() {
+    assert_eq!(EXPECTED.len(), ROUTES.len(), "every route is in the table");
     let state = state_with(&ServerConfig {
-        api_key: Some(KEY.to_owned()),
+        keys: Some(keys()),
         ..ServerConfig::default()
     });
     let store = std::sync::Arc::clone(&state.store);
     let app = test::init_service(reprise_api::app(state)).await;
     let version_before = store.version();
     let mut checked = 0;
+    let mut unrouted = Vec::new();
     for (method, path) in ROUTES {
-        if OPEN_ROUTES.contains(path) {
+        let (_, _, scope) = EXPECTED
+            .iter()
+            .find(|(m, p, _)| m == method && p == path)
+            .unwrap_or_else(|| panic!("{method} {path} is not in the table"));
+        let Some(scope) = scope else {
             continue;
-        }
+        };
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         for uri in variants(path) {
-            let body = r#"{"view": "user_stats", "rows": [{"user_id": "u9", "event_timestamp": "2026-01-01T00:00:00Z", "plays": 1}]}"#;
-            let request = test::TestRequest::default()
-                .method(method.clone())
-                .uri(&uri)
-                .insert_header(("content-type", "application/json"))
-                .set_payload(body)
-                .to_request();
-            let response = test::call_service(&app, request).await;
-            assert_eq!(response.status(), 401, "{method} {uri} without a key");
-            let wrong = test::TestRequest::default()
-                .method(method.clone())
-                .uri(&uri)
-                .insert_header(("x-api-key", "guess"))
-                .insert_header(("content-type", "application/json"))
-                .set_payload(body)
-                .to_request();
-            let response = test::call_service(&app, wrong).await;
-            assert_eq!(response.status(), 401, "{method} {uri} with a wrong key");
+            for (key, expected) in [(None, 401), (Some("guess"), 401)] {
+                let response =
+                    test::call_service(&app, request(&method, &uri, key).to_request()).await;
+                assert_eq!(response.status(), expected, "{method} {uri} with {key:?}");
+            }
+            for other in ["read", "write", "admin"].iter().filter(|s| *s != scope) {
+                let key = format!("{other}-key");
+                let response =
+                    test::call_service(&app, request(&method, &uri, Some(&key)).to_request()).await;
+                let status = response.status().as_u16();
+                let body: serde_json::Value = test::read_body_json(response).await;
+                // 403, or 404 for a spelling no route matches (checked below
+                // to be 404 with the right key too: no handler is reached).
+                match status {
+                    403 => assert_eq!(body["error"]["code"], "forbidden", "{body}"),
+                    404 => unrouted.push((method.clone(), uri.clone())),
+                    other_status => panic!("{method} {uri} with the {other} key: {other_status}"),
+                }
+            }
             checked += 1;
         }
     }
     assert!(checked > 200, "{checked}");
     assert_eq!(store.version(), version_before, "a refused request wrote");
+    // The key with the scope reaches the handler (whatever it answers).
+    for (method, path, scope) in EXPECTED {
+        let Some(scope) = scope else { continue };
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let key = format!("{scope}-key");
+        for uri in variants(path) {
+            let response =
+                test::call_service(&app, request(&method, &uri, Some(&key)).to_request()).await;
+            let status = response.status().as_u16();
+            assert!(
+                ![401, 403].contains(&status),
+                "{method} {uri} with the {scope} key: {status}"
+            );
+            if unrouted.contains(&(method.clone(), uri.clone())) {
+                assert_eq!(
+                    status, 404,
+                    "{method} {uri} routes, yet a key without the scope got 404"
+                );
+            }
+        }
+    }
 }
 
 #[actix_rt::test]
-async fn the_open_routes_and_the_right_key_pass() {
-    let state = state_with(&ServerConfig {
-        api_key: Some(KEY.to_owned()),
-        ..ServerConfig::default()
-    });
-    let app = test::init_service(reprise_api::app(state)).await;
-    for path in OPEN_ROUTES {
-        let response =
-            test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
-        assert_eq!(response.status(), 200, "{path}");
-    }
-    // The percent-encoded spelling with the key reaches the same handler.
-    for uri in ["/v1/models", "/%761/models"] {
-        let request = test::TestRequest::get()
-            .uri(uri)
-            .insert_header(("x-api-key", KEY))
-            .to_request();
-        let response = test::call_service(&app, request).await;
-        assert_eq!(response.status(), 200, "{uri}");
+async fn the_open_routes_pass_and_metrics_can_be_closed() {
+    for metrics_open in [true, false] {
+        let state = state_with(&ServerConfig {
+            keys: Some(keys()),
+            metrics_open,
+            ..ServerConfig::default()
+        });
+        let app = test::init_service(reprise_api::app(state)).await;
+        for path in OPEN_ROUTES {
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            let expected = if *path == "/metrics" && !metrics_open {
+                401
+            } else {
+                200
+            };
+            assert_eq!(response.status(), expected, "{path}");
+        }
     }
 }

@@ -130,10 +130,33 @@ fn errors_carry_the_servers_code_and_field() {
     })
 }
 
+/// A key made with `reprise keys add` into `dir/keys.toml`: (the keys
+/// file, the key printed once).
+fn add_key(dir: &std::path::Path, name: &str, scopes: &str) -> (String, String) {
+    let file = dir.join("keys.toml");
+    let out = std::process::Command::new(crate::server::binary())
+        .args(["keys", "add", "--name", name, "--scopes", scopes, "--file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert!(!stored.contains(&key), "the keys file holds the key itself");
+    (file.to_str().unwrap().to_owned(), key)
+}
+
 #[test]
 fn the_api_key_is_sent_and_required_when_the_server_has_one() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--api-key", "s3cret"]);
+    let keys = tempfile::tempdir().unwrap();
+    let (file, key) = add_key(keys.path(), "ops", "read,write,admin");
+    let (_, reader) = add_key(keys.path(), "dashboard", "read");
+    let server = Server::start(dir.path(), &["--keys", &file]);
     run(async {
         let anonymous = client(&server);
         let err = anonymous.models().await.unwrap_err();
@@ -152,12 +175,42 @@ fn the_api_key_is_sent_and_required_when_the_server_has_one() {
             wrong.models().await.unwrap_err().code(),
             Some("unauthorized")
         );
-        let keyed = Client::builder(&server.url)
-            .api_key("s3cret")
+        let keyed = Client::builder(&server.url).api_key(&key).build().unwrap();
+        assert!(keyed.models().await.unwrap().is_empty());
+        // A read key may read, not promote.
+        let reading = Client::builder(&server.url)
+            .api_key(&reader)
             .build()
             .unwrap();
-        assert!(keyed.models().await.unwrap().is_empty());
+        assert!(reading.models().await.unwrap().is_empty());
+        let err = reading.rollback().await.unwrap_err();
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(403), Some("forbidden")),
+            "{err}"
+        );
     })
+}
+
+/// Without a keys file the server stays on loopback unless told
+/// `--insecure`.
+#[test]
+fn without_keys_only_loopback_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::server::binary())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--migrations")
+        .arg(crate::server::migrations_dir())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--insecure") && stderr.contains("--keys"),
+        "{stderr}"
+    );
 }
 
 /// The attack from the security report: a percent-encoded spelling of a
@@ -167,7 +220,9 @@ fn the_api_key_is_sent_and_required_when_the_server_has_one() {
 fn percent_encoded_paths_do_not_bypass_the_api_key() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--api-key", "s3cret"]);
+    let keys = tempfile::tempdir().unwrap();
+    let (file, _) = add_key(keys.path(), "ops", "read,write,admin");
+    let server = Server::start(dir.path(), &["--keys", &file]);
     let version = server.store_version();
     let addr = server.url.trim_start_matches("http://").to_owned();
     let body = r#"{"view": "user_stats", "rows": [{"user_id": "evil", "event_timestamp": "2026-01-01T00:00:00Z", "plays_7d": 1}]}"#;
@@ -363,6 +418,7 @@ fn the_serving_and_model_endpoints_round_trip() {
                 kind: "play".into(),
                 timestamp: "2026-11-29T10:00:00Z".into(),
                 played_seconds: Some(200.0),
+                ..Event::default()
             }])
             .await
             .unwrap();

@@ -5,6 +5,7 @@ key, retries, and the serving endpoints."""
 from __future__ import annotations
 
 import http.server
+import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -12,6 +13,8 @@ import pandas as pd
 import pytest
 
 from reprise import Client, RepriseError, RetryPolicy
+
+from conftest import BINARY
 
 
 def users(n: int, plays_offset: int = 0, at: datetime | None = None) -> pd.DataFrame:
@@ -77,12 +80,23 @@ def test_a_bad_row_names_the_field_and_writes_nothing(start_server):
     assert df["user_stats__plays_7d__status"].tolist() == ["NOT_FOUND"]
 
 
-def test_the_api_key_is_sent(start_server):
-    server = start_server("--api-key", "s3cret")
+def test_the_api_key_is_sent(start_server, tmp_path):
+    keys = tmp_path / "keys.toml"
+    made = subprocess.run(
+        [str(BINARY), "keys", "add", "--name", "trainer", "--scopes", "read", "--file", str(keys)],
+        capture_output=True, text=True, check=True,
+    )
+    key = made.stdout.strip()
+    server = start_server("--keys", str(keys))
     with pytest.raises(RepriseError) as e:
         Client(server.url).models()
     assert (e.value.status, e.value.code, e.value.field) == (401, "unauthorized", "x-api-key")
-    assert Client(server.url, api_key="s3cret").models() == []
+    assert Client(server.url, api_key=key).models() == []
+    with pytest.raises(RepriseError) as e:
+        Client(server.url, api_key=key).push(
+            "user_stats", pd.DataFrame([{"user_id": "u0", "event_timestamp": "2026-01-01T00:00:00Z", "plays_7d": 1}])
+        )
+    assert (e.value.status, e.value.code) == (403, "forbidden")
 
 
 class _Flaky(http.server.BaseHTTPRequestHandler):

@@ -201,3 +201,121 @@ fn a_rejected_batch_writes_nothing() {
         "{err}"
     );
 }
+
+/// A row further ahead of the clock than the allowed lead is refused (it
+/// would stay the key's latest value until then), naming the field; the
+/// batch writes nothing.
+#[test]
+fn rows_too_far_in_the_future_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("0001_test.toml"),
+        crate::common::DEFINITIONS,
+    )
+    .unwrap();
+    let clock = reprise_store::time::Clock::manual(seconds(1_000));
+    let store = reprise_store::FeatureStore::in_memory(reprise_store::StoreConfig {
+        clock,
+        max_future: Some(seconds(3_600)),
+        ..Default::default()
+    })
+    .unwrap();
+    store.migrate(dir.path()).unwrap();
+    let version = store.version();
+    let err = store
+        .push(
+            "a",
+            &[
+                json!({"user_id": "u1", "event_timestamp": ts(4_600), "x": 1}),
+                json!({"user_id": "u2", "event_timestamp": ts(4_601), "x": 2}),
+            ],
+            false,
+        )
+        .unwrap_err();
+    assert_eq!(err.field(), Some("rows[1].event_timestamp"), "{err}");
+    assert_eq!(store.version(), version, "nothing written");
+    // Exactly the lead is accepted.
+    store
+        .push(
+            "a",
+            &[json!({"user_id": "u1", "event_timestamp": ts(4_600), "x": 1})],
+            false,
+        )
+        .unwrap();
+}
+
+/// Once a push is acknowledged, no later read returns an older value,
+/// with writers and readers hammering the same keys through the cache.
+#[test]
+fn no_read_after_an_acknowledged_push_returns_an_older_value() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::Arc;
+    for kind in [Kind::Memory, Kind::Rocks] {
+        let t = store(kind, 1_000);
+        let store = &t.store;
+        const KEYS: usize = 4;
+        let acked: Arc<Vec<AtomicI64>> = Arc::new((0..KEYS).map(|_| AtomicI64::new(0)).collect());
+        let done = AtomicBool::new(false);
+        let stale = AtomicI64::new(0);
+        std::thread::scope(|scope| {
+            let mut writers = Vec::new();
+            for writer in 0..2 {
+                let acked = Arc::clone(&acked);
+                writers.push(scope.spawn(move || {
+                    for x in 1..=400i64 {
+                        let key = (x as usize + writer) % KEYS;
+                        // Each key's value grows: writers take turns by parity.
+                        let value = x * 2 + writer as i64;
+                        store
+                            .push(
+                                "a",
+                                &[json!({"user_id": format!("u{key}"), "event_timestamp": ts(900 + x), "x": value})],
+                                false,
+                            )
+                            .unwrap();
+                        acked[key].fetch_max(value, Ordering::SeqCst);
+                    }
+                }));
+            }
+            for _ in 0..3 {
+                let acked = Arc::clone(&acked);
+                let (done, stale) = (&done, &stale);
+                scope.spawn(move || {
+                    while !done.load(Ordering::SeqCst) {
+                        for key in 0..KEYS {
+                            let floor = acked[key].load(Ordering::SeqCst);
+                            let rows = store
+                                .online_features(
+                                    &["a:x".to_owned()],
+                                    &[object(json!({"user_id": format!("u{key}")}))],
+                                )
+                                .unwrap()
+                                .rows;
+                            let read = match &rows[0].values[0] {
+                                Some(Value::Int64(v)) => *v,
+                                _ => 0,
+                            };
+                            // Values of one key are written in event-time
+                            // order, so the latest acknowledged is the
+                            // greatest.
+                            if read < floor {
+                                stale.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                });
+            }
+            let done = &done;
+            scope.spawn(move || {
+                let finished = writers.into_iter().map(|w| w.join()).collect::<Vec<_>>();
+                done.store(true, Ordering::SeqCst);
+                assert!(finished.iter().all(Result::is_ok), "a writer failed");
+            });
+        });
+        assert_eq!(
+            stale.load(Ordering::SeqCst),
+            0,
+            "{kind:?}: a read returned an older value than an acknowledged push"
+        );
+    }
+}
