@@ -53,6 +53,7 @@ impl Handler<Push> for StoreWorker {
 
     fn handle(&mut self, msg: Push, _: &mut Self::Context) -> Self::Result {
         supervised(NAME, || {
+            crate::supervise::inject_delay("slow_push", &msg.view, 3);
             crate::supervise::inject("push", Some(&msg.view));
             Ok(self.store.push(&msg.view, &msg.rows, msg.backfill)?)
         })

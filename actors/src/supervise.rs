@@ -7,7 +7,8 @@
 //! Fault injection, for tests only: `REPRISE_TEST_FAULTS` lists points
 //! (`push`, `recommend`, `retrain`) that panic on a marked message (a push
 //! to view [`FAULT_MARK`], a recommendation for user [`FAULT_MARK`], every
-//! retraining run).
+//! retraining run), and `slow_push`, which holds a push to that view for
+//! 3 s.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
@@ -46,6 +47,14 @@ fn faults() -> &'static [String] {
             .filter(|s| !s.is_empty())
             .collect()
     })
+}
+
+/// Sleeps `seconds` when fault `point` is switched on and `id` carries the
+/// mark (a slow handler, for timeout tests).
+pub fn inject_delay(point: &str, id: &str, seconds: u64) {
+    if faults().iter().any(|f| f == point) && id == FAULT_MARK {
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+    }
 }
 
 /// Panics when fault `point` is switched on and `id` carries the mark (or

@@ -16,6 +16,12 @@ pub async fn json_object(
     limits: &Limits,
 ) -> Result<JsonObject, ApiError> {
     let limit = limits.max_body_bytes;
+    // Every body being read counts against one budget for all requests
+    // (until this one is parsed), so maximal bodies sent at full speed
+    // cannot take the memory: over it, 503 overloaded.
+    let mut held = req
+        .app_data::<web::Data<crate::AppState>>()
+        .map(|state| state.admission.body());
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -29,6 +35,9 @@ pub async fn json_object(
         let chunk = chunk.map_err(|e| ApiError::Transport(e.to_string()))?;
         if bytes.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
+        }
+        if let Some(held) = held.as_mut() {
+            held.grow(chunk.len(), limits)?;
         }
         bytes.extend_from_slice(&chunk);
     }

@@ -44,6 +44,12 @@ pub enum ApiError {
     /// or wrong.
     #[error("missing or wrong API key (header `x-api-key`)")]
     Unauthorized,
+    /// The handler did not answer within the request timeout.
+    #[error("no answer within {seconds} s (--request-timeout); the work may still complete, retry later")]
+    Timeout { seconds: f64 },
+    /// The bodies being read would exceed the in-flight budget.
+    #[error("request bodies being read already take the {limit}-byte budget (--max-body-bytes-in-flight); retry later")]
+    BodyBudget { limit: usize },
     /// A request is over one of its bounds.
     #[error(
         "`{field}` is over the limit: {got} where at most {limit} are allowed (set with {flag})"
@@ -113,6 +119,8 @@ impl ApiError {
             ApiError::Transport(_) => (StatusCode::BAD_REQUEST, "unreadable_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::LimitExceeded { .. } => (StatusCode::BAD_REQUEST, "limit_exceeded"),
+            ApiError::BodyBudget { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
         }
     }
@@ -140,6 +148,8 @@ impl ApiError {
                 | ActorError::PromotionBlocked { .. },
             )
             | ApiError::MalformedJson(_)
+            | ApiError::BodyBudget { .. }
+            | ApiError::Timeout { .. }
             | ApiError::PayloadTooLarge { .. }
             | ApiError::NoRoute { .. }
             | ApiError::NotFound { .. }

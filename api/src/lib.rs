@@ -180,10 +180,22 @@ pub fn app(
                 Ok(guard) => Ok((srv.call(req), guard)),
                 Err(error) => Err((req, error)),
             };
+            let timeout = limits.request_timeout;
             async move {
                 match outcome {
                     Ok((fut, guard)) => {
-                        let response = fut.await?.map_into_left_body();
+                        // A handler that has not answered in time gets 503
+                        // (the work it waits on finishes in the background);
+                        // actix turns the error into its response.
+                        let response = match tokio::time::timeout(timeout, fut).await {
+                            Ok(response) => response?.map_into_left_body(),
+                            Err(_) => {
+                                return Err(ApiError::Timeout {
+                                    seconds: timeout.as_secs_f64(),
+                                }
+                                .into())
+                            }
+                        };
                         drop(guard);
                         Ok(response)
                     }

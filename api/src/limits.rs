@@ -34,6 +34,12 @@ pub struct Limits {
     pub max_depth: usize,
     /// Requests in flight per route class (read, write, admin).
     pub max_in_flight: [usize; 3],
+    /// Bytes of request bodies being read or parsed at once, all requests
+    /// together: what bounds the memory maximal bodies can take.
+    pub max_body_bytes_in_flight: usize,
+    /// How long a handler may take to answer (the response head; a
+    /// streamed body may take longer).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +54,8 @@ impl Default for Limits {
             max_array_items: 65_536,
             max_depth: 32,
             max_in_flight: [256, 32, 8],
+            max_body_bytes_in_flight: 256 << 20,
+            request_timeout: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -141,10 +149,40 @@ fn exceeded(field: String, got: usize, limit: usize, flag: &'static str) -> ApiE
     }
 }
 
-/// Requests in flight per route class.
+/// Requests in flight per route class, and body bytes in flight.
 #[derive(Debug, Default)]
 pub struct Admission {
     in_flight: [AtomicUsize; 3],
+    body_bytes: AtomicUsize,
+}
+
+/// Body bytes held by one request; given back when dropped.
+pub struct BodyBytes {
+    admission: Arc<Admission>,
+    held: usize,
+}
+
+impl BodyBytes {
+    /// Holds `more` bytes, or says the server is overloaded.
+    pub fn grow(&mut self, more: usize, limits: &Limits) -> Result<(), ApiError> {
+        let before = self.admission.body_bytes.fetch_add(more, Ordering::AcqRel);
+        if before + more > limits.max_body_bytes_in_flight {
+            self.admission.body_bytes.fetch_sub(more, Ordering::AcqRel);
+            return Err(ApiError::BodyBudget {
+                limit: limits.max_body_bytes_in_flight,
+            });
+        }
+        self.held += more;
+        Ok(())
+    }
+}
+
+impl Drop for BodyBytes {
+    fn drop(&mut self) {
+        self.admission
+            .body_bytes
+            .fetch_sub(self.held, Ordering::AcqRel);
+    }
 }
 
 /// A request admitted; it leaves when dropped.
@@ -160,6 +198,14 @@ impl Drop for Admitted {
 }
 
 impl Admission {
+    /// A holder of body bytes (none yet).
+    pub fn body(self: &Arc<Self>) -> BodyBytes {
+        BodyBytes {
+            admission: Arc::clone(self),
+            held: 0,
+        }
+    }
+
     /// Admits a request of route class `scope`, or says it is overloaded.
     pub fn admit(self: &Arc<Self>, scope: Scope, limits: &Limits) -> Result<Admitted, ApiError> {
         let class = scope as usize;
@@ -236,5 +282,16 @@ mod tests {
         let _read = admission.admit(Scope::Read, &limits).unwrap();
         drop(first);
         assert!(admission.admit(Scope::Write, &limits).is_ok());
+        // Body bytes: bounded across requests, given back on drop.
+        let limits = Limits {
+            max_body_bytes_in_flight: 100,
+            ..limits
+        };
+        let mut a = admission.body();
+        a.grow(60, &limits).unwrap();
+        let mut b = admission.body();
+        assert!(b.grow(50, &limits).is_err());
+        drop(a);
+        b.grow(50, &limits).unwrap();
     }
 }

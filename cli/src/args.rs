@@ -249,6 +249,14 @@ pub struct ServeArgs {
     /// Admin requests in flight.
     #[arg(long, env = "REPRISE_MAX_ADMIN_IN_FLIGHT", default_value_t = 8)]
     pub max_admin_in_flight: usize,
+    /// Bytes of request bodies being read at once, all requests together
+    /// (bounds the memory maximal bodies can take; 503 over it).
+    #[arg(long, env = "REPRISE_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 256 << 20)]
+    pub max_body_bytes_in_flight: usize,
+    /// How long a request may wait for its answer (a snapshot of a million
+    /// rows takes about a minute); over it, 503 `timeout`.
+    #[arg(long, env = "REPRISE_REQUEST_TIMEOUT", default_value = "5m")]
+    pub request_timeout: String,
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "REPRISE_HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,

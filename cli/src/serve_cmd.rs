@@ -86,6 +86,16 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
                 args.max_writes_in_flight.max(1),
                 args.max_admin_in_flight.max(1),
             ],
+            max_body_bytes_in_flight: args.max_body_bytes_in_flight.max(args.max_body_bytes),
+            request_timeout: reprise_store::time::parse_duration(&args.request_timeout)
+                .filter(|t| *t > 0)
+                .map(|micros| std::time::Duration::from_micros(micros as u64))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--request-timeout `{}` is not a duration like 30s or 5m",
+                        args.request_timeout
+                    )
+                })?,
         },
         keys: crate::keys_cmd::server_keys(&args)?,
         metrics_open: !args.close_metrics,

@@ -93,6 +93,20 @@ pub fn interaction_row(
     Ok((Json::Object(row), engaged))
 }
 
+/// Whether the interactions view logs any request-context field (a pushed
+/// feature named like one of the request-context view's): only then is a
+/// play's served context worth reading.
+pub fn logs_request_context(store: &FeatureStore, spec: &RecommenderSpec) -> bool {
+    let registry = store.registry();
+    let Some(context) = registry.view(REQUEST_CONTEXT_VIEW) else {
+        return false;
+    };
+    spec.interactions
+        .features
+        .iter()
+        .any(|f| f.is_pushed() && context.feature_index(&f.name).is_some())
+}
+
 /// The context logged for served request `request_id` (empty when the
 /// request is unknown or the store has no request-context view).
 pub fn served_context(

@@ -720,6 +720,8 @@ impl Recommender {
         let mut verdicts = Vec::with_capacity(events.len());
         let registry = store.registry();
         let declared = registry.recommender();
+        let logs_context =
+            declared.is_some_and(|spec| super::interactions::logs_request_context(store, spec));
         let mut interactions = Vec::new();
         for (i, e) in events.iter().enumerate() {
             let field = |name: &str| format!("events[{i}].{name}");
@@ -753,7 +755,7 @@ impl Recommender {
                 // A play of a served item without its own context happened
                 // in the served request's.
                 let served = match e.request_id.as_deref() {
-                    Some(id) if e.context.is_empty() && !id.is_empty() => {
+                    Some(id) if e.context.is_empty() && !id.is_empty() && logs_context => {
                         Some(super::interactions::served_context(store, id)?)
                     }
                     _ => None,

@@ -34,9 +34,7 @@ fn summary(a: reprise_actors::validation::Alert) -> AlertSummary {
 #[utoipa::path(get, path = "/v1/alerts", tag = "validation", responses((status = 200, body = AlertList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let validation = state.validation.clone();
-    let alerts = web::block(move || validation.alerts())
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    let alerts = super::blocking(move || validation.alerts()).await?;
     Ok(HttpResponse::Ok().json(AlertList {
         alerts: alerts.into_iter().map(summary).collect(),
     }))
@@ -52,9 +50,7 @@ pub(crate) async fn ack(
 ) -> Result<HttpResponse, ApiError> {
     let validation = state.validation.clone();
     let id = id.into_inner();
-    let alert = web::block(move || validation.acknowledge(&id))
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    let alert = super::blocking(move || validation.acknowledge(&id)).await?;
     Ok(HttpResponse::Ok().json(summary(alert)))
 }
 

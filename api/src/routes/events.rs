@@ -91,8 +91,6 @@ pub(crate) async fn events(
         });
     }
     let recommender = state.recommender.clone();
-    let accepted = web::block(move || recommender.record_events(&parsed))
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    let accepted = super::blocking(move || recommender.record_events(&parsed)).await?;
     Ok(HttpResponse::Ok().json(EventsResponse { accepted }))
 }

@@ -21,9 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, body = schema::ExperimentList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let recommender = state.recommender.clone();
-    let experiments = web::block(move || recommender.experiments())
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    let experiments = super::blocking(move || recommender.experiments()).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "experiments": experiments })))
 }
 
@@ -69,9 +67,7 @@ pub(crate) async fn put(
     };
     let recommender = state.recommender.clone();
     let stored = experiment.clone();
-    web::block(move || recommender.put_experiment(stored))
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    super::blocking(move || recommender.put_experiment(stored)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "experiments": [experiment] })))
 }
 
@@ -88,8 +84,6 @@ pub(crate) async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let recommender = state.recommender.clone();
     let name = name.into_inner();
-    let (experiment, arms) = web::block(move || recommender.experiment_metrics(&name))
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    let (experiment, arms) = super::blocking(move || recommender.experiment_metrics(&name)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "experiment": experiment, "arms": arms })))
 }

@@ -55,3 +55,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     retrain::configure(cfg);
     ops::configure(cfg);
 }
+
+/// Runs blocking work (store scans, model loads, actor calls that wait) on
+/// actix's blocking pool, off the HTTP workers. A panic there fails the
+/// request with 500 `internal`; the pool lives on.
+pub(crate) async fn blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, crate::ApiError>
+where
+    T: Send + 'static,
+    E: Into<crate::ApiError> + Send + 'static,
+{
+    match web::block(work).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(e) => Err(crate::ApiError::Actor(
+            reprise_actors::ActorError::Panicked {
+                worker: "blocking",
+                message: e.to_string(),
+            },
+        )),
+    }
+}

@@ -27,9 +27,10 @@ fn status(serving: &[String], version: &str) -> &'static str {
 #[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, body = ModelList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let serving = state.recommender.serving_versions();
-    let models = state
-        .store
-        .models()?
+    // Reading the registry decodes every model record: off the HTTP workers.
+    let store = std::sync::Arc::clone(&state.store);
+    let records = super::blocking(move || store.models()).await?;
+    let models = records
         .into_iter()
         .map(|m| ModelSummary {
             status: status(&serving, &m.version).into(),
@@ -59,9 +60,7 @@ pub(crate) async fn promote(
     let version = version.into_inner();
     let recommender = state.recommender.clone();
     let promoted = version.clone();
-    web::block(move || recommender.promote(&promoted))
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    super::blocking(move || recommender.promote(&promoted)).await?;
     Ok(HttpResponse::Ok().json(Promoted { serving: version }))
 }
 
@@ -72,8 +71,6 @@ pub(crate) async fn promote(
               (status = 400, description = "No earlier ranker has served", body = crate::schema::ErrorResponse)))]
 pub(crate) async fn rollback(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let recommender = state.recommender.clone();
-    let serving = web::block(move || recommender.rollback())
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    let serving = super::blocking(move || recommender.rollback()).await?;
     Ok(HttpResponse::Ok().json(Promoted { serving }))
 }

@@ -28,9 +28,7 @@ pub(crate) async fn start(
 ) -> Result<HttpResponse, ApiError> {
     let overrides = overrides(&body)?;
     let retrainer = state.retrainer.clone();
-    let triggered = web::block(move || retrainer.trigger("manual", &overrides))
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    let triggered = super::blocking(move || retrainer.trigger("manual", &overrides)).await?;
     let (run_id, joined) = match triggered {
         Triggered::Started(id) => (id, false),
         Triggered::Joined(id) => (id, true),
@@ -64,9 +62,7 @@ fn overrides(body: &[u8]) -> Result<RunOverrides, ApiError> {
     responses((status = 200, body = Vec<RetrainRunStatus>)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let retrainer = state.retrainer.clone();
-    let runs = web::block(move || retrainer.runs())
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??;
+    let runs = super::blocking(move || retrainer.runs()).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "runs": runs })))
 }
 
@@ -81,9 +77,8 @@ pub(crate) async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let retrainer = state.retrainer.clone();
     let wanted = id.clone();
-    let run = web::block(move || retrainer.run(&wanted))
-        .await
-        .map_err(|e| ApiError::Transport(e.to_string()))??
+    let run = super::blocking(move || retrainer.run(&wanted))
+        .await?
         .ok_or_else(|| ApiError::NotFound {
             what: "retrain run",
             id: id.into_inner(),

@@ -92,60 +92,79 @@ fn every_bound_is_named_and_nothing_is_written() {
     assert_eq!(push(&server, json!([row("u1")])).0, 200);
 }
 
-/// Sends the head and the first half of a push: the request is admitted
-/// and stays in flight until the rest of the body follows.
-fn hold_push(addr: &str, body: &str) -> std::net::TcpStream {
+/// POSTs `body` to `/v1/push` over a raw socket: the status line and the
+/// whole answer (headers included).
+fn raw_push(addr: &str, body: &str) -> String {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let head = format!(
-        "POST /v1/push HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
-        body.len(),
-        &body[..body.len() / 2]
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream
+    write!(
+        stream,
+        "POST /v1/push HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
 
+/// A burst above the write bound: the excess is answered 503 with
+/// `Retry-After` at once, every acknowledged push is stored, and reads
+/// still pass.
 #[test]
-fn a_full_route_class_answers_503_with_retry_after_and_loses_nothing() {
+fn a_burst_over_the_bound_gets_503_with_retry_after_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--max-writes-in-flight", "1"]);
     let addr = server.url.trim_start_matches("http://").to_owned();
-    let body = json!({"view": "user_stats", "rows": [row("held")]}).to_string();
-    let mut held = hold_push(&addr, &body);
-    // The held push is in flight: the next write is turned away at once,
-    // before its body is read; reads still pass.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let answer = loop {
-        let mut other = std::net::TcpStream::connect(&addr).unwrap();
-        let other_body = json!({"view": "user_stats", "rows": [row("other")]}).to_string();
-        write!(
-            other,
-            "POST /v1/push HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{other_body}",
-            other_body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        other.read_to_string(&mut answer).unwrap();
-        if answer.starts_with("HTTP/1.1 503") || Instant::now() > deadline {
-            break answer;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // Pushes big enough (5,000 rows) to overlap.
+    let body = |client: usize| {
+        let rows: Vec<Json> = (0..5_000).map(|r| row(&format!("c{client}r{r}"))).collect();
+        json!({"view": "user_stats", "rows": rows}).to_string()
     };
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
-    assert!(answer.contains("overloaded"), "{answer}");
-    assert_eq!(server.get("/v1/models").0, 200);
-    // The admitted push completes and is readable.
-    held.write_all(&body.as_bytes()[body.len() / 2..]).unwrap();
-    let mut reply = String::new();
-    held.read_to_string(&mut reply).unwrap();
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let answers: Vec<(usize, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|client| {
+                let (addr, body) = (&addr, body(client));
+                scope.spawn(move || (client, raw_push(addr, &body)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for (client, answer) in &answers {
+        if answer.starts_with("HTTP/1.1 200") {
+            accepted.push(*client);
+        } else {
+            assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+            assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+            assert!(answer.contains("overloaded"), "{answer}");
+            refused += 1;
+        }
+    }
+    eprintln!(
+        "burst of 16 pushes with one write in flight: {} stored, {refused} answered 503",
+        accepted.len()
+    );
+    assert!(refused > 0 && !accepted.is_empty(), "{refused} refused");
+    assert_eq!(server.get("/v1/models").0, 200, "reads pass");
+    // Every acknowledged push is stored, whole.
+    let entities: Vec<Json> = accepted
+        .iter()
+        .flat_map(|c| {
+            [
+                json!({"user_id": format!("c{c}r0")}),
+                json!({"user_id": format!("c{c}r4999")}),
+            ]
+        })
+        .collect();
     let (_, online) = server.post(
         "/v1/online-features",
-        &json!({"features": ["user_stats:plays_7d"], "entities": [{"user_id": "held"}]}),
+        &json!({"features": ["user_stats:plays_7d"], "entities": entities}),
     );
-    assert_eq!(online["rows"][0]["values"][0], 1, "{online}");
+    for row in online["rows"].as_array().unwrap() {
+        assert_eq!(row["values"][0], 1, "{online}");
+    }
 }
 
 #[test]
@@ -225,4 +244,108 @@ fn a_panicking_worker_fails_one_request_and_keeps_serving() {
         runs.push(id);
     }
     assert_ne!(runs[0], runs[1]);
+}
+
+/// Peak resident memory of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Clients sending maximal bodies at full speed: the bodies being read
+/// share one budget, so the server's memory stays bounded; each answer is
+/// a 4xx or a 503 with Retry-After, none is dropped.
+#[test]
+fn maximal_bodies_at_full_speed_keep_memory_bounded() {
+    const BODY: usize = 8 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--max-body-bytes",
+            &BODY.to_string(),
+            "--max-body-bytes-in-flight",
+            &(2 * BODY).to_string(),
+            "--max-reads-in-flight",
+            "64",
+            "--max-writes-in-flight",
+            "64",
+        ],
+    );
+    let before = peak_rss_kib(server.child.id());
+    // A maximal body: a push whose one string is as long as the body allows.
+    let padding = BODY - 200;
+    let body = format!(
+        r#"{{"view": "user_stats", "rows": [{{"user_id": "{}", "event_timestamp": "2026-01-01T00:00:00Z"}}]}}"#,
+        "x".repeat(padding)
+    );
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut seen = Vec::new();
+                    for _ in 0..3 {
+                        let (status, _) = server
+                            .client
+                            .post_bytes("/v1/push", body.as_bytes())
+                            .unwrap();
+                        seen.push(status);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let after = peak_rss_kib(server.child.id());
+    let overloaded = statuses.iter().filter(|s| **s == 503).count();
+    eprintln!(
+        "{} maximal bodies: {overloaded} answered 503; peak RSS {} MiB -> {} MiB",
+        statuses.len(),
+        before / 1024,
+        after / 1024
+    );
+    assert!(
+        statuses.iter().all(|s| [400, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(overloaded > 0, "the budget was never reached: {statuses:?}");
+    // 72 bodies of 8 MiB (576 MiB) went in; at most two at a time are held.
+    assert!(
+        after - before < 200 * 1024,
+        "peak RSS grew by {} MiB",
+        (after - before) / 1024
+    );
+}
+
+/// A handler that does not answer in time gets 503 `timeout` (with
+/// `Retry-After`); the server goes on serving.
+#[test]
+fn a_slow_handler_is_answered_503_at_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_env(
+        &migrations_dir(),
+        dir.path(),
+        free_port(),
+        &["--request-timeout", "1s"],
+        &[("REPRISE_TEST_FAULTS", "slow_push")],
+    );
+    // (The test client retries a 503 a few times; each try times out.)
+    let (status, body) = server.post(
+        "/v1/push",
+        &json!({"view": "__fault__", "rows": [row("u1")]}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("timeout")),
+        "{body}"
+    );
+    assert_eq!(push(&server, json!([row("u2")])).0, 200);
 }

@@ -59,6 +59,10 @@ name = "hour"
 type = "int64"
 transform = { kind = "hour_of_day", input = "event_timestamp" }
 
+[[feature_view.feature]]
+name = "device"
+type = "string"
+
 [[aggregation]]
 name = "track_spins"
 version = 1
@@ -224,16 +228,33 @@ fn the_request_hour_is_learned_and_served() {
         "morning {morning}, evening {evening}"
     );
 
-    // A play posted with its context logs that context with the
-    // interaction (here `hour` is derived from the event time, so the
-    // event's time decides it).
-    let (status, body) = server.post(
-        "/v1/events",
-        &json!({"events": [{"user_id": "f1", "item_id": "t3", "type": "play",
-                            "timestamp": "2026-06-20T08:30:00Z", "features": {"seconds": 90},
-                            "context": {"hour": 8, "device": "tv"}}]}),
+    // A play logs the context it happened in: its own `context`, else the
+    // served request's (named by `request_id`).
+    let served = recommend(&server, "f1", 8);
+    let play = |item: &str, extra: Json| {
+        let mut event = json!({"user_id": "f1", "item_id": item, "type": "play",
+                               "timestamp": "2026-06-20T08:30:00Z", "features": {"seconds": 90}});
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, body) = server.post("/v1/events", &json!({"events": [event]}));
+        assert_eq!(status, 200, "{body}");
+    };
+    play("t3", json!({"request_id": served["request_id"]}));
+    play("t4", json!({"context": {"device": "tv", "hour": 8}}));
+    let (status, logged) = server.post(
+        "/v1/online-features",
+        &json!({"features": ["spin:device", "spin:hour"],
+                "entities": [{"fan_id": "f1", "track_id": "t3"}, {"fan_id": "f1", "track_id": "t4"}]}),
     );
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "{logged}");
+    assert_eq!(
+        logged["rows"][0]["values"],
+        json!(["mobile", 8]),
+        "{logged}"
+    );
+    assert_eq!(logged["rows"][1]["values"], json!(["tv", 8]), "{logged}");
     let (status, body) = server.post(
         "/v1/recommendations",
         &json!({"user_id": "f1", "context": {"device": "mobile", "country": "SE", "hour": 25}}),

@@ -7,7 +7,43 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use crate::server::{reprise_ml, trained_data, Server};
+use crate::server::{free_port, movielens_migrations, reprise_with, trained_data_with, Server};
+
+/// These tests are about the retraining mechanics, on a small generated
+/// MovieLens data set (60 users): they train the catalogue's first
+/// declaration (a logistic ranker). Gradient-boosted trees overfit so few
+/// rows: a ranker trained on shuffled labels can score as well.
+fn catalogue() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("movielens-logistic");
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in [
+            "0001_entities.toml",
+            "0002_movielens.toml",
+            "0003_ratings.toml",
+        ] {
+            std::fs::copy(movielens_migrations().join(file), dir.join(file)).unwrap();
+        }
+        dir
+    })
+}
+
+fn trained_data(
+    users: u32,
+    items_per_group: u32,
+    args: &[&str],
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    trained_data_with(catalogue(), users, items_per_group, args)
+}
+
+fn reprise_ml(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    reprise_with(catalogue(), data, args)
+}
+
+fn start_ml(data: &std::path::Path, extra: &[&str]) -> Server {
+    Server::start_with(catalogue(), data, free_port(), extra)
+}
 
 /// Polls a retraining run until it ends.
 fn finished_run(server: &Server, id: &str) -> Json {
@@ -45,7 +81,7 @@ fn null_model_server() -> (tempfile::TempDir, Server) {
         20,
         &["--factors", "8", "--iterations", "5", "--shuffle-labels"],
     );
-    let server = Server::start_ml(&data, &["--retrain-every", "0"]);
+    let server = start_ml(&data, &["--retrain-every", "0"]);
     (dir, server)
 }
 
@@ -115,7 +151,7 @@ fn a_better_candidate_serves_the_next_request_and_a_worse_one_is_rejected() {
     server.kill();
 
     let data = dir.path().join("data");
-    let server = Server::start_ml(&data, &["--retrain-every", "0"]);
+    let server = start_ml(&data, &["--retrain-every", "0"]);
     let (status, kept) = server.get(&format!(
         "/v1/retrain/runs/{}",
         null["run_id"].as_str().unwrap()
@@ -170,7 +206,7 @@ fn the_cli_runs_the_pipeline_and_the_next_server_serves_its_decision() {
         (Some("cli"), Some("promoted")),
         "{run}"
     );
-    let server = Server::start_ml(&data, &["--retrain-every", "0"]);
+    let server = start_ml(&data, &["--retrain-every", "0"]);
     assert_eq!(server.recommend("1", 3)["model_version"], run["candidate"]);
 }
 
@@ -236,7 +272,7 @@ fn a_preference_shift_drops_the_play_rate_triggers_a_retrain_and_recovers() {
         ITEMS_PER_GROUP,
         &["--factors", "8", "--iterations", "5"],
     );
-    let server = Server::start_ml(
+    let server = start_ml(
         &data,
         &[
             "--retrain-every",
@@ -313,7 +349,7 @@ fn a_run_can_train_the_ranker_on_the_served_feature_log() {
         ITEMS_PER_GROUP,
         &["--factors", "8", "--iterations", "5"],
     );
-    let server = Server::start_ml(&data, &["--retrain-every", "0", "--play-rate-drop", "0"]);
+    let server = start_ml(&data, &["--retrain-every", "0", "--play-rate-drop", "0"]);
     let (status, early) = server.post("/v1/retrain", &json!({"source": "served_log"}));
     assert_eq!(status, 202, "{early}");
     let early = finished_run(&server, early["run_id"].as_str().unwrap());
@@ -360,7 +396,7 @@ fn the_play_rate_baseline_survives_a_restart() {
         &["--factors", "8", "--iterations", "5"],
     );
     let args = ["--retrain-every", "0", "--play-rate-window", "100"];
-    let server = Server::start_ml(&data, &args);
+    let server = start_ml(&data, &args);
     let mut clock = 1_780_000_000i64;
     let own = |user: u32| 1 - user % 2;
     let (rate, _) = round(&server, own, &mut clock);
@@ -371,7 +407,7 @@ fn the_play_rate_baseline_survives_a_restart() {
         "three windows pooled: {baseline} vs {rate}"
     );
     server.kill();
-    let server = Server::start_ml(&data, &args);
+    let server = start_ml(&data, &args);
     assert_eq!(server.metric("reprise_play_rate_baseline"), baseline);
     assert_eq!(server.metric("reprise_play_rate_last_window"), last);
     drop(dir);

@@ -10,6 +10,7 @@ a scikit-learn model, AUC on the newest 20% of ratings.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -82,11 +83,12 @@ def model_inputs(df: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--api-key")
     parser.add_argument("--ratings", required=True, help="ml-100k.inter (RecBole atomic format)")
     args = parser.parse_args()
 
-    client = Client(args.url, api_key=args.api_key, timeout=300)
+    # The key comes from the environment, never the command line (where
+    # `ps` shows it to everyone on the machine).
+    client = Client(args.url, api_key=os.environ.get("REPRISE_API_KEY"), timeout=300)
     entities = entity_rows(args.ratings)
     start = time.time()
     snapshot = client.snapshot(entities, FEATURES)
