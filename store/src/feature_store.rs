@@ -252,9 +252,7 @@ impl FeatureStore {
 
     /// Writes `batch` (holding store versions up to `version`, under the
     /// writer lock), publishes the version, then drops the cached online rows
-    /// it replaces. (A reader that read the engine before this write caches
-    /// its row only if the version had not moved once the row was in the
-    /// cache, else it takes the row out again: see `latest_rows`.)
+    /// it replaces (see `online_cache.rs` for why in this order).
     pub(crate) fn commit(
         &self,
         mut batch: WriteBatch,

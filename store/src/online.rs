@@ -215,12 +215,9 @@ impl FeatureStore {
         let registry = self.registry();
         let miss_keys: Vec<Vec<u8>> = misses.keys().map(|k| k.to_vec()).collect();
         let fetched = self.engine.multi_get(Cf::Online, &miss_keys)?;
-        // Cache only what no concurrent commit may have replaced. A commit
-        // publishes its version before it invalidates: if the version has
-        // not moved once the rows are in the cache, any commit that could
-        // replace them invalidates after they went in; if it has moved,
-        // they come out again (at worst a spurious miss).
-        let mut cached: Vec<Vec<u8>> = Vec::new();
+        // Cache only what no concurrent commit may have replaced: the
+        // version is checked again under each key's lock as it goes in
+        // (`OnlineCache::insert_if`).
         let cacheable = self.version() == version_before;
         for (key, bytes) in miss_keys.into_iter().zip(fetched) {
             let row = match bytes {
@@ -240,13 +237,8 @@ impl FeatureStore {
                 out[i] = row.clone();
             }
             if cacheable {
-                self.cache.insert(key.clone(), row);
-                cached.push(key);
-            }
-        }
-        if self.version() != version_before {
-            for key in &cached {
-                self.cache.invalidate(key);
+                self.cache
+                    .insert_if(key, row, || self.version() == version_before);
             }
         }
         Ok(out)

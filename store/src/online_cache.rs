@@ -1,12 +1,16 @@
 //! The moka cache in front of the online column family, bounded by bytes.
 //!
 //! Consistency with writers: a reader notes the store version before reading
-//! the engine and caches what it read only if no batch committed meanwhile;
-//! a writer invalidates the keys it touched before publishing its version.
-//! So a cached row is never older than the newest committed one.
+//! the engine and caches what it read only if no batch committed meanwhile,
+//! checking and inserting under the key's stripe lock; a writer publishes
+//! its version, then invalidates each key it touched under the same lock.
+//! So once a write is acknowledged, no older row of its keys is cached: a
+//! reader that checked before the publish inserted before the writer's
+//! invalidation (which removes it), one that checks after sees the new
+//! version and caches nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use moka::sync::Cache;
 
@@ -20,10 +24,14 @@ pub struct CacheStats {
     pub weighted_bytes: u64,
 }
 
+/// Stripes of the check-and-insert / invalidate locks.
+const STRIPES: usize = 64;
+
 pub struct OnlineCache {
     cache: Cache<Vec<u8>, Option<Arc<RawRow>>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    stripes: Vec<Mutex<()>>,
 }
 
 impl OnlineCache {
@@ -39,6 +47,7 @@ impl OnlineCache {
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         }
     }
 
@@ -54,11 +63,28 @@ impl OnlineCache {
         found
     }
 
-    pub fn insert(&self, key: Vec<u8>, row: Option<Arc<RawRow>>) {
-        self.cache.insert(key, row);
+    fn stripe(&self, key: &[u8]) -> std::sync::MutexGuard<'_, ()> {
+        let i = (xxhash_rust::xxh3::xxh3_64(key) % STRIPES as u64) as usize;
+        self.stripes[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Caches `row` under `key` if `still_current()` holds, checked under
+    /// the key's stripe lock (see the module's consistency note).
+    pub fn insert_if(
+        &self,
+        key: Vec<u8>,
+        row: Option<Arc<RawRow>>,
+        still_current: impl Fn() -> bool,
+    ) {
+        let _stripe = self.stripe(&key);
+        if still_current() {
+            self.cache.insert(key, row);
+        }
+    }
+
+    /// Drops `key` (a writer, after publishing its version).
     pub fn invalidate(&self, key: &[u8]) {
+        let _stripe = self.stripe(key);
         self.cache.invalidate(key);
     }
 

@@ -262,7 +262,7 @@ fn no_read_after_an_acknowledged_push_returns_an_older_value() {
             for writer in 0..2 {
                 let acked = Arc::clone(&acked);
                 writers.push(scope.spawn(move || {
-                    for x in 1..=400i64 {
+                    for x in 1..=1_500i64 {
                         let key = (x as usize + writer) % KEYS;
                         // Each key's value grows: writers take turns by parity.
                         let value = x * 2 + writer as i64;
