@@ -8,7 +8,7 @@
 //! response equals a point-in-time recomputation, at the request's time, of
 //! every declared input kind (raw, derived, aggregation, context).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{json, Value as Json};
 
@@ -286,7 +286,7 @@ fn the_served_log_equals_a_point_in_time_recomputation() {
     let (status, body) = server.post("/v1/events", &json!({"events": events}));
     assert_eq!(status, 200, "{body}");
 
-    let inputs = declared_inputs(&migrations);
+    let inputs = crate::server::declared_inputs_in(&migrations);
     assert_eq!(inputs.context.len(), 1, "the hour is a context input");
     let (status, logged) = server.post(
         "/v1/online-features",
@@ -337,15 +337,4 @@ fn the_served_log_equals_a_point_in_time_recomputation() {
             "the request's hour is among the inputs: {expected:?}"
         );
     }
-}
-
-/// The ranker inputs the catalogue in `migrations` declares.
-fn declared_inputs(migrations: &Path) -> reprise_trainer::features::RankerInputs {
-    let mut registry = reprise_store::registry::Registry::default();
-    for file in reprise_store::migrations::read_dir(migrations).unwrap() {
-        let definitions = reprise_store::definitions::DefinitionFile::parse(&file.source).unwrap();
-        registry.apply(&file.file_name, &definitions).unwrap();
-    }
-    let declared = registry.recommender().unwrap().ranker_features.clone();
-    reprise_trainer::features::RankerInputs::compile(&registry, &declared).unwrap()
 }

@@ -202,8 +202,13 @@ pub fn trained_data_with(
 /// The ranker inputs the MovieLens catalogue declares (what a ranker
 /// trained on it is served with).
 pub fn declared_inputs() -> reprise_trainer::features::RankerInputs {
+    declared_inputs_in(&movielens_migrations())
+}
+
+/// The ranker inputs the catalogue in `migrations` declares.
+pub fn declared_inputs_in(migrations: &Path) -> reprise_trainer::features::RankerInputs {
     let mut registry = reprise_store::registry::Registry::default();
-    for file in reprise_store::migrations::read_dir(&movielens_migrations()).unwrap() {
+    for file in reprise_store::migrations::read_dir(migrations).unwrap() {
         let definitions = reprise_store::definitions::DefinitionFile::parse(&file.source).unwrap();
         registry.apply(&file.file_name, &definitions).unwrap();
     }
