@@ -173,23 +173,8 @@ impl ServingModel {
         })
     }
 
-    /// The ranker's probability for a full feature vector.
-    pub fn probability(&self, features: &[f64]) -> f64 {
-        self.ranker.predict(features)
-    }
-
-    /// The ranker's probabilities for many full feature vectors.
+    /// The ranker's probabilities for full feature vectors (one batch).
     pub fn probabilities(&self, rows: &[&[f64]]) -> Vec<f64> {
         self.ranker.predict_rows(rows)
-    }
-
-    /// Each input's contribution to a row's log-odds, and the base.
-    pub fn contributions(&self, features: &[f64]) -> (Vec<f64>, f64) {
-        self.ranker.contributions(features)
-    }
-
-    /// `logistic` or `gbdt`.
-    pub fn ranker_kind(&self) -> &'static str {
-        self.ranker.kind().name()
     }
 }
