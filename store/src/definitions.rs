@@ -61,6 +61,11 @@ pub struct FeatureViewDef {
     pub entities: Vec<String>,
     /// `"30d"`, `"12h"`, `"0"` (no limit).
     pub ttl: String,
+    /// How long history is kept (`"90d"`); absent or `"0"`: forever.
+    /// Rows older than this are dropped by compactions; the latest row of
+    /// a key stays readable online until its TTL.
+    #[serde(default)]
+    pub retention: Option<String>,
     #[serde(default)]
     pub description: String,
     /// `"state"` (default: the latest row per key is the value) or

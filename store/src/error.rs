@@ -64,6 +64,11 @@ pub enum StoreError {
     #[error("data directory {path} is in use by another process (is `reprise serve` running?)")]
     Locked { path: String },
 
+    /// A read needs history that the view's retention has dropped (or may
+    /// drop): answering would silently miss rows.
+    #[error("{message}")]
+    Expired { field: String, message: String },
+
     #[error("storage engine error: {0}")]
     Engine(String),
 
@@ -84,7 +89,8 @@ impl StoreError {
             | StoreError::WrongType { field, .. }
             | StoreError::MissingField { field }
             | StoreError::InvalidValue { field, .. }
-            | StoreError::DerivedFeature { field, .. } => Some(field),
+            | StoreError::DerivedFeature { field, .. }
+            | StoreError::Expired { field, .. } => Some(field),
             StoreError::UnknownSnapshot(_)
             | StoreError::UnknownModel(_)
             | StoreError::Definition { .. }

@@ -22,6 +22,7 @@ use crate::migrations::{self, MigrationFile};
 use crate::online_cache::OnlineCache;
 use crate::proto::MigrationRecord;
 use crate::registry::Registry;
+use crate::retention::RetentionRules;
 use crate::time::{Clock, Micros};
 
 /// Settings of a [`FeatureStore`].
@@ -80,6 +81,10 @@ impl FeatureStore {
             None => 0,
         };
         let registry = migrations::replay(&migrations::applied(engine.as_ref())?)?;
+        engine.set_retention(Arc::new(RetentionRules::new(
+            &registry,
+            config.clock.clone(),
+        )));
         Ok(FeatureStore {
             engine,
             registry: RwLock::new(Arc::new(registry)),
@@ -241,9 +246,25 @@ impl FeatureStore {
             prost::Message::encode_to_vec(&record),
         );
         self.commit(batch, version, &[])?;
-        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry.clone());
+        self.publish_registry(registry.clone());
         tracing::info!(file = %file.file_name, store_version = version, "applied migration");
         Ok(())
+    }
+
+    /// Makes `registry` the one reads see, and its retentions the ones
+    /// compactions apply.
+    fn publish_registry(&self, registry: Registry) {
+        self.engine
+            .set_retention(Arc::new(RetentionRules::new(&registry, self.clock.clone())));
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
+    }
+
+    /// Compacts history now, dropping the rows retention has expired
+    /// (compactions do it on their own as data is written; this is for
+    /// operators and tests).
+    pub fn compact_history(&self) -> Result<()> {
+        let _span = tracing::info_span!("store.compact_history").entered();
+        self.engine.compact_history()
     }
 
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {

@@ -1,10 +1,14 @@
 //! Reading a view's whole history (every pushed row, not only the latest per
 //! entity) as of a pinned store version: the event log a trainer learns from.
 
+use std::sync::Arc;
+
 use crate::cf::Cf;
 use crate::codec::{self, HistoryPosition};
+use crate::engine::Cursor;
 use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
+use crate::registry::FeatureView;
 use crate::row::RawRow;
 use crate::time::Micros;
 use crate::types::Value;
@@ -24,39 +28,127 @@ pub struct HistoryRow {
 impl FeatureStore {
     /// Every row of `view_spec` (`name` or `name@N`) written at store version
     /// `<= as_of_version`, ordered by entity, then event time, then write
-    /// order. Pinned to a version, the answer never changes.
+    /// order. Pinned to a version, the answer never changes. Holds the whole
+    /// view in memory: for views that grow with traffic use
+    /// [`for_each_history_row`](Self::for_each_history_row).
     pub fn view_history(&self, view_spec: &str, as_of_version: u64) -> Result<Vec<HistoryRow>> {
-        let _span = tracing::info_span!("store.view_history", view = view_spec).entered();
-        let registry = self.registry();
-        let view = registry
-            .view(view_spec)
-            .ok_or_else(|| StoreError::UnknownView {
-                field: "view".into(),
-                view: view_spec.to_owned(),
-            })?;
-        let prefix = view.id.to_be_bytes();
         let mut rows = Vec::new();
-        for (key, value) in self.engine.scan_prefix(Cf::History, &prefix)? {
-            let split = key
-                .len()
-                .checked_sub(HistoryPosition::LEN)
-                .filter(|&at| at >= prefix.len())
-                .ok_or_else(|| StoreError::Corrupt("short history key".into()))?;
-            let entity_prefix = &key[..split];
-            let position = codec::history_position(entity_prefix, &key)
-                .ok_or_else(|| StoreError::Corrupt("history key".into()))?;
-            if position.store_version > as_of_version {
-                continue;
-            }
-            let raw = RawRow::decode(&value, view.features.len())?;
-            rows.push(HistoryRow {
-                keys: codec::decode_entity_key(&entity_prefix[prefix.len()..])?,
-                event_ts: raw.event_ts,
-                created_ts: raw.created_ts,
-                store_version: raw.store_version,
-                values: view.compute(&raw),
-            });
-        }
+        self.for_each_history_row(view_spec, as_of_version, |row| {
+            rows.push(row);
+            Ok(())
+        })?;
         Ok(rows)
+    }
+
+    /// [`view_history`](Self::view_history) one row at a time, in the same
+    /// order, through one cursor: memory stays flat however long the view.
+    pub fn for_each_history_row(
+        &self,
+        view_spec: &str,
+        as_of_version: u64,
+        mut visit: impl FnMut(HistoryRow) -> Result<()>,
+    ) -> Result<()> {
+        let _span = tracing::info_span!("store.view_history", view = view_spec).entered();
+        for row in self.history_rows(view_spec, as_of_version, &[])? {
+            visit(row?)?;
+        }
+        Ok(())
+    }
+
+    /// The rows of `view_spec` at store version `<= as_of_version` whose
+    /// entity is at or after the one `from` names (its leading join-key
+    /// values; none: from the start), in key order (entity, then event
+    /// time, then write order), read lazily through one cursor. A view
+    /// keyed by time-ordered ids (the served log's request ids are UUIDv7)
+    /// is read from a point in time this way.
+    pub fn history_rows(
+        &self,
+        view_spec: &str,
+        as_of_version: u64,
+        from: &[&str],
+    ) -> Result<HistoryRows<'_>> {
+        let registry = self.registry();
+        let view = Arc::clone(
+            registry
+                .view(view_spec)
+                .ok_or_else(|| StoreError::UnknownView {
+                    field: "view".into(),
+                    view: view_spec.to_owned(),
+                })?,
+        );
+        let prefix = view.id.to_be_bytes();
+        let mut cursor = self.engine.cursor(Cf::History)?;
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(&codec::entity_key(from));
+        cursor.seek(&start);
+        Ok(HistoryRows {
+            cursor,
+            view,
+            prefix,
+            as_of_version,
+            done: false,
+        })
+    }
+}
+
+/// Lazily read history rows of one view (see
+/// [`FeatureStore::history_rows`]).
+pub struct HistoryRows<'a> {
+    cursor: Box<dyn Cursor + 'a>,
+    view: Arc<FeatureView>,
+    prefix: [u8; 4],
+    as_of_version: u64,
+    done: bool,
+}
+
+impl HistoryRows<'_> {
+    fn decode(&self, key: &[u8], value: &[u8]) -> Result<Option<HistoryRow>> {
+        let split = key
+            .len()
+            .checked_sub(HistoryPosition::LEN)
+            .filter(|&at| at >= self.prefix.len())
+            .ok_or_else(|| StoreError::Corrupt("short history key".into()))?;
+        let entity_prefix = &key[..split];
+        let position = codec::history_position(entity_prefix, key)
+            .ok_or_else(|| StoreError::Corrupt("history key".into()))?;
+        if position.store_version > self.as_of_version {
+            return Ok(None);
+        }
+        let raw = RawRow::decode(value, self.view.features.len())?;
+        Ok(Some(HistoryRow {
+            keys: codec::decode_entity_key(&entity_prefix[self.prefix.len()..])?,
+            event_ts: raw.event_ts,
+            created_ts: raw.created_ts,
+            store_version: raw.store_version,
+            values: self.view.compute(&raw),
+        }))
+    }
+}
+
+impl Iterator for HistoryRows<'_> {
+    type Item = Result<HistoryRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let Some((key, value)) = self.cursor.entry() else {
+                self.done = true;
+                return self.cursor.status().err().map(Err);
+            };
+            if !key.starts_with(&self.prefix) {
+                self.done = true;
+                return None;
+            }
+            let decoded = self.decode(key, value);
+            self.cursor.next();
+            match decoded {
+                Ok(None) => continue,
+                Ok(Some(row)) => return Some(Ok(row)),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
     }
 }

@@ -9,6 +9,7 @@
 //!   [`codec`], column families named only in [`cf`].
 
 pub mod aggregation;
+pub mod backup;
 pub mod cf;
 pub mod codec;
 pub mod definitions;
@@ -24,7 +25,9 @@ pub mod online_cache;
 pub mod push;
 pub mod recommender;
 pub mod registry;
+pub mod retention;
 pub mod row;
+pub mod service_state;
 pub mod snapshot;
 pub mod time;
 pub mod transform;
@@ -36,6 +39,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/reprise.store.v1.rs"));
 }
 
+pub use backup::{restore, BackupInfo};
 pub use error::{Result, StoreError};
 pub use feature_store::{FeatureStore, StoreConfig};
 pub use history::HistoryRow;

@@ -17,7 +17,7 @@ impl FeatureStore {
     /// current store version.
     pub(crate) fn fill_lookups(&self, view: &FeatureView, rows: &mut [ParsedRow]) -> Result<()> {
         let version = self.version();
-        let mut cursor = self.engine.reverse_cursor(Cf::History)?;
+        let mut cursor = self.engine.cursor(Cf::History)?;
         for (index, feature) in view.features.iter().enumerate() {
             let Some(lookup) = &feature.lookup else {
                 continue;

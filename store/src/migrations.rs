@@ -37,6 +37,12 @@ pub fn read_dir(dir: &Path) -> Result<Vec<MigrationFile>> {
         let entry = entry?;
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let Some(number) = migration_number(&file_name) else {
+            if looks_like_migration(&file_name) {
+                tracing::warn!(
+                    file = %entry.path().display(),
+                    "not applied: migration files are named NNNN_name.toml (four or more digits, an underscore, a name)"
+                );
+            }
             continue;
         };
         let source = std::fs::read_to_string(entry.path())?;
@@ -65,6 +71,15 @@ pub fn migration_number(file_name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// A file that was probably meant as a migration but will never be
+/// applied under its name (`0001.toml`, `12_views.toml`, `0003_x.TOML`).
+pub fn looks_like_migration(file_name: &str) -> bool {
+    let lower = file_name.to_ascii_lowercase();
+    migration_number(file_name).is_none()
+        && (lower.ends_with(".toml") || lower.starts_with(|c: char| c.is_ascii_digit()))
+        && !file_name.starts_with('.')
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -160,5 +175,20 @@ mod tests {
         assert_eq!(migration_number("1_short.toml"), None);
         assert_eq!(migration_number("0001_demo.txt"), None);
         assert_eq!(migration_number("README.md"), None);
+    }
+
+    #[test]
+    fn files_that_will_never_be_applied_are_recognised() {
+        for name in [
+            "0001.toml",
+            "1_short.toml",
+            "0003_views.TOML",
+            "0004_views.toml.bak",
+        ] {
+            assert!(looks_like_migration(name), "{name}");
+        }
+        for name in ["0001_demo.toml", "README.md", "notes.txt", ".0001.toml.swp"] {
+            assert!(!looks_like_migration(name), "{name}");
+        }
     }
 }

@@ -44,6 +44,13 @@ pub struct OnlineRow {
     pub event_timestamps: Vec<Option<Micros>>,
 }
 
+/// Whether an online read may go to the engine on a cache miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EngineAccess {
+    Allowed,
+    CacheOnly,
+}
+
 /// A stored row and every feature of its view computed from it.
 type ComputedRow = (Arc<RawRow>, Vec<Option<Value>>);
 
@@ -71,6 +78,36 @@ impl FeatureStore {
         entities: &[Map<String, Json>],
         now: Micros,
     ) -> Result<OnlineResult> {
+        Ok(self
+            .read_online(features, entities, now, EngineAccess::Allowed)?
+            .expect("a read that may use the engine always answers"))
+    }
+
+    /// The answer of [`online_features`](Self::online_features) when the
+    /// online cache holds every row it needs, `None` when it would have to
+    /// read the engine (a cache miss or an aggregation): a caller that must
+    /// not block (an HTTP worker) answers hits at once and sends the rest to
+    /// a thread that may. Bad requests are errors either way.
+    pub fn online_features_cached(
+        &self,
+        features: &[String],
+        entities: &[Map<String, Json>],
+    ) -> Result<Option<OnlineResult>> {
+        self.read_online(
+            features,
+            entities,
+            self.clock.now(),
+            EngineAccess::CacheOnly,
+        )
+    }
+
+    fn read_online(
+        &self,
+        features: &[String],
+        entities: &[Map<String, Json>],
+        now: Micros,
+        access: EngineAccess,
+    ) -> Result<Option<OnlineResult>> {
         let _span = tracing::info_span!(
             "store.online_read",
             entities = entities.len(),
@@ -112,8 +149,18 @@ impl FeatureStore {
                 entity_keys.push(entity_key);
             }
         }
+        if access == EngineAccess::CacheOnly
+            && view_slots
+                .iter()
+                .any(|slot| slot.view.aggregation().is_some())
+        {
+            return Ok(None);
+        }
         let store_version = self.version();
-        let mut fetched = self.latest_rows(&keys)?.into_iter();
+        let Some(fetched) = self.latest_rows(&keys, access)? else {
+            return Ok(None);
+        };
+        let mut fetched = fetched.into_iter();
         let mut stored: Vec<Option<Arc<RawRow>>> = Vec::with_capacity(entity_keys.len());
         let mut agg_cursor = None;
         for (i, entity_key) in entity_keys.iter().enumerate() {
@@ -122,7 +169,7 @@ impl FeatureStore {
                 None => stored.push(fetched.next().expect("one fetched row per stored slot")),
                 Some(spec) => {
                     if agg_cursor.is_none() {
-                        agg_cursor = Some(self.engine.reverse_cursor(Cf::AggIndex)?);
+                        agg_cursor = Some(self.engine.cursor(Cf::AggIndex)?);
                     }
                     let cursor = agg_cursor.as_mut().expect("opened above");
                     let row = crate::aggregation::aggregate(
@@ -182,15 +229,20 @@ impl FeatureStore {
                 out
             })
             .collect();
-        Ok(OnlineResult {
+        Ok(Some(OnlineResult {
             store_version,
             rows,
-        })
+        }))
     }
 
     /// The latest stored row for each online key: cache first, then one
-    /// batched engine read for the misses.
-    fn latest_rows(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Arc<RawRow>>>> {
+    /// batched engine read for the misses (`None` instead when the engine
+    /// may not be read).
+    fn latest_rows(
+        &self,
+        keys: &[Vec<u8>],
+        access: EngineAccess,
+    ) -> Result<Option<Vec<Option<Arc<RawRow>>>>> {
         let version_before = self.version();
         let cache_span =
             tracing::info_span!("cache", keys = keys.len(), misses = tracing::field::Empty)
@@ -209,7 +261,10 @@ impl FeatureStore {
         cache_span.record("misses", misses.len());
         drop(cache_span);
         if misses.is_empty() {
-            return Ok(out);
+            return Ok(Some(out));
+        }
+        if access == EngineAccess::CacheOnly {
+            return Ok(None);
         }
         let _store_span = tracing::info_span!("store", keys = misses.len()).entered();
         let registry = self.registry();
@@ -241,6 +296,6 @@ impl FeatureStore {
                     .insert_if(key, row, || self.version() == version_before);
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 }

@@ -92,6 +92,8 @@ pub struct FeatureView {
     /// 0 = no limit.
     pub ttl_micros: Micros,
     pub ttl: String,
+    /// How long history is kept; 0 = forever (see `retention.rs`).
+    pub retention_micros: Micros,
     pub description: String,
     /// In declaration order; a feature's position is its stored id.
     pub features: Vec<Feature>,
@@ -156,6 +158,17 @@ impl FeatureView {
             };
             values.push(value);
         }
+        values
+    }
+
+    /// [`compute`](Self::compute) of a row the caller no longer needs: raw
+    /// values are moved, not cloned, when the view derives nothing.
+    pub fn compute_owned(&self, row: RawRow) -> Vec<Option<Value>> {
+        if self.features.iter().any(|f| f.transform.is_some()) {
+            return self.compute(&row);
+        }
+        let mut values = row.values;
+        values.resize(self.features.len(), None);
         values
     }
 }
@@ -379,6 +392,36 @@ impl Registry {
                 def.ttl
             ))
         })?;
+        let retention_micros = match def.retention.as_deref() {
+            None => 0,
+            Some(text) => parse_duration(text).filter(|r| *r >= 0).ok_or_else(|| {
+                fail(format!(
+                    "retention `{text}` is not a duration like 90d, 12h or 0 (forever)"
+                ))
+            })?,
+        };
+        if retention_micros > 0 && ttl_micros > retention_micros {
+            return Err(fail(format!(
+                "ttl `{}` is longer than retention `{}`: lookups inside the TTL would miss dropped rows",
+                def.ttl,
+                def.retention.as_deref().unwrap_or_default()
+            )));
+        }
+        if let Some(old) = self.views.get(&def.name).and_then(|v| v.get(&def.version)) {
+            for aggregation in self.by_id.iter().filter_map(|v| v.aggregation()) {
+                if aggregation.source.id != old.id {
+                    continue;
+                }
+                if let Some(reason) =
+                    crate::retention::window_outlives(aggregation.horizon, retention_micros)
+                {
+                    return Err(fail(format!(
+                        "aggregation `{}` reads this view: {reason}",
+                        aggregation.definition.name
+                    )));
+                }
+            }
+        }
         let kind = match def.kind.as_deref() {
             None | Some("state") => ViewKind::State,
             Some("events") => ViewKind::Events,
@@ -468,6 +511,7 @@ impl Registry {
             join_keys,
             ttl_micros,
             ttl: def.ttl.clone(),
+            retention_micros,
             description: def.description.clone(),
             features,
             kind,

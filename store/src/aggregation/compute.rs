@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 use super::spec::{AggregationSpec, Column, Op};
 use crate::codec::{self, HistoryPosition};
-use crate::engine::ReverseCursor;
+use crate::engine::Cursor;
 use crate::error::Result;
 use crate::row::RawRow;
 use crate::snapshot::Cutoff;
@@ -37,7 +37,7 @@ pub struct GroupEvent {
 /// `> from - horizon`; store version `<= max_version`. Oldest first (key
 /// order: event time, store version, sequence).
 pub fn load_group(
-    cursor: &mut dyn ReverseCursor,
+    cursor: &mut dyn Cursor,
     spec: &AggregationSpec,
     group_key: &[u8],
     from: Micros,
@@ -116,7 +116,7 @@ pub fn aggregate_loaded(
 /// The aggregates of `spec` for the group `group_key` (an entity key of
 /// the grouping entities) at `at`, as [`aggregate_loaded`] computes them.
 pub fn aggregate(
-    cursor: &mut dyn ReverseCursor,
+    cursor: &mut dyn Cursor,
     spec: &AggregationSpec,
     feature_count: usize,
     group_key: &[u8],

@@ -349,11 +349,15 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
         features.push(feature);
     }
 
+    let horizon = horizon.unwrap_or(0);
+    if let Some(reason) = crate::retention::window_outlives(horizon, source.retention_micros) {
+        return Err(fail(format!("source `{}`: {reason}", def.source)));
+    }
     let spec = Arc::new(AggregationSpec {
         source: Arc::clone(&source),
         group_positions,
         columns,
-        horizon: horizon.unwrap_or(0),
+        horizon,
         definition: def.clone(),
     });
     let id = match &existing {
@@ -368,6 +372,7 @@ pub fn register(registry: &mut Registry, file: &str, def: &AggregationDef) -> Re
         join_keys,
         ttl_micros: 0,
         ttl: "0".into(),
+        retention_micros: 0,
         description: def.description.clone(),
         features,
         kind: ViewKind::Aggregation(spec),

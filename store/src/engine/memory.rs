@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard};
 
-use super::{Engine, ReverseCursor, WriteBatch};
+use super::{Cursor, Engine, WriteBatch};
 use crate::cf::Cf;
 use crate::error::Result;
 
@@ -84,7 +84,7 @@ impl Engine for MemoryEngine {
             .collect())
     }
 
-    fn reverse_cursor(&self, cf: Cf) -> Result<Box<dyn ReverseCursor + '_>> {
+    fn cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>> {
         Ok(Box::new(MemoryCursor {
             engine: self,
             cf,
@@ -102,6 +102,15 @@ struct MemoryCursor<'a> {
 }
 
 impl MemoryCursor<'_> {
+    fn first_in(&mut self, lower: Bound<&[u8]>) {
+        self.current = self
+            .engine
+            .read()
+            .get(&self.cf)
+            .and_then(|m| m.range::<[u8], _>((lower, Bound::Unbounded)).next())
+            .map(|(k, v)| (k.clone(), v.clone()));
+    }
+
     fn last_in(&mut self, upper: Bound<&[u8]>) {
         self.current = self
             .engine
@@ -112,9 +121,13 @@ impl MemoryCursor<'_> {
     }
 }
 
-impl ReverseCursor for MemoryCursor<'_> {
+impl Cursor for MemoryCursor<'_> {
     fn seek_for_prev(&mut self, key: &[u8]) {
         self.last_in(Bound::Included(key));
+    }
+
+    fn seek(&mut self, key: &[u8]) {
+        self.first_in(Bound::Included(key));
     }
 
     fn valid(&self) -> bool {
@@ -130,6 +143,12 @@ impl ReverseCursor for MemoryCursor<'_> {
     fn prev(&mut self) {
         if let Some((key, _)) = self.current.take() {
             self.last_in(Bound::Excluded(&key));
+        }
+    }
+
+    fn next(&mut self) {
+        if let Some((key, _)) = self.current.take() {
+            self.first_in(Bound::Excluded(&key));
         }
     }
 }

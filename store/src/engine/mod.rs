@@ -44,14 +44,24 @@ impl WriteBatch {
     }
 }
 
-/// A cursor that walks one column family backwards from a seek point.
-pub trait ReverseCursor {
+/// A cursor over one column family, seen as of its creation: walks
+/// backwards from a `seek_for_prev` (point-in-time lookups) or forwards from
+/// a `seek` (merges over sorted keys).
+pub trait Cursor {
     /// Positions at the greatest key `<= key`.
     fn seek_for_prev(&mut self, key: &[u8]);
+    /// Positions at the smallest key `>= key`.
+    fn seek(&mut self, key: &[u8]);
     fn valid(&self) -> bool;
     /// Key and value at the current position; only when `valid()`.
     fn entry(&self) -> Option<(&[u8], &[u8])>;
     fn prev(&mut self);
+    fn next(&mut self);
+    /// The error that ended the walk early, if any (`entry` is `None` both at
+    /// the end and after an I/O error).
+    fn status(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Runtime statistics an engine can report (all optional).
@@ -90,10 +100,30 @@ pub trait Engine: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
-    /// A backwards cursor over `cf`.
-    fn reverse_cursor(&self, cf: Cf) -> Result<Box<dyn ReverseCursor + '_>>;
+    /// A cursor over `cf`.
+    fn cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>>;
 
     fn stats(&self) -> EngineStats {
         EngineStats::default()
+    }
+
+    /// The retention rules compactions apply from now on (engines without
+    /// compactions keep everything).
+    fn set_retention(&self, _rules: std::sync::Arc<crate::retention::RetentionRules>) {}
+
+    /// Compacts the column families retention applies to, so expired rows
+    /// leave the disk now rather than at the next natural compaction.
+    fn compact_history(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Writes a consistent copy of everything written so far into `dir`
+    /// (which must not exist), openable as a store of its own. Engines
+    /// that keep nothing on disk cannot.
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<()> {
+        Err(crate::error::StoreError::Engine(format!(
+            "this storage engine keeps nothing on disk; no backup can be written to {}",
+            dir.display()
+        )))
     }
 }

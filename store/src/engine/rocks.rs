@@ -3,31 +3,44 @@
 //! `write` returns).
 
 use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use rocksdb::compaction_filter::Decision;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBRawIteratorWithThreadMode, Options,
     WriteOptions, DB,
 };
 
-use super::{Engine, EngineStats, ReverseCursor, WriteBatch};
+use super::{Cursor, Engine, EngineStats, WriteBatch};
 use crate::cf::Cf;
 use crate::error::{Result, StoreError};
+use crate::retention::{RetentionRules, SharedRules};
 
 pub struct RocksEngine {
     db: DB,
+    /// Read by the compaction filters of the history and aggregation-index
+    /// column families.
+    retention: SharedRules,
 }
 
-/// Tuning knobs with sane defaults.
+/// Tuning knobs with sane defaults. Together they bound RocksDB's memory:
+/// the block cache (data, index and filter blocks) plus the memtables.
 #[derive(Debug, Clone)]
 pub struct RocksOptions {
     /// Shared block cache for all column families.
     pub block_cache_bytes: usize,
+    /// Memtables of all column families together (a write buffer manager);
+    /// past it the largest memtable is flushed. Without it, each of the 7
+    /// column families may hold two 64 MiB memtables.
+    pub write_buffer_bytes: usize,
 }
 
 impl Default for RocksOptions {
     fn default() -> Self {
         RocksOptions {
             block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 256 << 20,
         }
     }
 }
@@ -43,8 +56,10 @@ impl RocksEngine {
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
         db_options.increase_parallelism(2);
+        db_options.set_db_write_buffer_size(options.write_buffer_bytes);
 
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let retention: SharedRules = Arc::new(RwLock::new(Arc::new(RetentionRules::none())));
         let descriptors = Cf::ALL.iter().map(|cf| {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
@@ -53,6 +68,20 @@ impl RocksEngine {
             let mut cf_options = Options::default();
             cf_options.set_block_based_table_factory(&table);
             cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if matches!(cf, Cf::History | Cf::AggIndex) {
+                let (rules, cf) = (Arc::clone(&retention), *cf);
+                cf_options.set_compaction_filter(
+                    "reprise_retention",
+                    move |_, key: &[u8], _: &[u8]| {
+                        let rules = Arc::clone(&rules.read().unwrap_or_else(|p| p.into_inner()));
+                        if !rules.is_empty() && rules.expired(cf, key, rules.now()) {
+                            Decision::Remove
+                        } else {
+                            Decision::Keep
+                        }
+                    },
+                );
+            }
             ColumnFamilyDescriptor::new(cf.name(), cf_options)
         });
         let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(|e| {
@@ -65,7 +94,7 @@ impl RocksEngine {
                 StoreError::Engine(message)
             }
         })?;
-        Ok(RocksEngine { db })
+        Ok(RocksEngine { db, retention })
     }
 
     fn handle(&self, cf: Cf) -> &rocksdb::ColumnFamily {
@@ -162,10 +191,34 @@ impl Engine for RocksEngine {
         Ok(out)
     }
 
-    fn reverse_cursor(&self, cf: Cf) -> Result<Box<dyn ReverseCursor + '_>> {
+    fn cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>> {
         Ok(Box::new(RocksCursor {
             iter: self.db.raw_iterator_cf(self.handle(cf)),
         }))
+    }
+
+    fn set_retention(&self, rules: Arc<RetentionRules>) {
+        *self.retention.write().unwrap_or_else(|p| p.into_inner()) = rules;
+    }
+
+    fn compact_history(&self) -> Result<()> {
+        for cf in [Cf::History, Cf::AggIndex] {
+            let mut options = rocksdb::CompactOptions::default();
+            // Rewrite the bottom level too: that is where old rows sit.
+            options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+            self.db
+                .compact_range_cf_opt(self.handle(cf), None::<&[u8]>, None::<&[u8]>, &options);
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self, dir: &Path) -> Result<()> {
+        // Hard links to the immutable SST files plus a copy of the live
+        // WAL and manifest: consistent across column families, cheap on one
+        // file system, a full copy across file systems.
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|checkpoint| checkpoint.create_checkpoint(dir))
+            .map_err(engine_error)
     }
 
     fn stats(&self) -> EngineStats {
@@ -187,9 +240,13 @@ struct RocksCursor<'a> {
     iter: DBRawIteratorWithThreadMode<'a, DB>,
 }
 
-impl ReverseCursor for RocksCursor<'_> {
+impl Cursor for RocksCursor<'_> {
     fn seek_for_prev(&mut self, key: &[u8]) {
         self.iter.seek_for_prev(key);
+    }
+
+    fn seek(&mut self, key: &[u8]) {
+        self.iter.seek(key);
     }
 
     fn valid(&self) -> bool {
@@ -202,5 +259,13 @@ impl ReverseCursor for RocksCursor<'_> {
 
     fn prev(&mut self) {
         self.iter.prev();
+    }
+
+    fn next(&mut self) {
+        self.iter.next();
+    }
+
+    fn status(&self) -> Result<()> {
+        self.iter.status().map_err(engine_error)
     }
 }

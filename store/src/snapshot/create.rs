@@ -17,8 +17,11 @@ use crate::registry::ResolvedRef;
 use crate::transform::EVENT_TIMESTAMP;
 use crate::types::json_kind;
 
-/// Entity rows per stored chunk (and per unit of work when reading).
+/// Entity rows per stored chunk.
 pub const ENTITY_ROW_CHUNK: usize = 4096;
+
+/// Stored chunks per durable write while a snapshot's rows are stored.
+const CHUNKS_PER_WRITE: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotSpec {
@@ -148,6 +151,9 @@ impl FeatureStore {
         };
         let mut columns = PassthroughColumns::default();
         let mut chunk = EntityRowChunk::default();
+        let mut pending = WriteBatch::default();
+        // The earliest entity row and its index, checked against retention.
+        let mut earliest: Option<(i64, usize)> = None;
         for (i, row) in entity_rows.into_iter().enumerate() {
             let row =
                 row.map_err(|message| StoreError::invalid(format!("entity_rows[{i}]"), message))?;
@@ -159,6 +165,9 @@ impl FeatureStore {
             let field = |k: &str| format!("entity_rows[{i}].{k}");
             let keys = join_key_values(object, &meta.join_keys, &field)?;
             let event_ts = timestamp_field(object, &field)?;
+            if earliest.is_none_or(|(t, _)| event_ts < t) {
+                earliest = Some((event_ts, i));
+            }
             let mut passthrough = Map::new();
             for (name, value) in object {
                 if name == EVENT_TIMESTAMP || meta.join_keys.contains(name) {
@@ -180,11 +189,20 @@ impl FeatureStore {
             });
             meta.rows += 1;
             if chunk.rows.len() == super::ENTITY_ROW_CHUNK {
-                self.write_chunk(id, &mut meta, std::mem::take(&mut chunk), written)?;
+                self.write_chunk(
+                    id,
+                    &mut meta,
+                    std::mem::take(&mut chunk),
+                    &mut pending,
+                    written,
+                )?;
             }
         }
         if !chunk.rows.is_empty() {
-            self.write_chunk(id, &mut meta, chunk, written)?;
+            self.write_chunk(id, &mut meta, chunk, &mut pending, written)?;
+        }
+        if !pending.is_empty() {
+            self.engine.write(pending)?;
         }
         if meta.rows == 0 {
             return Err(StoreError::invalid(
@@ -192,23 +210,39 @@ impl FeatureStore {
                 "a snapshot needs at least one entity row",
             ));
         }
+        if let Some((at, i)) = earliest {
+            let registry = self.registry();
+            let now = self.clock.now();
+            for feature in &meta.features {
+                let label = format!("{}@{}", feature.view, feature.view_version);
+                if let Some(view) = registry.view(&label) {
+                    crate::retention::check_lookup(&registry, view, at, now, || {
+                        format!("entity_rows[{i}].{EVENT_TIMESTAMP}")
+                    })?;
+                }
+            }
+        }
         meta.passthrough = columns.into_columns();
         Ok(meta)
     }
 
+    /// Queues one chunk; every [`CHUNKS_PER_WRITE`] chunks (and at the end)
+    /// the queued ones are written as one durable batch.
     fn write_chunk(
         &self,
         id: &str,
         meta: &mut SnapshotMeta,
         chunk: EntityRowChunk,
+        pending: &mut WriteBatch,
         written: &mut Vec<Vec<u8>>,
     ) -> Result<()> {
         let key = codec::snapshot_chunk_key(id, meta.chunks);
-        let mut batch = WriteBatch::default();
-        batch.put(Cf::Snapshots, key.clone(), chunk.encode_to_vec());
-        self.engine.write(batch)?;
+        pending.put(Cf::Snapshots, key.clone(), chunk.encode_to_vec());
         written.push(key);
         meta.chunks += 1;
+        if pending.len() >= CHUNKS_PER_WRITE {
+            self.engine.write(std::mem::take(pending))?;
+        }
         Ok(())
     }
 }

@@ -3,9 +3,8 @@
 use prost::Message;
 use serde_json::{Map, Value as Json};
 
-use std::collections::HashMap;
-
-use super::{point_in_time, Cutoff};
+use super::pit::{merge_point_in_time, PitQuery};
+use super::Cutoff;
 use crate::aggregation;
 use crate::cf::Cf;
 use crate::codec;
@@ -13,6 +12,7 @@ use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
 use crate::proto::{EntityRow, EntityRowChunk, SnapshotMeta};
 use crate::registry::FeatureView;
+use crate::row::RawRow;
 use crate::time::Micros;
 use crate::types::Value;
 use std::sync::Arc;
@@ -27,10 +27,10 @@ pub struct OutputRow {
     pub values: Vec<Option<Value>>,
 }
 
-/// Loaded aggregation groups: (plan, group key) → (earliest and latest
-/// time asked, the group's events).
-type LoadedGroups =
-    HashMap<(usize, Vec<u8>), (Micros, Micros, Vec<aggregation::compute::GroupEvent>)>;
+/// Entity rows computed together (a multiple of the stored chunk size):
+/// the larger, the closer consecutive lookups of a view sit in its history
+/// (a merge steps instead of seeking); memory grows with it.
+const WINDOW_ROWS: usize = 64 * super::ENTITY_ROW_CHUNK;
 
 /// The entity key of `plan`'s view in an entity row.
 fn plan_key(plan: &ViewPlan, row: &EntityRow) -> Vec<u8> {
@@ -96,97 +96,63 @@ impl FeatureStore {
             feature_slots.push((plan, feature));
         }
 
-        // Each chunk's rows are looked up by several threads (one cursor
-        // each), then handed over in input order.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(4);
-        for chunk_index in 0..meta.chunks {
-            let bytes = self
-                .engine
-                .get(Cf::Snapshots, &codec::snapshot_chunk_key(id, chunk_index))?
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("snapshot {id} lost chunk {chunk_index}"))
-                })?;
-            let mut rows = EntityRowChunk::decode(bytes.as_slice())?.rows;
-            let part = rows.len().div_ceil(threads).max(1);
-            let mut parts = Vec::with_capacity(threads);
-            while rows.len() > part {
-                let rest = rows.split_off(part);
-                parts.push(std::mem::replace(&mut rows, rest));
-            }
-            parts.push(rows);
-            let computed: Vec<Result<Vec<OutputRow>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = parts
-                    .into_iter()
-                    .map(|part| {
-                        scope.spawn(|| {
-                            self.compute_rows(&meta, &plans, &feature_slots, cutoff, part)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("snapshot worker panicked"))
-                    .collect()
+        // Entity rows are computed a window of chunks at a time: each view's
+        // lookups sorted by (entity key, time) and merged with its history
+        // in key order on both cores, then handed over in input order.
+        // A producer thread computes window after window (one ahead) while
+        // this thread hands the previous one to `visit` (the Parquet or
+        // JSON encoder), so encoding overlaps the lookups.
+        std::thread::scope(|scope| {
+            let (sender, windows) = std::sync::mpsc::sync_channel::<Result<Vec<OutputRow>>>(1);
+            let (meta, plans, slots) = (&meta, &plans, &feature_slots);
+            scope.spawn(move || {
+                let mut window: Vec<EntityRow> = Vec::new();
+                for chunk_index in 0..meta.chunks {
+                    let computed = self
+                        .snapshot_chunk(id, chunk_index)
+                        .map(|rows| window.extend(rows))
+                        .and_then(|()| {
+                            if window.len() >= WINDOW_ROWS || chunk_index + 1 == meta.chunks {
+                                let rows = std::mem::take(&mut window);
+                                self.compute_window(meta, plans, slots, cutoff, rows)
+                                    .map(Some)
+                            } else {
+                                Ok(None)
+                            }
+                        });
+                    let stop = computed.is_err();
+                    if let Some(rows) = computed.transpose() {
+                        // The receiver gone (`visit` failed): stop.
+                        if sender.send(rows).is_err() || stop {
+                            return;
+                        }
+                    }
+                }
             });
-            let mut out = Vec::with_capacity(super::ENTITY_ROW_CHUNK);
-            for part in computed {
-                out.extend(part?);
+            for rows in windows {
+                let mut rows = rows?.into_iter().peekable();
+                while rows.peek().is_some() {
+                    visit(meta, rows.by_ref().take(super::ENTITY_ROW_CHUNK).collect())?;
+                }
             }
-            visit(&meta, out)?;
-        }
+            Ok::<(), StoreError>(())
+        })?;
         Ok(meta)
     }
 
-    /// The events of every aggregation group these entity rows read, each
-    /// group loaded once for the time range its rows span, by (plan, group
-    /// key).
-    fn load_groups(
-        &self,
-        meta: &SnapshotMeta,
-        plans: &[ViewPlan],
-        entity_rows: &[EntityRow],
-    ) -> Result<LoadedGroups> {
-        let mut groups: LoadedGroups = HashMap::new();
-        for (p, plan) in plans.iter().enumerate() {
-            if plan.view.aggregation().is_none() {
-                continue;
-            }
-            for row in entity_rows {
-                let t = row.event_ts_micros;
-                groups
-                    .entry((p, plan_key(plan, row)))
-                    .and_modify(|(from, to, _)| {
-                        *from = (*from).min(t);
-                        *to = (*to).max(t);
-                    })
-                    .or_insert((t, t, Vec::new()));
-            }
-        }
-        if groups.is_empty() {
-            return Ok(groups);
-        }
-        let mut cursor = self.engine.reverse_cursor(Cf::AggIndex)?;
-        for ((p, key), (from, to, events)) in groups.iter_mut() {
-            let spec = plans[*p]
-                .view
-                .aggregation()
-                .expect("only aggregation plans");
-            *events = aggregation::load_group(
-                cursor.as_mut(),
-                spec,
-                key,
-                *from,
-                *to,
-                meta.store_version,
-            )?;
-        }
-        Ok(groups)
+    /// The entity rows of one stored chunk.
+    fn snapshot_chunk(&self, id: &str, chunk_index: u32) -> Result<Vec<EntityRow>> {
+        let bytes = self
+            .engine
+            .get(Cf::Snapshots, &codec::snapshot_chunk_key(id, chunk_index))?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("snapshot {id} lost chunk {chunk_index}"))
+            })?;
+        Ok(EntityRowChunk::decode(bytes.as_slice())?.rows)
     }
 
-    /// Point-in-time rows for some entity rows of one chunk, in order.
-    fn compute_rows(
+    /// The output rows of a window of entity rows, in input order.
+    fn compute_window(
         &self,
         meta: &SnapshotMeta,
         plans: &[ViewPlan],
@@ -194,45 +160,42 @@ impl FeatureStore {
         cutoff: Cutoff,
         entity_rows: Vec<EntityRow>,
     ) -> Result<Vec<OutputRow>> {
-        let mut cursor = self.engine.reverse_cursor(Cf::History)?;
-        let groups = self.load_groups(meta, plans, &entity_rows)?;
-        let mut rows = Vec::with_capacity(entity_rows.len());
-        for entity_row in entity_rows {
-            let mut computed: Vec<Option<Vec<Option<Value>>>> = Vec::with_capacity(plans.len());
-            for (p, plan) in plans.iter().enumerate() {
-                let entity_key = plan_key(plan, &entity_row);
-                let found = match plan.view.aggregation() {
-                    None => point_in_time(
-                        cursor.as_mut(),
-                        &plan.view,
-                        &entity_key,
-                        entity_row.event_ts_micros,
-                        meta.store_version,
-                        cutoff,
-                    )?,
-                    Some(spec) => Some(aggregation::aggregate_loaded(
-                        spec,
-                        plan.view.features.len(),
-                        &groups[&(p, entity_key)].2,
-                        entity_row.event_ts_micros,
-                        meta.store_version,
-                        cutoff,
-                    )),
-                };
-                computed.push(found.map(|row| plan.view.compute(&row)));
+        if let Some(earliest) = entity_rows.iter().map(|r| r.event_ts_micros).min() {
+            let registry = self.registry();
+            let now = self.clock.now();
+            for plan in plans {
+                crate::retention::check_lookup(&registry, &plan.view, earliest, now, || {
+                    "entity_rows.event_timestamp".to_owned()
+                })?;
             }
+        }
+        // computed[plan][row]: the view's features for that row (after
+        // derived transforms), `None` when no row was visible.
+        let mut computed: Vec<Vec<Option<Vec<Option<Value>>>>> = Vec::with_capacity(plans.len());
+        for plan in plans {
+            computed.push(self.compute_plan(meta, plan, cutoff, &entity_rows)?);
+        }
+        let mut rows = Vec::with_capacity(entity_rows.len());
+        for (r, entity_row) in entity_rows.into_iter().enumerate() {
+            // Each (view, feature) is one output column at most: moved out.
             let values = feature_slots
                 .iter()
-                .map(|&(plan, feature)| computed[plan].as_ref().and_then(|v| v[feature].clone()))
+                .map(|&(plan, feature)| computed[plan][r].as_mut().and_then(|v| v[feature].take()))
                 .collect();
-            let passthrough = match serde_json::from_str(&entity_row.passthrough_json) {
-                Ok(Json::Object(map)) => map,
-                _ => {
-                    return Err(StoreError::Corrupt(format!(
-                        "passthrough of snapshot {}",
-                        meta.id
-                    )))
-                }
+            for plan in computed.iter_mut() {
+                plan[r] = None;
+            }
+            let passthrough = match entity_row.passthrough_json.as_str() {
+                "{}" => Map::new(),
+                text => match serde_json::from_str(text) {
+                    Ok(Json::Object(map)) => map,
+                    _ => {
+                        return Err(StoreError::Corrupt(format!(
+                            "passthrough of snapshot {}",
+                            meta.id
+                        )))
+                    }
+                },
             };
             rows.push(OutputRow {
                 keys: entity_row.keys,
@@ -243,4 +206,118 @@ impl FeatureStore {
         }
         Ok(rows)
     }
+
+    /// One view's features for every entity row of a window, in input
+    /// order: the lookups sorted by (entity key, time), cut at entity
+    /// boundaries into one run per core, each run merged with the view's
+    /// history (or its aggregation index) by its own cursor.
+    fn compute_plan(
+        &self,
+        meta: &SnapshotMeta,
+        plan: &ViewPlan,
+        cutoff: Cutoff,
+        entity_rows: &[EntityRow],
+    ) -> Result<Vec<Option<Vec<Option<Value>>>>> {
+        let mut order: Vec<(PitQuery, u32)> = entity_rows
+            .iter()
+            .enumerate()
+            .map(|(r, row)| {
+                (
+                    PitQuery {
+                        entity_key: plan_key(plan, row),
+                        at: row.event_ts_micros,
+                    },
+                    r as u32,
+                )
+            })
+            .collect();
+        order.sort_unstable();
+        let (queries, positions): (Vec<PitQuery>, Vec<u32>) = order.into_iter().unzip();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
+        let runs = entity_runs(&queries, threads);
+        let answers: Vec<Result<Vec<Option<RawRow>>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .iter()
+                .map(|run| {
+                    let queries = &queries[run.clone()];
+                    scope.spawn(move || self.lookup_sorted(meta, plan, cutoff, queries))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("snapshot worker panicked"))
+                .collect()
+        });
+        let mut out: Vec<Option<Vec<Option<Value>>>> = vec![None; entity_rows.len()];
+        let mut at = 0;
+        for answer in answers {
+            for row in answer? {
+                out[positions[at] as usize] = row.map(|row| plan.view.compute_owned(row));
+                at += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rows of `plan`'s view visible to sorted lookups.
+    fn lookup_sorted(
+        &self,
+        meta: &SnapshotMeta,
+        plan: &ViewPlan,
+        cutoff: Cutoff,
+        queries: &[PitQuery],
+    ) -> Result<Vec<Option<RawRow>>> {
+        let Some(spec) = plan.view.aggregation() else {
+            let mut cursor = self.engine.cursor(Cf::History)?;
+            return merge_point_in_time(
+                cursor.as_mut(),
+                &plan.view,
+                queries,
+                meta.store_version,
+                cutoff,
+            );
+        };
+        let mut cursor = self.engine.cursor(Cf::AggIndex)?;
+        let mut answers = Vec::with_capacity(queries.len());
+        for group in queries.chunk_by(|a, b| a.entity_key == b.entity_key) {
+            let events = aggregation::load_group(
+                cursor.as_mut(),
+                spec,
+                &group[0].entity_key,
+                group[0].at,
+                group[group.len() - 1].at,
+                meta.store_version,
+            )?;
+            for query in group {
+                answers.push(Some(aggregation::aggregate_loaded(
+                    spec,
+                    plan.view.features.len(),
+                    &events,
+                    query.at,
+                    meta.store_version,
+                    cutoff,
+                )));
+            }
+        }
+        Ok(answers)
+    }
+}
+
+/// Cuts sorted lookups into at most `parts` runs of about equal length that
+/// never split one entity's lookups.
+fn entity_runs(queries: &[PitQuery], parts: usize) -> Vec<std::ops::Range<usize>> {
+    let target = queries.len().div_ceil(parts.max(1)).max(1);
+    let mut runs = Vec::with_capacity(parts);
+    let mut start = 0;
+    while start < queries.len() {
+        let mut end = (start + target).min(queries.len());
+        while end < queries.len() && queries[end].entity_key == queries[end - 1].entity_key {
+            end += 1;
+        }
+        runs.push(start..end);
+        start = end;
+    }
+    runs
 }

@@ -74,8 +74,8 @@ fn suite(kind: Kind) {
         .unwrap()
         .is_empty());
 
-    // Reverse cursors find the greatest key <= the seek key and walk back.
-    let mut cursor = engine.reverse_cursor(Cf::Snapshots).unwrap();
+    // Cursors find the greatest key <= the seek key and walk back.
+    let mut cursor = engine.cursor(Cf::Snapshots).unwrap();
     cursor.seek_for_prev(b"p/15");
     assert_eq!(
         cursor.entry().map(|(k, v)| (k.to_vec(), v.to_vec())),
@@ -92,10 +92,28 @@ fn suite(kind: Kind) {
         cursor.entry().map(|(k, _)| k.to_vec()),
         Some(b"q/1".to_vec())
     );
+
+    // Forwards: the smallest key >= the seek key, then onwards.
+    cursor.seek(b"p/15");
+    assert_eq!(
+        cursor.entry().map(|(k, v)| (k.to_vec(), v.to_vec())),
+        Some((b"p/2".to_vec(), b"b".to_vec()))
+    );
+    cursor.next();
+    assert_eq!(
+        cursor.entry().map(|(k, _)| k.to_vec()),
+        Some(b"q/1".to_vec())
+    );
+    cursor.next();
+    assert!(!cursor.valid());
+    cursor.seek(b"");
+    assert_eq!(cursor.entry().map(|(k, _)| k.to_vec()), Some(b"p".to_vec()));
+    cursor.seek(b"zzz");
+    assert!(!cursor.valid(), "nothing sorts after `zzz`");
     drop(cursor);
 
     // A cursor open does not block writers.
-    let cursor = engine.reverse_cursor(Cf::Snapshots).unwrap();
+    let cursor = engine.cursor(Cf::Snapshots).unwrap();
     put(engine, Cf::Snapshots, &[(b"r", b"d")]);
     drop(cursor);
     assert_eq!(

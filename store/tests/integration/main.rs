@@ -8,5 +8,7 @@ mod migrations;
 mod model_registry;
 mod online;
 mod pit_property;
+mod retention;
+mod snapshot_merge;
 mod snapshots;
 mod transforms;

@@ -312,3 +312,39 @@ fn large_snapshots_span_chunks_in_order_and_download_as_parquet() {
     }
     assert_eq!(total, n);
 }
+
+#[test]
+fn history_rows_stream_from_an_entity_in_key_order() {
+    let t = crate::common::store(crate::common::Kind::Rocks, 100);
+    let rows: Vec<serde_json::Value> = ["u3", "u1", "u2", "u1"]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| serde_json::json!({"user_id": u, "event_timestamp": crate::common::ts(i as i64), "x": i}))
+        .collect();
+    t.store.push("a", &rows, false).unwrap();
+    let keys = |from: &[&str]| -> Vec<(String, i64)> {
+        t.store
+            .history_rows("a", t.store.version(), from)
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                (r.keys[0].clone(), r.event_ts / 1_000_000)
+            })
+            .collect()
+    };
+    let all = vec![
+        ("u1".into(), 1),
+        ("u1".into(), 3),
+        ("u2".into(), 2),
+        ("u3".into(), 0),
+    ];
+    assert_eq!(keys(&[]), all);
+    assert_eq!(keys(&["u2"]), all[2..].to_vec());
+    // Keys are length-prefixed: a longer id sorts after every shorter one
+    // (the served log's request ids all have one length).
+    assert!(keys(&["u15"]).is_empty());
+    assert!(keys(&["u4"]).is_empty());
+    // Pinned below the push: nothing.
+    assert_eq!(t.store.history_rows("a", 0, &[]).unwrap().count(), 0);
+    assert!(t.store.history_rows("nope", 1, &[]).is_err());
+}
