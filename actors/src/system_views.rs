@@ -11,8 +11,9 @@ use crate::error::ActorError;
 /// The definitions, as a definition file.
 pub const SOURCE: &str = include_str!("system_views.toml");
 
-/// The name they are recorded under (`runtime/system-views-v1`).
-pub const NAME: &str = "system-views-v1";
+/// The name they are recorded under (`runtime/system-views-v2`). v2 added
+/// retentions; a store made with v1 re-declares the same views with them.
+pub const NAME: &str = "system-views-v2";
 
 /// Registers the system views unless the store has them; returns whether
 /// they were registered now.

@@ -184,6 +184,7 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
         StoreError::DerivedFeature { .. } => (StatusCode::BAD_REQUEST, "derived_feature"),
         StoreError::UnknownSnapshot(_) => (StatusCode::NOT_FOUND, "snapshot_not_found"),
         StoreError::UnknownModel(_) => (StatusCode::NOT_FOUND, "model_not_found"),
+        StoreError::Expired { .. } => (StatusCode::GONE, "expired"),
         StoreError::Definition { .. } | StoreError::MigrationEdited { .. } => {
             (StatusCode::INTERNAL_SERVER_ERROR, "definition_error")
         }

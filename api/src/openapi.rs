@@ -4,7 +4,8 @@
 use utoipa::OpenApi;
 
 use crate::routes::{
-    alerts, events, experiments, models, online, ops, push, recommendations, retrain, snapshots,
+    admin, alerts, events, experiments, models, online, ops, push, recommendations, retrain,
+    snapshots,
 };
 use crate::schema;
 
@@ -36,6 +37,8 @@ use crate::schema;
         alerts::ack,
         alerts::run,
         alerts::reports,
+        admin::backup,
+        admin::compact,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -53,6 +56,9 @@ use crate::schema;
         schema::ErrorDetail,
         schema::Health,
         schema::Ready,
+        schema::BackupRequest,
+        schema::BackupResponse,
+        schema::Compacted,
         schema::ModelSummary,
         schema::Promoted,
         schema::RetrainStarted,

@@ -97,6 +97,24 @@ pub struct Health {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BackupRequest {
+    /// An absolute path on the server's machine that does not exist yet.
+    pub dir: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BackupResponse {
+    pub dir: String,
+    /// The backup holds every batch acknowledged up to this version.
+    pub store_version: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Compacted {
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Ready {
     pub status: String,
     pub store_version: u64,

@@ -90,6 +90,22 @@ pub enum Command {
     /// API keys of the keys file.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write a consistent copy of a stopped store to a new directory (a
+    /// running server: `POST /v1/admin/backup`).
+    Backup {
+        /// The backup's directory (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Bring a backup back as a new data directory (`--data-dir`, which
+    /// must not exist or be empty).
+    Restore {
+        /// The backup's directory.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Compact history now, dropping rows older than their view's retention.
+    Compact,
 }
 
 #[derive(Subcommand)]
@@ -266,6 +282,10 @@ pub struct ServeArgs {
     /// throughput at saturation but doubled p99.
     #[arg(long, env = "REPRISE_RANKER_WORKERS", default_value_t = 4)]
     pub ranker_workers: usize,
+    /// Items kept in memory per user's play history (the newest), which
+    /// history candidates and the ranker read; older plays stay in the store.
+    #[arg(long, default_value_t = reprise_actors::recommend::histories::DEFAULT_MAX_ITEMS_PER_USER)]
+    pub max_history_items: usize,
     /// Drift check window: each run compares the latest window of every
     /// monitored view with the one before (and runs every window).
     #[arg(long, env = "REPRISE_DRIFT_WINDOW", default_value = "1h")]

@@ -1,6 +1,7 @@
 //! `reprise`: the command line of the Reprise feature store.
 
 mod args;
+mod backup_cmd;
 mod demo;
 mod drift_cmd;
 mod input;
@@ -43,6 +44,9 @@ fn main() -> ExitCode {
         Command::ExportServed(args) => train_cmd::export_served(&cli.store, args),
         Command::Retrain(command) => retrain_cmd::run(&cli.store, command),
         Command::Keys(command) => keys_cmd::run(&command),
+        Command::Backup { out } => backup_cmd::backup(&cli.store, &out),
+        Command::Restore { from } => backup_cmd::restore(&cli.store, &from),
+        Command::Compact => backup_cmd::compact(&cli.store),
         Command::DemoData => {
             args::open_store(&cli.store).and_then(|store| demo::load(&store).map(|_| ()))
         }

@@ -70,6 +70,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         },
         recommender: reprise_actors::recommend::RecommenderConfig {
             workers: args.ranker_workers,
+            max_history_items: args.max_history_items,
             ..Default::default()
         },
         limits: reprise_api::limits::Limits {

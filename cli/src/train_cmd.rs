@@ -183,7 +183,6 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> 
 pub fn export_served(store_args: &StoreArgs, args: ExportServedArgs) -> anyhow::Result<()> {
     use std::io::Write;
     let store = args::open_store(store_args)?;
-    let examples = reprise_trainer::served_log::served_examples(&store, store.version())?;
     let mut out: Box<dyn Write> = if args.out.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -193,14 +192,21 @@ pub fn export_served(store_args: &StoreArgs, args: ExportServedArgs) -> anyhow::
         ))
     };
     let mut written = 0usize;
-    for example in examples
-        .iter()
-        .filter(|e| !args.labelled_only || e.label.is_some())
-    {
-        serde_json::to_writer(&mut out, example)?;
-        out.write_all(b"\n")?;
+    // Streamed in key order (request id, item): serving order for the
+    // time-ordered request ids; memory stays flat however long the log.
+    reprise_trainer::served_log::for_each_served(&store, store.version(), None, |example| {
+        if args.labelled_only && example.label.is_none() {
+            return Ok(());
+        }
+        serde_json::to_writer(&mut out, &example)
+            .and_then(|()| out.write_all(b"\n").map_err(serde_json::Error::io))
+            .map_err(|e| reprise_trainer::TrainError::Data {
+                file: args.out.display().to_string(),
+                message: e.to_string(),
+            })?;
         written += 1;
-    }
+        Ok(())
+    })?;
     out.flush()?;
     eprintln!("{written} served items written");
     Ok(())

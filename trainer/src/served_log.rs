@@ -4,10 +4,9 @@
 //! view) by `(request_id, item_id)`. The label is the last engaged/skip
 //! verdict; items without feedback have none.
 
-use std::collections::HashMap;
-
-use reprise_store::time::format_rfc3339;
-use reprise_store::{FeatureStore, HistoryRow, StoreError, Value};
+use reprise_store::codec;
+use reprise_store::time::{format_rfc3339, Micros};
+use reprise_store::{FeatureStore, StoreError, Value};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -34,23 +33,32 @@ pub struct ServedExample {
     pub events: Vec<String>,
 }
 
-fn rows(store: &FeatureStore, view: &str, version: u64) -> Result<Vec<HistoryRow>> {
-    match store.view_history(view, version) {
-        Ok(rows) => Ok(rows),
-        Err(StoreError::UnknownView { .. }) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
+/// Where each field sits in the two views (looked up once).
+struct Slots {
+    served: [Option<usize>; 7],
+    engaged: Option<usize>,
+    kind: Option<usize>,
 }
 
-fn field<'a>(
-    store: &FeatureStore,
-    view: &str,
-    row: &'a HistoryRow,
-    name: &str,
-) -> Option<&'a Value> {
-    let registry = store.registry();
-    let index = registry.view(view)?.feature_index(name)?;
-    row.values.get(index)?.as_ref()
+impl Slots {
+    fn new(store: &FeatureStore) -> Self {
+        let registry = store.registry();
+        let slot = |view: &str, name: &str| registry.view(view)?.feature_index(name);
+        Slots {
+            served: [
+                "user_id",
+                "position",
+                "model_version",
+                "arm",
+                "source",
+                "score",
+                "features",
+            ]
+            .map(|name| slot(SERVED_VIEW, name)),
+            engaged: slot(FEEDBACK_VIEW, "engaged"),
+            kind: slot(FEEDBACK_VIEW, "type"),
+        }
+    }
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -60,60 +68,136 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// The served items with their labels, in serving order, at store version
-/// `version`.
-pub fn served_examples(store: &FeatureStore, version: u64) -> Result<Vec<ServedExample>> {
-    let mut feedback: HashMap<(String, String), (Option<bool>, Vec<String>)> = HashMap::new();
-    let mut events = rows(store, FEEDBACK_VIEW, version)?;
-    events.sort_by_key(|r| r.event_ts);
-    for row in &events {
-        let [request, item] = row.keys.as_slice() else {
-            continue;
-        };
-        let entry = feedback.entry((request.clone(), item.clone())).or_default();
-        if let Some(Value::Bool(engaged)) = field(store, FEEDBACK_VIEW, row, "engaged") {
-            entry.0 = Some(*engaged);
-        }
-        if let Some(kind) = text(field(store, FEEDBACK_VIEW, row, "type")) {
-            entry.1.push(kind);
-        }
+/// The lowest request id of a request served at or after `since`: request
+/// ids are UUIDv7 in simple form, whose first 12 hex digits are the Unix
+/// time in milliseconds.
+pub fn first_request_id_at(since: Micros) -> String {
+    let millis = since.div_euclid(1_000).max(0) as u64;
+    format!("{:012x}{}", millis & 0xffff_ffff_ffff, "0".repeat(20))
+}
+
+/// Rows of `view` from request `from`, or none when the view is unknown.
+fn rows_from<'a>(
+    store: &'a FeatureStore,
+    view: &str,
+    version: u64,
+    from: &str,
+) -> Result<Option<reprise_store::history::HistoryRows<'a>>> {
+    let start: Vec<&str> = if from.is_empty() {
+        Vec::new()
+    } else {
+        vec![from]
+    };
+    match store.history_rows(view, version, &start) {
+        Ok(rows) => Ok(Some(rows)),
+        Err(StoreError::UnknownView { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    let mut served = rows(store, SERVED_VIEW, version)?;
-    served.sort_by(|a, b| (a.event_ts, &a.keys).cmp(&(b.event_ts, &b.keys)));
-    Ok(served
-        .iter()
-        .filter_map(|row| {
-            let [request, item] = row.keys.as_slice() else {
-                return None;
-            };
-            let (label, events) = feedback
-                .get(&(request.clone(), item.clone()))
-                .cloned()
-                .unwrap_or_default();
-            let get = |name: &str| field(store, SERVED_VIEW, row, name);
-            Some(ServedExample {
-                request_id: request.clone(),
-                item_id: item.clone(),
-                user_id: text(get("user_id")),
-                served_at: format_rfc3339(row.event_ts),
-                position: match get("position") {
-                    Some(Value::Int64(p)) => Some(*p),
-                    _ => None,
-                },
-                model_version: text(get("model_version")),
-                arm: text(get("arm")),
-                source: text(get("source")),
-                score: match get("score") {
-                    Some(Value::Float64(s)) => Some(*s),
-                    _ => None,
-                },
-                features: match get("features") {
-                    Some(Value::FloatVector(v)) => v.clone(),
-                    _ => Vec::new(),
-                },
-                label,
-                events,
-            })
-        })
-        .collect())
+}
+
+/// Every served item with its label, at store version `version`, served at
+/// or after `since` (all when `None`), in key order — (request id, item):
+/// serving order for the time-ordered request ids. Both views are keyed by
+/// (request id, item id), so this is one merge of two cursors: memory stays
+/// flat and, with `since`, the cost follows the window, not the log (rows of
+/// requests with older-style random ids are read and skipped by time).
+pub fn for_each_served(
+    store: &FeatureStore,
+    version: u64,
+    since: Option<Micros>,
+    mut visit: impl FnMut(ServedExample) -> Result<()>,
+) -> Result<()> {
+    let from = since.map(first_request_id_at).unwrap_or_default();
+    let Some(served) = rows_from(store, SERVED_VIEW, version, &from)? else {
+        return Ok(());
+    };
+    let mut feedback = rows_from(store, FEEDBACK_VIEW, version, &from)?.map(|rows| rows.peekable());
+    let slots = Slots::new(store);
+    for row in served {
+        let row = row?;
+        if since.is_some_and(|t| row.event_ts < t) {
+            continue;
+        }
+        let key = codec::entity_key(&row.keys);
+        // Feedback rows sort by the same keys; skip those before this item
+        // (feedback on items never served), take this item's (in time order).
+        let mut label = None;
+        let mut events = Vec::new();
+        if let Some(feedback) = feedback.as_mut() {
+            loop {
+                let next_key = match feedback.peek() {
+                    None => break,
+                    Some(Err(_)) => {
+                        return Err(feedback.next().expect("peeked").unwrap_err().into())
+                    }
+                    Some(Ok(next)) => codec::entity_key(&next.keys),
+                };
+                if next_key > key {
+                    break;
+                }
+                let event = feedback.next().expect("peeked")?;
+                if next_key < key {
+                    continue;
+                }
+                if let Some(Some(Value::Bool(engaged))) = slots.engaged.map(|i| &event.values[i]) {
+                    label = Some(*engaged);
+                }
+                if let Some(kind) = text(slots.kind.and_then(|i| event.values[i].as_ref())) {
+                    events.push(kind);
+                }
+            }
+        }
+        let [request, item] = <[String; 2]>::try_from(row.keys).map_err(|keys| {
+            StoreError::Corrupt(format!("{SERVED_VIEW} row with {} keys", keys.len()))
+        })?;
+        let mut values = row.values;
+        let mut take = |slot: usize| slots.served[slot].and_then(|i| values.get_mut(i)?.take());
+        let user_id = text(take(0).as_ref());
+        let position = match take(1) {
+            Some(Value::Int64(p)) => Some(p),
+            _ => None,
+        };
+        let model_version = text(take(2).as_ref());
+        let arm = text(take(3).as_ref());
+        let source = text(take(4).as_ref());
+        let score = match take(5) {
+            Some(Value::Float64(s)) => Some(s),
+            _ => None,
+        };
+        let features = match take(6) {
+            Some(Value::FloatVector(v)) => v,
+            _ => Vec::new(),
+        };
+        visit(ServedExample {
+            request_id: request,
+            item_id: item,
+            user_id,
+            served_at: format_rfc3339(row.event_ts),
+            position,
+            model_version,
+            arm,
+            source,
+            score,
+            features,
+            label,
+            events,
+        })?;
+    }
+    Ok(())
+}
+
+/// The served items with their labels, in serving order (time, then
+/// request and item), at store version `version`. Holds the whole log in
+/// memory: for a window use [`for_each_served`].
+pub fn served_examples(store: &FeatureStore, version: u64) -> Result<Vec<ServedExample>> {
+    let mut out: Vec<(Micros, ServedExample)> = Vec::new();
+    for_each_served(store, version, None, |example| {
+        let at = reprise_store::time::parse_rfc3339(&example.served_at).unwrap_or(Micros::MIN);
+        out.push((at, example));
+        Ok(())
+    })?;
+    out.sort_by(|a, b| {
+        (a.0, &a.1.request_id, &a.1.item_id).cmp(&(b.0, &b.1.request_id, &b.1.item_id))
+    });
+    Ok(out.into_iter().map(|(_, e)| e).collect())
 }

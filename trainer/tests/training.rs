@@ -49,7 +49,7 @@ fn loaded_store(data: &Generated) -> FeatureStore {
     // registers them.
     store
         .ensure_definitions(
-            "system-views-v1",
+            "system-views-v2",
             include_str!("../../actors/src/system_views.toml"),
         )
         .unwrap();

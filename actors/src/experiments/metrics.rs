@@ -60,37 +60,40 @@ pub fn arm_metrics(
     experiment: &Experiment,
 ) -> Result<Vec<ArmMetrics>, ActorError> {
     let since = parse_rfc3339(&experiment.defined_at).unwrap_or(i64::MIN);
-    let examples = reprise_trainer::served_log::served_examples(store, store.version())?;
+    // (impressions, plays, skips) per arm, counted over the served log
+    // since the experiment was defined: a key range of the time-ordered
+    // request ids, streamed.
+    let mut counts = vec![(0u64, 0u64, 0u64); experiment.arms.len()];
+    reprise_trainer::served_log::for_each_served(store, store.version(), Some(since), |example| {
+        let arm = experiment.arms.iter().position(|arm| {
+            example.arm.as_deref() == Some(arm.name.as_str())
+                && example.model_version.as_deref() == Some(arm.model_version.as_str())
+        });
+        if let Some(a) = arm {
+            counts[a].0 += 1;
+            counts[a].1 += u64::from(example.label == Some(true));
+            counts[a].2 += u64::from(example.label == Some(false));
+        }
+        Ok(())
+    })?;
     let mut out: Vec<ArmMetrics> = experiment
         .arms
         .iter()
-        .map(|arm| {
-            let served: Vec<_> = examples
-                .iter()
-                .filter(|e| {
-                    e.arm.as_deref() == Some(arm.name.as_str())
-                        && e.model_version.as_deref() == Some(arm.model_version.as_str())
-                        && parse_rfc3339(&e.served_at).is_some_and(|t| t >= since)
-                })
-                .collect();
-            let impressions = served.len() as u64;
-            let plays = served.iter().filter(|e| e.label == Some(true)).count() as u64;
-            let skips = served.iter().filter(|e| e.label == Some(false)).count() as u64;
-            ArmMetrics {
-                arm: arm.name.clone(),
-                model_version: arm.model_version.clone(),
-                impressions,
-                plays,
-                skips,
-                play_rate: if impressions == 0 {
-                    0.0
-                } else {
-                    plays as f64 / impressions as f64
-                },
-                z: None,
-                p_value: None,
-                diff_ci95: None,
-            }
+        .zip(counts)
+        .map(|(arm, (impressions, plays, skips))| ArmMetrics {
+            arm: arm.name.clone(),
+            model_version: arm.model_version.clone(),
+            impressions,
+            plays,
+            skips,
+            play_rate: if impressions == 0 {
+                0.0
+            } else {
+                plays as f64 / impressions as f64
+            },
+            z: None,
+            p_value: None,
+            diff_ci95: None,
         })
         .collect();
     if let Some((first, rest)) = out.split_first_mut() {

@@ -44,6 +44,8 @@ pub struct RecommenderConfig {
     pub warm_users: usize,
     /// ...at start and then this often.
     pub warm_interval: std::time::Duration,
+    /// Items kept per user's history (the newest).
+    pub max_history_items: usize,
 }
 
 impl Default for RecommenderConfig {
@@ -59,6 +61,7 @@ impl Default for RecommenderConfig {
             cold_start: ColdStartConfig::default(),
             warm_users: 1_000,
             warm_interval: std::time::Duration::from_secs(300),
+            max_history_items: super::histories::DEFAULT_MAX_ITEMS_PER_USER,
         }
     }
 }
@@ -246,14 +249,11 @@ impl Handler<Rank> for RankWorker {
 /// Rebuilds what feedback events changed before a restart: engaged plays
 /// (plays, clicks, likes) go back into users' histories and the cold-start
 /// counts, in time order, with the segment of the request that served them.
+/// Both views are streamed; memory holds the engaged plays (inside the
+/// feedback view's retention) and the segments of their requests only.
 fn replay_feedback(shared: &Shared, cold: &mut ColdStart) -> Result<(), ActorError> {
     let store = &shared.store;
     let version = store.version();
-    let history = |view: &str| match store.view_history(view, version) {
-        Ok(rows) => Ok(rows),
-        Err(reprise_store::StoreError::UnknownView { .. }) => Ok(Vec::new()),
-        Err(e) => Err(ActorError::from(e)),
-    };
     let registry = store.registry();
     let slot = |view: &str, name: &str| registry.view(view).and_then(|v| v.feature_index(name));
     let text = |row: &reprise_store::HistoryRow, index: Option<usize>| match index
@@ -262,63 +262,94 @@ fn replay_feedback(shared: &Shared, cold: &mut ColdStart) -> Result<(), ActorErr
         Some(Some(reprise_store::Value::String(s))) => Some(s.clone()),
         _ => None,
     };
-    let (country, device) = (
-        slot("request_context", "country"),
-        slot("request_context", "device"),
-    );
-    let segments: std::collections::HashMap<String, (String, String)> = history("request_context")?
-        .iter()
-        .filter_map(|row| {
-            let id = row.keys.first()?.clone();
-            let unknown = || "unknown".to_owned();
-            Some((
-                id,
-                (
-                    text(row, country).unwrap_or_else(unknown),
-                    text(row, device).unwrap_or_else(unknown),
-                ),
-            ))
-        })
-        .collect();
+    let stream = |view: &str, visit: &mut dyn FnMut(reprise_store::HistoryRow)| match store
+        .for_each_history_row(view, version, |row| {
+            visit(row);
+            Ok(())
+        }) {
+        Err(reprise_store::StoreError::UnknownView { .. }) => Ok(()),
+        other => other.map_err(ActorError::from),
+    };
+
     let (kind, user, engaged) = (
         slot("feedback", "type"),
         slot("feedback", "user_id"),
         slot("feedback", "engaged"),
     );
-    let mut events = history("feedback")?;
-    events.sort_by_key(|r| r.event_ts);
-    let mut replayed = 0usize;
-    for row in &events {
+    // (time, user, item, request) of every engaged play.
+    let mut plays: Vec<(i64, String, String, String)> = Vec::new();
+    stream("feedback", &mut |row| {
         let is_engaged = matches!(
             engaged.and_then(|i| row.values.get(i)),
             Some(Some(reprise_store::Value::Bool(true)))
         );
-        let counts = matches!(text(row, kind).as_deref(), Some("play" | "like" | "click"));
-        let (Some(user), [request, item]) = (text(row, user), row.keys.as_slice()) else {
-            continue;
-        };
+        let counts = matches!(text(&row, kind).as_deref(), Some("play" | "like" | "click"));
         if !(is_engaged && counts) {
-            continue;
+            return;
         }
-        shared.histories.record(&user, item);
+        let Some(user) = text(&row, user) else {
+            return;
+        };
+        if let Ok([request, item]) = <[String; 2]>::try_from(row.keys) {
+            plays.push((row.event_ts, user, item, request));
+        }
+    })?;
+    if plays.is_empty() {
+        return Ok(());
+    }
+
+    // The segments of just those requests: online reads of the request
+    // context (keyed by request id), a thousand at a time, so the cost
+    // follows the plays, not the number of requests ever served.
+    let mut wanted: Vec<&str> = plays.iter().map(|(_, _, _, r)| r.as_str()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let refs = [
+        "request_context:country".to_owned(),
+        "request_context:device".to_owned(),
+    ];
+    let mut segments: std::collections::HashMap<String, (String, String)> =
+        std::collections::HashMap::with_capacity(wanted.len());
+    if registry.view("request_context").is_some() {
+        for chunk in wanted.chunks(1_000) {
+            let entities: Vec<serde_json::Map<String, Json>> = chunk
+                .iter()
+                .map(|id| {
+                    let mut entity = serde_json::Map::new();
+                    entity.insert("request_id".into(), Json::String((*id).to_owned()));
+                    entity
+                })
+                .collect();
+            let read = store.online_features(&refs, &entities)?;
+            for (id, row) in chunk.iter().zip(read.rows) {
+                let field = |i: usize| match &row.values[i] {
+                    Some(reprise_store::Value::String(s)) => s.clone(),
+                    _ => "unknown".to_owned(),
+                };
+                segments.insert((*id).to_owned(), (field(0), field(1)));
+            }
+        }
+    }
+
+    plays.sort();
+    let replayed = plays.len();
+    for (at, user, item, request) in plays {
+        shared.histories.record(&user, &item);
         let (country, device) = segments
-            .get(request)
+            .get(&request)
             .cloned()
             .unwrap_or_else(|| ("unknown".to_owned(), "unknown".to_owned()));
         cold.record(&RecordPlay {
-            item: item.clone(),
+            item,
             country,
             device,
-            at: row.event_ts,
+            at,
         });
-        replayed += 1;
     }
-    if replayed > 0 {
-        tracing::info!(
-            replayed,
-            "feedback replayed into histories and cold-start counts"
-        );
-    }
+    tracing::info!(
+        replayed,
+        "feedback replayed into histories and cold-start counts"
+    );
     Ok(())
 }
 
@@ -370,7 +401,7 @@ impl Recommender {
         let stats = Arc::new(ServingStats::default());
         let shared = Arc::new(Shared {
             catalog: Arc::new(Catalog::load_latest(&store)?),
-            histories: Arc::new(Histories::load(&store)?),
+            histories: Arc::new(Histories::load(&store, config.max_history_items)?),
             cache: CandidateCache::new(config.cache_capacity, Arc::clone(&stats)),
             stats,
             history_candidates: config.history_candidates,
@@ -617,7 +648,7 @@ impl Recommender {
                 format!("must be between 1 and {}", self.config.max_k),
             ));
         }
-        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let request_id = new_request_id();
         let context = self.checked_context(&request_id, &req.user_id, &req.context)?;
         // A user without history may be cold: fetch the cold-start list now
         // (an actor message), the worker decides.
@@ -699,7 +730,7 @@ impl Recommender {
                 format!("needs 1 to {} items", 10 * self.config.max_k),
             ));
         }
-        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let request_id = new_request_id();
         let context = self.checked_context(&request_id, &req.user_id, &req.context)?;
         self.send(Rank {
             request_id,
@@ -863,4 +894,12 @@ impl Recommender {
             Err(_) => unknown(),
         }
     }
+}
+
+/// A new request id: a UUIDv7 (its first 48 bits are the Unix time in
+/// milliseconds, then a counter and random bits), so the served-feature log
+/// and feedback, keyed by request id first, are in time order and a time
+/// window is a key range (`reprise_trainer::served_log`).
+pub fn new_request_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }

@@ -11,7 +11,7 @@ mod play_rate;
 mod schedule;
 mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,6 @@ use reprise_store::FeatureStore;
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_trainer::retrain::{RetrainPolicy, METRICS};
 use reprise_trainer::runs::{self, RetrainRun};
-use reprise_trainer::served_log::served_examples;
 use reprise_trainer::TrainingSource;
 use serde::Deserialize;
 
@@ -176,8 +175,14 @@ pub struct Retrainer {
     debounce: Duration,
     last_start: Arc<Mutex<Option<Instant>>>,
     play_rate: Option<Arc<PlayRateMonitor>>,
+    /// Verdicts changed the play-rate windows since their last checkpoint.
+    play_rate_dirty: Arc<AtomicBool>,
     stats: Arc<RetrainStats>,
 }
+
+/// The play-rate windows' checkpoint in the store.
+const PLAY_RATE_STATE: &str = "play_rate";
+const PLAY_RATE_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 impl Retrainer {
     /// Starts the worker and the schedule (inside an actix system); runs a
@@ -222,9 +227,11 @@ impl Retrainer {
             play_rate: config
                 .play_rate_drop
                 .map(|drop| Arc::new(PlayRateMonitor::new(config.play_rate_window, drop))),
+            play_rate_dirty: Arc::new(AtomicBool::new(false)),
             stats,
         };
-        retrainer.replay_play_rate()?;
+        retrainer.resume_play_rate()?;
+        retrainer.start_play_rate_checkpoints();
         if let Some(schedule) = config.schedule {
             schedule::RetrainSchedule {
                 retrainer: retrainer.clone(),
@@ -317,7 +324,9 @@ impl Retrainer {
             return;
         };
         let serving = self.recommender.serving_version();
-        if let Some(drop) = monitor.observe(serving.as_deref(), verdicts) {
+        let dropped = monitor.observe(serving.as_deref(), verdicts);
+        self.play_rate_dirty.store(true, Ordering::Release);
+        if let Some(drop) = dropped {
             self.stats.play_rate_drops.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 rate = drop.rate,
@@ -334,22 +343,46 @@ impl Retrainer {
         }
     }
 
-    /// Rebuilds the play-rate windows after a restart from the stored
-    /// served-feature log and feedback: the verdicts on what the serving
-    /// model served, in serving order. A drop found in the replay is not a
-    /// trigger (it happened before the restart).
-    fn replay_play_rate(&self) -> Result<(), ActorError> {
-        let (Some(monitor), Some(serving)) = (&self.play_rate, self.recommender.serving_version())
-        else {
+    /// Resumes the play-rate windows after a restart from their last
+    /// checkpoint (saved every second while verdicts change them): start-up costs one
+    /// read, however long the served log. A crash loses at most the last
+    /// second of verdicts from the windows (the events themselves are in
+    /// the store).
+    fn resume_play_rate(&self) -> Result<(), ActorError> {
+        let Some(monitor) = &self.play_rate else {
             return Ok(());
         };
-        let verdicts: Vec<bool> = served_examples(&self.store, self.store.version())?
-            .into_iter()
-            .filter(|e| e.model_version.as_deref() == Some(serving.as_str()))
-            .filter_map(|e| e.label)
-            .collect();
-        let _ = monitor.observe(Some(&serving), &verdicts);
+        if let Some(checkpoint) = self.store.service_state(PLAY_RATE_STATE)? {
+            if !monitor.resume(&checkpoint) {
+                tracing::warn!("play-rate checkpoint unreadable; the windows start afresh");
+            }
+        }
         Ok(())
+    }
+
+    /// Saves the play-rate windows every second while verdicts change them
+    /// (off the actix threads: the save is a synced write).
+    fn start_play_rate_checkpoints(&self) {
+        let Some(monitor) = self.play_rate.clone() else {
+            return;
+        };
+        let (store, dirty) = (Arc::clone(&self.store), Arc::clone(&self.play_rate_dirty));
+        actix::spawn(async move {
+            loop {
+                actix_rt::time::sleep(PLAY_RATE_CHECKPOINT_EVERY).await;
+                if !dirty.swap(false, Ordering::AcqRel) {
+                    continue;
+                }
+                let (store, monitor) = (Arc::clone(&store), Arc::clone(&monitor));
+                let saved = actix_rt::task::spawn_blocking(move || {
+                    store.save_service_state(PLAY_RATE_STATE, monitor.checkpoint())
+                })
+                .await;
+                if let Ok(Err(e)) = saved {
+                    tracing::warn!(error = %e, "play-rate checkpoint not saved");
+                }
+            }
+        });
     }
 
     pub fn play_rate(&self) -> PlayRateSnapshot {

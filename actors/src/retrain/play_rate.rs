@@ -12,7 +12,7 @@ pub struct PlayRateDrop {
     pub baseline: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct State {
     model: Option<String>,
     window_plays: u64,
@@ -82,6 +82,24 @@ impl PlayRateMonitor {
         dropped
     }
 
+    /// The counters as a checkpoint (JSON).
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        serde_json::to_vec(&*s).expect("plain counters serialise")
+    }
+
+    /// Resumes from a [`checkpoint`](Self::checkpoint); an unreadable one
+    /// (from another version) is ignored and the monitor starts afresh.
+    pub fn resume(&self, checkpoint: &[u8]) -> bool {
+        match serde_json::from_slice::<State>(checkpoint) {
+            Ok(state) => {
+                *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     pub fn snapshot(&self) -> PlayRateSnapshot {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         PlayRateSnapshot {
@@ -120,6 +138,20 @@ mod tests {
         m.observe(Some("ranker-1"), &verdicts(9, 10));
         assert_eq!(m.observe(Some("ranker-2"), &verdicts(3, 10)), None);
         assert_eq!(m.snapshot().baseline, Some(0.3));
+    }
+
+    #[test]
+    fn a_resumed_monitor_continues_where_the_checkpoint_left_off() {
+        let m = PlayRateMonitor::new(10, 0.2);
+        m.observe(Some("ranker-1"), &verdicts(8, 10));
+        m.observe(Some("ranker-1"), &verdicts(2, 5));
+        let resumed = PlayRateMonitor::new(10, 0.2);
+        assert!(resumed.resume(&m.checkpoint()));
+        assert_eq!(resumed.snapshot(), m.snapshot());
+        // The half-filled window closes after 5 more verdicts, as it would have.
+        assert!(resumed.observe(Some("ranker-1"), &verdicts(0, 4)).is_none());
+        assert!(resumed.observe(Some("ranker-1"), &[false]).is_some());
+        assert!(!resumed.resume(b"not json"));
     }
 
     #[test]

@@ -144,13 +144,16 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
         if NOT_MONITORED.contains(&name) {
             continue;
         }
-        let rows = store.view_history(&view.label(), version)?;
-        let in_window = |lo: Micros, hi: Micros| {
-            rows.iter()
-                .filter(move |r| r.event_ts > lo && r.event_ts <= hi)
-                .collect::<Vec<_>>()
-        };
-        let (current, previous) = (in_window(now - w, now), in_window(now - 2 * w, now - w));
+        // Streamed: only the two windows' rows are kept.
+        let (mut current, mut previous) = (Vec::new(), Vec::new());
+        store.for_each_history_row(&view.label(), version, |row| {
+            if row.event_ts > now - w && row.event_ts <= now {
+                current.push(row);
+            } else if row.event_ts > now - 2 * w && row.event_ts <= now - w {
+                previous.push(row);
+            }
+            Ok(())
+        })?;
         if current.len() < config.min_rows || previous.len() < config.min_rows {
             continue;
         }
@@ -159,7 +162,7 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
             if feature.is_derived() {
                 continue;
             }
-            let values = |window: &[&reprise_store::HistoryRow]| -> Vec<Value> {
+            let values = |window: &[reprise_store::HistoryRow]| -> Vec<Value> {
                 window
                     .iter()
                     .filter_map(|r| r.values.get(index).cloned().flatten())
@@ -252,20 +255,21 @@ fn anomaly_spike(
     recent: &[Alert],
     now: Micros,
 ) -> Result<Option<Alert>, ActorError> {
-    let rows = match store.view_history("serving_anomaly", store.version()) {
-        Ok(rows) => rows,
+    let w = config.window_micros;
+    let (mut current, mut before) = (0usize, 0usize);
+    let counted = store.for_each_history_row("serving_anomaly", store.version(), |r| {
+        if r.event_ts > now - w && r.event_ts <= now {
+            current += 1;
+        } else if r.event_ts > now - (SPIKE_BASELINE_WINDOWS + 1) * w && r.event_ts <= now - w {
+            before += 1;
+        }
+        Ok(())
+    });
+    match counted {
+        Ok(()) => {}
         Err(reprise_store::StoreError::UnknownView { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
-    };
-    let w = config.window_micros;
-    let current = rows
-        .iter()
-        .filter(|r| r.event_ts > now - w && r.event_ts <= now)
-        .count();
-    let before = rows
-        .iter()
-        .filter(|r| r.event_ts > now - (SPIKE_BASELINE_WINDOWS + 1) * w && r.event_ts <= now - w)
-        .count();
+    }
     let baseline = before as f64 / SPIKE_BASELINE_WINDOWS as f64;
     let quiet = recent.iter().any(|a| {
         a.check == "anomaly_spike"

@@ -4,7 +4,7 @@
 //! vector in `served_item`), feature by feature.
 
 use reprise_store::time::parse_rfc3339;
-use reprise_store::{FeatureStore, StoreError, Value};
+use reprise_store::{FeatureStore, Value};
 use reprise_trainer::context::SCHEMA_ATTACHMENT;
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_validation::distances::numeric;
@@ -58,22 +58,35 @@ pub fn run(
     })?;
     let now = store.clock().now();
     let w = config.window_micros;
-    let served = match store.view_history("served_item", store.version()) {
-        Ok(rows) => rows,
-        Err(StoreError::UnknownView { .. }) => return Ok(SkewRun::default()),
-        Err(e) => return Err(e.into()),
-    };
     let registry = store.registry();
     let view = registry.view("served_item");
-    let (model_slot, features_slot) = (
-        view.and_then(|v| v.feature_index("model_version")),
-        view.and_then(|v| v.feature_index("features")),
+    let Some(served_view) = view else {
+        return Ok(SkewRun::default());
+    };
+    let (model_slot, features_slot, user_slot) = (
+        served_view.feature_index("model_version"),
+        served_view.feature_index("features"),
+        served_view.feature_index("user_id"),
     );
+    // The window of the served log only: its keys start with time-ordered
+    // request ids, so the window is a key range (older random ids in it are
+    // read and skipped by time).
+    let from = reprise_trainer::served_log::first_request_id_at(now - w);
     let mut serving: Vec<Vec<f64>> = vec![Vec::new(); width];
-    for row in served
-        .iter()
-        .filter(|r| r.event_ts > now - w && r.event_ts <= now)
-    {
+    // (user, item) pairs served in the window, for the schema check.
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for row in store.history_rows("served_item", store.version(), &[from.as_str()])? {
+        let row = row?;
+        if !(row.event_ts > now - w && row.event_ts <= now) {
+            continue;
+        }
+        if let (Some(Some(Value::String(user))), Some(item)) =
+            (user_slot.map(|i| &row.values[i]), row.keys.get(1))
+        {
+            if pairs.len() < MAX_SCHEMA_PAIRS * 8 {
+                pairs.push((user.clone(), item.clone()));
+            }
+        }
         let model = model_slot.and_then(|i| row.values.get(i).cloned().flatten());
         if model != Some(Value::String(version.clone())) {
             continue;
@@ -96,18 +109,6 @@ pub fn run(
     {
         let schema: Schema = serde_json::from_slice(&bytes)
             .map_err(|e| ActorError::invalid("schema", e.to_string()))?;
-        let user_slot = view.and_then(|v| v.feature_index("user_id"));
-        let mut pairs: Vec<(String, String)> = served
-            .iter()
-            .filter(|r| r.event_ts > now - w && r.event_ts <= now)
-            .filter_map(|r| {
-                let user = match user_slot.and_then(|i| r.values.get(i).cloned().flatten()) {
-                    Some(Value::String(u)) => u,
-                    _ => return None,
-                };
-                Some((user, r.keys.get(1)?.clone()))
-            })
-            .collect();
         pairs.sort();
         pairs.dedup();
         pairs.truncate(MAX_SCHEMA_PAIRS);

@@ -1,5 +1,6 @@
 //! One file per resource, each with a `configure` function.
 
+pub mod admin;
 pub mod alerts;
 pub mod events;
 pub mod experiments;
@@ -37,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/alerts/{id}/ack"),
     ("post", "/v1/validation/run"),
     ("get", "/v1/validation/reports"),
+    ("post", "/v1/admin/backup"),
+    ("post", "/v1/admin/compact"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -53,11 +56,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     alerts::configure(cfg);
     experiments::configure(cfg);
     retrain::configure(cfg);
+    admin::configure(cfg);
     ops::configure(cfg);
 }
 
 /// Runs blocking work (store scans, model loads, actor calls that wait) on
-/// actix's blocking pool, off the HTTP workers. A panic there fails the
+/// actix's blocking pool, off the HTTP workers, inside the request's span
+/// (so its spans stay in the request's trace). A panic there fails the
 /// request with 500 `internal`; the pool lives on.
 pub(crate) async fn blocking<T, E>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
@@ -66,7 +71,11 @@ where
     T: Send + 'static,
     E: Into<crate::ApiError> + Send + 'static,
 {
-    match web::block(work).await {
+    let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    match web::block(move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(work)))
+        .await
+    {
         Ok(result) => result.map_err(Into::into),
         Err(e) => Err(crate::ApiError::Actor(
             reprise_actors::ActorError::Panicked {

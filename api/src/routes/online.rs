@@ -5,6 +5,7 @@ use reprise_store::time::format_rfc3339;
 
 use crate::body::json_object;
 use crate::error::ApiError;
+use crate::routes::blocking;
 use crate::schema::{ErrorResponse, OnlineRequest, OnlineResponse, OnlineRow};
 use crate::state::AppState;
 
@@ -24,9 +25,25 @@ pub(crate) async fn online_features(
     let mut body = json_object(&req, payload, &state.limits).await?;
     let features = body.strings("features")?;
     let entities = body.objects("entities")?;
-    let result = state.metrics.time_store("online_read", || {
-        state.store.online_features(&features, &entities)
+    // Cache hits are answered on the HTTP worker; a miss (or an
+    // aggregation, computed from its index) reads RocksDB on the blocking
+    // pool, so a slow disk read never holds a worker.
+    let cached = state.metrics.time_store("online_read_cached", || {
+        state.store.online_features_cached(&features, &entities)
     })?;
+    let result = match cached {
+        Some(result) => result,
+        None => {
+            let state = state.clone();
+            let features = features.clone();
+            blocking(move || {
+                state.metrics.time_store("online_read", || {
+                    state.store.online_features(&features, &entities)
+                })
+            })
+            .await?
+        }
+    };
     let rows = result
         .rows
         .into_iter()

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::body::json_object;
 use crate::error::ApiError;
+use crate::routes::blocking;
 use crate::schema::{ErrorResponse, SnapshotDescription, SnapshotRequest};
 use crate::state::AppState;
 use crate::streaming;
@@ -72,7 +73,8 @@ pub(crate) async fn info(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let info = state.store.snapshot_info(&id)?;
+    let store = std::sync::Arc::clone(&state.store);
+    let info = blocking(move || store.snapshot_info(&id)).await?;
     Ok(HttpResponse::Ok().json(describe(info)))
 }
 
@@ -109,7 +111,9 @@ pub(crate) async fn rows(
     };
     let id = id.into_inner();
     // Fail with a proper status before the stream starts.
-    state.store.snapshot_meta(&id)?;
+    let store = std::sync::Arc::clone(&state.store);
+    let known = id.clone();
+    blocking(move || store.snapshot_meta(&known)).await?;
     let (writer, body) = streaming::channel();
     let store = std::sync::Arc::clone(&state.store);
     let (content_type, file_name) = match format {

@@ -70,6 +70,8 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     ("post", "/v1/alerts/{id}/ack", Some("admin")),
     ("post", "/v1/validation/run", Some("admin")),
     ("get", "/v1/validation/reports", Some("read")),
+    ("post", "/v1/admin/backup", Some("admin")),
+    ("post", "/v1/admin/compact", Some("admin")),
     ("get", "/healthz", None),
     ("get", "/readyz", None),
     ("get", "/metrics", None),

@@ -69,3 +69,53 @@ fn every_acknowledged_batch_is_readable_after_sigkill() {
         }
     }
 }
+
+#[test]
+fn a_kill_during_a_compaction_or_a_backup_loses_nothing_acknowledged() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut acknowledged: Vec<(String, i64)> = Vec::new();
+    for round in 0..2 {
+        let server = Server::start(data.path(), &[]);
+        for n in 0..40i64 {
+            let user = format!("r{round}-{n}");
+            let rows: Vec<_> = (0..200)
+                .map(|i| json!({"user_id": format!("{user}-{i}"), "event_timestamp": "2026-11-01T00:00:00Z", "plays_7d": n}))
+                .collect();
+            server.client.push("user_stats", &rows, true).unwrap();
+            acknowledged.push((user, n));
+        }
+        // Round 0 dies in a compaction, round 1 in a backup.
+        let (path, body) = if round == 0 {
+            ("/v1/admin/compact", json!({}))
+        } else {
+            let dir = work.path().join("interrupted-backup");
+            ("/v1/admin/backup", json!({"dir": dir.to_str().unwrap()}))
+        };
+        let client = server.client.clone();
+        let request = std::thread::spawn(move || {
+            let _ = client.post_bytes(path, body.to_string().as_bytes());
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        server.kill();
+        let _ = request.join();
+    }
+    let server = Server::start(data.path(), &[]);
+    for chunk in acknowledged.chunks(50) {
+        let entities: Vec<_> = chunk
+            .iter()
+            .map(|(user, _)| json!({"user_id": format!("{user}-199")}))
+            .collect();
+        let read = server
+            .client
+            .online_features(&["user_stats:plays_7d"], &entities)
+            .unwrap();
+        for ((user, n), row) in chunk.iter().zip(&read.rows) {
+            assert_eq!(row.values[0], json!(n), "batch {user} lost");
+        }
+    }
+    // A backup after the interrupted one works (to a new directory).
+    let dir = work.path().join("backup-after");
+    let (status, body) = server.post("/v1/admin/backup", &json!({"dir": dir.to_str().unwrap()}));
+    assert_eq!(status, 200, "{body}");
+}

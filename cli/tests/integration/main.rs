@@ -1,5 +1,6 @@
 //! HTTP and CLI tests against the real `reprise` binary on 127.0.0.1.
 
+mod backup;
 mod cli;
 mod declared_catalogue;
 mod drift;

@@ -406,6 +406,10 @@ fn the_play_rate_baseline_survives_a_restart() {
         (baseline - rate).abs() < 1e-9,
         "three windows pooled: {baseline} vs {rate}"
     );
+    // The windows are checkpointed every second while verdicts change them
+    // (start-up reads the checkpoint, not the served log): a SIGKILL after
+    // that loses nothing.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
     server.kill();
     let server = start_ml(&data, &args);
     assert_eq!(server.metric("reprise_play_rate_baseline"), baseline);
