@@ -294,6 +294,10 @@ pub struct ServeArgs {
     /// `drift_threshold` overrides it).
     #[arg(long, env = "REPRISE_DRIFT_THRESHOLD", default_value_t = 0.2)]
     pub drift_threshold: f64,
+    /// Rows kept per drift or skew window: windows up to this size are
+    /// compared exactly, larger ones on a uniform sample of this size.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub drift_sample_rows: usize,
     /// Checks whose alerts block model promotion until acknowledged
     /// (comma-separated; empty for none).
     #[arg(

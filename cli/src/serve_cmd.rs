@@ -42,6 +42,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
                     )
                 })?,
             default_threshold: args.drift_threshold,
+            sample_rows: args.drift_sample_rows.max(1),
             webhook: args.alert_webhook.clone(),
             blocking_checks: args
                 .blocking_checks

@@ -15,6 +15,7 @@ use reprise_validation::ColumnDistances;
 use serde::Serialize;
 
 use super::alerts::{self, Alert};
+use super::reservoir::Reservoir;
 use crate::error::ActorError;
 
 /// Views the serving path and the monitors write themselves.
@@ -38,6 +39,10 @@ pub struct DriftConfig {
     pub blocking_checks: Vec<String>,
     /// Every raised alert is POSTed here as JSON, when set.
     pub webhook: Option<String>,
+    /// Rows kept per window (a uniform sample beyond it), so a check costs
+    /// bounded memory however busy a view; windows up to this size are
+    /// compared exactly.
+    pub sample_rows: usize,
 }
 
 impl DriftConfig {
@@ -57,6 +62,7 @@ impl Default for DriftConfig {
                 .map(String::from)
                 .to_vec(),
             webhook: None,
+            sample_rows: 1_000_000,
         }
     }
 }
@@ -144,16 +150,19 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
         if NOT_MONITORED.contains(&name) {
             continue;
         }
-        // Streamed: only the two windows' rows are kept.
-        let (mut current, mut previous) = (Vec::new(), Vec::new());
+        // Streamed: each window's values, a uniform sample beyond
+        // `sample_rows`.
+        let mut current = Reservoir::new(config.sample_rows);
+        let mut previous = Reservoir::new(config.sample_rows);
         store.for_each_history_row(&view.label(), version, |row| {
             if row.event_ts > now - w && row.event_ts <= now {
-                current.push(row);
+                current.push(row.values);
             } else if row.event_ts > now - 2 * w && row.event_ts <= now - w {
-                previous.push(row);
+                previous.push(row.values);
             }
             Ok(())
         })?;
+        let (current, previous) = (current.into_items(), previous.into_items());
         if current.len() < config.min_rows || previous.len() < config.min_rows {
             continue;
         }
@@ -162,10 +171,10 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
             if feature.is_derived() {
                 continue;
             }
-            let values = |window: &[reprise_store::HistoryRow]| -> Vec<Value> {
+            let values = |window: &[Vec<Option<Value>>]| -> Vec<Value> {
                 window
                     .iter()
-                    .filter_map(|r| r.values.get(index).cloned().flatten())
+                    .filter_map(|r| r.get(index).cloned().flatten())
                     .collect()
             };
             let (cur, prev) = (values(&current), values(&previous));

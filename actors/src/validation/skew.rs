@@ -14,6 +14,7 @@ use reprise_validation::ColumnDistances;
 
 use super::alerts::{self, Alert};
 use super::drift::{Comparison, DriftConfig};
+use super::reservoir::Reservoir;
 use crate::error::ActorError;
 
 /// Compares the serving (else newest) ranker's training context with what
@@ -72,9 +73,10 @@ pub fn run(
     // request ids, so the window is a key range (older random ids in it are
     // read and skipped by time).
     let from = reprise_trainer::served_log::first_request_id_at(now - w);
-    let mut serving: Vec<Vec<f64>> = vec![Vec::new(); width];
-    // (user, item) pairs served in the window, for the schema check.
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    // A bounded uniform sample of the window: the served vectors' model
+    // inputs, and the (user, item) pairs for the schema check.
+    let mut vectors: Reservoir<Vec<f32>> = Reservoir::new(config.sample_rows);
+    let mut sampled_pairs: Reservoir<(String, String)> = Reservoir::new(MAX_SCHEMA_PAIRS * 8);
     for row in store.history_rows("served_item", store.version(), &[from.as_str()])? {
         let row = row?;
         if !(row.event_ts > now - w && row.event_ts <= now) {
@@ -83,9 +85,7 @@ pub fn run(
         if let (Some(Some(Value::String(user))), Some(item)) =
             (user_slot.map(|i| &row.values[i]), row.keys.get(1))
         {
-            if pairs.len() < MAX_SCHEMA_PAIRS * 8 {
-                pairs.push((user.clone(), item.clone()));
-            }
+            sampled_pairs.push((user.clone(), item.clone()));
         }
         let model = model_slot.and_then(|i| row.values.get(i).cloned().flatten());
         if model != Some(Value::String(version.clone())) {
@@ -93,12 +93,17 @@ pub fn run(
         }
         if let Some(Some(Value::FloatVector(f))) = features_slot.map(|i| &row.values[i]) {
             if f.len() >= width {
-                for (i, v) in f[f.len() - width..].iter().enumerate() {
-                    serving[i].push(f64::from(*v));
-                }
+                vectors.push(f[f.len() - width..].to_vec());
             }
         }
     }
+    let mut serving: Vec<Vec<f64>> = vec![Vec::new(); width];
+    for vector in vectors.into_items() {
+        for (i, v) in vector.into_iter().enumerate() {
+            serving[i].push(f64::from(v));
+        }
+    }
+    let mut pairs = sampled_pairs.into_items();
     let mut comparisons = Vec::new();
     let mut raised = Vec::new();
     // Serving values against the training schema: the context of the
