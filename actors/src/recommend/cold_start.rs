@@ -86,6 +86,21 @@ impl ColdSource {
     }
 }
 
+/// Segments (country × device) tracked; later ones count globally only.
+pub const MAX_SEGMENTS: usize = 1_000;
+
+/// Items tracked per list; past it the weaker half is dropped.
+pub const MAX_ITEMS: usize = 100_000;
+
+/// Keeps the stronger half of `map` (by decayed count at `now`).
+fn prune(map: &mut HashMap<String, Decayed>, now: Micros, half_life: f64) {
+    let mut values: Vec<f64> = map.values().map(|d| d.value_at(now, half_life)).collect();
+    let middle = values.len() / 2;
+    let (_, cut, _) = values.select_nth_unstable_by(middle, f64::total_cmp);
+    let cut = *cut;
+    map.retain(|_, d| d.value_at(now, half_life) > cut);
+}
+
 pub struct ColdStart {
     config: ColdStartConfig,
     global: Counts,
@@ -105,11 +120,15 @@ impl ColdStart {
     /// starts).
     pub fn record(&mut self, play: &RecordPlay) {
         let c = self.config;
-        let segment = self
-            .segments
-            .entry((play.country.clone(), play.device.clone()))
-            .or_default();
-        for counts in [&mut self.global, segment] {
+        let key = (play.country.clone(), play.device.clone());
+        // Segments come from request context (any string): past the cap, a
+        // new segment's plays count globally only.
+        let segment = if self.segments.contains_key(&key) || self.segments.len() < MAX_SEGMENTS {
+            Some(self.segments.entry(key).or_default())
+        } else {
+            None
+        };
+        for counts in std::iter::once(&mut self.global).chain(segment) {
             counts
                 .popular
                 .entry(play.item.clone())
@@ -121,6 +140,14 @@ impl ColdStart {
                 .or_default()
                 .add(play.at, c.trending_half_life_seconds);
             counts.total.add(play.at, c.popular_half_life_seconds);
+            for (map, half_life) in [
+                (&mut counts.popular, c.popular_half_life_seconds),
+                (&mut counts.trending, c.trending_half_life_seconds),
+            ] {
+                if map.len() > MAX_ITEMS {
+                    prune(map, play.at, half_life);
+                }
+            }
         }
     }
 
@@ -245,6 +272,28 @@ mod tests {
             k,
             now,
         }
+    }
+
+    #[test]
+    fn segments_and_items_are_bounded() {
+        let mut c = ColdStart::new(ColdStartConfig::default());
+        for i in 0..MAX_SEGMENTS + 50 {
+            c.record(&play("i1", &format!("country-{i}"), 0));
+        }
+        assert_eq!(c.segments.len(), MAX_SEGMENTS);
+        assert!(
+            (c.global.total.value_at(0, 1.0) - (MAX_SEGMENTS + 50) as f64).abs() < 1e-6,
+            "every play counts globally"
+        );
+        // A popular item survives pruning; one-off items make room.
+        for _ in 0..10 {
+            c.record(&play("hit", "SE", 0));
+        }
+        for i in 0..MAX_ITEMS + 10 {
+            c.record(&play(&format!("once-{i}"), "SE", 0));
+        }
+        assert!(c.global.popular.len() <= MAX_ITEMS + 1);
+        assert!(c.global.popular.contains_key("hit"));
     }
 
     #[test]
