@@ -126,6 +126,9 @@ pub fn window_outlives(horizon: Micros, retention: Micros) -> Option<String> {
 /// changes.
 pub type SharedRules = Arc<std::sync::RwLock<Arc<RetentionRules>>>;
 
+/// How much earlier than the horizon a read is refused (see `check_lookup`).
+pub const READ_MARGIN: Micros = 3_600 * crate::time::MICROS_PER_SECOND;
+
 /// Refuses a lookup of `view` at `at` that could reach history its
 /// retention has dropped (or will drop before the read ends), naming
 /// `field`.
@@ -140,7 +143,9 @@ pub fn check_lookup(
     if retention == 0 {
         return Ok(());
     }
-    let horizon = now.saturating_sub(retention);
+    // A compaction running while the read goes on judges the horizon at its
+    // own (later) clock: refuse an hour early rather than race it.
+    let horizon = now.saturating_sub(retention).saturating_add(READ_MARGIN);
     if lookback_start(view, at) >= horizon {
         return Ok(());
     }

@@ -76,6 +76,43 @@ pub fn first_request_id_at(since: Micros) -> String {
     format!("{:012x}{}", millis & 0xffff_ffff_ffff, "0".repeat(20))
 }
 
+/// The service-state record of when request ids became time-ordered
+/// (UUIDv7) in this store: saved once by the server at its first start with
+/// them, as Unix microseconds (8 bytes, big-endian).
+pub const TIME_ORDERED_IDS_STATE: &str = "request_ids_time_ordered_since";
+
+/// How long before a window's start its key range begins: a request's id
+/// is taken when it starts and its rows are stamped when they are logged
+/// (the request timeout bounds the gap).
+pub const ID_SLACK_MICROS: Micros = 10 * 60 * 1_000_000;
+
+/// Records, unless already recorded, that request ids are time-ordered
+/// from now on.
+pub fn mark_time_ordered_ids(store: &FeatureStore) -> Result<()> {
+    if store.service_state(TIME_ORDERED_IDS_STATE)?.is_none() {
+        let now = store.clock().now();
+        store.save_service_state(TIME_ORDERED_IDS_STATE, now.to_be_bytes().to_vec())?;
+    }
+    Ok(())
+}
+
+/// Where a read of the served log from `since` starts: the first request id
+/// of `since` minus the slack, or the beginning when the window reaches
+/// back before request ids were time-ordered (older random ids sort
+/// anywhere).
+pub fn window_start(store: &FeatureStore, since: Micros) -> Result<String> {
+    let marked = store
+        .service_state(TIME_ORDERED_IDS_STATE)?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map(i64::from_be_bytes);
+    Ok(match marked {
+        Some(marked) if since.saturating_sub(ID_SLACK_MICROS) >= marked => {
+            first_request_id_at(since - ID_SLACK_MICROS)
+        }
+        _ => String::new(),
+    })
+}
+
 /// Rows of `view` from request `from`, or none when the view is unknown.
 fn rows_from<'a>(
     store: &'a FeatureStore,
@@ -99,15 +136,18 @@ fn rows_from<'a>(
 /// or after `since` (all when `None`), in key order — (request id, item):
 /// serving order for the time-ordered request ids. Both views are keyed by
 /// (request id, item id), so this is one merge of two cursors: memory stays
-/// flat and, with `since`, the cost follows the window, not the log (rows of
-/// requests with older-style random ids are read and skipped by time).
+/// flat and, with `since`, the cost follows the window (plus a slack), not
+/// the log, once request ids are time-ordered ([`window_start`]).
 pub fn for_each_served(
     store: &FeatureStore,
     version: u64,
     since: Option<Micros>,
     mut visit: impl FnMut(ServedExample) -> Result<()>,
 ) -> Result<()> {
-    let from = since.map(first_request_id_at).unwrap_or_default();
+    let from = match since {
+        Some(since) => window_start(store, since)?,
+        None => String::new(),
+    };
     let Some(served) = rows_from(store, SERVED_VIEW, version, &from)? else {
         return Ok(());
     };

@@ -92,13 +92,19 @@ pub const MAX_SEGMENTS: usize = 1_000;
 /// Items tracked per list; past it the weaker half is dropped.
 pub const MAX_ITEMS: usize = 100_000;
 
-/// Keeps the stronger half of `map` (by decayed count at `now`).
+/// Keeps the stronger half of `map` (by decayed count at `now`; ties broken
+/// by item id, so exactly half goes however many values tie).
 fn prune(map: &mut HashMap<String, Decayed>, now: Micros, half_life: f64) {
-    let mut values: Vec<f64> = map.values().map(|d| d.value_at(now, half_life)).collect();
-    let middle = values.len() / 2;
-    let (_, cut, _) = values.select_nth_unstable_by(middle, f64::total_cmp);
-    let cut = *cut;
-    map.retain(|_, d| d.value_at(now, half_life) > cut);
+    let mut ranked: Vec<(f64, String)> = map
+        .iter()
+        .map(|(item, d)| (d.value_at(now, half_life), item.clone()))
+        .collect();
+    let keep = ranked.len() / 2;
+    // Strongest first.
+    ranked.select_nth_unstable_by(keep, |a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    for (_, item) in &ranked[keep..] {
+        map.remove(item);
+    }
 }
 
 pub struct ColdStart {
@@ -292,7 +298,8 @@ mod tests {
         for i in 0..MAX_ITEMS + 10 {
             c.record(&play(&format!("once-{i}"), "SE", 0));
         }
-        assert!(c.global.popular.len() <= MAX_ITEMS + 1);
+        let n = c.global.popular.len();
+        assert!(n <= MAX_ITEMS + 1 && n > MAX_ITEMS / 2, "{n}");
         assert!(c.global.popular.contains_key("hit"));
     }
 

@@ -54,12 +54,12 @@ impl Histories {
             }
         };
         store.for_each_history_row(&view, store.version(), |row| {
-            let [row_user, item] = <[String; 2]>::try_from(row.keys).map_err(|keys| {
-                reprise_store::StoreError::Corrupt(format!(
-                    "interactions view `{view}` row with {} keys",
-                    keys.len()
-                ))
-            })?;
+            // (user, item, ...): further keys (a context entity) are not
+            // part of the history.
+            let mut keys = row.keys.into_iter();
+            let (Some(row_user), Some(item)) = (keys.next(), keys.next()) else {
+                return Ok(());
+            };
             if user.as_deref() != Some(row_user.as_str()) {
                 if let Some(done) = user.take() {
                     flush(&done, &mut plays);

@@ -399,6 +399,9 @@ impl Recommender {
     /// actors (must run inside an actix system).
     pub fn start(store: Arc<FeatureStore>, config: RecommenderConfig) -> Result<Self, ActorError> {
         let stats = Arc::new(ServingStats::default());
+        // Request ids are UUIDv7 from here on (`new_request_id`): windows of
+        // the served log after this moment are key ranges.
+        reprise_trainer::served_log::mark_time_ordered_ids(&store)?;
         let shared = Arc::new(Shared {
             catalog: Arc::new(Catalog::load_latest(&store)?),
             histories: Arc::new(Histories::load(&store, config.max_history_items)?),

@@ -72,7 +72,7 @@ pub fn run(
     // The window of the served log only: its keys start with time-ordered
     // request ids, so the window is a key range (older random ids in it are
     // read and skipped by time).
-    let from = reprise_trainer::served_log::first_request_id_at(now - w);
+    let from = reprise_trainer::served_log::window_start(store, now - w)?;
     // A bounded uniform sample of the window: the served vectors' model
     // inputs, and the (user, item) pairs for the schema check.
     let mut vectors: Reservoir<Vec<f32>> = Reservoir::new(config.sample_rows);

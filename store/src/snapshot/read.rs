@@ -175,12 +175,26 @@ impl FeatureStore {
         for plan in plans {
             computed.push(self.compute_plan(meta, plan, cutoff, &entity_rows)?);
         }
+        // A value is moved into its last column and cloned into any earlier
+        // one (`v:f` and `v@N:f` name one feature under two columns).
+        let last_use: Vec<bool> = feature_slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| !feature_slots[i + 1..].contains(slot))
+            .collect();
         let mut rows = Vec::with_capacity(entity_rows.len());
         for (r, entity_row) in entity_rows.into_iter().enumerate() {
-            // Each (view, feature) is one output column at most: moved out.
             let values = feature_slots
                 .iter()
-                .map(|&(plan, feature)| computed[plan][r].as_mut().and_then(|v| v[feature].take()))
+                .zip(&last_use)
+                .map(|(&(plan, feature), &last)| {
+                    let computed = computed[plan][r].as_mut()?;
+                    if last {
+                        computed[feature].take()
+                    } else {
+                        computed[feature].clone()
+                    }
+                })
                 .collect();
             for plan in computed.iter_mut() {
                 plan[r] = None;

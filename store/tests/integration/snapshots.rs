@@ -348,3 +348,33 @@ fn history_rows_stream_from_an_entity_in_key_order() {
     assert_eq!(t.store.history_rows("a", 0, &[]).unwrap().count(), 0);
     assert!(t.store.history_rows("nope", 1, &[]).is_err());
 }
+
+#[test]
+fn one_feature_under_two_columns_fills_both() {
+    let t = store(Kind::Memory, 100);
+    t.store
+        .push(
+            "a",
+            &[json!({"user_id": "u1", "event_timestamp": ts(10), "x": 7})],
+            false,
+        )
+        .unwrap();
+    let spec = SnapshotSpec {
+        features: vec!["a:x".into(), "a@1:x".into(), "a:x_log".into()],
+        as_of_version: None,
+        cutoff: Cutoff::Created,
+    };
+    let info = t
+        .store
+        .create_snapshot(
+            &spec,
+            [Ok(json!({"user_id": "u1", "event_timestamp": ts(100)}))],
+        )
+        .unwrap();
+    let mut out = Vec::new();
+    t.store.write_snapshot_jsonl(&info.id, &mut out).unwrap();
+    let row: Json = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(row["a__x"], json!(7));
+    assert_eq!(row["a_v1__x"], json!(7));
+    assert!(row["a__x_log"].as_f64().is_some());
+}
