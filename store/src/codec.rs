@@ -117,6 +117,11 @@ pub fn history_position(prefix: &[u8], key: &[u8]) -> Option<HistoryPosition> {
     })
 }
 
+/// Every key of one snapshot starts with this.
+pub fn snapshot_prefix(id: &str) -> Vec<u8> {
+    [id.as_bytes(), b"\0"].concat()
+}
+
 pub fn snapshot_meta_key(id: &str) -> Vec<u8> {
     [id.as_bytes(), b"\0meta"].concat()
 }

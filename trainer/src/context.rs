@@ -99,6 +99,26 @@ pub struct SnapshotContext<'a> {
     /// The raw values of every fetched row, when asked to keep them.
     kept: Option<Mutex<Vec<KeptRow>>>,
     logged: LoggedContext,
+    /// Snapshots to keep when the context is dropped (the others, which
+    /// nothing references, are deleted then).
+    keep: Mutex<Vec<String>>,
+}
+
+impl Drop for SnapshotContext<'_> {
+    /// Deletes the snapshots this context created that were not kept: a
+    /// training run's evaluation snapshots are referenced by nothing once
+    /// the run is over.
+    fn drop(&mut self) {
+        let keep = std::mem::take(&mut *self.keep.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in self.snapshot_ids() {
+            if keep.contains(&id) {
+                continue;
+            }
+            if let Err(e) = self.store.delete_snapshot(&id) {
+                tracing::warn!(snapshot = %id, error = %e, "a run's snapshot was not deleted");
+            }
+        }
+    }
 }
 
 impl<'a> SnapshotContext<'a> {
@@ -116,6 +136,7 @@ impl<'a> SnapshotContext<'a> {
             snapshots: Mutex::new(Vec::new()),
             kept: None,
             logged: logged_context(store, dataset, inputs, store_version)?,
+            keep: Mutex::new(Vec::new()),
         })
     }
 
@@ -140,6 +161,14 @@ impl<'a> SnapshotContext<'a> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Keeps snapshot `id` (one a model records) when the context is dropped.
+    pub fn keep_snapshot(&self, id: &str) {
+        self.keep
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id.to_owned());
     }
 
     /// Rows kept by [`SnapshotContext::keeping_rows`].

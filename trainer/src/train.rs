@@ -178,6 +178,9 @@ pub fn train(
     step("build training data", &mut steps, progress);
 
     let training_snapshot_id = context.snapshot_ids().pop().unwrap_or_default();
+    // The model records this one (skew checks and retraining read it); the
+    // context deletes its other snapshots when the run ends.
+    context.keep_snapshot(&training_snapshot_id);
     let schema_warnings = validate(
         store,
         &training_snapshot_id,

@@ -195,6 +195,13 @@ fn a_run_is_reproducible_and_evaluating_its_model_gives_its_metrics() {
         ),
         ("ranker-1", "embeddings-1")
     );
+    // The run's evaluation snapshots are gone; the one its model records
+    // stays.
+    assert_eq!(
+        store.snapshot_ids().unwrap(),
+        vec![first.training_snapshot_id.clone()]
+    );
+    assert!(store.snapshot_info(&first.training_snapshot_id).is_ok());
     let second = train(&store, &options, &mut |_| {}).unwrap();
     assert_eq!(second.ranker_version, "ranker-2");
     assert!(

@@ -316,3 +316,40 @@ impl PassthroughColumns {
             .collect()
     }
 }
+
+impl FeatureStore {
+    /// Deletes a snapshot (definition, entity rows, attachments) in one
+    /// batch. Its id then answers `snapshot_not_found`.
+    pub fn delete_snapshot(&self, id: &str) -> Result<()> {
+        self.snapshot_meta(id)?;
+        let prefix = codec::snapshot_prefix(id);
+        let mut batch = WriteBatch::default();
+        let mut cursor = self.engine.cursor(Cf::Snapshots)?;
+        cursor.seek(&prefix);
+        while let Some((key, _)) = cursor.entry() {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            batch.delete(Cf::Snapshots, key.to_vec());
+            cursor.next();
+        }
+        cursor.status()?;
+        drop(cursor);
+        self.engine.write(batch)
+    }
+
+    /// Ids of every stored snapshot.
+    pub fn snapshot_ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut cursor = self.engine.cursor(Cf::Snapshots)?;
+        cursor.seek(b"");
+        while let Some((key, _)) = cursor.entry() {
+            if let Some(id) = key.strip_suffix(b"\0meta") {
+                ids.push(String::from_utf8_lossy(id).into_owned());
+            }
+            cursor.next();
+        }
+        cursor.status()?;
+        Ok(ids)
+    }
+}

@@ -378,3 +378,45 @@ fn one_feature_under_two_columns_fills_both() {
     assert_eq!(row["a_v1__x"], json!(7));
     assert!(row["a__x_log"].as_f64().is_some());
 }
+
+#[test]
+fn a_deleted_snapshot_is_gone_and_others_stay() {
+    let t = store(Kind::Rocks, 100);
+    t.store
+        .push(
+            "a",
+            &[json!({"user_id": "u1", "event_timestamp": ts(10), "x": 7})],
+            false,
+        )
+        .unwrap();
+    let spec = SnapshotSpec {
+        features: vec!["a:x".into()],
+        as_of_version: None,
+        cutoff: Cutoff::Created,
+    };
+    let rows = || (0..5000).map(|_| Ok(json!({"user_id": "u1", "event_timestamp": ts(100)})));
+    let (first, second) = (
+        t.store.create_snapshot(&spec, rows()).unwrap(),
+        t.store.create_snapshot(&spec, rows()).unwrap(),
+    );
+    assert_eq!(t.store.snapshot_ids().unwrap().len(), 2);
+    t.store.delete_snapshot(&first.id).unwrap();
+    assert!(matches!(
+        t.store.snapshot_info(&first.id),
+        Err(StoreError::UnknownSnapshot(_))
+    ));
+    assert!(t
+        .store
+        .write_snapshot_jsonl(&first.id, &mut Vec::new())
+        .is_err());
+    assert_eq!(t.store.snapshot_ids().unwrap(), vec![second.id.clone()]);
+    let mut out = Vec::new();
+    assert_eq!(
+        t.store.write_snapshot_jsonl(&second.id, &mut out).unwrap(),
+        5000
+    );
+    assert!(matches!(
+        t.store.delete_snapshot(&first.id),
+        Err(StoreError::UnknownSnapshot(_))
+    ));
+}
