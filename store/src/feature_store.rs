@@ -264,7 +264,11 @@ impl FeatureStore {
     /// operators and tests).
     pub fn compact_history(&self) -> Result<()> {
         let _span = tracing::info_span!("store.compact_history").entered();
-        self.engine.compact_history()
+        self.engine.compact_history()?;
+        // Rows it reclaimed may still sit in the cache (reads already treat
+        // them as forgotten; this frees the memory).
+        self.cache.clear();
+        Ok(())
     }
 
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {

@@ -196,10 +196,19 @@ impl FeatureStore {
                     .iter()
                     .enumerate()
                     .map(|(v, slot)| {
-                        stored[base + v].clone().map(|row| {
-                            let values = slot.view.compute(&row);
-                            (row, values)
-                        })
+                        // A key not written within its view's retention is
+                        // forgotten, whether or not a compaction has
+                        // reclaimed its row yet (or the cache still holds it).
+                        let retention = slot.view.retention_micros;
+                        stored[base + v]
+                            .clone()
+                            .filter(|row| {
+                                retention == 0 || row.event_ts > now.saturating_sub(retention)
+                            })
+                            .map(|row| {
+                                let values = slot.view.compute(&row);
+                                (row, values)
+                            })
                     })
                     .collect();
                 let mut out = OnlineRow {

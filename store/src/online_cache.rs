@@ -88,6 +88,11 @@ impl OnlineCache {
         self.cache.invalidate(key);
     }
 
+    /// Drops every entry (after a compaction reclaimed expired rows).
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// Counters and sizes; moka updates sizes lazily, so pending
     /// maintenance runs first (cheap; called per metrics scrape).
     pub fn stats(&self) -> CacheStats {

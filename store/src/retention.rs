@@ -6,7 +6,9 @@
 //!
 //! What a user can rely on, with `retention = R` on a view and the store's
 //! clock at `now` (the horizon is `now - R`):
-//! - every row with an event time after the horizon is kept;
+//! - every row with an event time after the horizon is kept; the latest row
+//!   of a key stays readable online until its TTL, and is forgotten (online
+//!   too) once the key has not been written for the retention;
 //! - a snapshot whose lookups could reach before the horizon is refused
 //!   with a clear error (lookups of an entity row at `t` reach back to
 //!   `t - ttl` for a view with a TTL, to `t - the widest window` for an
@@ -57,18 +59,29 @@ impl RetentionRules {
     /// Whether the entry `key` of `cf` holds a row older than its view's
     /// retention. History keys are `view id ++ entity ++ position`,
     /// aggregation-index keys `source view id ++ mask ++ group ++ position`;
-    /// other column families are never expired.
-    pub fn expired(&self, cf: Cf, key: &[u8], now: Micros) -> bool {
-        if !matches!(cf, Cf::History | Cf::AggIndex) || key.len() < 4 + HistoryPosition::LEN {
+    /// an online row (`view id ++ entity`, the latest row of a key) is
+    /// expired when that latest row itself is older than the retention (the
+    /// key was not written within it); other column families are never
+    /// expired.
+    pub fn expired(&self, cf: Cf, key: &[u8], value: &[u8], now: Micros) -> bool {
+        if key.len() < 4 {
             return false;
         }
         let view = u32::from_be_bytes(key[..4].try_into().expect("4 bytes"));
         let Some(&retention) = self.by_view.get(&view) else {
             return false;
         };
-        let tail = &key[key.len() - HistoryPosition::LEN..];
-        let event_ts =
-            (u64::from_be_bytes(tail[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
+        let event_ts = match cf {
+            Cf::History | Cf::AggIndex if key.len() >= 4 + HistoryPosition::LEN => {
+                let tail = &key[key.len() - HistoryPosition::LEN..];
+                (u64::from_be_bytes(tail[..8].try_into().expect("8 bytes")) ^ (1 << 63)) as i64
+            }
+            Cf::Online => match <crate::proto::Row as prost::Message>::decode(value) {
+                Ok(row) => row.event_ts_micros,
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
         event_ts <= now.saturating_sub(retention)
     }
 

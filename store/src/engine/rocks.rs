@@ -68,13 +68,13 @@ impl RocksEngine {
             let mut cf_options = Options::default();
             cf_options.set_block_based_table_factory(&table);
             cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            if matches!(cf, Cf::History | Cf::AggIndex) {
+            if matches!(cf, Cf::History | Cf::AggIndex | Cf::Online) {
                 let (rules, cf) = (Arc::clone(&retention), *cf);
                 cf_options.set_compaction_filter(
                     "reprise_retention",
-                    move |_, key: &[u8], _: &[u8]| {
+                    move |_, key: &[u8], value: &[u8]| {
                         let rules = Arc::clone(&rules.read().unwrap_or_else(|p| p.into_inner()));
-                        if !rules.is_empty() && rules.expired(cf, key, rules.now()) {
+                        if !rules.is_empty() && rules.expired(cf, key, value, rules.now()) {
                             Decision::Remove
                         } else {
                             Decision::Keep
@@ -202,7 +202,7 @@ impl Engine for RocksEngine {
     }
 
     fn compact_history(&self) -> Result<()> {
-        for cf in [Cf::History, Cf::AggIndex] {
+        for cf in [Cf::History, Cf::AggIndex, Cf::Online] {
             let mut options = rocksdb::CompactOptions::default();
             // Rewrite the bottom level too: that is where old rows sit.
             options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);

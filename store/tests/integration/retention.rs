@@ -79,7 +79,33 @@ fn expired_rows_leave_at_compaction_and_what_is_inside_retention_stays() {
         t.store.push("play", &row("seconds"), false).unwrap();
         t.store.push("kept", &row("x"), false).unwrap();
     }
+    // A key written once, on day 1, and never again.
+    t.clock.set(seconds(DAY));
+    t.store
+        .push(
+            "play",
+            &[json!({"user_id": "u2", "event_timestamp": ts(DAY), "seconds": 5})],
+            false,
+        )
+        .unwrap();
     let now = 20 * DAY;
+    t.clock.set(seconds(now));
+    let u2_play = |store: &reprise_store::FeatureStore| {
+        store
+            .online_features(
+                &["play:seconds".into()],
+                &[json!({"user_id": "u2"}).as_object().unwrap().clone()],
+            )
+            .unwrap()
+            .rows[0]
+            .statuses[0]
+    };
+    // Day 20: u2's only row (day 1) is older than the 7-day retention, so
+    // it is forgotten online at once (judged at read time, like a TTL), and
+    // the compaction below reclaims it.
+    assert_eq!(u2_play(&t.store), reprise_store::FeatureStatus::NotFound);
+    t.clock.set(seconds(5 * DAY));
+    assert_eq!(u2_play(&t.store), reprise_store::FeatureStatus::Present);
     t.clock.set(seconds(now));
     assert_eq!(
         history_days(&t.store, "profile").len(),
@@ -87,6 +113,12 @@ fn expired_rows_leave_at_compaction_and_what_is_inside_retention_stays() {
         "nothing dropped before a compaction"
     );
     t.store.compact_history().unwrap();
+
+    // The online row is gone from disk too: read with the clock set back to
+    // a day when it would still be visible, it is not found.
+    t.clock.set(seconds(5 * DAY));
+    assert_eq!(u2_play(&t.store), reprise_store::FeatureStatus::NotFound);
+    t.clock.set(seconds(now));
 
     // The horizon is day 13: rows at or before it are gone, later ones kept.
     assert_eq!(
