@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -28,9 +27,9 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from bench_common import START, SPAN, rfc3339, run, timestamps
+
 WINDOWS = {"1h": 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
-START = 1_767_225_600  # 2026-01-01T00:00:00Z
-SPAN = 60 * 86400
 
 # One definition file for this script and the criterion benchmark.
 DEFINITIONS = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "store", "benches", "aggregations.toml")).read()
@@ -40,18 +39,6 @@ FEATURES = (
     + [f"user_plays:seconds_sum_{w}" for w in WINDOWS]
     + [f"user_plays:seconds_mean_{w}" for w in WINDOWS]
 )
-
-
-def timestamps(seconds: np.ndarray) -> pa.Array:
-    return pa.array(seconds * 1_000_000, type=pa.timestamp("us", tz="UTC"))
-
-
-def rfc3339(table: pa.Table) -> pa.Table:
-    """The table with its event_timestamp as RFC 3339 text (for CSV)."""
-    seconds = table.column("event_timestamp").cast(pa.int64()).to_numpy() // 1_000_000
-    text = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
-    column = pa.array(np.char.add(text.astype(str), "Z"))
-    return table.set_column(table.schema.get_field_index("event_timestamp"), "event_timestamp", column)
 
 
 def generate(directory: str, events: int, entity_rows: int, users: int) -> None:
@@ -77,15 +64,6 @@ def generate(directory: str, events: int, entity_rows: int, users: int) -> None:
     )
     pq.write_table(entities, os.path.join(directory, "entities.parquet"))
     pcsv.write_csv(rfc3339(entities), os.path.join(directory, "entities.csv"))
-
-
-def run(label: str, command: list) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{label} failed:\n{result.stderr}")
-    return elapsed
 
 
 def duckdb_windows(directory: str):

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -28,8 +27,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-START = 1_767_225_600  # 2026-01-01T00:00:00Z
-SPAN = 60 * 86400
+from bench_common import START, SPAN, rfc3339, run, timestamps
+
 FLOATS = [f"f{i}" for i in range(5)]
 INTS = [f"n{i}" for i in range(3)]
 STRINGS = [f"s{i}" for i in range(2)]
@@ -49,17 +48,6 @@ ttl = "0"
     f'\n[[feature_view.feature]]\nname = "{name}"\ntype = "{kind}"\n'
     for name, kind in [(f, "float64") for f in FLOATS] + [(n, "int64") for n in INTS] + [(s, "string") for s in STRINGS]
 )
-
-
-def timestamps(seconds: np.ndarray) -> pa.Array:
-    return pa.array(seconds * 1_000_000, type=pa.timestamp("us", tz="UTC"))
-
-
-def rfc3339(table: pa.Table) -> pa.Table:
-    seconds = table.column("event_timestamp").cast(pa.int64()).to_numpy() // 1_000_000
-    text = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
-    column = pa.array(np.char.add(text.astype(str), "Z"))
-    return table.set_column(table.schema.get_field_index("event_timestamp"), "event_timestamp", column)
 
 
 def generate(directory: str, history: int, entity_rows: int, users: int) -> None:
@@ -88,15 +76,6 @@ def generate(directory: str, history: int, entity_rows: int, users: int) -> None
     )
     pq.write_table(entities, os.path.join(directory, "entities.parquet"))
     pcsv.write_csv(rfc3339(entities), os.path.join(directory, "entities.csv"))
-
-
-def run(label: str, command: list) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"{label} failed:\n{result.stderr}")
-    return elapsed
 
 
 def duckdb_asof(directory: str) -> float:

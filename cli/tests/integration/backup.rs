@@ -3,6 +3,7 @@
 //! into a store that serves the same pinned snapshots, and `reprise
 //! backup`/`restore` do the same for a stopped store.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,25 @@ fn snapshot_rows(server: &Server, users: &[String], version: u64) -> Vec<Json> {
         })
         .unwrap();
     server.client.snapshot_rows(&info.snapshot_id).unwrap()
+}
+
+/// `reprise restore --from BACKUP` into `data_dir`; must succeed.
+fn restore(backup: &Path, data_dir: &Path) {
+    let out = Command::new(binary())
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "restore",
+            "--from",
+        ])
+        .arg(backup)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -99,21 +119,7 @@ fn a_backup_under_push_load_holds_every_acknowledged_batch_and_restores() {
 
     // Restore the first backup: every batch acknowledged before it is there.
     let restored = work.path().join("restored-1");
-    let out = Command::new(binary())
-        .args([
-            "--data-dir",
-            restored.to_str().unwrap(),
-            "restore",
-            "--from",
-            dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    restore(&dir, &restored);
     let server = Server::start(&restored, &[]);
     assert!(server.store_version() >= backup_version);
     let rows = snapshot_rows(&server, &users, backup_version);
@@ -132,21 +138,7 @@ fn a_backup_under_push_load_holds_every_acknowledged_batch_and_restores() {
 
     // The idle backup restores the exact same snapshot.
     let restored = work.path().join("restored-2");
-    let out = Command::new(binary())
-        .args([
-            "--data-dir",
-            restored.to_str().unwrap(),
-            "restore",
-            "--from",
-            idle_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    restore(&idle_dir, &restored);
     let server = Server::start(&restored, &[]);
     assert_eq!(server.store_version(), idle_version);
     assert_eq!(snapshot_rows(&server, &users, idle_version), reference);

@@ -416,3 +416,29 @@ fn the_play_rate_baseline_survives_a_restart() {
     assert_eq!(server.metric("reprise_play_rate_last_window"), last);
     drop(dir);
 }
+
+#[test]
+fn a_run_killed_by_sigkill_is_marked_failed_and_the_serving_model_is_unchanged() {
+    let (dir, data) = trained_data(
+        60,
+        ITEMS_PER_GROUP,
+        &["--factors", "8", "--iterations", "5"],
+    );
+    let args = ["--retrain-every", "0"];
+    let server = start_ml(&data, &args);
+    let serving = server.recommend("1", 5)["model_version"].clone();
+    let id = start_run(&server, &json!({}));
+    server.kill();
+
+    let server = start_ml(&data, &args);
+    let (status, run) = server.get(&format!("/v1/retrain/runs/{id}"));
+    assert_eq!(status, 200, "{run}");
+    // Killed within milliseconds of the 202; a run takes far longer.
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["reason"].as_str().unwrap().contains("interrupted"),
+        "{run}"
+    );
+    assert_eq!(server.recommend("1", 5)["model_version"], serving);
+    drop(dir);
+}
