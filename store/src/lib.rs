@@ -12,6 +12,7 @@ pub mod aggregation;
 pub mod backup;
 pub mod cf;
 pub mod codec;
+pub mod counters;
 pub mod definitions;
 pub mod engine;
 pub mod error;

@@ -11,6 +11,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::cf::Cf;
 use crate::codec::{self, HistoryPosition};
+use crate::counters::Deltas;
 use crate::engine::WriteBatch;
 use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
@@ -57,6 +58,18 @@ impl FeatureStore {
         batches: &[(&str, &[Json])],
         backfill: bool,
     ) -> Result<Vec<PushOutcome>> {
+        self.push_all_counting(batches, backfill, &[])
+    }
+
+    /// [`push_all`](Self::push_all) that also adds `counters` (name,
+    /// delta) to their totals in the same atomic write: the totals include
+    /// these rows exactly when the rows are stored (see `counters.rs`).
+    pub fn push_all_counting(
+        &self,
+        batches: &[(&str, &[Json])],
+        backfill: bool,
+        counters: &[(String, i64)],
+    ) -> Result<Vec<PushOutcome>> {
         let _span = tracing::info_span!("store.push", batches = batches.len()).entered();
         let registry = self.registry();
         let mut pending = Vec::with_capacity(batches.len());
@@ -97,8 +110,24 @@ impl FeatureStore {
                 view: Arc::clone(view),
                 backfill,
                 rows: Mutex::new(parsed),
+                counters: Mutex::new(Deltas::new()),
                 outcome: Mutex::new(None),
             }));
+        }
+        match pending.first() {
+            Some(first) => {
+                let mut deltas = lock(&first.counters);
+                for (name, delta) in counters {
+                    *deltas.entry(name.clone()).or_default() += delta;
+                }
+            }
+            None if !counters.is_empty() => {
+                return Err(StoreError::invalid(
+                    "counters",
+                    "counters are added with a push of at least one batch",
+                ))
+            }
+            None => {}
         }
         tracing::info_span!("commit").in_scope(|| self.commit_in_group(pending))
     }
@@ -151,8 +180,12 @@ impl FeatureStore {
         // The newest row per (view, entity) over the group: later rows and
         // later batches win ties on event time.
         let mut newest: HashMap<Vec<u8>, Newest> = HashMap::new();
+        let mut counters = Deltas::new();
         for pending in group {
             version += 1;
+            for (name, delta) in std::mem::take(&mut *lock(&pending.counters)) {
+                *counters.entry(name).or_default() += delta;
+            }
             let rows = std::mem::take(&mut *lock(&pending.rows));
             outcomes.push(PushOutcome {
                 written: rows.len(),
@@ -221,6 +254,7 @@ impl FeatureStore {
                 touched.push(key);
             }
         }
+        self.add_counters(&mut batch, &counters)?;
         self.commit(batch, version, &touched)?;
         let writes: Vec<(u32, u64)> = group
             .iter()
@@ -237,6 +271,8 @@ pub(crate) struct PendingBatch {
     view: Arc<FeatureView>,
     backfill: bool,
     rows: Mutex<Vec<ParsedRow>>,
+    /// Counter deltas written with the batch (on the first of a push).
+    counters: Mutex<Deltas>,
     outcome: Mutex<Option<Result<PushOutcome>>>,
 }
 

@@ -2,6 +2,7 @@
 
 mod aggregations;
 mod common;
+mod counters;
 mod engine_conformance;
 mod group_commit;
 mod migrations;
