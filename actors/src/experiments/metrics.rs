@@ -7,6 +7,7 @@ use reprise_store::FeatureStore;
 use serde::Serialize;
 
 use super::assign::Experiment;
+use super::tally::Tally;
 use crate::error::ActorError;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,15 +55,33 @@ pub fn two_proportion(x1: u64, n1: u64, x2: u64, n2: u64) -> Option<(f64, f64, (
     ))
 }
 
-/// Metrics of every arm of `experiment` since it was defined.
+/// Metrics of every arm of `experiment` since it was defined: from its
+/// tally (a few lookups) when it has one, else by a scan of the served log.
 pub fn arm_metrics(
     store: &FeatureStore,
     experiment: &Experiment,
 ) -> Result<Vec<ArmMetrics>, ActorError> {
+    let tally = Tally::of(experiment);
+    let counts = if tally.exists(store)? {
+        experiment
+            .arms
+            .iter()
+            .map(|arm| tally.read(store, &arm.name))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        scan_counts(store, experiment)?
+    };
+    Ok(with_tests(experiment, counts))
+}
+
+/// (impressions, plays, skips) per arm, counted over the served log since
+/// the experiment was defined: a key range of the time-ordered request ids,
+/// streamed (what the tallies keep up to date as they go).
+pub fn scan_counts(
+    store: &FeatureStore,
+    experiment: &Experiment,
+) -> Result<Vec<(u64, u64, u64)>, ActorError> {
     let since = parse_rfc3339(&experiment.defined_at).unwrap_or(i64::MIN);
-    // (impressions, plays, skips) per arm, counted over the served log
-    // since the experiment was defined: a key range of the time-ordered
-    // request ids, streamed.
     let mut counts = vec![(0u64, 0u64, 0u64); experiment.arms.len()];
     reprise_trainer::served_log::for_each_served(store, store.version(), Some(since), |example| {
         let arm = experiment.arms.iter().position(|arm| {
@@ -76,6 +95,11 @@ pub fn arm_metrics(
         }
         Ok(())
     })?;
+    Ok(counts)
+}
+
+/// The arms' rates and their tests against the first arm.
+fn with_tests(experiment: &Experiment, counts: Vec<(u64, u64, u64)>) -> Vec<ArmMetrics> {
     let mut out: Vec<ArmMetrics> = experiment
         .arms
         .iter()
@@ -107,7 +131,7 @@ pub fn arm_metrics(
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

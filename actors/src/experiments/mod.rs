@@ -6,6 +6,8 @@
 pub mod assign;
 pub mod metrics;
 pub mod registry;
+pub mod tally;
 
 pub use assign::{bucket, Arm, Experiment};
-pub use metrics::{arm_metrics, ArmMetrics};
+pub use metrics::{arm_metrics, scan_counts, ArmMetrics};
+pub use tally::Tally;

@@ -8,6 +8,7 @@ use reprise_store::{FeatureStore, StoreError, Value};
 use serde_json::json;
 
 use super::assign::{Arm, Experiment};
+use super::tally::Tally;
 use crate::error::ActorError;
 
 pub const EXPERIMENT_VIEW: &str = "experiment";
@@ -34,10 +35,18 @@ pub fn put(store: &FeatureStore, experiment: &Experiment) -> Result<(), ActorErr
             Err(e) => return Err(e.into()),
         }
     }
-    let row = json!({"experiment": experiment.name, "event_timestamp": format_rfc3339(store.clock().now()),
+    define(store, experiment)
+}
+
+/// Stores the definition of `experiment` (validated) and starts its tally,
+/// in one write.
+pub(crate) fn define(store: &FeatureStore, experiment: &Experiment) -> Result<(), ActorError> {
+    let defined_at = format_rfc3339(store.clock().now());
+    let row = json!({"experiment": experiment.name, "event_timestamp": defined_at,
         "arms": serde_json::to_string(&experiment.arms).expect("arms serialise"),
         "salt": experiment.salt, "active": experiment.active});
-    store.push(EXPERIMENT_VIEW, &[row], false)?;
+    let tallied = [(Tally::new(&experiment.name, &defined_at).defined(), 1)];
+    store.push_all_counting(&[(EXPERIMENT_VIEW, &[row])], false, &tallied)?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use super::histories::Histories;
 use super::request::{RequestContext, ScoredItem};
 use super::stats::ServingStats;
 use crate::error::ActorError;
+use crate::experiments::tally::{Count, Tally};
 
 /// Everything the serving path shares.
 pub struct Shared {
@@ -406,6 +407,7 @@ impl Shared {
         context: &RequestContext,
         model_version: &str,
         arm: &str,
+        tally: Option<&Tally>,
         items: &[ScoredItem],
         features: &[Vec<f64>],
     ) -> Result<(), ActorError> {
@@ -429,12 +431,17 @@ impl Shared {
         if registry.view("request_context").is_some() {
             batches.push(("request_context", &context_rows));
         }
+        let mut counters = Vec::new();
         if !rows.is_empty() && registry.view("served_item").is_some() {
             batches.push(("served_item", &rows));
+            // The experiment's impressions count exactly the logged rows.
+            if let Some(tally) = tally {
+                counters.push((tally.arm(arm, Count::Impressions), rows.len() as i64));
+            }
         }
         if !batches.is_empty() {
             // One engine write, one WAL sync, for both.
-            self.store.push_all(&batches, false)?;
+            self.store.push_all_counting(&batches, false, &counters)?;
         }
         ServingStats::add(&self.stats.served_items, items.len() as u64);
         Ok(())

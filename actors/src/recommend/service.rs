@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use reprise_store::time::parse_rfc3339;
+use reprise_store::time::{parse_rfc3339, Micros};
 use reprise_store::FeatureStore;
 use serde_json::{json, Value as Json};
 
@@ -22,7 +22,7 @@ use super::request::{
 };
 use super::stats::ServingStats;
 use crate::error::ActorError;
-use crate::experiments::{self, Experiment};
+use crate::experiments::{self, Experiment, Tally};
 use crate::supervise::supervised;
 
 const NAME: &str = "ranker";
@@ -78,6 +78,8 @@ struct Recommend {
     /// The experiment arm's model, or the serving one.
     model_version: Option<String>,
     arm: String,
+    /// The experiment's tally the served items count in.
+    tally: Option<Tally>,
 }
 
 #[derive(Message)]
@@ -145,6 +147,7 @@ impl Handler<Recommend> for RankWorker {
                 &msg.context,
                 &version,
                 &msg.arm,
+                msg.tally.as_ref(),
                 &items,
                 &features,
             )?;
@@ -369,6 +372,9 @@ pub struct Event {
     pub context: serde_json::Map<String, Json>,
 }
 
+/// Stripes of the feedback locks (by request id).
+const FEEDBACK_LOCK_STRIPES: usize = 64;
+
 /// The `request_id` under which events without one are stored.
 pub const UNATTRIBUTED: &str = "unattributed";
 
@@ -386,6 +392,13 @@ pub struct Recommender {
     /// The active experiment, if any (read from the store at start, set by
     /// `put_experiment`).
     experiment: Arc<std::sync::RwLock<Option<Experiment>>>,
+    /// The tallied experiment definitions feedback can count for (read at
+    /// start, refreshed by `put_experiment`).
+    tallied: Arc<std::sync::RwLock<Vec<Experiment>>>,
+    /// Serialises feedback on the same served items (striped by request
+    /// id) between reading their labels and writing the new verdicts, so
+    /// the tallies' deltas are exact.
+    feedback_locks: Arc<[std::sync::Mutex<()>]>,
     /// Hears the verdicts (engaged or not) of feedback on served items.
     feedback_hook: Arc<std::sync::OnceLock<FeedbackHook>>,
 }
@@ -432,9 +445,17 @@ impl Recommender {
         let experiment = Arc::new(std::sync::RwLock::new(experiments::registry::active(
             &shared.store,
         )?));
+        let tallied = Arc::new(std::sync::RwLock::new(experiments::tally::tallied(
+            &shared.store,
+            experiments::registry::list(&shared.store)?,
+        )?));
         Ok(Recommender {
             feedback_hook: Arc::new(std::sync::OnceLock::new()),
             experiment,
+            tallied,
+            feedback_locks: (0..FEEDBACK_LOCK_STRIPES)
+                .map(|_| std::sync::Mutex::new(()))
+                .collect(),
             serving_before,
             shared,
             workers,
@@ -502,6 +523,10 @@ impl Recommender {
         }
         *self.experiment.write().unwrap_or_else(|p| p.into_inner()) =
             experiments::registry::active(&self.shared.store)?;
+        *self.tallied.write().unwrap_or_else(|p| p.into_inner()) = experiments::tally::tallied(
+            &self.shared.store,
+            experiments::registry::list(&self.shared.store)?,
+        )?;
         Ok(())
     }
 
@@ -681,12 +706,16 @@ impl Recommender {
         } else {
             None
         };
-        let (model_version, arm) = match self.experiment() {
+        let (model_version, arm, tally) = match self.experiment() {
             Some(e) => {
                 let arm = e.arm_of(&req.user_id);
-                (Some(arm.model_version.clone()), arm.name.clone())
+                (
+                    Some(arm.model_version.clone()),
+                    arm.name.clone(),
+                    Some(Tally::of(&e)),
+                )
             }
-            None => (None, DEFAULT_ARM.to_owned()),
+            None => (None, DEFAULT_ARM.to_owned(), None),
         };
         self.send(Recommend {
             request_id,
@@ -696,6 +725,7 @@ impl Recommender {
             cold_items,
             model_version,
             arm,
+            tally,
         })
         .await
     }
@@ -742,6 +772,62 @@ impl Recommender {
             item_ids: req.item_ids,
         })
         .await
+    }
+
+    /// Writes feedback `batches` with the experiment tallies' deltas of
+    /// their verdicts, holding the locks of their requests from reading the
+    /// items' labels to the write.
+    fn write_feedback(
+        &self,
+        events: &[Event],
+        times: &[Micros],
+        verdicts: &[Option<bool>],
+        batches: &[(&str, &[Json])],
+    ) -> Result<(), ActorError> {
+        let store = &self.shared.store;
+        let tallied = self
+            .tallied
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let counted: Vec<experiments::tally::Verdict<'_>> = events
+            .iter()
+            .zip(times)
+            .zip(verdicts)
+            .filter_map(|((e, at), engaged)| {
+                Some(experiments::tally::Verdict {
+                    request_id: e.request_id.as_deref().filter(|r| !r.is_empty())?,
+                    item_id: &e.item_id,
+                    at: *at,
+                    engaged: (*engaged)?,
+                })
+            })
+            .collect();
+        if tallied.is_empty() || counted.is_empty() {
+            store.push_all(batches, false)?;
+            return Ok(());
+        }
+        let mut stripes: Vec<usize> = counted
+            .iter()
+            .map(|v| {
+                xxhash_rust::xxh3::xxh3_64(v.request_id.as_bytes()) as usize
+                    % self.feedback_locks.len()
+            })
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        // In stripe order, so two batches never wait on each other.
+        let _held: Vec<_> = stripes
+            .iter()
+            .map(|&i| {
+                self.feedback_locks[i]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            })
+            .collect();
+        let deltas = experiments::tally::verdict_deltas(store, &tallied, &counted)?;
+        store.push_all_counting(batches, false, &deltas)?;
+        Ok(())
     }
 
     /// Stores events in the `feedback` view (a rejected batch writes
@@ -838,7 +924,7 @@ impl Recommender {
             batches.push((view, &interactions));
         }
         if !batches.is_empty() {
-            store.push_all(&batches, false)?;
+            self.write_feedback(events, &times, &verdicts, &batches)?;
         }
         if let Some(hook) = self.feedback_hook.get() {
             let served: Vec<bool> = events

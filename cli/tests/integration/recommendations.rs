@@ -460,10 +460,13 @@ fn a_promoted_ranker_serves_the_next_request_and_after_a_restart() {
 }
 
 /// An A/B experiment routes users to arms by model version, sticky, says
-/// the arm in the response, and reports per-arm metrics from events.
+/// the arm in the response, and reports per-arm metrics from events: a
+/// served item's label is its last verdict in event time, so a later skip
+/// turns a play into a skip and an earlier one changes nothing; the counts
+/// are the same after a restart.
 #[test]
 fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
-    let (_dir, _data, server) = two_rankers();
+    let (_dir, data, server) = two_rankers();
 
     let (status, err) = post_put(
         &server,
@@ -482,7 +485,16 @@ fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
     );
     assert_eq!(status, 200, "{body}");
 
+    let event = |response: &Json, user: &str, item: usize, kind: &str, at: &str| {
+        let item = response["items"][item]["item_id"].clone();
+        let (status, body) = server.post("/v1/events",
+            &json!({"events": [{"request_id": response["request_id"], "user_id": user, "item_id": item,
+                                "type": kind, "timestamp": at}]}),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
     let mut arms = std::collections::HashMap::new();
+    let mut treated = Vec::new();
     for user in 1..=40 {
         let user = user.to_string();
         let first = server.recommend(&user, 3);
@@ -497,20 +509,52 @@ fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
         arms.insert(user.clone(), first.clone());
         // One play per response in the treatment arm only.
         if first["arm"] == "treatment" {
-            let item = first["items"][0]["item_id"].clone();
-            let (status, _) = server.post("/v1/events",
-                &json!({"events": [{"request_id": first["request_id"], "user_id": user, "item_id": item,
-                                    "type": "play", "timestamp": "2026-11-01T10:00:00Z"}]}),
-            );
-            assert_eq!(status, 200);
+            event(&first, &user, 0, "play", "2026-11-01T10:00:00Z");
+            treated.push((user, first));
         }
     }
-    let treated = arms.values().filter(|r| r["arm"] == "treatment").count();
-    assert!((8..=32).contains(&treated), "{treated} of 40 in treatment");
+    let treated_users = treated.len();
+    assert!(
+        (8..=32).contains(&treated_users),
+        "{treated_users} of 40 in treatment"
+    );
+    // A skip of another item; a later skip relabels a play; a repeated
+    // play and an earlier skip change nothing.
+    event(
+        &treated[0].1,
+        &treated[0].0,
+        1,
+        "skip",
+        "2026-11-01T10:00:00Z",
+    );
+    event(
+        &treated[1].1,
+        &treated[1].0,
+        0,
+        "skip",
+        "2026-11-01T10:05:00Z",
+    );
+    event(
+        &treated[2].1,
+        &treated[2].0,
+        0,
+        "play",
+        "2026-11-01T10:06:00Z",
+    );
+    event(
+        &treated[2].1,
+        &treated[2].0,
+        0,
+        "skip",
+        "2026-11-01T09:00:00Z",
+    );
 
-    let (_, report) = server.client.get("/v1/experiments/home").unwrap();
-    let report: Json = serde_json::from_slice(&report).unwrap();
-    let by_name = |n: &str| {
+    let report = |server: &Server| {
+        let (_, report) = server.client.get("/v1/experiments/home").unwrap();
+        serde_json::from_slice::<Json>(&report).unwrap()
+    };
+    let before = report(&server);
+    let by_name = |report: &Json, n: &str| {
         report["arms"]
             .as_array()
             .unwrap()
@@ -519,17 +563,30 @@ fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
             .unwrap()
             .clone()
     };
-    let (control, treatment) = (by_name("control"), by_name("treatment"));
+    let (control, treatment) = (by_name(&before, "control"), by_name(&before, "treatment"));
     assert_eq!(
         treatment["impressions"],
-        json!(treated * 6),
+        json!(treated_users * 6),
         "two responses of 3 items"
     );
-    assert_eq!(treatment["plays"], json!(treated));
-    assert_eq!(control["plays"], 0);
+    assert_eq!(treatment["plays"], json!(treated_users - 1));
+    assert_eq!(treatment["skips"], 2);
+    assert_eq!(control["impressions"], json!((40 - treated_users) * 6));
+    assert_eq!(
+        (control["plays"].clone(), control["skips"].clone()),
+        (json!(0), json!(0))
+    );
     assert!(treatment["z"].as_f64().unwrap() > 0.0 && treatment["p_value"].is_number());
     let (status, _) = server.client.get("/v1/experiments/nope").unwrap();
     assert_eq!(status, 404);
+
+    drop(server);
+    let server = Server::start_ml(&data, &[]);
+    assert_eq!(
+        report(&server)["arms"],
+        before["arms"],
+        "the same after a restart"
+    );
 }
 
 fn post_put(server: &Server, path: &str, body: &Json) -> (u16, Json) {

@@ -59,8 +59,12 @@ fn a_rejected_push_adds_nothing_and_counters_survive_a_reopen() {
     s.migrate(migrations.path()).unwrap();
     let good = json!({"user_id": "u", "event_timestamp": ts(1), "x": 1});
     let bad = json!({"user_id": "u", "event_timestamp": ts(1), "x": "not a number"});
-    s.push_all_counting(&[("a", &[good.clone()])], false, &[("c".into(), 5)])
-        .unwrap();
+    s.push_all_counting(
+        &[("a", std::slice::from_ref(&good))],
+        false,
+        &[("c".into(), 5)],
+    )
+    .unwrap();
     assert!(s
         .push_all_counting(&[("a", &[good]), ("a", &[bad])], false, &[("c".into(), 7)])
         .is_err());
