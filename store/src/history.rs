@@ -102,6 +102,16 @@ pub struct HistoryRows<'a> {
 }
 
 impl HistoryRows<'_> {
+    /// Moves to the first row whose entity is at or after the one `from`
+    /// names, as [`FeatureStore::history_rows`] starts (one cursor serves
+    /// many jumps: a sample of a key range by seeks).
+    pub fn seek(&mut self, from: &[&str]) {
+        let mut start = self.prefix.to_vec();
+        start.extend_from_slice(&codec::entity_key(from));
+        self.cursor.seek(&start);
+        self.done = false;
+    }
+
     fn decode(&self, key: &[u8], value: &[u8]) -> Result<Option<HistoryRow>> {
         let split = key
             .len()

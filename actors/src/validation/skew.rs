@@ -3,8 +3,8 @@
 //! features as served in the latest window (the tail of each logged feature
 //! vector in `served_item`), feature by feature.
 
-use reprise_store::time::parse_rfc3339;
-use reprise_store::{FeatureStore, Value};
+use reprise_store::time::{parse_rfc3339, Micros};
+use reprise_store::{FeatureStore, HistoryRow, Value};
 use reprise_trainer::context::SCHEMA_ATTACHMENT;
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_validation::distances::numeric;
@@ -16,6 +16,76 @@ use super::alerts::{self, Alert};
 use super::drift::{Comparison, DriftConfig};
 use super::reservoir::Reservoir;
 use crate::error::ActorError;
+
+/// Served-log rows read in key order before a window is sampled by seeks
+/// instead (its cost then follows the sample, not the traffic).
+const FULL_READ_ROWS: usize = 100_000;
+/// Requests a sampled window reads: one per stratum of equal time.
+const SEEK_SAMPLES: u64 = 5_000;
+
+/// Visits the served-log rows stamped in `(from, to]`: all of them while
+/// the window holds at most `full_read_rows` ([`FULL_READ_ROWS`]), else
+/// the rows of `seek_samples` ([`SEEK_SAMPLES`]) requests, one at a random time in each of
+/// as many equal slices of the window (request ids are UUIDv7, so a time is
+/// a key: one seek per request). A stratified sample of requests is near
+/// uniform over the rows while the traffic is steady within the window.
+fn read_window(
+    store: &FeatureStore,
+    from: Micros,
+    to: Micros,
+    full_read_rows: usize,
+    seek_samples: u64,
+    visit: &mut dyn FnMut(&HistoryRow),
+) -> Result<(), ActorError> {
+    use reprise_trainer::served_log::{first_request_id_at, window_start};
+    // The window is a key range (older random ids in it are read and
+    // skipped by time).
+    let start = window_start(store, from)?;
+    let mut rows = store.history_rows("served_item", store.version(), &[start.as_str()])?;
+    let mut seen = Vec::new();
+    for row in rows.by_ref() {
+        let row = row?;
+        if !(row.event_ts > from && row.event_ts <= to) {
+            continue;
+        }
+        seen.push(row);
+        if seen.len() > full_read_rows {
+            break;
+        }
+    }
+    if seen.len() <= full_read_rows || start.is_empty() {
+        // All of a small window (or one from before ids were time-ordered:
+        // no key range, the first rows are kept).
+        seen.iter().for_each(|row| visit(row));
+        return Ok(());
+    }
+    drop(seen);
+    let slice = ((to - from) as u64 / seek_samples.max(1)).max(1);
+    let mut last_request = String::new();
+    for stratum in 0..seek_samples {
+        let jitter = xxhash_rust::xxh3::xxh3_64(&(stratum ^ to as u64).to_be_bytes()) % slice;
+        let at = from + (stratum * slice + jitter) as Micros;
+        rows.seek(&[first_request_id_at(at).as_str()]);
+        let mut request = None;
+        for row in rows.by_ref() {
+            let row = row?;
+            let id = row.keys.first().cloned().unwrap_or_default();
+            match &request {
+                None if id == last_request => break,
+                None => request = Some(id),
+                Some(r) if *r != id => break,
+                Some(_) => {}
+            }
+            if row.event_ts > from && row.event_ts <= to {
+                visit(&row);
+            }
+        }
+        if let Some(r) = request {
+            last_request = r;
+        }
+    }
+    Ok(())
+}
 
 /// Compares the serving (else newest) ranker's training context with what
 /// was served in the last window; raises `skew` alerts like the drift check.
@@ -69,34 +139,34 @@ pub fn run(
         served_view.feature_index("features"),
         served_view.feature_index("user_id"),
     );
-    // The window of the served log only: its keys start with time-ordered
-    // request ids, so the window is a key range (older random ids in it are
-    // read and skipped by time).
-    let from = reprise_trainer::served_log::window_start(store, now - w)?;
     // A bounded uniform sample of the window: the served vectors' model
     // inputs, and the (user, item) pairs for the schema check.
     let mut vectors: Reservoir<Vec<f32>> = Reservoir::new(config.sample_rows);
     let mut sampled_pairs: Reservoir<(String, String)> = Reservoir::new(MAX_SCHEMA_PAIRS * 8);
-    for row in store.history_rows("served_item", store.version(), &[from.as_str()])? {
-        let row = row?;
-        if !(row.event_ts > now - w && row.event_ts <= now) {
-            continue;
-        }
+    let mut visit = |row: &HistoryRow| {
         if let (Some(Some(Value::String(user))), Some(item)) =
             (user_slot.map(|i| &row.values[i]), row.keys.get(1))
         {
             sampled_pairs.push((user.clone(), item.clone()));
         }
-        let model = model_slot.and_then(|i| row.values.get(i).cloned().flatten());
-        if model != Some(Value::String(version.clone())) {
-            continue;
+        let model = model_slot.and_then(|i| row.values.get(i).as_ref().and_then(|v| v.as_ref()));
+        if !matches!(model, Some(Value::String(m)) if *m == version) {
+            return;
         }
         if let Some(Some(Value::FloatVector(f))) = features_slot.map(|i| &row.values[i]) {
             if f.len() >= width {
                 vectors.push(f[f.len() - width..].to_vec());
             }
         }
-    }
+    };
+    read_window(
+        store,
+        now - w,
+        now,
+        FULL_READ_ROWS,
+        SEEK_SAMPLES,
+        &mut visit,
+    )?;
     let mut serving: Vec<Vec<f64>> = vec![Vec::new(); width];
     for vector in vectors.into_items() {
         for (i, v) in vector.into_iter().enumerate() {
@@ -235,4 +305,88 @@ pub struct SkewRun {
     pub raised: Vec<Alert>,
     /// Serving context values that break the training schema.
     pub anomalies: Vec<Anomaly>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reprise_store::time::{format_rfc3339, Clock, MICROS_PER_SECOND};
+    use reprise_store::StoreConfig;
+    use reprise_trainer::served_log::{first_request_id_at, mark_time_ordered_ids};
+
+    /// A store with 4,000 requests of 3 served items, one every 900 ms
+    /// over an hour, with time-ordered ids.
+    fn served_hour() -> (FeatureStore, Micros) {
+        let start = 10_000 * MICROS_PER_SECOND;
+        let clock = Clock::manual(start);
+        let store = FeatureStore::in_memory(StoreConfig {
+            clock: clock.clone(),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        crate::system_views::ensure(&store).unwrap();
+        mark_time_ordered_ids(&store).unwrap();
+        let start = start + 3_600 * MICROS_PER_SECOND;
+        clock.set(start + 3_600 * MICROS_PER_SECOND);
+        let rows: Vec<serde_json::Value> = (0..4_000i64)
+            .flat_map(|r| {
+                let at = start + r * 900_000;
+                let id = format!("{}{r:08x}", &first_request_id_at(at)[..24]);
+                (0..3).map(move |i| {
+                    serde_json::json!({"request_id": id, "item_id": format!("i{i}"),
+                        "event_timestamp": format_rfc3339(at + 1_000), "model_version": "m"})
+                })
+            })
+            .collect();
+        store.push("served_item", &rows, true).unwrap();
+        (store, start)
+    }
+
+    #[test]
+    fn a_small_window_is_read_whole_and_a_large_one_by_a_spread_sample_of_requests() {
+        let (store, start) = served_hour();
+        let hour = 3_600 * MICROS_PER_SECOND;
+        let mut all = Vec::new();
+        read_window(&store, start, start + hour, 20_000, 500, &mut |row| {
+            all.push(row.keys.clone())
+        })
+        .unwrap();
+        assert_eq!(all.len(), 12_000, "under the threshold: every row");
+
+        let mut sampled: Vec<(Vec<String>, Micros)> = Vec::new();
+        read_window(&store, start, start + hour, 5_000, 500, &mut |row| {
+            sampled.push((row.keys.clone(), row.event_ts))
+        })
+        .unwrap();
+        let requests: std::collections::BTreeSet<&String> =
+            sampled.iter().map(|(k, _)| &k[0]).collect();
+        // One request per stratum (7.2 s slices of 900 ms requests): whole
+        // requests, none twice.
+        assert_eq!(requests.len(), 500, "{}", requests.len());
+        assert_eq!(sampled.len(), 1_500);
+        let mut quarters = [0usize; 4];
+        for (_, at) in &sampled {
+            quarters[((at - start) * 4 / hour).clamp(0, 3) as usize] += 1;
+        }
+        assert!(
+            quarters.iter().all(|q| (300..=450).contains(q)),
+            "{quarters:?}"
+        );
+
+        // A window that is only part of the log reads only its part.
+        let mut half = 0;
+        read_window(
+            &store,
+            start + hour / 2,
+            start + hour,
+            1_000,
+            100,
+            &mut |row| {
+                assert!(row.event_ts > start + hour / 2);
+                half += 1;
+            },
+        )
+        .unwrap();
+        assert_eq!(half, 300);
+    }
 }
