@@ -56,7 +56,9 @@ fn read_window(
     if seen.len() <= full_read_rows || start.is_empty() {
         // All of a small window (or one from before ids were time-ordered:
         // no key range, the first rows are kept).
-        seen.iter().for_each(|row| visit(row));
+        for row in &seen {
+            visit(row);
+        }
         return Ok(());
     }
     drop(seen);
