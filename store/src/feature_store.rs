@@ -81,6 +81,14 @@ impl FeatureStore {
             None => 0,
         };
         let registry = migrations::replay(&migrations::applied(engine.as_ref())?)?;
+        let indexed = crate::aggregation::index::ensure_time_indexes(
+            engine.as_ref(),
+            &registry,
+            &mut |view, events| tracing::info!(view, events, "indexing events by time"),
+        )?;
+        if indexed > 0 {
+            tracing::info!(entries = indexed, "events views' time indexes backfilled");
+        }
         engine.set_retention(Arc::new(RetentionRules::new(
             &registry,
             config.clock.clone(),

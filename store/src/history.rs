@@ -26,6 +26,60 @@ pub struct HistoryRow {
 }
 
 impl FeatureStore {
+    /// The events of events view `view_spec` with event time in
+    /// `(from, to]`, written at store version `<= as_of_version`, in event
+    /// time order, as `(event time, values with derived features)`: one key
+    /// range of its time index, so the cost follows the window, not the
+    /// history. `Ok(false)`, nothing visited, for a view that is not an
+    /// events view (state views have no time index).
+    pub fn for_each_event_between(
+        &self,
+        view_spec: &str,
+        as_of_version: u64,
+        from: Micros,
+        to: Micros,
+        mut visit: impl FnMut(Micros, Vec<Option<Value>>) -> Result<()>,
+    ) -> Result<bool> {
+        let registry = self.registry();
+        let view = registry
+            .view(view_spec)
+            .ok_or_else(|| StoreError::UnknownView {
+                field: "view".into(),
+                view: view_spec.to_owned(),
+            })?;
+        if !view.is_events() {
+            return Ok(false);
+        }
+        let _span = tracing::info_span!("store.events_between", view = view_spec).entered();
+        let prefix = codec::agg_index_prefix(
+            view.id,
+            crate::aggregation::index::TIME_INDEX_MASK,
+            &codec::entity_key::<&str>(&[]),
+        );
+        let mut cursor = self.engine.cursor(Cf::AggIndex)?;
+        let first = HistoryPosition {
+            event_ts: from.saturating_add(1),
+            store_version: 0,
+            seq: 0,
+        };
+        cursor.seek(&codec::history_key(&prefix, first));
+        while let Some((key, value)) = cursor.entry() {
+            let Some(position) = codec::history_position(&prefix, key) else {
+                break;
+            };
+            if position.event_ts > to {
+                break;
+            }
+            if position.store_version <= as_of_version {
+                let raw = RawRow::decode(value, view.features.len())?;
+                visit(position.event_ts, view.compute(&raw))?;
+            }
+            cursor.next();
+        }
+        cursor.status()?;
+        Ok(true)
+    }
+
     /// Every row of `view_spec` (`name` or `name@N`) written at store version
     /// `<= as_of_version`, ordered by entity, then event time, then write
     /// order. Pinned to a version, the answer never changes. Holds the whole

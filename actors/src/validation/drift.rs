@@ -151,17 +151,22 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
             continue;
         }
         // Streamed: each window's values, a uniform sample beyond
-        // `sample_rows`.
+        // `sample_rows`. An events view's two windows are one range of its
+        // time index; a state view's history is read whole.
         let mut current = Reservoir::new(config.sample_rows);
         let mut previous = Reservoir::new(config.sample_rows);
-        store.for_each_history_row(&view.label(), version, |row| {
-            if row.event_ts > now - w && row.event_ts <= now {
-                current.push(row.values);
-            } else if row.event_ts > now - 2 * w && row.event_ts <= now - w {
-                previous.push(row.values);
+        let mut keep = |event_ts: Micros, values| {
+            if event_ts > now - w && event_ts <= now {
+                current.push(values);
+            } else if event_ts > now - 2 * w && event_ts <= now - w {
+                previous.push(values);
             }
             Ok(())
-        })?;
+        };
+        let label = view.label();
+        if !store.for_each_event_between(&label, version, now - 2 * w, now, &mut keep)? {
+            store.for_each_history_row(&label, version, |row| keep(row.event_ts, row.values))?;
+        }
         let (current, previous) = (current.into_items(), previous.into_items());
         if current.len() < config.min_rows || previous.len() < config.min_rows {
             continue;

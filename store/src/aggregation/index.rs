@@ -20,10 +20,19 @@ use crate::registry::Registry;
 /// Events read and written per backfill batch.
 const BACKFILL_PAGE: usize = 20_000;
 
+/// The grouping by no entity (mask 0): every event of a view in event-time
+/// order. Every events view has it (its time index: a window of events is
+/// one key range, read by drift checks), as has any view an aggregation
+/// over all entities reads.
+pub const TIME_INDEX_MASK: u8 = 0;
+
 /// The groupings (entity masks) indexed for each events view id.
 pub fn indexed_groupings(registry: &Registry) -> BTreeMap<u32, BTreeSet<u8>> {
     let mut out: BTreeMap<u32, BTreeSet<u8>> = BTreeMap::new();
     for view in registry.views() {
+        if view.is_events() {
+            out.entry(view.id).or_default().insert(TIME_INDEX_MASK);
+        }
         if let Some(spec) = view.aggregation() {
             out.entry(spec.source.id)
                 .or_default()
@@ -80,39 +89,76 @@ pub fn backfill(
         let view = after
             .view_by_id(view_id)
             .ok_or_else(|| StoreError::Corrupt(format!("view id {view_id}")))?;
-        let label = view.label();
-        let prefix = view_id.to_be_bytes();
-        let mut last: Option<Vec<u8>> = None;
-        let mut done = 0u64;
-        loop {
-            let page =
-                engine.scan_prefix_page(Cf::History, &prefix, last.as_deref(), BACKFILL_PAGE)?;
-            if page.is_empty() {
-                break;
-            }
-            let mut batch = WriteBatch::default();
-            for (key, value) in &page {
-                let split = key
-                    .len()
-                    .checked_sub(HistoryPosition::LEN)
-                    .filter(|&at| at >= prefix.len())
-                    .ok_or_else(|| StoreError::Corrupt("short history key".into()))?;
-                let entity_key = &key[prefix.len()..split];
-                let tail = &key[split..];
-                for group in group_prefixes(view_id, &new, entity_key)? {
-                    batch.put(
-                        Cf::AggIndex,
-                        [group.as_slice(), tail].concat(),
-                        value.clone(),
-                    );
-                    written += 1;
-                }
-            }
-            done += page.len() as u64;
-            engine.write(batch)?;
-            progress(&label, done);
-            last = page.last().map(|(k, _)| k.clone());
-        }
+        written += index_history(engine, view_id, &view.label(), &new, progress)?;
     }
+    Ok(written)
+}
+
+/// Writes the index entries under `masks` of every stored event of view
+/// `view_id`, in pages (rewriting an existing entry writes the same
+/// bytes). Returns the number written.
+fn index_history(
+    engine: &dyn Engine,
+    view_id: u32,
+    label: &str,
+    masks: &BTreeSet<u8>,
+    progress: &mut dyn FnMut(&str, u64),
+) -> Result<u64> {
+    let prefix = view_id.to_be_bytes();
+    let (mut last, mut done, mut written): (Option<Vec<u8>>, u64, u64) = (None, 0, 0);
+    loop {
+        let page = engine.scan_prefix_page(Cf::History, &prefix, last.as_deref(), BACKFILL_PAGE)?;
+        if page.is_empty() {
+            break;
+        }
+        let mut batch = WriteBatch::default();
+        for (key, value) in &page {
+            let split = key
+                .len()
+                .checked_sub(HistoryPosition::LEN)
+                .filter(|&at| at >= prefix.len())
+                .ok_or_else(|| StoreError::Corrupt("short history key".into()))?;
+            let entity_key = &key[prefix.len()..split];
+            let tail = &key[split..];
+            for group in group_prefixes(view_id, masks, entity_key)? {
+                batch.put(
+                    Cf::AggIndex,
+                    [group.as_slice(), tail].concat(),
+                    value.clone(),
+                );
+                written += 1;
+            }
+        }
+        done += page.len() as u64;
+        engine.write(batch)?;
+        progress(label, done);
+        last = page.last().map(|(k, _)| k.clone());
+    }
+    Ok(written)
+}
+
+/// The store-wide record that events views' time indexes cover their
+/// history (stores made before time indexes existed are backfilled once).
+const TIME_INDEX_MARKER: &[u8] = b"time_index/v1";
+
+/// Indexes the history of every events view of `registry` in event-time
+/// order unless done before (at open, before any write). A crash midway
+/// leaves the marker unset; the next open writes the same entries again.
+pub fn ensure_time_indexes(
+    engine: &dyn Engine,
+    registry: &Registry,
+    progress: &mut dyn FnMut(&str, u64),
+) -> Result<u64> {
+    if engine.get(Cf::Meta, TIME_INDEX_MARKER)?.is_some() {
+        return Ok(0);
+    }
+    let masks = BTreeSet::from([TIME_INDEX_MASK]);
+    let mut written = 0;
+    for view in registry.views().iter().filter(|v| v.is_events()) {
+        written += index_history(engine, view.id, &view.label(), &masks, progress)?;
+    }
+    let mut batch = WriteBatch::default();
+    batch.put(Cf::Meta, TIME_INDEX_MARKER.to_vec(), vec![1]);
+    engine.write(batch)?;
     Ok(written)
 }

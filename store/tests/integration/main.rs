@@ -12,4 +12,5 @@ mod pit_property;
 mod retention;
 mod snapshot_merge;
 mod snapshots;
+mod time_index;
 mod transforms;
