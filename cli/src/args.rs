@@ -323,6 +323,12 @@ pub struct ServeArgs {
     /// retraining run (0 turns the trigger off).
     #[arg(long, env = "REPRISE_PLAY_RATE_DROP", default_value_t = 0.2)]
     pub play_rate_drop: f64,
+    /// Rankers kept when models are collected (at start and after each
+    /// retraining run): the newest this many and the last this many that
+    /// served (the rollback depth), with every experiment arm and the
+    /// embeddings and training snapshots they name; older ones are deleted.
+    #[arg(long, env = "REPRISE_KEEP_MODELS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub keep_models: u64,
     /// The keys file: SHA-256 hashes of the accepted API keys with their
     /// names and scopes (read, write, admin); `reprise keys add` writes it.
     /// Without one, the server listens on loopback only.

@@ -68,6 +68,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
                 })?,
             play_rate_window: args.play_rate_window,
             play_rate_drop: (args.play_rate_drop > 0.0).then_some(args.play_rate_drop),
+            keep_models: args.keep_models as usize,
         },
         recommender: reprise_actors::recommend::RecommenderConfig {
             workers: args.ranker_workers,

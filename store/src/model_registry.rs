@@ -136,6 +136,36 @@ impl FeatureStore {
             .transpose()
     }
 
+    /// Deletes model `version` (the caller's collection policy decides
+    /// which). The model serving its kind is refused.
+    pub fn delete_model(&self, version: &str) -> Result<()> {
+        let record = self.load_model(version)?;
+        if self.serving_model(&record.kind)?.as_deref() == Some(version) {
+            return Err(StoreError::invalid(
+                "version",
+                format!("{version} is serving: promote another model first"),
+            ));
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete(Cf::Models, version.as_bytes().to_vec());
+        self.engine.write(batch)?;
+        tracing::info!(%version, "model deleted");
+        Ok(())
+    }
+
+    /// Keeps the last `keep` (at least one) versions of `kind`'s promotion
+    /// history, the depth rollbacks can reach; returns them.
+    pub fn trim_serving_history(&self, kind: &str, keep: usize) -> Result<Vec<String>> {
+        let _writer = self.lock_writer();
+        let mut history = self.serving_history_locked(kind)?;
+        let drop = history.len().saturating_sub(keep.max(1));
+        if drop > 0 {
+            history.drain(..drop);
+            self.write_serving(kind, &history)?;
+        }
+        Ok(history)
+    }
+
     /// Every stored model, oldest first.
     pub fn models(&self) -> Result<Vec<ModelRecord>> {
         let mut models = self

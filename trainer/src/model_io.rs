@@ -209,6 +209,15 @@ pub fn latest(store: &FeatureStore, kind: &str) -> Result<ModelRecord> {
         })
 }
 
+/// The embeddings version ranker `record` reads (none if it is not a
+/// ranker that decodes).
+pub fn embeddings_of(record: &ModelRecord) -> Option<String> {
+    (record.kind == RANKER_KIND)
+        .then(|| TwoStageModel::decode(record.payload.as_slice()).ok())
+        .flatten()
+        .map(|payload| payload.embeddings_version)
+}
+
 /// Loads the ALS factors of `version`, checking they index `dataset`'s ids.
 pub fn load_embeddings(store: &FeatureStore, version: &str, dataset: &Dataset) -> Result<Als> {
     let record = store.load_model(version)?;

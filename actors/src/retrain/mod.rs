@@ -7,6 +7,7 @@
 //! metrics, decision and reason (the `retrain_run` view), so runs survive
 //! restarts.
 
+pub mod collect;
 mod play_rate;
 mod schedule;
 mod worker;
@@ -44,6 +45,9 @@ pub struct RetrainConfig {
     /// A window this fraction under the baseline triggers a run (none:
     /// the play-rate trigger is off).
     pub play_rate_drop: Option<f64>,
+    /// Rankers model collection keeps: the newest this many and as many
+    /// rollback steps (`collect.rs`).
+    pub keep_models: usize,
 }
 
 impl Default for RetrainConfig {
@@ -54,6 +58,7 @@ impl Default for RetrainConfig {
             debounce: Duration::from_secs(600),
             play_rate_window: 500,
             play_rate_drop: Some(0.2),
+            keep_models: 5,
         }
     }
 }
@@ -210,11 +215,15 @@ impl Retrainer {
             Arc::clone(&current),
             Arc::clone(&stats),
         );
+        // Models of runs a crash interrupted, and those older runs left.
+        collect::collect_models(&store, config.keep_models)?;
+        let keep_models = config.keep_models;
         let worker = SyncArbiter::start(1, move || RetrainWorker {
             store: Arc::clone(&s),
             recommender: r.clone(),
             current: Arc::clone(&c),
             stats: Arc::clone(&st),
+            keep_models,
         });
         let retrainer = Retrainer {
             store,

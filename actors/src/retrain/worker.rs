@@ -31,6 +31,8 @@ pub(super) struct RetrainWorker {
     pub recommender: Recommender,
     pub current: Current,
     pub stats: Arc<RetrainStats>,
+    /// Rankers kept by model collection (`collect.rs`).
+    pub keep_models: usize,
 }
 
 impl Actor for RetrainWorker {
@@ -98,6 +100,10 @@ impl Handler<Run> for RetrainWorker {
         retrain::finish(&mut run, result, format_rfc3339(self.store.clock().now()));
         self.stats.finished(&run);
         self.record(&run);
+        // Before the next run can start: collection never races a run.
+        if let Err(e) = super::collect::collect_models(&self.store, self.keep_models) {
+            tracing::warn!(error = %e, "models not collected");
+        }
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tracing::info!(run = %run.run_id, status = %run.status, decision = ?run.decision, reason = %run.reason, "retraining run finished");
     }

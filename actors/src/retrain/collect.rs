@@ -1,0 +1,222 @@
+//! Collection of models nothing needs any more. Every retraining run stores
+//! a ranker and the embeddings it reads (a full copy of the factors), and a
+//! run killed midway leaves embeddings no ranker names; without collection
+//! the registry grows by both on every run, forever.
+//!
+//! Kept: the newest `keep` rankers; the last `keep` rankers of the
+//! promotion history (the depth a rollback can reach: the history is
+//! trimmed to them); every arm of a stored experiment; the embeddings and
+//! training snapshots those rankers name; the serving embeddings; any
+//! embeddings newer than the newest ranker (a run that has not stored its
+//! ranker yet). Everything else of the two kinds is deleted, with the
+//! training snapshots only deleted rankers named. Other kinds are left
+//! alone. Runs call it when they finish and the server at start, never
+//! while a run is going.
+
+use std::collections::BTreeSet;
+
+use reprise_store::proto::ModelRecord;
+use reprise_store::{FeatureStore, StoreError};
+use reprise_trainer::model_io::{embeddings_of, EMBEDDINGS_KIND, RANKER_KIND};
+
+use crate::error::ActorError;
+use crate::experiments;
+
+/// What one collection deleted.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Collected {
+    pub models: Vec<String>,
+    pub snapshots: Vec<String>,
+}
+
+fn number(version: &str) -> u64 {
+    version
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Deletes what the policy above does not keep.
+pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, ActorError> {
+    let keep = keep.max(1);
+    let models = store.models()?;
+    let mut rankers: Vec<&ModelRecord> = models.iter().filter(|m| m.kind == RANKER_KIND).collect();
+    rankers.sort_by_key(|m| number(&m.version));
+    let mut kept: BTreeSet<String> = rankers
+        .iter()
+        .rev()
+        .take(keep)
+        .map(|m| m.version.clone())
+        .collect();
+    kept.extend(store.trim_serving_history(RANKER_KIND, keep)?);
+    kept.extend(store.serving_model(RANKER_KIND)?);
+    for experiment in experiments::registry::list(store)? {
+        kept.extend(experiment.arms.into_iter().map(|a| a.model_version));
+    }
+    let mut kept_snapshots = BTreeSet::new();
+    let kept_rankers: Vec<&&ModelRecord> = rankers
+        .iter()
+        .filter(|m| kept.contains(&m.version))
+        .collect();
+    for ranker in kept_rankers {
+        kept_snapshots.insert(ranker.training_snapshot_id.clone());
+        kept.extend(embeddings_of(ranker));
+    }
+    kept.extend(store.serving_model(EMBEDDINGS_KIND)?);
+    let newest_ranker = rankers.last().map_or(i64::MIN, |m| m.created_at_micros);
+    let mut collected = Collected::default();
+    for model in &models {
+        let collectable = match model.kind.as_str() {
+            RANKER_KIND => true,
+            EMBEDDINGS_KIND => model.created_at_micros <= newest_ranker,
+            _ => false,
+        };
+        if !collectable || kept.contains(&model.version) {
+            continue;
+        }
+        store.delete_model(&model.version)?;
+        collected.models.push(model.version.clone());
+        let snapshot = &model.training_snapshot_id;
+        if model.kind == RANKER_KIND && !snapshot.is_empty() && !kept_snapshots.contains(snapshot) {
+            match store.delete_snapshot(snapshot) {
+                Ok(()) => collected.snapshots.push(snapshot.clone()),
+                Err(StoreError::UnknownSnapshot(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if !collected.models.is_empty() {
+        tracing::info!(models = ?collected.models, snapshots = collected.snapshots.len(), "models collected");
+    }
+    Ok(collected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::{Arm, Experiment};
+    use prost::Message;
+    use reprise_store::proto::TwoStageModel;
+    use reprise_store::time::{format_rfc3339, Clock, MICROS_PER_SECOND};
+    use reprise_store::{SnapshotSpec, StoreConfig};
+    use serde_json::json;
+
+    struct Registry {
+        store: FeatureStore,
+        clock: Clock,
+    }
+
+    impl Registry {
+        fn tick(&self) {
+            self.clock.set(self.clock.now() + MICROS_PER_SECOND);
+        }
+
+        fn embeddings(&self) -> String {
+            self.tick();
+            let record = ModelRecord {
+                kind: EMBEDDINGS_KIND.into(),
+                ..Default::default()
+            };
+            self.store.save_model(record).unwrap()
+        }
+
+        fn snapshot(&self) -> String {
+            let spec = SnapshotSpec {
+                features: vec!["experiment:salt".into()],
+                ..Default::default()
+            };
+            let row =
+                json!({"experiment": "x", "event_timestamp": format_rfc3339(self.clock.now())});
+            self.store.create_snapshot(&spec, vec![Ok(row)]).unwrap().id
+        }
+
+        /// A ranker on new embeddings, with its own training snapshot.
+        fn ranker(&self) -> (String, String, String) {
+            let embeddings = self.embeddings();
+            let snapshot = self.snapshot();
+            self.tick();
+            let payload = TwoStageModel {
+                embeddings_version: embeddings.clone(),
+                ..Default::default()
+            };
+            let record = ModelRecord {
+                kind: RANKER_KIND.into(),
+                training_snapshot_id: snapshot.clone(),
+                payload: payload.encode_to_vec(),
+                ..Default::default()
+            };
+            (self.store.save_model(record).unwrap(), embeddings, snapshot)
+        }
+    }
+
+    #[test]
+    fn collection_keeps_the_newest_the_rollback_depth_the_arms_and_a_run_in_progress() {
+        let clock = Clock::manual(1_000 * MICROS_PER_SECOND);
+        let store = FeatureStore::in_memory(StoreConfig {
+            clock: clock.clone(),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        crate::system_views::ensure(&store).unwrap();
+        let r = Registry { store, clock };
+        let mut rankers = Vec::new();
+        for i in 1..=8 {
+            rankers.push(r.ranker());
+            if i == 5 {
+                // A run killed after storing its embeddings.
+                r.embeddings();
+            }
+        }
+        // A run going: embeddings stored, ranker not yet.
+        let in_progress = r.embeddings();
+        for i in [0, 1, 2, 6] {
+            r.store.set_serving_model(&rankers[i].0).unwrap();
+        }
+        crate::experiments::registry::define(
+            &r.store,
+            &Experiment {
+                name: "home".into(),
+                arms: vec![Arm {
+                    name: "a".into(),
+                    model_version: rankers[3].0.clone(),
+                    traffic: 1.0,
+                }],
+                salt: "s".into(),
+                active: false,
+                defined_at: String::new(),
+            },
+        )
+        .unwrap();
+
+        let collected = collect_models(&r.store, 3).unwrap();
+        let deleted = |i: usize| [rankers[i].0.clone(), rankers[i].1.clone()];
+        let mut expected: Vec<String> = [deleted(0), deleted(4)].concat();
+        expected.push("embeddings-6".into()); // the killed run's
+        expected.sort();
+        let mut got = collected.models.clone();
+        got.sort();
+        assert_eq!(got, expected);
+        assert_eq!(
+            collected.snapshots,
+            vec![rankers[0].2.clone(), rankers[4].2.clone()]
+        );
+        let ids = r.store.snapshot_ids().unwrap();
+        assert!(!ids.contains(&rankers[0].2) && ids.contains(&rankers[1].2));
+        assert!(r.store.load_model(&in_progress).is_ok());
+        // The rollback depth is the history kept: 2, 3, 7.
+        assert_eq!(
+            r.store.serving_history(RANKER_KIND).unwrap(),
+            vec![
+                rankers[1].0.clone(),
+                rankers[2].0.clone(),
+                rankers[6].0.clone()
+            ]
+        );
+        assert_eq!(
+            r.store.rollback_serving_model(RANKER_KIND).unwrap(),
+            rankers[2].0
+        );
+        // Nothing more to collect while nothing changes.
+        assert_eq!(collect_models(&r.store, 3).unwrap(), Collected::default());
+    }
+}
