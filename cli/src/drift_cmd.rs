@@ -49,7 +49,7 @@ pub fn validate(store_args: &StoreArgs, args: ValidateArgs) -> anyhow::Result<()
         default_threshold: args.threshold,
         ..Default::default()
     };
-    let run = reprise_actors::validation::drift::run(&store, &config)?;
+    let run = reprise_actors::validation::drift::run(&store, &config, &mut Default::default())?;
     let brief = |s: &Summary| match s {
         Summary::Numeric {
             count,

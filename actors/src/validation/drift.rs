@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::alerts::{self, Alert};
 use super::reservoir::Reservoir;
+use super::skew::TrainingReference;
 use crate::error::ActorError;
 
 /// Views the serving path and the monitors write themselves.
@@ -129,8 +130,13 @@ fn sample(values: &[&Value]) -> Option<Sample> {
     }
 }
 
-/// Runs the check at the store clock's now.
-pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, ActorError> {
+/// Runs the check at the store clock's now (`reference`: the skew check's
+/// training side, kept between runs).
+pub fn run(
+    store: &FeatureStore,
+    config: &DriftConfig,
+    reference: &mut TrainingReference,
+) -> Result<DriftRun, ActorError> {
     let now = store.clock().now();
     let (w, version) = (config.window_micros, store.version());
     let registry = store.registry();
@@ -246,7 +252,7 @@ pub fn run(store: &FeatureStore, config: &DriftConfig) -> Result<DriftRun, Actor
     if let Some(alert) = anomaly_spike(store, config, &recent, now)? {
         run.raised.push(alert);
     }
-    let skew = super::skew::run(store, config, &recent)?;
+    let skew = super::skew::run(store, config, &recent, reference)?;
     run.comparisons.extend(skew.comparisons);
     run.raised.extend(skew.raised);
     run.anomalies = skew.anomalies;

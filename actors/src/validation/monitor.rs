@@ -10,6 +10,7 @@ use reprise_store::FeatureStore;
 
 use super::alerts::{self, Alert};
 use super::drift::{self, DriftConfig, DriftRun};
+use super::skew::TrainingReference;
 use crate::error::ActorError;
 
 #[derive(Message)]
@@ -25,6 +26,7 @@ struct DriftMonitor {
     raised: Arc<AtomicU64>,
     last: Arc<Mutex<Option<DriftRun>>>,
     hook: Option<AlertHook>,
+    reference: TrainingReference,
 }
 
 impl Actor for DriftMonitor {
@@ -35,7 +37,7 @@ impl Handler<RunChecks> for DriftMonitor {
     type Result = Result<DriftRun, ActorError>;
 
     fn handle(&mut self, _: RunChecks, _: &mut Self::Context) -> Self::Result {
-        let run = drift::run(&self.store, &self.config)?;
+        let run = drift::run(&self.store, &self.config, &mut self.reference)?;
         for alert in &run.raised {
             if let Some(url) = &self.config.webhook {
                 notify(url, alert);
@@ -105,6 +107,7 @@ impl Validation {
             raised: Arc::clone(&r),
             last: Arc::clone(&l),
             hook: hook.clone(),
+            reference: TrainingReference::default(),
         });
         MonitorSchedule {
             monitor: monitor.clone(),

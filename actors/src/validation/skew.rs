@@ -3,6 +3,8 @@
 //! features as served in the latest window (the tail of each logged feature
 //! vector in `served_item`), feature by feature.
 
+use std::sync::Arc;
+
 use reprise_store::time::{parse_rfc3339, Micros};
 use reprise_store::{FeatureStore, HistoryRow, Value};
 use reprise_trainer::context::SCHEMA_ATTACHMENT;
@@ -19,9 +21,9 @@ use crate::error::ActorError;
 
 /// Served-log rows read in key order before a window is sampled by seeks
 /// instead (its cost then follows the sample, not the traffic).
-const FULL_READ_ROWS: usize = 100_000;
+const FULL_READ_ROWS: usize = 20_000;
 /// Requests a sampled window reads: one per stratum of equal time.
-const SEEK_SAMPLES: u64 = 5_000;
+const SEEK_SAMPLES: u64 = 2_000;
 
 /// Visits the served-log rows stamped in `(from, to]`: all of them while
 /// the window holds at most `full_read_rows` ([`FULL_READ_ROWS`]), else
@@ -89,12 +91,52 @@ fn read_window(
     Ok(())
 }
 
+/// The training side of the skew check: the model inputs of every row of
+/// a ranker's training snapshot, by input. A snapshot never changes, so
+/// they are read once per snapshot, not once per check (the read computes
+/// the snapshot's features: seconds for a large one).
+#[derive(Debug, Default)]
+pub struct TrainingReference {
+    snapshot: String,
+    columns: Arc<Vec<Vec<f64>>>,
+}
+
+impl TrainingReference {
+    fn columns(
+        &mut self,
+        store: &FeatureStore,
+        snapshot: &str,
+        inputs: &reprise_trainer::features::RankerInputs,
+        width: usize,
+    ) -> Result<Arc<Vec<Vec<f64>>>, ActorError> {
+        if self.snapshot != snapshot {
+            let mut training: Vec<Vec<f64>> = vec![Vec::new(); width];
+            store.read_snapshot(snapshot, |_, rows| {
+                for row in rows {
+                    for (i, v) in inputs
+                        .vectorize_owned(&row.values, &[])
+                        .into_iter()
+                        .enumerate()
+                    {
+                        training[i].push(v);
+                    }
+                }
+                Ok(())
+            })?;
+            self.columns = Arc::new(training);
+            self.snapshot = snapshot.to_owned();
+        }
+        Ok(Arc::clone(&self.columns))
+    }
+}
+
 /// Compares the serving (else newest) ranker's training context with what
 /// was served in the last window; raises `skew` alerts like the drift check.
 pub fn run(
     store: &FeatureStore,
     config: &DriftConfig,
     recent: &[Alert],
+    reference: &mut TrainingReference,
 ) -> Result<SkewRun, ActorError> {
     let version = match store.serving_model(RANKER_KIND)? {
         Some(v) => v,
@@ -116,19 +158,7 @@ pub fn run(
     };
     let names = inputs.names();
     let width = names.len();
-    let mut training: Vec<Vec<f64>> = vec![Vec::new(); width];
-    store.read_snapshot(&record.training_snapshot_id, |_, rows| {
-        for row in rows {
-            for (i, v) in inputs
-                .vectorize_owned(&row.values, &[])
-                .into_iter()
-                .enumerate()
-            {
-                training[i].push(v);
-            }
-        }
-        Ok(())
-    })?;
+    let training = reference.columns(store, &record.training_snapshot_id, &inputs, width)?;
     let now = store.clock().now();
     let w = config.window_micros;
     let registry = store.registry();
