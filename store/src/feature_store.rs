@@ -80,7 +80,8 @@ impl FeatureStore {
             Some(bytes) => codec::decode_u64(&bytes)?,
             None => 0,
         };
-        let registry = migrations::replay(&migrations::applied(engine.as_ref())?)?;
+        let mut registry = migrations::replay(&migrations::applied(engine.as_ref())?)?;
+        crate::retire::load(engine.as_ref(), &mut registry)?;
         let indexed = crate::aggregation::index::ensure_time_indexes(
             engine.as_ref(),
             &registry,
@@ -261,7 +262,7 @@ impl FeatureStore {
 
     /// Makes `registry` the one reads see, and its retentions the ones
     /// compactions apply.
-    fn publish_registry(&self, registry: Registry) {
+    pub(crate) fn publish_registry(&self, registry: Registry) {
         self.engine
             .set_retention(Arc::new(RetentionRules::new(&registry, self.clock.clone())));
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);

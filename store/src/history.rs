@@ -25,6 +25,21 @@ pub struct HistoryRow {
     pub values: Vec<Option<Value>>,
 }
 
+/// A retired view version's history is gone: reading it is refused, not
+/// answered with no rows.
+fn refuse_retired(registry: &crate::registry::Registry, view: &FeatureView) -> Result<()> {
+    if registry.is_retired(view.id) {
+        return Err(StoreError::Expired {
+            field: "view".into(),
+            message: format!(
+                "view `{}` was retired: its rows have been deleted",
+                view.label()
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl FeatureStore {
     /// The events of events view `view_spec` with event time in
     /// `(from, to]`, written at store version `<= as_of_version`, in event
@@ -47,6 +62,7 @@ impl FeatureStore {
                 field: "view".into(),
                 view: view_spec.to_owned(),
             })?;
+        refuse_retired(&registry, view)?;
         if !view.is_events() {
             return Ok(false);
         }
@@ -130,6 +146,7 @@ impl FeatureStore {
                     view: view_spec.to_owned(),
                 })?,
         );
+        refuse_retired(&registry, &view)?;
         let prefix = view.id.to_be_bytes();
         let mut cursor = self.engine.cursor(Cf::History)?;
         let mut start = prefix.to_vec();

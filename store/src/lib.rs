@@ -27,6 +27,7 @@ pub mod push;
 pub mod recommender;
 pub mod registry;
 pub mod retention;
+pub mod retire;
 pub mod row;
 pub mod service_state;
 pub mod snapshot;

@@ -209,9 +209,17 @@ pub struct Registry {
     pub(crate) views: BTreeMap<String, BTreeMap<u32, Arc<FeatureView>>>,
     pub(crate) by_id: Vec<Arc<FeatureView>>,
     recommender: Option<Arc<crate::recommender::RecommenderSpec>>,
+    /// Ids of old view versions whose data was deleted (`retire.rs`):
+    /// feature refs to them are refused.
+    pub(crate) retired: std::collections::BTreeSet<u32>,
 }
 
 impl Registry {
+    /// Whether view `id` is a retired version (its rows deleted).
+    pub fn is_retired(&self, id: u32) -> bool {
+        self.retired.contains(&id)
+    }
+
     pub fn entities(&self) -> impl Iterator<Item = &Entity> {
         self.entities.values()
     }
@@ -267,6 +275,15 @@ impl Registry {
                 field: field.to_owned(),
                 view: view_spec.to_owned(),
             })?;
+        if self.is_retired(view.id) {
+            return Err(StoreError::Expired {
+                field: field.to_owned(),
+                message: format!(
+                    "view `{}` was retired: an old version whose rows have been deleted (the model that read it was collected); read a newer version",
+                    view.label()
+                ),
+            });
+        }
         let index = view
             .feature_index(feature)
             .ok_or_else(|| StoreError::UnknownFeature {
@@ -296,7 +313,7 @@ impl Registry {
 
     fn try_resolve(&self, feature_ref: &str) -> Option<ResolvedRef> {
         let (view_spec, feature) = feature_ref.split_once(':')?;
-        let view = self.view(view_spec)?;
+        let view = self.view(view_spec).filter(|v| !self.is_retired(v.id))?;
         Some(ResolvedRef {
             view: Arc::clone(view),
             feature: view.feature_index(feature)?,

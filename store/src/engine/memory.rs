@@ -84,6 +84,17 @@ impl Engine for MemoryEngine {
             .collect())
     }
 
+    fn delete_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<()> {
+        let mut maps = self
+            .maps
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(map) = maps.get_mut(&cf) {
+            map.retain(|key, _| !key.starts_with(prefix));
+        }
+        Ok(())
+    }
+
     fn cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>> {
         Ok(Box::new(MemoryCursor {
             engine: self,

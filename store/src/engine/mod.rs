@@ -15,6 +15,19 @@ use crate::error::Result;
 /// One write: `(cf, key, Some(value))` puts, `(cf, key, None)` deletes.
 pub type WriteOp = (Cf, Vec<u8>, Option<Vec<u8>>);
 
+/// The smallest key greater than every key starting with `prefix` (none
+/// when the prefix is all `0xff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// A set of writes applied atomically by [`Engine::write`].
 #[derive(Debug, Default, Clone)]
 pub struct WriteBatch {
@@ -102,6 +115,10 @@ pub trait Engine: Send + Sync + 'static {
 
     /// A cursor over `cf`.
     fn cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>>;
+
+    /// Deletes every key of `cf` that starts with `prefix`, durably, as one
+    /// write (RocksDB: a range tombstone, however many keys).
+    fn delete_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<()>;
 
     fn stats(&self) -> EngineStats {
         EngineStats::default()

@@ -197,6 +197,27 @@ impl Engine for RocksEngine {
         }))
     }
 
+    fn delete_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<()> {
+        let handle = self.handle(cf);
+        let mut batch = rocksdb::WriteBatch::default();
+        match super::prefix_end(prefix) {
+            Some(end) => batch.delete_range_cf(handle, prefix, end.as_slice()),
+            None => {
+                // An all-0xff prefix: no range end exists; delete key by key.
+                let mut iter = self.db.raw_iterator_cf(handle);
+                iter.seek(prefix);
+                while let Some(key) = iter.key().filter(|k| k.starts_with(prefix)) {
+                    batch.delete_cf(handle, key);
+                    iter.next();
+                }
+                iter.status().map_err(engine_error)?;
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options).map_err(engine_error)
+    }
+
     fn set_retention(&self, rules: Arc<RetentionRules>) {
         *self.retention.write().unwrap_or_else(|p| p.into_inner()) = rules;
     }

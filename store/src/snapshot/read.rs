@@ -70,6 +70,14 @@ impl FeatureStore {
                     "snapshot {id} reads view {label}, which is not registered"
                 ))
             })?;
+            if registry.is_retired(view.id) {
+                return Err(StoreError::Expired {
+                    field: "snapshot".into(),
+                    message: format!(
+                        "snapshot {id} reads view `{label}`, which was retired: its rows have been deleted"
+                    ),
+                });
+            }
             let feature = view.feature_index(&f.feature).ok_or_else(|| {
                 StoreError::Corrupt(format!("view {label} lost feature {}", f.feature))
             })?;

@@ -112,6 +112,34 @@ fn suite(kind: Kind) {
     assert!(!cursor.valid(), "nothing sorts after `zzz`");
     drop(cursor);
 
+    // A prefix delete removes exactly the keys under it, in one write;
+    // the prefix's last byte may be 0xff.
+    put(
+        engine,
+        Cf::Models,
+        &[
+            (b"m\x01a", b"1"),
+            (b"m\x01\xff", b"2"),
+            (b"m\x02", b"3"),
+            (b"m\xff\x01", b"4"),
+            (b"n", b"5"),
+        ],
+    );
+    engine.delete_prefix(Cf::Models, b"m\x01").unwrap();
+    engine.delete_prefix(Cf::Models, b"m\xff").unwrap();
+    let left: Vec<Vec<u8>> = engine
+        .scan_prefix(Cf::Models, b"")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, vec![b"m\x02".to_vec(), b"n".to_vec()]);
+    assert_eq!(
+        reprise_store::engine::prefix_end(b"a\xff"),
+        Some(b"b".to_vec())
+    );
+    assert_eq!(reprise_store::engine::prefix_end(b"\xff\xff"), None);
+
     // A cursor open does not block writers.
     let cursor = engine.cursor(Cf::Snapshots).unwrap();
     put(engine, Cf::Snapshots, &[(b"r", b"d")]);

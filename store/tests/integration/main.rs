@@ -10,6 +10,7 @@ mod model_registry;
 mod online;
 mod pit_property;
 mod retention;
+mod retire;
 mod snapshot_merge;
 mod snapshots;
 mod time_index;
