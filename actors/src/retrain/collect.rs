@@ -9,14 +9,18 @@
 //! training snapshots those rankers name; the serving embeddings; any
 //! embeddings newer than the newest ranker (a run that has not stored its
 //! ranker yet). Everything else of the two kinds is deleted, with the
-//! training snapshots only deleted rankers named. Other kinds are left
-//! alone. Runs call it when they finish and the server at start, never
+//! training snapshots only deleted rankers named, and the versions of the
+//! embedding views (`user_factors@N`, `item_factors@N`: every user's and
+//! item's vector, once per run) no kept ranker reads are retired (rows
+//! deleted, reads refused; the newest version of each stays). Other kinds
+//! are left alone. Runs call it when they finish and the server at start, never
 //! while a run is going.
 
 use std::collections::BTreeSet;
 
 use reprise_store::proto::ModelRecord;
 use reprise_store::{FeatureStore, StoreError};
+use reprise_trainer::embeddings_view::{ITEM_FACTORS_VIEW, USER_FACTORS_VIEW};
 use reprise_trainer::model_io::{embeddings_of, EMBEDDINGS_KIND, RANKER_KIND};
 
 use crate::error::ActorError;
@@ -27,6 +31,8 @@ use crate::experiments;
 pub struct Collected {
     pub models: Vec<String>,
     pub snapshots: Vec<String>,
+    /// Embedding view versions retired (`user_factors@3`).
+    pub views: Vec<String>,
 }
 
 fn number(version: &str) -> u64 {
@@ -54,6 +60,7 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
         kept.extend(experiment.arms.into_iter().map(|a| a.model_version));
     }
     let mut kept_snapshots = BTreeSet::new();
+    let mut kept_views = BTreeSet::new();
     let kept_rankers: Vec<&&ModelRecord> = rankers
         .iter()
         .filter(|m| kept.contains(&m.version))
@@ -61,6 +68,12 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
     for ranker in kept_rankers {
         kept_snapshots.insert(ranker.training_snapshot_id.clone());
         kept.extend(embeddings_of(ranker));
+        kept_views.extend(
+            ranker
+                .feature_refs
+                .iter()
+                .filter_map(|r| r.split_once(':').map(|(view, _)| view.to_owned())),
+        );
     }
     kept.extend(store.serving_model(EMBEDDINGS_KIND)?);
     let newest_ranker = rankers.last().map_or(i64::MIN, |m| m.created_at_micros);
@@ -85,8 +98,20 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
             }
         }
     }
-    if !collected.models.is_empty() {
-        tracing::info!(models = ?collected.models, snapshots = collected.snapshots.len(), "models collected");
+    // Each run's embedding views: versions no kept ranker reads (the newest
+    // of each name stays: unversioned refs read it).
+    let registry = store.registry();
+    for view in registry.views().iter().filter(|v| {
+        [USER_FACTORS_VIEW, ITEM_FACTORS_VIEW].contains(&v.name.as_str())
+            && !registry.is_retired(v.id)
+            && registry.view(&v.name).map(|newest| newest.id) != Some(v.id)
+            && !kept_views.contains(&v.label())
+    }) {
+        store.retire_view_version(&view.label())?;
+        collected.views.push(view.label());
+    }
+    if !collected.models.is_empty() || !collected.views.is_empty() {
+        tracing::info!(models = ?collected.models, views = ?collected.views, snapshots = collected.snapshots.len(), "models collected");
     }
     Ok(collected)
 }
@@ -104,11 +129,43 @@ mod tests {
     struct Registry {
         store: FeatureStore,
         clock: Clock,
+        views: std::cell::Cell<u32>,
     }
 
     impl Registry {
         fn tick(&self) {
             self.clock.set(self.clock.now() + MICROS_PER_SECOND);
+        }
+
+        /// The next version of both embedding views, with a row each.
+        fn embedding_views(&self) -> u32 {
+            let n = self.views.get() + 1;
+            self.views.set(n);
+            let view = |name: &str, entity: &str| {
+                format!(
+                    "[[feature_view]]\nname = \"{name}\"\nversion = {n}\nentities = [\"{entity}\"]\nttl = \"0\"\n\n\
+                     [[feature_view.feature]]\nname = \"vector\"\ntype = \"float64\"\n"
+                )
+            };
+            let source = format!(
+                "{}\n{}",
+                view(USER_FACTORS_VIEW, "user"),
+                view(ITEM_FACTORS_VIEW, "item")
+            );
+            self.store
+                .register_definitions(&format!("embeddings_v{n}"), &source)
+                .unwrap();
+            let at = format_rfc3339(self.clock.now());
+            for (view, key) in [
+                (USER_FACTORS_VIEW, "user_id"),
+                (ITEM_FACTORS_VIEW, "item_id"),
+            ] {
+                let row = json!({key: "x", "event_timestamp": at, "vector": 1.0});
+                self.store
+                    .push(&format!("{view}@{n}"), &[row], false)
+                    .unwrap();
+            }
+            n
         }
 
         fn embeddings(&self) -> String {
@@ -133,6 +190,7 @@ mod tests {
         /// A ranker on new embeddings, with its own training snapshot.
         fn ranker(&self) -> (String, String, String) {
             let embeddings = self.embeddings();
+            let views = self.embedding_views();
             let snapshot = self.snapshot();
             self.tick();
             let payload = TwoStageModel {
@@ -142,6 +200,10 @@ mod tests {
             let record = ModelRecord {
                 kind: RANKER_KIND.into(),
                 training_snapshot_id: snapshot.clone(),
+                feature_refs: vec![
+                    format!("{USER_FACTORS_VIEW}@{views}:vector"),
+                    format!("{ITEM_FACTORS_VIEW}@{views}:vector"),
+                ],
                 payload: payload.encode_to_vec(),
                 ..Default::default()
             };
@@ -158,13 +220,24 @@ mod tests {
         })
         .unwrap();
         crate::system_views::ensure(&store).unwrap();
-        let r = Registry { store, clock };
+        store
+            .register_definitions(
+                "users",
+                "[[entity]]\nname = \"user\"\njoin_key = \"user_id\"\n",
+            )
+            .unwrap();
+        let r = Registry {
+            store,
+            clock,
+            views: std::cell::Cell::new(0),
+        };
         let mut rankers = Vec::new();
         for i in 1..=8 {
             rankers.push(r.ranker());
             if i == 5 {
-                // A run killed after storing its embeddings.
+                // A run killed after storing its embeddings and views.
                 r.embeddings();
+                r.embedding_views();
             }
         }
         // A run going: embeddings stored, ranker not yet.
@@ -203,6 +276,32 @@ mod tests {
         let ids = r.store.snapshot_ids().unwrap();
         assert!(!ids.contains(&rankers[0].2) && ids.contains(&rankers[1].2));
         assert!(r.store.load_model(&in_progress).is_ok());
+        // Views 1 and 5 (deleted rankers') and 6 (the killed run's) are
+        // retired; the kept rankers' and the newest stay readable.
+        let retired: Vec<String> = [1, 5, 6]
+            .iter()
+            .flat_map(|n| {
+                [
+                    format!("{USER_FACTORS_VIEW}@{n}"),
+                    format!("{ITEM_FACTORS_VIEW}@{n}"),
+                ]
+            })
+            .collect();
+        let mut views = collected.views.clone();
+        views.sort();
+        let mut expected_views = retired.clone();
+        expected_views.sort();
+        assert_eq!(views, expected_views);
+        let read = |view: &str| {
+            let entity = serde_json::Map::from_iter([("user_id".to_owned(), json!("x"))]);
+            r.store
+                .online_features(&[format!("{view}:vector")], &[entity])
+        };
+        assert!(matches!(
+            read("user_factors@5"),
+            Err(StoreError::Expired { .. })
+        ));
+        assert!(read("user_factors@2").is_ok() && read("user_factors@9").is_ok());
         // The rollback depth is the history kept: 2, 3, 7.
         assert_eq!(
             r.store.serving_history(RANKER_KIND).unwrap(),
