@@ -6,9 +6,9 @@
 //! Kept: the newest `keep` rankers; the last `keep` rankers of the
 //! promotion history (the depth a rollback can reach: the history is
 //! trimmed to them); every arm of a stored experiment; the embeddings and
-//! training snapshots those rankers name; the serving embeddings; any
-//! embeddings newer than the newest ranker (a run that has not stored its
-//! ranker yet). Everything else of the two kinds is deleted, with the
+//! training snapshots those rankers name; the serving embeddings.
+//! Everything else of the two kinds is deleted (embeddings no ranker names
+//! are a killed run's: collection never runs while a run is going), with the
 //! training snapshots only deleted rankers named, and the versions of the
 //! embedding views (`user_factors@N`, `item_factors@N`: every user's and
 //! item's vector, once per run) no kept ranker reads are retired (rows
@@ -76,12 +76,11 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
         );
     }
     kept.extend(store.serving_model(EMBEDDINGS_KIND)?);
-    let newest_ranker = rankers.last().map_or(i64::MIN, |m| m.created_at_micros);
     let mut collected = Collected::default();
     for model in &models {
         let collectable = match model.kind.as_str() {
             RANKER_KIND => true,
-            EMBEDDINGS_KIND => model.created_at_micros <= newest_ranker,
+            EMBEDDINGS_KIND => true,
             _ => false,
         };
         if !collectable || kept.contains(&model.version) {
@@ -212,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn collection_keeps_the_newest_the_rollback_depth_the_arms_and_a_run_in_progress() {
+    fn collection_keeps_the_newest_the_rollback_depth_and_the_arms() {
         let clock = Clock::manual(1_000 * MICROS_PER_SECOND);
         let store = FeatureStore::in_memory(StoreConfig {
             clock: clock.clone(),
@@ -240,8 +239,8 @@ mod tests {
                 r.embedding_views();
             }
         }
-        // A run going: embeddings stored, ranker not yet.
-        let in_progress = r.embeddings();
+        // Another run killed right after storing its embeddings.
+        let killed = r.embeddings();
         for i in [0, 1, 2, 6] {
             r.store.set_serving_model(&rankers[i].0).unwrap();
         }
@@ -264,7 +263,8 @@ mod tests {
         let collected = collect_models(&r.store, 3).unwrap();
         let deleted = |i: usize| [rankers[i].0.clone(), rankers[i].1.clone()];
         let mut expected: Vec<String> = [deleted(0), deleted(4)].concat();
-        expected.push("embeddings-6".into()); // the killed run's
+        expected.push("embeddings-6".into()); // the killed runs'
+        expected.push(killed);
         expected.sort();
         let mut got = collected.models.clone();
         got.sort();
@@ -275,7 +275,6 @@ mod tests {
         );
         let ids = r.store.snapshot_ids().unwrap();
         assert!(!ids.contains(&rankers[0].2) && ids.contains(&rankers[1].2));
-        assert!(r.store.load_model(&in_progress).is_ok());
         // Views 1 and 5 (deleted rankers') and 6 (the killed run's) are
         // retired; the kept rankers' and the newest stay readable.
         let retired: Vec<String> = [1, 5, 6]

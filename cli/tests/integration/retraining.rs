@@ -417,6 +417,8 @@ fn the_play_rate_baseline_survives_a_restart() {
     drop(dir);
 }
 
+/// A run killed by SIGKILL is marked failed at the next start, the serving
+/// model is unchanged and what the run had stored is collected.
 #[test]
 fn a_run_killed_by_sigkill_is_marked_failed_and_the_serving_model_is_unchanged() {
     let (dir, data) = trained_data(
@@ -427,13 +429,31 @@ fn a_run_killed_by_sigkill_is_marked_failed_and_the_serving_model_is_unchanged()
     let args = ["--retrain-every", "0"];
     let server = start_ml(&data, &args);
     let serving = server.recommend("1", 5)["model_version"].clone();
+    let count = |server: &Server, kind: &str| {
+        let (_, list) = server.get("/v1/models");
+        list["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] == kind)
+            .count()
+    };
+    let embeddings = count(&server, "embeddings");
     let id = start_run(&server, &json!({}));
+    // Killed as soon as the run has stored its embeddings, before (most
+    // likely) its ranker: they would be left behind.
+    let started = Instant::now();
+    while count(&server, "embeddings") == embeddings && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     server.kill();
 
     let server = start_ml(&data, &args);
+    // Collected at start: every embeddings model left is a ranker's.
+    assert_eq!(count(&server, "embeddings"), count(&server, "ranker"));
     let (status, run) = server.get(&format!("/v1/retrain/runs/{id}"));
     assert_eq!(status, 200, "{run}");
-    // Killed within milliseconds of the 202; a run takes far longer.
     assert_eq!(run["status"], "failed", "{run}");
     assert!(
         run["reason"].as_str().unwrap().contains("interrupted"),
