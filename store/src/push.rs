@@ -72,6 +72,7 @@ impl FeatureStore {
     ) -> Result<Vec<PushOutcome>> {
         let _span = tracing::info_span!("store.push", batches = batches.len()).entered();
         let registry = self.registry();
+        let push = NEXT_PUSH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut pending = Vec::with_capacity(batches.len());
         for (view_spec, rows) in batches {
             let view = registry
@@ -80,6 +81,9 @@ impl FeatureStore {
                     field: "view".into(),
                     view: (*view_spec).to_owned(),
                 })?;
+            if registry.is_retired(view.id) {
+                return Err(retired(view));
+            }
             if let Some(spec) = view.aggregation() {
                 return Err(StoreError::invalid(
                     "view",
@@ -108,6 +112,7 @@ impl FeatureStore {
             }
             pending.push(Arc::new(PendingBatch {
                 view: Arc::clone(view),
+                push,
                 backfill,
                 rows: Mutex::new(parsed),
                 counters: Mutex::new(Deltas::new()),
@@ -143,7 +148,25 @@ impl FeatureStore {
         let _writer = self.lock_writer();
         if batches.iter().any(|b| lock(&b.outcome).is_none()) {
             let group = std::mem::take(&mut *lock(&self.pending));
-            match self.write_group(&group) {
+            // A push validated before its view version was retired (which
+            // holds this lock) is refused whole, never written.
+            let registry = self.registry();
+            let refused: std::collections::HashSet<u64> = group
+                .iter()
+                .filter(|p| registry.is_retired(p.view.id))
+                .map(|p| p.push)
+                .collect();
+            let (refused, group): (Vec<_>, Vec<_>) =
+                group.into_iter().partition(|p| refused.contains(&p.push));
+            for pending in &refused {
+                *lock(&pending.outcome) = Some(Err(retired(&pending.view)));
+            }
+            let written = if group.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.write_group(&group)
+            };
+            match written {
                 Ok(outcomes) => {
                     for (pending, outcome) in group.iter().zip(outcomes) {
                         *lock(&pending.outcome) = Some(Ok(outcome));
@@ -266,9 +289,24 @@ impl FeatureStore {
     }
 }
 
+/// Numbers pushes, so the batches of one push are told apart in a group.
+static NEXT_PUSH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn retired(view: &FeatureView) -> StoreError {
+    StoreError::Expired {
+        field: "view".into(),
+        message: format!(
+            "view `{}` was retired (an old version whose rows were deleted); push to a newer version",
+            view.label()
+        ),
+    }
+}
+
 /// A validated batch waiting for the writer.
 pub(crate) struct PendingBatch {
     view: Arc<FeatureView>,
+    /// The push it belongs to (its batches are written or refused together).
+    push: u64,
     backfill: bool,
     rows: Mutex<Vec<ParsedRow>>,
     /// Counter deltas written with the batch (on the first of a push).

@@ -2,9 +2,10 @@
 //! deleted with range tombstones and every later feature ref to it is
 //! refused with `expired`, so a snapshot that named it fails clearly
 //! instead of answering nulls. The newest version of a name cannot be
-//! retired, nor a version an aggregation reads. The record is written
-//! first; the deletes are repeated at every open, so a crash between the
-//! two leaves no rows behind.
+//! retired, nor a version an aggregation or a lookup reads. The record is
+//! written first (pending), the rows deleted, then the record marked done;
+//! an open finishes a pending one, so a crash leaves no rows behind. A push
+//! to a retired version is refused, also one validated just before.
 
 use crate::cf::Cf;
 use crate::engine::{Engine, WriteBatch};
@@ -28,15 +29,29 @@ fn delete_rows(engine: &dyn Engine, view_id: u32) -> Result<()> {
     Ok(())
 }
 
-/// Marks the retired versions in `registry` (at open) and deletes what a
-/// crash may have left of their rows.
+/// A record's value: the rows are still to be deleted, or are gone.
+const PENDING: &[u8] = b"pending";
+const DONE: &[u8] = b"done";
+
+/// Deletes the rows of retired view `view_id`, then marks its record done.
+fn finish(engine: &dyn Engine, view_id: u32) -> Result<()> {
+    delete_rows(engine, view_id)?;
+    let mut batch = WriteBatch::default();
+    batch.put(Cf::Meta, key(view_id), DONE.to_vec());
+    engine.write(batch)
+}
+
+/// Marks the retired versions in `registry` (at open) and deletes the rows
+/// of those a crash interrupted.
 pub(crate) fn load(engine: &dyn Engine, registry: &mut Registry) -> Result<()> {
-    for (key, _) in engine.scan_prefix(Cf::Meta, PREFIX.as_bytes())? {
+    for (key, value) in engine.scan_prefix(Cf::Meta, PREFIX.as_bytes())? {
         let id = <[u8; 4]>::try_from(&key[PREFIX.len()..])
             .map(u32::from_be_bytes)
             .map_err(|_| StoreError::Corrupt("retired view record".into()))?;
         registry.retired.insert(id);
-        delete_rows(engine, id)?;
+        if value != DONE {
+            finish(engine, id)?;
+        }
     }
     Ok(())
 }
@@ -77,16 +92,26 @@ impl FeatureStore {
                 ),
             ));
         }
+        if let Some(reader) = registry.views().iter().find(|v| {
+            v.features
+                .iter()
+                .any(|f| f.lookup.as_ref().is_some_and(|l| l.view.id == view.id))
+        }) {
+            return Err(StoreError::invalid(
+                "view",
+                format!("`{view_spec}` is read by a lookup of `{}`", reader.label()),
+            ));
+        }
         if registry.is_retired(view.id) {
             return Ok(false);
         }
         let mut batch = WriteBatch::default();
-        batch.put(Cf::Meta, key(view.id), Vec::new());
+        batch.put(Cf::Meta, key(view.id), PENDING.to_vec());
         self.engine.write(batch)?;
         let mut next = (*registry).clone();
         next.retired.insert(view.id);
         self.publish_registry(next);
-        delete_rows(self.engine.as_ref(), view.id)?;
+        finish(self.engine.as_ref(), view.id)?;
         // Its cached online rows go too.
         self.cache.clear();
         tracing::info!(view = view_spec, "view version retired");

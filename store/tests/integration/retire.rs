@@ -98,6 +98,46 @@ fn a_retired_version_is_gone_and_refused_across_a_reopen() {
         );
     };
     check(&store);
+    // A push to it is refused too (its rows would be dropped).
+    let row = json!({"user_id": "u1", "event_timestamp": ts(2), "v": 1.0});
+    expired(store.push("emb@1", &[row], false));
     drop(store);
     check(&open());
+}
+
+#[test]
+fn a_version_a_lookup_reads_cannot_be_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FeatureStore::with_engine(
+        Box::new(RocksEngine::open(dir.path()).unwrap()),
+        StoreConfig::default(),
+    )
+    .unwrap();
+    let migrations = tempfile::tempdir().unwrap();
+    std::fs::write(migrations.path().join("0001_v1.toml"), V1).unwrap();
+    let plays = r#"
+[[feature_view]]
+name = "plays"
+version = 1
+kind = "events"
+entities = ["user"]
+ttl = "0"
+
+[[feature_view.feature]]
+name = "seconds"
+type = "int64"
+
+[[feature_view.lookup]]
+name = "v_then"
+ref = "emb@1:v"
+"#;
+    std::fs::write(migrations.path().join("0002_plays.toml"), plays).unwrap();
+    std::fs::write(migrations.path().join("0003_v2.toml"), V2).unwrap();
+    store.migrate(migrations.path()).unwrap();
+    match store.retire_view_version("emb@1") {
+        Err(StoreError::InvalidValue { message, .. }) => {
+            assert!(message.contains("lookup of `plays@1`"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
