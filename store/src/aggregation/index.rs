@@ -142,8 +142,10 @@ fn index_history(
 const TIME_INDEX_MARKER: &[u8] = b"time_index/v1";
 
 /// Indexes the history of every events view of `registry` in event-time
-/// order unless done before (at open, before any write). A crash midway
-/// leaves the marker unset; the next open writes the same entries again.
+/// order unless done before (at open, before any write; progress is
+/// logged per page). Each view is marked when done, so an open after a
+/// crash midway resumes with the view it was indexing (rewriting the same
+/// entries). A one-time cost of one pass over events history.
 pub fn ensure_time_indexes(
     engine: &dyn Engine,
     registry: &Registry,
@@ -155,7 +157,15 @@ pub fn ensure_time_indexes(
     let masks = BTreeSet::from([TIME_INDEX_MASK]);
     let mut written = 0;
     for view in registry.views().iter().filter(|v| v.is_events()) {
+        // Per view, so an interrupted backfill resumes with the next view.
+        let done = [TIME_INDEX_MARKER, b"/", &view.id.to_be_bytes()].concat();
+        if engine.get(Cf::Meta, &done)?.is_some() {
+            continue;
+        }
         written += index_history(engine, view.id, &view.label(), &masks, progress)?;
+        let mut batch = WriteBatch::default();
+        batch.put(Cf::Meta, done, vec![1]);
+        engine.write(batch)?;
     }
     let mut batch = WriteBatch::default();
     batch.put(Cf::Meta, TIME_INDEX_MARKER.to_vec(), vec![1]);
