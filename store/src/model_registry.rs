@@ -137,13 +137,21 @@ impl FeatureStore {
     }
 
     /// Deletes model `version` (the caller's collection policy decides
-    /// which). The model serving its kind is refused.
+    /// which). A model in its kind's promotion history (serving, or a
+    /// rollback target) is refused.
     pub fn delete_model(&self, version: &str) -> Result<()> {
         let record = self.load_model(version)?;
-        if self.serving_model(&record.kind)?.as_deref() == Some(version) {
+        // Under the lock promotions record under: never the serving model
+        // or a rollback target.
+        let _writer = self.lock_writer();
+        if self
+            .serving_history_locked(&record.kind)?
+            .iter()
+            .any(|v| v == version)
+        {
             return Err(StoreError::invalid(
                 "version",
-                format!("{version} is serving: promote another model first"),
+                format!("{version} has served (a rollback can reach it): promote another model and trim the history first"),
             ));
         }
         let mut batch = WriteBatch::default();

@@ -54,7 +54,9 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
         .take(keep)
         .map(|m| m.version.clone())
         .collect();
-    kept.extend(store.trim_serving_history(RANKER_KIND, keep)?);
+    // At least the previous model too: requests in flight when it was
+    // replaced finish on it.
+    kept.extend(store.trim_serving_history(RANKER_KIND, keep.max(2))?);
     kept.extend(store.serving_model(RANKER_KIND)?);
     for experiment in experiments::registry::list(store)? {
         kept.extend(experiment.arms.into_iter().map(|a| a.model_version));
@@ -78,11 +80,7 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
     kept.extend(store.serving_model(EMBEDDINGS_KIND)?);
     let mut collected = Collected::default();
     for model in &models {
-        let collectable = match model.kind.as_str() {
-            RANKER_KIND => true,
-            EMBEDDINGS_KIND => true,
-            _ => false,
-        };
+        let collectable = [RANKER_KIND, EMBEDDINGS_KIND].contains(&model.kind.as_str());
         if !collectable || kept.contains(&model.version) {
             continue;
         }

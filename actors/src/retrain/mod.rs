@@ -215,8 +215,15 @@ impl Retrainer {
             Arc::clone(&current),
             Arc::clone(&stats),
         );
-        // Models of runs a crash interrupted, and those older runs left.
-        collect::collect_models(&store, config.keep_models)?;
+        // Models of runs a crash interrupted, and those older runs left
+        // (a failure is logged: the server serves without collecting).
+        let collected = {
+            let _lifecycle = recommender.lifecycle();
+            collect::collect_models(&store, config.keep_models)
+        };
+        if let Err(e) = collected {
+            tracing::warn!(error = %e, "models not collected at start");
+        }
         let keep_models = config.keep_models;
         let worker = SyncArbiter::start(1, move || RetrainWorker {
             store: Arc::clone(&s),

@@ -101,7 +101,10 @@ impl Handler<Run> for RetrainWorker {
         self.stats.finished(&run);
         self.record(&run);
         // Before the next run can start: collection never races a run.
-        if let Err(e) = super::collect::collect_models(&self.store, self.keep_models) {
+        let lifecycle = self.recommender.lifecycle();
+        let collected = super::collect::collect_models(&self.store, self.keep_models);
+        drop(lifecycle);
+        if let Err(e) = collected {
             tracing::warn!(error = %e, "models not collected");
         }
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
