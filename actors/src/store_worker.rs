@@ -55,6 +55,7 @@ impl Handler<Push> for StoreWorker {
         supervised(NAME, || {
             crate::supervise::inject_delay("slow_push", &msg.view, 3);
             crate::supervise::inject("push", Some(&msg.view));
+            crate::system_views::refuse_server_written(&msg.view)?;
             Ok(self.store.push(&msg.view, &msg.rows, msg.backfill)?)
         })
     }

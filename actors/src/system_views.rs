@@ -20,3 +20,22 @@ pub const NAME: &str = "system-views-v2";
 pub fn ensure(store: &FeatureStore) -> Result<bool, ActorError> {
     Ok(store.ensure_definitions(NAME, SOURCE)?)
 }
+
+/// Views only the server writes: experiment tallies are kept in step with
+/// their rows (`experiments/tally.rs`), so a generic push to them (which
+/// would change labels behind the tallies' back) is refused.
+pub const SERVER_WRITTEN: [&str; 3] = ["served_item", "feedback", "experiment"];
+
+/// Refuses a generic push to one of [`SERVER_WRITTEN`] (`name` or `name@N`).
+pub fn refuse_server_written(view_spec: &str) -> Result<(), ActorError> {
+    let name = view_spec.split('@').next().unwrap_or(view_spec);
+    if SERVER_WRITTEN.contains(&name) {
+        return Err(ActorError::invalid(
+            "view",
+            format!(
+                "`{name}` is written by the server (served-feature log, feedback and experiments keep their counts in step with it): send feedback with POST /v1/events"
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -20,6 +20,7 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
             .view(&args.view)
             .with_context(|| format!("unknown feature view `{}`", args.view))?,
     );
+    reprise_actors::system_views::refuse_server_written(&args.view)?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }

@@ -50,8 +50,18 @@ pub(crate) fn define(store: &FeatureStore, experiment: &Experiment) -> Result<()
     Ok(())
 }
 
-/// Every experiment, by name.
+/// Every experiment, by name: its newest definition.
 pub fn list(store: &FeatureStore) -> Result<Vec<Experiment>, ActorError> {
+    let mut by_name: BTreeMap<String, Experiment> = BTreeMap::new();
+    for experiment in definitions(store)? {
+        by_name.insert(experiment.name.clone(), experiment);
+    }
+    Ok(by_name.into_values().collect())
+}
+
+/// Every definition ever stored (a redefinition is a new one), oldest
+/// first within each name.
+pub fn definitions(store: &FeatureStore) -> Result<Vec<Experiment>, ActorError> {
     let rows = match store.view_history(EXPERIMENT_VIEW, store.version()) {
         Ok(rows) => rows,
         Err(StoreError::UnknownView { .. }) => return Ok(Vec::new()),
@@ -61,7 +71,7 @@ pub fn list(store: &FeatureStore) -> Result<Vec<Experiment>, ActorError> {
     let Some(view) = registry.view(EXPERIMENT_VIEW) else {
         return Ok(Vec::new());
     };
-    let mut by_name: BTreeMap<String, Experiment> = BTreeMap::new();
+    let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(name) = row.keys.first().cloned() else {
             continue;
@@ -74,21 +84,18 @@ pub fn list(store: &FeatureStore) -> Result<Vec<Experiment>, ActorError> {
             Some(Value::String(s)) => serde_json::from_str(&s).unwrap_or_default(),
             _ => Vec::new(),
         };
-        by_name.insert(
-            name.clone(),
-            Experiment {
-                name,
-                arms,
-                salt: match get("salt") {
-                    Some(Value::String(s)) => s,
-                    _ => String::new(),
-                },
-                active: matches!(get("active"), Some(Value::Bool(true))),
-                defined_at: format_rfc3339(row.event_ts),
+        out.push(Experiment {
+            name,
+            arms,
+            salt: match get("salt") {
+                Some(Value::String(s)) => s,
+                _ => String::new(),
             },
-        );
+            active: matches!(get("active"), Some(Value::Bool(true))),
+            defined_at: format_rfc3339(row.event_ts),
+        });
     }
-    Ok(by_name.into_values().collect())
+    Ok(out)
 }
 
 /// The experiment that routes traffic: the most recently defined active one.

@@ -89,19 +89,54 @@ impl Tally {
     }
 }
 
-/// The definitions among `experiments` that are tallied and route traffic
-/// (the ones a verdict can count for).
+/// The tallied definitions among `definitions` (every definition ever
+/// stored: which one routed a request is decided at its time).
 pub fn tallied(
     store: &FeatureStore,
-    experiments: Vec<Experiment>,
+    definitions: Vec<Experiment>,
 ) -> Result<Vec<Experiment>, ActorError> {
     let mut out = Vec::new();
-    for e in experiments {
-        if e.active && Tally::of(&e).exists(store)? {
+    for e in definitions {
+        if Tally::of(&e).exists(store)? {
             out.push(e);
         }
     }
     Ok(out)
+}
+
+/// The definition that routed requests at `at`, as `registry::active` would
+/// have answered then: among the newest definition of each name at `at`,
+/// the most recently defined active one with arms.
+fn routing_at(definitions: &[(Experiment, Micros)], at: Micros) -> Option<&Experiment> {
+    let mut newest: HashMap<&str, &(Experiment, Micros)> = HashMap::new();
+    for d in definitions.iter().filter(|(_, t)| *t <= at) {
+        let slot = newest.entry(d.0.name.as_str()).or_insert(d);
+        if d.1 >= slot.1 {
+            *slot = d;
+        }
+    }
+    newest
+        .into_values()
+        .filter(|(e, _)| e.active && !e.arms.is_empty())
+        .max_by_key(|(_, t)| *t)
+        .map(|(e, _)| e)
+}
+
+/// When request `id` started: the time in its UUIDv7 id (the routing
+/// decision's), when it is one within the logging slack before `served_at`;
+/// else `served_at`.
+fn routed_at(id: &str, served_at: Micros) -> Micros {
+    let millis = (id.len() == 32)
+        .then(|| u64::from_str_radix(id.get(..12)?, 16).ok())
+        .flatten();
+    match millis.map(|ms| (ms as Micros).saturating_mul(1_000)) {
+        Some(t)
+            if t <= served_at && served_at - t <= reprise_trainer::served_log::ID_SLACK_MICROS =>
+        {
+            t
+        }
+        _ => served_at,
+    }
 }
 
 /// A verdict on a served item: a feedback event with `engaged` set.
@@ -116,9 +151,10 @@ pub struct Verdict<'a> {
 /// The counter deltas of storing `verdicts` (in this order, after what the
 /// store holds): for each served item whose label they change, −1 on the
 /// old label's count and +1 on the new one's, for the experiment that
-/// served it: among `experiments`, the newest definition at or before the
-/// item was served with an arm of that name and model. The caller holds
-/// the items' feedback lock until the rows are written.
+/// served it: the definition among `experiments` (tallied definitions, all
+/// of them) that routed its request, if the item's arm and model are one of
+/// its arms. The caller holds the items' feedback lock until the rows are
+/// written.
 pub fn verdict_deltas(
     store: &FeatureStore,
     experiments: &[Experiment],
@@ -161,29 +197,25 @@ pub fn verdict_deltas(
         format!("{SERVED_VIEW}:model_version"),
     ];
     let served = store.online_features(&refs, &entities)?.rows;
-    let defined: Vec<Option<Micros>> = experiments
+    let definitions: Vec<(Experiment, Micros)> = experiments
         .iter()
-        .map(|e| parse_rfc3339(&e.defined_at))
+        .filter_map(|e| Some((e.clone(), parse_rfc3339(&e.defined_at)?)))
         .collect();
     let mut tallies: Vec<Option<(Tally, String)>> = Vec::with_capacity(items.len());
-    for row in &served {
+    for ((request, _), row) in items.iter().zip(&served) {
         let (Some(Value::String(arm)), Some(Value::String(model)), Some(served_at)) =
             (&row.values[0], &row.values[1], row.event_timestamps[0])
         else {
             tallies.push(None);
             continue;
         };
-        let experiment = experiments
-            .iter()
-            .zip(&defined)
-            .filter(|(e, at)| {
-                at.is_some_and(|at| at <= served_at)
-                    && e.arms
-                        .iter()
-                        .any(|a| &a.name == arm && &a.model_version == model)
-            })
-            .max_by_key(|(_, at)| **at)
-            .map(|(e, _)| e);
+        // The tally its impressions went to: the routing definition's, if
+        // it has this arm and model.
+        let experiment = routing_at(&definitions, routed_at(request, served_at)).filter(|e| {
+            e.arms
+                .iter()
+                .any(|a| &a.name == arm && &a.model_version == model)
+        });
         tallies.push(experiment.map(|e| (Tally::of(e), arm.clone())));
     }
     // Each tallied item's label before: its last verdict in key order

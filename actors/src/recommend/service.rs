@@ -399,6 +399,10 @@ pub struct Recommender {
     /// id) between reading their labels and writing the new verdicts, so
     /// the tallies' deltas are exact.
     feedback_locks: Arc<[std::sync::Mutex<()>]>,
+    /// Held by promotions, rollbacks, experiment definitions and model
+    /// collection, so collection never deletes a model one of them is
+    /// about to serve.
+    lifecycle: Arc<std::sync::Mutex<()>>,
     /// Hears the verdicts (engaged or not) of feedback on served items.
     feedback_hook: Arc<std::sync::OnceLock<FeedbackHook>>,
 }
@@ -447,12 +451,13 @@ impl Recommender {
         )?));
         let tallied = Arc::new(std::sync::RwLock::new(experiments::tally::tallied(
             &shared.store,
-            experiments::registry::list(&shared.store)?,
+            experiments::registry::definitions(&shared.store)?,
         )?));
         Ok(Recommender {
             feedback_hook: Arc::new(std::sync::OnceLock::new()),
             experiment,
             tallied,
+            lifecycle: Arc::new(std::sync::Mutex::new(())),
             feedback_locks: (0..FEEDBACK_LOCK_STRIPES)
                 .map(|_| std::sync::Mutex::new(()))
                 .collect(),
@@ -503,7 +508,13 @@ impl Recommender {
 
     /// Defines (or redefines) an experiment; the active one routes traffic
     /// from the next request on. Its arms' models are loaded first.
+    /// The model-lifecycle lock (see the field).
+    pub fn lifecycle(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lifecycle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn put_experiment(&self, experiment: Experiment) -> Result<(), ActorError> {
+        let _lifecycle = self.lifecycle();
         // Sending traffic to a model that is not serving is a promotion:
         // the same alert gate applies.
         let serving = self.serving_version();
@@ -521,12 +532,14 @@ impl Recommender {
                 .catalog
                 .get_or_load(&self.shared.store, &arm.model_version)?;
         }
-        *self.experiment.write().unwrap_or_else(|p| p.into_inner()) =
-            experiments::registry::active(&self.shared.store)?;
+        // Tallies first: a request routed by the new definition may get
+        // feedback at once.
         *self.tallied.write().unwrap_or_else(|p| p.into_inner()) = experiments::tally::tallied(
             &self.shared.store,
-            experiments::registry::list(&self.shared.store)?,
+            experiments::registry::definitions(&self.shared.store)?,
         )?;
+        *self.experiment.write().unwrap_or_else(|p| p.into_inner()) =
+            experiments::registry::active(&self.shared.store)?;
         Ok(())
     }
 
@@ -551,6 +564,7 @@ impl Recommender {
     /// Returns to the ranker that served before the current one (no gate:
     /// it served already); caches are dropped. Returns its version.
     pub fn rollback(&self) -> Result<String, ActorError> {
+        let _lifecycle = self.lifecycle();
         let previous = self
             .shared
             .store
@@ -586,6 +600,7 @@ impl Recommender {
     /// on the model they started with. Blocking: run it off the HTTP
     /// workers.
     pub fn promote(&self, version: &str) -> Result<(), ActorError> {
+        let _lifecycle = self.lifecycle();
         let record = self.shared.store.load_model(version)?;
         if record.kind != reprise_trainer::model_io::RANKER_KIND {
             return Err(ActorError::invalid(

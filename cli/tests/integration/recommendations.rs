@@ -579,6 +579,18 @@ fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
     assert!(treatment["z"].as_f64().unwrap() > 0.0 && treatment["p_value"].is_number());
     let (status, _) = server.client.get("/v1/experiments/nope").unwrap();
     assert_eq!(status, 404);
+    // Feedback goes through /v1/events: a generic push behind the tallies'
+    // back is refused.
+    let (status, err) = server.post(
+        "/v1/push",
+        &json!({"view": "feedback", "rows": [{"request_id": "r", "item_id": "i", "user_id": "u",
+                "event_timestamp": "2026-11-01T10:00:00Z", "type": "play", "engaged": true}]}),
+    );
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (400, Some("view")),
+        "{err}"
+    );
 
     drop(server);
     let server = Server::start_ml(&data, &[]);
