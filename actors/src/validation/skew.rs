@@ -55,11 +55,20 @@ fn read_window(
             break;
         }
     }
-    if seen.len() <= full_read_rows || start.is_empty() {
-        // All of a small window (or one from before ids were time-ordered:
-        // no key range, the first rows are kept).
+    if seen.len() <= full_read_rows {
         for row in &seen {
             visit(row);
+        }
+        return Ok(());
+    }
+    if start.is_empty() {
+        // A window reaching back before ids were time-ordered is no key
+        // range: all of it is read (the caller's reservoir samples it).
+        for row in seen.into_iter().map(Ok).chain(rows) {
+            let row = row?;
+            if row.event_ts > from && row.event_ts <= to {
+                visit(&row);
+            }
         }
         return Ok(());
     }
@@ -95,9 +104,11 @@ fn read_window(
 /// a ranker's training snapshot, by input. A snapshot never changes, so
 /// they are read once per snapshot, not once per check (the read computes
 /// the snapshot's features: seconds for a large one).
+/// A uniform sample of at most `DriftConfig::sample_rows` rows is kept
+/// (exact below it), per (ranker, snapshot).
 #[derive(Debug, Default)]
 pub struct TrainingReference {
-    snapshot: String,
+    key: (String, String),
     columns: Arc<Vec<Vec<f64>>>,
 }
 
@@ -105,26 +116,27 @@ impl TrainingReference {
     fn columns(
         &mut self,
         store: &FeatureStore,
-        snapshot: &str,
+        (ranker, snapshot): (&str, &str),
         inputs: &reprise_trainer::features::RankerInputs,
-        width: usize,
+        limit: usize,
     ) -> Result<Arc<Vec<Vec<f64>>>, ActorError> {
-        if self.snapshot != snapshot {
-            let mut training: Vec<Vec<f64>> = vec![Vec::new(); width];
-            store.read_snapshot(snapshot, |_, rows| {
-                for row in rows {
-                    for (i, v) in inputs
-                        .vectorize_owned(&row.values, &[])
-                        .into_iter()
-                        .enumerate()
-                    {
-                        training[i].push(v);
-                    }
+        let key = (ranker.to_owned(), snapshot.to_owned());
+        if self.key != key {
+            let mut rows: Reservoir<Vec<f64>> = Reservoir::new(limit);
+            store.read_snapshot(snapshot, |_, chunk| {
+                for row in chunk {
+                    rows.push(inputs.vectorize_owned(&row.values, &[]));
                 }
                 Ok(())
             })?;
+            let mut training: Vec<Vec<f64>> = vec![Vec::new(); inputs.names().len()];
+            for row in rows.into_items() {
+                for (column, v) in training.iter_mut().zip(row) {
+                    column.push(v);
+                }
+            }
             self.columns = Arc::new(training);
-            self.snapshot = snapshot.to_owned();
+            self.key = key;
         }
         Ok(Arc::clone(&self.columns))
     }
@@ -158,7 +170,12 @@ pub fn run(
     };
     let names = inputs.names();
     let width = names.len();
-    let training = reference.columns(store, &record.training_snapshot_id, &inputs, width)?;
+    let training = reference.columns(
+        store,
+        (&version, &record.training_snapshot_id),
+        &inputs,
+        config.sample_rows,
+    )?;
     let now = store.clock().now();
     let w = config.window_micros;
     let registry = store.registry();
