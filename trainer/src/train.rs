@@ -178,9 +178,6 @@ pub fn train(
     step("build training data", &mut steps, progress);
 
     let training_snapshot_id = context.snapshot_ids().pop().unwrap_or_default();
-    // The model records this one (skew checks and retraining read it); the
-    // context deletes its other snapshots when the run ends.
-    context.keep_snapshot(&training_snapshot_id);
     let schema_warnings = validate(
         store,
         &training_snapshot_id,
@@ -246,6 +243,10 @@ pub fn train(
             metrics: metrics.as_map(),
         },
     )?;
+    // The model records this one (skew checks and retraining read it); the
+    // context deletes its other snapshots when the run ends, and all of
+    // them when the run fails before the model is stored.
+    context.keep_snapshot(&training_snapshot_id);
     step("save", &mut steps, progress);
     tracing::info!(%ranker_version, %embeddings_version, ndcg = metrics.top_k.ndcg, "training run finished");
     Ok(TrainOutcome {
