@@ -44,6 +44,7 @@ pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
         features: args.features.clone(),
         as_of_version: args.as_of_version,
         cutoff,
+        owner: String::new(),
     };
     let info = store.create_snapshot(&spec, rows)?;
     bar.finish_and_clear();

@@ -188,6 +188,8 @@ impl<'a> SnapshotContext<'a> {
         let spec = SnapshotSpec {
             features: self.inputs.refs.clone(),
             as_of_version: Some(self.store_version),
+            // Collected once no model names it, even if the run is killed.
+            owner: reprise_store::snapshot::TRAINING_OWNER.to_owned(),
             ..SnapshotSpec::default()
         };
         let (user_key, item_key) = reprise_store::recommender::join_keys(&self.store.registry());

@@ -8,7 +8,9 @@
 //! trimmed to them); every arm of a stored experiment; the embeddings and
 //! training snapshots those rankers name; the serving embeddings.
 //! Everything else of the two kinds is deleted (embeddings no ranker names
-//! are a killed run's: collection never runs while a run is going), with the
+//! are a killed run's: collection never runs while a run is going), as are
+//! the snapshots training runs made (owner `training`) that no stored model
+//! names (a killed run's; a user's snapshots are never touched), with the
 //! training snapshots only deleted rankers named, and the versions of the
 //! embedding views (`user_factors@N`, `item_factors@N`: every user's and
 //! item's vector, once per run) no kept ranker reads are retired (rows
@@ -95,6 +97,26 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
             }
         }
     }
+    // Snapshots training runs made that no stored model names: those a
+    // killed run (which never ran its clean-up) left behind.
+    let named: BTreeSet<String> = store
+        .models()?
+        .into_iter()
+        .map(|m| m.training_snapshot_id)
+        .collect();
+    for id in store.snapshot_ids()? {
+        if named.contains(&id) || collected.snapshots.contains(&id) {
+            continue;
+        }
+        match store.snapshot_meta(&id) {
+            Ok(meta) if meta.owner == reprise_store::snapshot::TRAINING_OWNER => {
+                store.delete_snapshot(&id)?;
+                collected.snapshots.push(id);
+            }
+            Ok(_) | Err(StoreError::UnknownSnapshot(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     // Each run's embedding views: versions no kept ranker reads (the newest
     // of each name stays: unversioned refs read it).
     let registry = store.registry();
@@ -175,8 +197,13 @@ mod tests {
         }
 
         fn snapshot(&self) -> String {
+            self.snapshot_owned_by("")
+        }
+
+        fn snapshot_owned_by(&self, owner: &str) -> String {
             let spec = SnapshotSpec {
                 features: vec!["experiment:salt".into()],
+                owner: owner.to_owned(),
                 ..Default::default()
             };
             let row =
@@ -237,8 +264,11 @@ mod tests {
                 r.embedding_views();
             }
         }
-        // Another run killed right after storing its embeddings.
+        // Another run killed right after storing its embeddings: its
+        // training snapshot is left; a user's snapshot is never collected.
         let killed = r.embeddings();
+        let left_behind = r.snapshot_owned_by(reprise_store::snapshot::TRAINING_OWNER);
+        let users = r.snapshot();
         for i in [0, 1, 2, 6] {
             r.store.set_serving_model(&rankers[i].0).unwrap();
         }
@@ -269,10 +299,15 @@ mod tests {
         assert_eq!(got, expected);
         assert_eq!(
             collected.snapshots,
-            vec![rankers[0].2.clone(), rankers[4].2.clone()]
+            vec![
+                rankers[0].2.clone(),
+                rankers[4].2.clone(),
+                left_behind.clone()
+            ]
         );
         let ids = r.store.snapshot_ids().unwrap();
         assert!(!ids.contains(&rankers[0].2) && ids.contains(&rankers[1].2));
+        assert!(!ids.contains(&left_behind) && ids.contains(&users));
         // Views 1 and 5 (deleted rankers') and 6 (the killed run's) are
         // retired; the kept rankers' and the newest stay readable.
         let retired: Vec<String> = [1, 5, 6]

@@ -53,10 +53,12 @@ pub(crate) async fn create(
         })?,
     };
     let entity_rows = body.array("entity_rows")?;
+    // A user's snapshot: no owner, never collected.
     let spec = SnapshotSpec {
         features,
         as_of_version,
         cutoff,
+        owner: String::new(),
     };
     let info = state
         .workers

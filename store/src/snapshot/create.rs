@@ -29,7 +29,14 @@ pub struct SnapshotSpec {
     /// Pin to this store version; `None` = the current one (then recorded).
     pub as_of_version: Option<u64>,
     pub cutoff: Cutoff,
+    /// Who makes it (`SnapshotMeta.owner`): [`TRAINING_OWNER`] for a
+    /// training run's, empty for a user's.
+    pub owner: String,
 }
+
+/// The owner of snapshots a training run makes: collected once no stored
+/// model names them.
+pub const TRAINING_OWNER: &str = "training";
 
 impl FeatureStore {
     /// Creates a snapshot of `spec.features` for `entity_rows` (JSON objects
@@ -132,6 +139,7 @@ impl FeatureStore {
             rows: 0,
             chunks: 0,
             written_at_version: current,
+            owner: spec.owner.clone(),
         })
     }
 

@@ -12,7 +12,7 @@ mod parquet;
 mod pit;
 mod read;
 
-pub use create::{SnapshotSpec, ENTITY_ROW_CHUNK};
+pub use create::{SnapshotSpec, ENTITY_ROW_CHUNK, TRAINING_OWNER};
 pub use pit::point_in_time;
 pub use read::OutputRow;
 

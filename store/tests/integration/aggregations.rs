@@ -374,6 +374,7 @@ fn run(
         features: refs(),
         as_of_version: Some(pinned),
         cutoff,
+        owner: String::new(),
     };
     let info = store
         .store
@@ -503,6 +504,7 @@ fn an_online_read_right_after_a_push_equals_a_snapshot_row_at_that_instant() {
         features: refs(),
         as_of_version: None,
         cutoff: Cutoff::Created,
+        owner: String::new(),
     };
     let info = store
         .store

@@ -112,6 +112,7 @@ fn run(
         features: vec!["a:x".into(), "b:y".into()],
         as_of_version: Some(pinned),
         cutoff,
+        owner: String::new(),
     };
     let info = store
         .create_snapshot(&spec, entity_rows.into_iter().map(Ok))

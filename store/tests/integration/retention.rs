@@ -156,6 +156,7 @@ fn expired_rows_leave_at_compaction_and_what_is_inside_retention_stays() {
         features: vec!["profile:level".into(), "user_plays:plays_1d".into()],
         as_of_version: None,
         cutoff: Cutoff::Created,
+        owner: String::new(),
     };
     let rows = |days: &[i64]| {
         days.iter()

@@ -67,6 +67,7 @@ fn snapshot(t: &TestStore, queries: &[(String, i64)], cutoff: Cutoff) -> Vec<Jso
         features: vec!["a:x".into(), "b:y".into()],
         as_of_version: None,
         cutoff,
+        owner: String::new(),
     };
     let rows = queries
         .iter()

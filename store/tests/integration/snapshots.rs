@@ -363,6 +363,7 @@ fn one_feature_under_two_columns_fills_both() {
         features: vec!["a:x".into(), "a@1:x".into(), "a:x_log".into()],
         as_of_version: None,
         cutoff: Cutoff::Created,
+        owner: String::new(),
     };
     let info = t
         .store
@@ -393,6 +394,7 @@ fn a_deleted_snapshot_is_gone_and_others_stay() {
         features: vec!["a:x".into()],
         as_of_version: None,
         cutoff: Cutoff::Created,
+        owner: String::new(),
     };
     let rows = || (0..5000).map(|_| Ok(json!({"user_id": "u1", "event_timestamp": ts(100)})));
     let (first, second) = (
