@@ -76,6 +76,13 @@ impl FeatureStore {
     }
 
     pub fn with_engine(engine: Box<dyn Engine>, config: StoreConfig) -> Result<Self> {
+        let store = Self::assemble(engine, config)?;
+        // Nothing is being created yet: what has no metadata never will.
+        store.delete_incomplete_snapshots()?;
+        Ok(store)
+    }
+
+    fn assemble(engine: Box<dyn Engine>, config: StoreConfig) -> Result<Self> {
         let version = match engine.get(Cf::Meta, codec::META_STORE_VERSION)? {
             Some(bytes) => codec::decode_u64(&bytes)?,
             None => 0,

@@ -347,6 +347,47 @@ impl FeatureStore {
     }
 
     /// Ids of every stored snapshot.
+    /// Deletes the entity rows of snapshots whose creation never finished
+    /// (a crash before the metadata was written: nothing can read them).
+    /// Only safe while no snapshot is being created: the store calls it at
+    /// open. Returns how many were deleted.
+    pub(crate) fn delete_incomplete_snapshots(&self) -> Result<usize> {
+        let mut incomplete = Vec::new();
+        let mut cursor = self.engine.cursor(Cf::Snapshots)?;
+        cursor.seek(b"");
+        let mut current: Option<(Vec<u8>, bool)> = None;
+        while let Some((key, _)) = cursor.entry() {
+            let Some(split) = key.iter().position(|b| *b == 0) else {
+                cursor.next();
+                continue;
+            };
+            let (id, rest) = (&key[..split], &key[split..]);
+            match &mut current {
+                Some((seen, has_meta)) if seen.as_slice() == id => {
+                    *has_meta |= rest == b"\0meta";
+                }
+                _ => {
+                    if let Some((done, false)) = current.take() {
+                        incomplete.push(done);
+                    }
+                    current = Some((id.to_vec(), rest == b"\0meta"));
+                }
+            }
+            cursor.next();
+        }
+        cursor.status()?;
+        drop(cursor);
+        if let Some((done, false)) = current {
+            incomplete.push(done);
+        }
+        for id in &incomplete {
+            self.engine
+                .delete_prefix(Cf::Snapshots, &[id.as_slice(), b"\0"].concat())?;
+            tracing::warn!(snapshot = %String::from_utf8_lossy(id), "rows of an unfinished snapshot deleted");
+        }
+        Ok(incomplete.len())
+    }
+
     pub fn snapshot_ids(&self) -> Result<Vec<String>> {
         let mut ids = Vec::new();
         let mut cursor = self.engine.cursor(Cf::Snapshots)?;

@@ -422,3 +422,69 @@ fn a_deleted_snapshot_is_gone_and_others_stay() {
         Err(StoreError::UnknownSnapshot(_))
     ));
 }
+
+/// A snapshot whose creation was cut short (entity rows written, no
+/// metadata) is deleted at the next open; finished ones stay.
+#[test]
+fn rows_of_an_unfinished_snapshot_are_deleted_at_open() {
+    use reprise_store::cf::Cf;
+    use reprise_store::engine::{Engine, RocksEngine, WriteBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        reprise_store::FeatureStore::with_engine(
+            Box::new(RocksEngine::open(dir.path()).unwrap()),
+            reprise_store::StoreConfig::default(),
+        )
+        .unwrap()
+    };
+    let store = open();
+    let migrations = tempfile::tempdir().unwrap();
+    std::fs::write(
+        migrations.path().join("0001_test.toml"),
+        crate::common::DEFINITIONS,
+    )
+    .unwrap();
+    store.migrate(migrations.path()).unwrap();
+    let spec = SnapshotSpec {
+        features: vec!["a:x".into()],
+        ..Default::default()
+    };
+    let rows = (0..10).map(|_| Ok(json!({"user_id": "u1", "event_timestamp": ts(100)})));
+    let finished = store.create_snapshot(&spec, rows).unwrap().id;
+    drop(store);
+    let unfinished = "0123456789abcdef0123456789abcdef";
+    {
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        let mut batch = WriteBatch::default();
+        for chunk in 0..3u32 {
+            let key = [unfinished.as_bytes(), b"\0rows", &chunk.to_be_bytes()].concat();
+            batch.put(Cf::Snapshots, key, vec![1, 2, 3]);
+        }
+        engine.write(batch).unwrap();
+        assert_eq!(
+            engine
+                .scan_prefix(Cf::Snapshots, unfinished.as_bytes())
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+    let store = open();
+    drop(store);
+    let engine = RocksEngine::open(dir.path()).unwrap();
+    assert!(engine
+        .scan_prefix(Cf::Snapshots, unfinished.as_bytes())
+        .unwrap()
+        .is_empty());
+    drop(engine);
+    let store = open();
+    assert_eq!(store.snapshot_ids().unwrap(), vec![finished.clone()]);
+    let mut read = 0;
+    store
+        .read_snapshot(&finished, |_, rows| {
+            read += rows.len();
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(read, 10);
+}
