@@ -346,59 +346,60 @@ impl FeatureStore {
         self.engine.write(batch)
     }
 
-    /// Ids of every stored snapshot.
-    /// Deletes the entity rows of snapshots whose creation never finished
-    /// (a crash before the metadata was written: nothing can read them).
-    /// Only safe while no snapshot is being created: the store calls it at
-    /// open. Returns how many were deleted.
-    pub(crate) fn delete_incomplete_snapshots(&self) -> Result<usize> {
-        let mut incomplete = Vec::new();
+    /// Every snapshot id with entries in the store, and whether its
+    /// metadata is written: one seek per snapshot (past its attachments
+    /// and entity-row chunks), not a scan of its rows.
+    fn stored_snapshots(&self) -> Result<Vec<(String, bool)>> {
+        let mut out = Vec::new();
         let mut cursor = self.engine.cursor(Cf::Snapshots)?;
         cursor.seek(b"");
-        let mut current: Option<(Vec<u8>, bool)> = None;
         while let Some((key, _)) = cursor.entry() {
             let Some(split) = key.iter().position(|b| *b == 0) else {
                 cursor.next();
                 continue;
             };
-            let (id, rest) = (&key[..split], &key[split..]);
-            match &mut current {
-                Some((seen, has_meta)) if seen.as_slice() == id => {
-                    *has_meta |= rest == b"\0meta";
-                }
-                _ => {
-                    if let Some((done, false)) = current.take() {
-                        incomplete.push(done);
-                    }
-                    current = Some((id.to_vec(), rest == b"\0meta"));
-                }
+            let id = String::from_utf8_lossy(&key[..split]).into_owned();
+            let prefix = codec::snapshot_prefix(&id);
+            cursor.seek(&codec::snapshot_meta_key(&id));
+            let has_meta = cursor
+                .entry()
+                .is_some_and(|(k, _)| k == codec::snapshot_meta_key(&id).as_slice());
+            out.push((id, has_meta));
+            match crate::engine::prefix_end(&prefix) {
+                Some(end) => cursor.seek(&end),
+                None => break,
             }
-            cursor.next();
         }
         cursor.status()?;
-        drop(cursor);
-        if let Some((done, false)) = current {
-            incomplete.push(done);
-        }
+        Ok(out)
+    }
+
+    /// Deletes the entity rows of snapshots whose creation never finished
+    /// (a crash before the metadata was written: nothing can read them).
+    /// Only safe while no snapshot is being created: the store calls it at
+    /// open. Returns how many were deleted.
+    pub(crate) fn delete_incomplete_snapshots(&self) -> Result<usize> {
+        let incomplete: Vec<String> = self
+            .stored_snapshots()?
+            .into_iter()
+            .filter(|(_, has_meta)| !has_meta)
+            .map(|(id, _)| id)
+            .collect();
         for id in &incomplete {
             self.engine
-                .delete_prefix(Cf::Snapshots, &[id.as_slice(), b"\0"].concat())?;
-            tracing::warn!(snapshot = %String::from_utf8_lossy(id), "rows of an unfinished snapshot deleted");
+                .delete_prefix(Cf::Snapshots, &codec::snapshot_prefix(id))?;
+            tracing::warn!(snapshot = %id, "rows of an unfinished snapshot deleted");
         }
         Ok(incomplete.len())
     }
 
+    /// Ids of every stored snapshot.
     pub fn snapshot_ids(&self) -> Result<Vec<String>> {
-        let mut ids = Vec::new();
-        let mut cursor = self.engine.cursor(Cf::Snapshots)?;
-        cursor.seek(b"");
-        while let Some((key, _)) = cursor.entry() {
-            if let Some(id) = key.strip_suffix(b"\0meta") {
-                ids.push(String::from_utf8_lossy(id).into_owned());
-            }
-            cursor.next();
-        }
-        cursor.status()?;
-        Ok(ids)
+        Ok(self
+            .stored_snapshots()?
+            .into_iter()
+            .filter(|(_, has_meta)| *has_meta)
+            .map(|(id, _)| id)
+            .collect())
     }
 }
