@@ -11,6 +11,8 @@ pub mod retrain;
 pub mod store_worker;
 pub mod supervise;
 pub mod system_views;
+#[cfg(test)]
+mod test_store;
 pub mod validation;
 
 pub use error::ActorError;

@@ -94,14 +94,14 @@ impl Tally {
 pub fn tallied(
     store: &FeatureStore,
     definitions: Vec<Experiment>,
-) -> Result<Vec<Experiment>, ActorError> {
+) -> Result<std::sync::Arc<[Experiment]>, ActorError> {
     let mut out = Vec::new();
     for e in definitions {
         if Tally::of(&e).exists(store)? {
             out.push(e);
         }
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 /// The definition that routed requests at `at`, as `registry::active` would
@@ -277,8 +277,7 @@ pub fn verdict_deltas(
 mod tests {
     use super::*;
     use crate::experiments::{registry, scan_counts, Arm};
-    use reprise_store::time::{format_rfc3339, Clock, MICROS_PER_SECOND};
-    use reprise_store::StoreConfig;
+    use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
 
     /// A deterministic stream of numbers below `n`.
     struct Draws(u64);
@@ -295,13 +294,7 @@ mod tests {
     /// model outside it): the tallies equal a scan of the log.
     #[test]
     fn tallies_equal_a_scan_of_the_served_log_and_feedback() {
-        let clock = Clock::manual(1_000 * MICROS_PER_SECOND);
-        let store = FeatureStore::in_memory(StoreConfig {
-            clock: clock.clone(),
-            ..StoreConfig::default()
-        })
-        .unwrap();
-        crate::system_views::ensure(&store).unwrap();
+        let (store, clock) = crate::test_store::with_system_views(1_000 * MICROS_PER_SECOND);
         let experiment = |active| Experiment {
             name: "home".into(),
             arms: vec![

@@ -394,7 +394,7 @@ pub struct Recommender {
     experiment: Arc<std::sync::RwLock<Option<Experiment>>>,
     /// The tallied experiment definitions feedback can count for (read at
     /// start, refreshed by `put_experiment`).
-    tallied: Arc<std::sync::RwLock<Vec<Experiment>>>,
+    tallied: Arc<std::sync::RwLock<Arc<[Experiment]>>>,
     /// Serialises feedback on the same served items (striped by request
     /// id) between reading their labels and writing the new verdicts, so
     /// the tallies' deltas are exact.

@@ -99,10 +99,10 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
     }
     // Snapshots training runs made that no stored model names: those a
     // killed run (which never ran its clean-up) left behind.
-    let named: BTreeSet<String> = store
-        .models()?
-        .into_iter()
-        .map(|m| m.training_snapshot_id)
+    let named: BTreeSet<&String> = models
+        .iter()
+        .filter(|m| !collected.models.contains(&m.version))
+        .map(|m| &m.training_snapshot_id)
         .collect();
     for id in store.snapshot_ids()? {
         if named.contains(&id) || collected.snapshots.contains(&id) {
@@ -142,7 +142,7 @@ mod tests {
     use prost::Message;
     use reprise_store::proto::TwoStageModel;
     use reprise_store::time::{format_rfc3339, Clock, MICROS_PER_SECOND};
-    use reprise_store::{SnapshotSpec, StoreConfig};
+    use reprise_store::SnapshotSpec;
     use serde_json::json;
 
     struct Registry {
@@ -237,13 +237,7 @@ mod tests {
 
     #[test]
     fn collection_keeps_the_newest_the_rollback_depth_and_the_arms() {
-        let clock = Clock::manual(1_000 * MICROS_PER_SECOND);
-        let store = FeatureStore::in_memory(StoreConfig {
-            clock: clock.clone(),
-            ..StoreConfig::default()
-        })
-        .unwrap();
-        crate::system_views::ensure(&store).unwrap();
+        let (store, clock) = crate::test_store::with_system_views(1_000 * MICROS_PER_SECOND);
         store
             .register_definitions(
                 "users",

@@ -359,21 +359,14 @@ pub struct SkewRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reprise_store::time::{format_rfc3339, Clock, MICROS_PER_SECOND};
-    use reprise_store::StoreConfig;
+    use reprise_store::time::{format_rfc3339, MICROS_PER_SECOND};
     use reprise_trainer::served_log::{first_request_id_at, mark_time_ordered_ids};
 
     /// A store with 4,000 requests of 3 served items, one every 900 ms
     /// over an hour, with time-ordered ids.
     fn served_hour() -> (FeatureStore, Micros) {
         let start = 10_000 * MICROS_PER_SECOND;
-        let clock = Clock::manual(start);
-        let store = FeatureStore::in_memory(StoreConfig {
-            clock: clock.clone(),
-            ..StoreConfig::default()
-        })
-        .unwrap();
-        crate::system_views::ensure(&store).unwrap();
+        let (store, clock) = crate::test_store::with_system_views(start);
         mark_time_ordered_ids(&store).unwrap();
         let start = start + 3_600 * MICROS_PER_SECOND;
         clock.set(start + 3_600 * MICROS_PER_SECOND);

@@ -520,34 +520,14 @@ fn an_experiment_routes_users_to_arms_and_reports_per_arm_metrics() {
     );
     // A skip of another item; a later skip relabels a play; a repeated
     // play and an earlier skip change nothing.
-    event(
-        &treated[0].1,
-        &treated[0].0,
-        1,
-        "skip",
-        "2026-11-01T10:00:00Z",
-    );
-    event(
-        &treated[1].1,
-        &treated[1].0,
-        0,
-        "skip",
-        "2026-11-01T10:05:00Z",
-    );
-    event(
-        &treated[2].1,
-        &treated[2].0,
-        0,
-        "play",
-        "2026-11-01T10:06:00Z",
-    );
-    event(
-        &treated[2].1,
-        &treated[2].0,
-        0,
-        "skip",
-        "2026-11-01T09:00:00Z",
-    );
+    for (user, item, kind, at) in [
+        (0, 1, "skip", "2026-11-01T10:00:00Z"),
+        (1, 0, "skip", "2026-11-01T10:05:00Z"),
+        (2, 0, "play", "2026-11-01T10:06:00Z"),
+        (2, 0, "skip", "2026-11-01T09:00:00Z"),
+    ] {
+        event(&treated[user].1, &treated[user].0, item, kind, at);
+    }
 
     let report = |server: &Server| {
         let (_, report) = server.client.get("/v1/experiments/home").unwrap();
