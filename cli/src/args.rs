@@ -431,8 +431,16 @@ pub struct PushArgs {
     #[arg(long, default_value_t = 10_000)]
     pub batch_size: usize,
     /// Mark rows as a backfill: their created time is their event time.
+    /// A backfill is stored by bulk ingestion (sorted files handed to the
+    /// storage engine, no write-ahead log or memtable), `--ingest-rows`
+    /// rows per store version.
     #[arg(long)]
     pub backfill: bool,
+    /// Rows per ingestion of a backfill (each one store version, all or
+    /// nothing across a crash; memory grows with it, ~0.5 KB a row);
+    /// 0 writes a backfill by ordinary pushes of `--batch-size` rows.
+    #[arg(long, default_value_t = 500_000)]
+    pub ingest_rows: usize,
 }
 
 #[derive(Args)]

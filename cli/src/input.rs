@@ -21,10 +21,7 @@ pub fn read_rows(
 ) -> anyhow::Result<Rows> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = wrap(file);
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-    {
+    if is_csv(path) {
         let mut csv = csv::Reader::from_reader(reader);
         let headers: Vec<String> = csv
             .headers()
@@ -49,17 +46,28 @@ pub fn read_rows(
             },
         )))
     } else {
-        Ok(Box::new(
-            BufReader::new(reader)
-                .lines()
-                .enumerate()
-                .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
-                .map(|(i, line)| {
-                    let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
-                    serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))
-                }),
-        ))
+        Ok(json_lines(reader))
     }
+}
+
+/// Whether `path` is read as CSV (by its extension).
+pub fn is_csv(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// JSON objects, one per non-blank line.
+pub fn json_lines(reader: Box<dyn Read>) -> Rows {
+    Box::new(
+        BufReader::new(reader)
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+            .map(|(i, line)| {
+                let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+                serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))
+            }),
+    )
 }
 
 /// A CSV cell whose type is not declared: a number or boolean when it reads

@@ -1,98 +1,200 @@
-//! `reprise push`: bulk ingest through the normal push path, in batches.
+//! `reprise push`: a file's rows in batches through the push path, or, for
+//! a backfill, by bulk ingestion. CSV rows are parsed straight into typed
+//! values on a thread of their own while the previous batch is written;
+//! JSON lines go through the JSON push path.
 
+use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use reprise_store::transform::EVENT_TIMESTAMP;
-use reprise_store::FeatureType;
+use reprise_store::push::ParsedRow;
+use reprise_store::{FeatureStore, PushOutcome, StoreError};
 use serde_json::Value as Json;
 
 use crate::args::{PushArgs, StoreArgs};
-use crate::input::{infer_cell, read_rows};
+use crate::input::{is_csv, json_lines};
 use crate::progress;
 
 pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
     let store = crate::args::open_store(store_args)?;
-    let registry = store.registry();
-    let view = Arc::clone(
-        registry
-            .view(&args.view)
-            .with_context(|| format!("unknown feature view `{}`", args.view))?,
-    );
+    let label = store
+        .registry()
+        .view(&args.view)
+        .with_context(|| format!("unknown feature view `{}`", args.view))?
+        .label();
     reprise_actors::system_views::refuse_server_written(&args.view)?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    let ingest = args.backfill && args.ingest_rows > 0;
+    let writer = Writer {
+        store: &store,
+        label: &label,
+        ingest,
+        backfill: args.backfill,
+        chunk: if ingest {
+            args.ingest_rows
+        } else {
+            args.batch_size
+        },
+    };
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?
         .len();
-    let bar = progress::bytes(size, &format!("push {}", view.label()));
-    let wrap_bar = bar.clone();
-    let cell_view = Arc::clone(&view);
-    let rows = read_rows(
-        &args.file,
-        move |file| Box::new(wrap_bar.wrap_read(file)) as Box<dyn Read>,
-        Box::new(move |column, text| {
-            if column == EVENT_TIMESTAMP || cell_view.join_keys.iter().any(|k| k == column) {
-                return Ok(Json::String(text.to_owned()));
-            }
-            match cell_view
-                .feature_index(column)
-                .map(|i| cell_view.features[i].feature_type)
-            {
-                Some(FeatureType::String) => Ok(Json::String(text.to_owned())),
-                Some(FeatureType::FloatVector | FeatureType::StringList) => {
-                    serde_json::from_str(text).map_err(|e| format!("expected a JSON array: {e}"))
-                }
-                // Numbers and booleans are checked against the type by the push path.
-                _ => Ok(infer_cell(text)),
-            }
-        }),
-    )?;
-
-    let label = view.label();
-    let flush = |batch: &mut Vec<Json>,
-                 first_row: usize|
-     -> anyhow::Result<reprise_store::PushOutcome> {
-        let outcome = store
-            .push(&label, batch, args.backfill)
-            .map_err(|e| match e.field() {
-                Some(field) => anyhow::anyhow!(
-                    "{e} (at {field}; the batch starts at data row {first_row} of the file)"
-                ),
-                None => anyhow::anyhow!("{e}"),
-            })?;
-        batch.clear();
-        Ok(outcome)
-    };
-    let (mut batch, mut written, mut batches, mut last_version) =
-        (Vec::with_capacity(args.batch_size), 0usize, 0u64, 0);
-    for row in rows {
-        batch.push(row.map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?);
-        if batch.len() == args.batch_size {
-            let outcome = flush(&mut batch, written)?;
-            (written, batches, last_version) = (
-                written + outcome.written,
-                batches + 1,
-                outcome.store_version,
-            );
-        }
+    let bar = progress::bytes(size, &format!("push {label}"));
+    let file =
+        File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let reader = Box::new(bar.wrap_read(file)) as Box<dyn Read + Send>;
+    let totals = if is_csv(&args.file) {
+        writer.csv(reader)
+    } else {
+        writer.json_lines(reader)
     }
-    if !batch.is_empty() {
-        let outcome = flush(&mut batch, written)?;
-        (written, batches, last_version) = (
-            written + outcome.written,
-            batches + 1,
-            outcome.store_version,
-        );
-    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     bar.finish_and_clear();
     let elapsed = bar.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "pushed {written} rows to {} in {batches} batches (store version {last_version}) in {elapsed:.2}s, {:.0} rows/s",
-        view.label(),
-        written as f64 / elapsed
+        "pushed {} rows to {label} in {} batches (store version {}) in {elapsed:.2}s, {:.0} rows/s",
+        totals.written,
+        totals.batches,
+        totals.last_version,
+        totals.written as f64 / elapsed
     );
     Ok(())
+}
+
+#[derive(Default)]
+struct Totals {
+    written: usize,
+    batches: u64,
+    last_version: u64,
+}
+
+impl Totals {
+    fn add(&mut self, outcome: PushOutcome) {
+        self.written += outcome.written;
+        self.batches += 1;
+        self.last_version = outcome.store_version;
+    }
+}
+
+struct Writer<'a> {
+    store: &'a FeatureStore,
+    label: &'a str,
+    ingest: bool,
+    backfill: bool,
+    /// Rows per batch (per ingestion for a backfill).
+    chunk: usize,
+}
+
+impl Writer<'_> {
+    /// CSV: one thread parses the next batch into typed rows while this one
+    /// writes the previous.
+    fn csv(&self, reader: Box<dyn Read + Send>) -> anyhow::Result<Totals> {
+        let mut csv = csv::Reader::from_reader(reader);
+        let headers: Vec<String> = csv
+            .headers()
+            .context("reading the CSV header")?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let columns = self
+            .store
+            .text_columns(self.label, &headers)
+            .map_err(|e| anyhow::anyhow!("the header: {e}"))?;
+        let (send, receive) = std::sync::mpsc::sync_channel::<anyhow::Result<Vec<ParsedRow>>>(1);
+        let chunk = self.chunk;
+        let columns = Arc::new(columns);
+        let parser_columns = Arc::clone(&columns);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut record = csv::StringRecord::new();
+                let mut batch = Vec::with_capacity(chunk);
+                let mut row = 0usize;
+                loop {
+                    let parsed = match csv.read_record(&mut record) {
+                        Ok(false) => break,
+                        Ok(true) => {
+                            parser_columns
+                                .parse(row, record.iter())
+                                .map_err(|e| match e.field() {
+                                    Some(field) => {
+                                        anyhow::anyhow!("line {}: {e} (at {field})", row + 2)
+                                    }
+                                    None => anyhow::anyhow!("line {}: {e}", row + 2),
+                                })
+                        }
+                        Err(e) => Err(anyhow::anyhow!("CSV record {}: {e}", row + 1)),
+                    };
+                    row += 1;
+                    match parsed {
+                        Ok(parsed) => batch.push(parsed),
+                        Err(e) => {
+                            let _ = send.send(Err(e));
+                            return;
+                        }
+                    }
+                    if batch.len() == chunk {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
+                        if send.send(Ok(full)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = send.send(Ok(batch));
+                }
+            });
+            let mut totals = Totals::default();
+            for batch in receive {
+                let batch = batch?;
+                let outcome = if self.ingest {
+                    self.store.ingest_parsed(&columns, batch)
+                } else {
+                    self.store.push_parsed(&columns, batch, self.backfill)
+                };
+                totals.add(outcome.map_err(|e| located(e, totals.written))?);
+            }
+            Ok(totals)
+        })
+    }
+
+    fn json_lines(&self, reader: Box<dyn Read + Send>) -> anyhow::Result<Totals> {
+        let rows = json_lines(reader);
+        let mut totals = Totals::default();
+        let mut batch: Vec<Json> = Vec::with_capacity(self.chunk);
+        let flush = |batch: &mut Vec<Json>, totals: &mut Totals| -> anyhow::Result<()> {
+            let outcome = if self.ingest {
+                self.store.ingest_backfill(self.label, batch)
+            } else {
+                self.store.push(self.label, batch, self.backfill)
+            };
+            totals.add(outcome.map_err(|e| located(e, totals.written))?);
+            batch.clear();
+            Ok(())
+        };
+        for row in rows {
+            batch.push(row.map_err(|e| anyhow::anyhow!("{e}"))?);
+            if batch.len() == self.chunk {
+                flush(&mut batch, &mut totals)?;
+            }
+        }
+        if !batch.is_empty() {
+            flush(&mut batch, &mut totals)?;
+        }
+        Ok(totals)
+    }
+}
+
+/// A batch's error, with where the batch starts in the file.
+fn located(e: StoreError, first_row: usize) -> anyhow::Error {
+    match e.field() {
+        Some(field) => {
+            anyhow::anyhow!(
+                "{e} (at {field}; the batch starts at data row {first_row} of the file)"
+            )
+        }
+        None => anyhow::anyhow!("{e}"),
+    }
 }

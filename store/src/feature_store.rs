@@ -301,16 +301,27 @@ impl FeatureStore {
         online_keys: &[Vec<u8>],
     ) -> Result<()> {
         debug_assert!(version > self.version());
-        batch.put(
-            Cf::Meta,
-            codec::META_STORE_VERSION.to_vec(),
-            version.to_be_bytes().to_vec(),
-        );
+        put_store_version(&mut batch, version);
         self.engine.write(batch)?;
+        self.committed(version, online_keys);
+        Ok(())
+    }
+
+    /// After `version` is durable: readers see it, and the cache forgets
+    /// the online rows it replaced.
+    pub(crate) fn committed(&self, version: u64, online_keys: &[Vec<u8>]) {
         self.version.store(version, Ordering::Release);
         for key in online_keys {
             self.cache.invalidate(key);
         }
-        Ok(())
     }
+}
+
+/// Adds the write of the store version to `batch`.
+pub(crate) fn put_store_version(batch: &mut WriteBatch, version: u64) {
+    batch.put(
+        Cf::Meta,
+        codec::META_STORE_VERSION.to_vec(),
+        version.to_be_bytes().to_vec(),
+    );
 }

@@ -30,8 +30,10 @@ pub struct PushOutcome {
 /// A batch's newest row for one entity: its event time and encoding.
 type Newest = (Micros, Vec<u8>);
 
-/// One validated row, ready to be stored.
-pub(crate) struct ParsedRow {
+/// One row parsed against its view (from JSON by the push path, from text
+/// cells by [`TextColumns`](crate::text_rows::TextColumns)), ready to be
+/// checked and stored.
+pub struct ParsedRow {
     /// Join-key values, in the view's order.
     pub(crate) keys: Vec<String>,
     pub(crate) entity_key: Vec<u8>,
@@ -72,46 +74,39 @@ impl FeatureStore {
     ) -> Result<Vec<PushOutcome>> {
         let _span = tracing::info_span!("store.push", batches = batches.len()).entered();
         let registry = self.registry();
+        let validated = batches
+            .iter()
+            .map(|(view_spec, rows)| self.validate_batch(&registry, view_spec, rows))
+            .collect::<Result<Vec<_>>>()?;
+        self.write_batches(validated, backfill, counters)
+    }
+
+    /// Pushes rows parsed from text cells by `columns` (one store version).
+    pub fn push_parsed(
+        &self,
+        columns: &crate::text_rows::TextColumns,
+        rows: Vec<ParsedRow>,
+        backfill: bool,
+    ) -> Result<PushOutcome> {
+        let _span = tracing::info_span!("store.push", batches = 1).entered();
+        let view = columns.view();
+        let rows = self.check_rows(view, rows)?;
+        let mut outcomes = self.write_batches(vec![(Arc::clone(view), rows)], backfill, &[])?;
+        Ok(outcomes.pop().expect("one batch, one outcome"))
+    }
+
+    /// Writes validated batches (with `counters`) by group commit.
+    fn write_batches(
+        &self,
+        batches: Vec<(Arc<FeatureView>, Vec<ParsedRow>)>,
+        backfill: bool,
+        counters: &[(String, i64)],
+    ) -> Result<Vec<PushOutcome>> {
         let push = NEXT_PUSH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut pending = Vec::with_capacity(batches.len());
-        for (view_spec, rows) in batches {
-            let view = registry
-                .view(view_spec)
-                .ok_or_else(|| StoreError::UnknownView {
-                    field: "view".into(),
-                    view: (*view_spec).to_owned(),
-                })?;
-            if registry.is_retired(view.id) {
-                return Err(retired(view));
-            }
-            if let Some(spec) = view.aggregation() {
-                return Err(StoreError::invalid(
-                    "view",
-                    format!(
-                        "`{view_spec}` is an aggregation, computed from the events of `{}`; push those events instead",
-                        spec.source.label()
-                    ),
-                ));
-            }
-            if rows.is_empty() {
-                return Err(StoreError::invalid("rows", "a push needs at least one row"));
-            }
-            let latest = self
-                .max_future
-                .map(|ahead| self.clock.now().saturating_add(ahead));
-            let mut parsed = tracing::info_span!("validate", view = *view_spec, rows = rows.len())
-                .in_scope(|| {
-                    rows.iter()
-                        .enumerate()
-                        .map(|(i, row)| parse_row(view, i, row, latest))
-                        .collect::<Result<Vec<_>>>()
-                })?;
-            if view.features.iter().any(|f| f.lookup.is_some()) {
-                tracing::info_span!("lookups", view = *view_spec)
-                    .in_scope(|| self.fill_lookups(view, &mut parsed))?;
-            }
+        for (view, parsed) in batches {
             pending.push(Arc::new(PendingBatch {
-                view: Arc::clone(view),
+                view,
                 push,
                 backfill,
                 rows: Mutex::new(parsed),
@@ -135,6 +130,57 @@ impl FeatureStore {
             None => {}
         }
         tracing::info_span!("commit").in_scope(|| self.commit_in_group(pending))
+    }
+
+    /// Checks one batch against its view and parses its rows, lookups
+    /// filled in.
+    pub(crate) fn validate_batch(
+        &self,
+        registry: &crate::registry::Registry,
+        view_spec: &str,
+        rows: &[Json],
+    ) -> Result<(Arc<FeatureView>, Vec<ParsedRow>)> {
+        let view = writable_view(registry, view_spec)?;
+        let parsed = tracing::info_span!("validate", view = view_spec, rows = rows.len())
+            .in_scope(|| {
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, row)| parse_row(view, i, row))
+                    .collect::<Result<Vec<_>>>()
+            })?;
+        let parsed = self.check_rows(view, parsed)?;
+        Ok((Arc::clone(view), parsed))
+    }
+
+    /// The checks every batch passes after parsing: not empty, no event
+    /// time past the allowed lead; then its lookups are filled in.
+    pub(crate) fn check_rows(
+        &self,
+        view: &FeatureView,
+        mut rows: Vec<ParsedRow>,
+    ) -> Result<Vec<ParsedRow>> {
+        if rows.is_empty() {
+            return Err(StoreError::invalid("rows", "a push needs at least one row"));
+        }
+        if let Some(latest) = self
+            .max_future
+            .map(|ahead| self.clock.now().saturating_add(ahead))
+        {
+            if let Some(i) = rows.iter().position(|row| row.event_ts > latest) {
+                return Err(StoreError::invalid(
+                    format!("rows[{i}].{EVENT_TIMESTAMP}"),
+                    format!(
+                        "is after {}, more than the allowed lead (--max-future) ahead of the server clock",
+                        crate::time::format_rfc3339(latest)
+                    ),
+                ));
+            }
+        }
+        if view.features.iter().any(|f| f.lookup.is_some()) {
+            tracing::info_span!("lookups", view = view.label())
+                .in_scope(|| self.fill_lookups(view, &mut rows))?;
+        }
+        Ok(rows)
     }
 
     /// Group commit: queue the batch, take the writer lock, and either find
@@ -202,7 +248,7 @@ impl FeatureStore {
         let mut outcomes = Vec::with_capacity(group.len());
         // The newest row per (view, entity) over the group: later rows and
         // later batches win ties on event time.
-        let mut newest: HashMap<Vec<u8>, Newest> = HashMap::new();
+        let mut newest = NewestRows::new();
         let mut counters = Deltas::new();
         for pending in group {
             version += 1;
@@ -215,67 +261,22 @@ impl FeatureStore {
                 store_version: version,
             });
             let masks = groupings.get(&pending.view.id).unwrap_or(&no_groupings);
-            for (seq, row) in rows.into_iter().enumerate() {
-                let prefix = codec::view_entity_prefix(pending.view.id, &row.entity_key);
-                let position = HistoryPosition {
-                    event_ts: row.event_ts,
-                    store_version: version,
-                    seq: seq as u32,
-                };
-                let groups = crate::aggregation::index::group_prefixes(
-                    pending.view.id,
-                    masks,
-                    &row.entity_key,
-                )?;
-                let bytes = RawRow {
-                    event_ts: row.event_ts,
-                    created_ts: if pending.backfill {
-                        row.event_ts
-                    } else {
-                        created_now
-                    },
-                    store_version: version,
-                    values: row.values,
-                }
-                .encode();
-                for group in groups {
-                    batch.put(
-                        Cf::AggIndex,
-                        codec::history_key(&group, position),
-                        bytes.clone(),
-                    );
-                }
-                batch.put(
-                    Cf::History,
-                    codec::history_key(&prefix, position),
-                    bytes.clone(),
-                );
-                match newest.get_mut(&prefix) {
-                    Some(slot) if row.event_ts < slot.0 => {}
-                    Some(slot) => *slot = (row.event_ts, bytes),
-                    None => {
-                        newest.insert(prefix, (row.event_ts, bytes));
-                    }
-                }
-            }
+            let created = (!pending.backfill).then_some(created_now);
+            encode_rows(
+                &pending.view,
+                rows,
+                version,
+                created,
+                masks,
+                &mut newest,
+                &mut |cf, key, value| batch.put(cf, key, value),
+            )?;
         }
 
-        // The online row moves only forward in event time. Keys sorted, so
-        // the engine can look them up in order.
-        let mut candidates: Vec<(Vec<u8>, Newest)> = newest.into_iter().collect();
-        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let keys: Vec<Vec<u8>> = candidates.iter().map(|(k, _)| k.clone()).collect();
-        let current = self.engine.multi_get(Cf::Online, &keys)?;
-        let mut touched = Vec::with_capacity(keys.len());
-        for ((key, (ts, bytes)), current) in candidates.into_iter().zip(current) {
-            let replaces = match current {
-                None => true,
-                Some(stored) => ts >= RawRow::decode(&stored, 0)?.event_ts,
-            };
-            if replaces {
-                batch.put(Cf::Online, key.clone(), bytes);
-                touched.push(key);
-            }
+        let mut touched = Vec::new();
+        for (key, bytes) in self.online_updates(newest)? {
+            touched.push(key.clone());
+            batch.put(Cf::Online, key, bytes);
         }
         self.add_counters(&mut batch, &counters)?;
         self.commit(batch, version, &touched)?;
@@ -289,10 +290,115 @@ impl FeatureStore {
     }
 }
 
+impl FeatureStore {
+    /// The online rows `newest` replaces (the online row moves only forward
+    /// in event time), in key order.
+    pub(crate) fn online_updates(&self, newest: NewestRows) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        // Keys sorted, so the engine can look them up in order.
+        let mut candidates: Vec<(Vec<u8>, Newest)> = newest.into_iter().collect();
+        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<Vec<u8>> = candidates.iter().map(|(k, _)| k.clone()).collect();
+        let current = self.engine.multi_get(Cf::Online, &keys)?;
+        let mut updates = Vec::with_capacity(keys.len());
+        for ((key, (ts, bytes)), current) in candidates.into_iter().zip(current) {
+            let replaces = match current {
+                None => true,
+                Some(stored) => ts >= RawRow::decode(&stored, 0)?.event_ts,
+            };
+            if replaces {
+                updates.push((key, bytes));
+            }
+        }
+        Ok(updates)
+    }
+}
+
+/// The newest row per (view, entity) over the batches being written.
+pub(crate) type NewestRows = HashMap<Vec<u8>, Newest>;
+
+/// Encodes `rows` of `view` written at store `version`: each row's history
+/// entry and its aggregation-index entries (one per grouping in `masks`) go
+/// to `put`; `newest` keeps each entity's newest row (later rows win ties
+/// on event time). `created`: the created time, or `None` for a backfill
+/// (each row's event time).
+pub(crate) fn encode_rows(
+    view: &FeatureView,
+    rows: Vec<ParsedRow>,
+    version: u64,
+    created: Option<Micros>,
+    masks: &std::collections::BTreeSet<u8>,
+    newest: &mut NewestRows,
+    put: &mut dyn FnMut(Cf, Vec<u8>, Vec<u8>),
+) -> Result<()> {
+    for (seq, row) in rows.into_iter().enumerate() {
+        let prefix = codec::view_entity_prefix(view.id, &row.entity_key);
+        let position = HistoryPosition {
+            event_ts: row.event_ts,
+            store_version: version,
+            seq: seq as u32,
+        };
+        let groups = crate::aggregation::index::group_prefixes(view.id, masks, &row.entity_key)?;
+        let bytes = RawRow {
+            event_ts: row.event_ts,
+            created_ts: created.unwrap_or(row.event_ts),
+            store_version: version,
+            values: row.values,
+        }
+        .encode();
+        for group in groups {
+            put(
+                Cf::AggIndex,
+                codec::history_key(&group, position),
+                bytes.clone(),
+            );
+        }
+        put(
+            Cf::History,
+            codec::history_key(&prefix, position),
+            bytes.clone(),
+        );
+        match newest.get_mut(&prefix) {
+            Some(slot) if row.event_ts < slot.0 => {}
+            Some(slot) => *slot = (row.event_ts, bytes),
+            None => {
+                newest.insert(prefix, (row.event_ts, bytes));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The view `view_spec` names, if rows may be written to it: known, not
+/// retired, not an aggregation.
+pub(crate) fn writable_view<'r>(
+    registry: &'r crate::registry::Registry,
+    view_spec: &str,
+) -> Result<&'r Arc<FeatureView>> {
+    let view = registry
+        .view(view_spec)
+        .ok_or_else(|| StoreError::UnknownView {
+            field: "view".into(),
+            view: view_spec.to_owned(),
+        })?;
+    if registry.is_retired(view.id) {
+        return Err(retired(view));
+    }
+    if let Some(spec) = view.aggregation() {
+        return Err(StoreError::invalid(
+            "view",
+            format!(
+                "`{view_spec}` is an aggregation, computed from the events of `{}`; push those events instead",
+                spec.source.label()
+            ),
+        ));
+    }
+    Ok(view)
+}
+
 /// Numbers pushes, so the batches of one push are told apart in a group.
 static NEXT_PUSH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn retired(view: &FeatureView) -> StoreError {
+pub(crate) fn retired(view: &FeatureView) -> StoreError {
     StoreError::Expired {
         field: "view".into(),
         message: format!(
@@ -318,14 +424,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `latest`: the latest event time accepted (the clock plus the allowed
-/// lead).
-fn parse_row(
-    view: &FeatureView,
-    index: usize,
-    row: &Json,
-    latest: Option<Micros>,
-) -> Result<ParsedRow> {
+fn parse_row(view: &FeatureView, index: usize, row: &Json) -> Result<ParsedRow> {
     let field = |name: &str| format!("rows[{index}].{name}");
     let object = row.as_object().ok_or_else(|| StoreError::WrongType {
         field: format!("rows[{index}]"),
@@ -334,15 +433,6 @@ fn parse_row(
     })?;
     let keys = join_key_values(object, &view.join_keys, &field)?;
     let event_ts = timestamp_field(object, &field)?;
-    if let Some(latest) = latest.filter(|latest| event_ts > *latest) {
-        return Err(StoreError::invalid(
-            field(EVENT_TIMESTAMP),
-            format!(
-                "is after {}, more than the allowed lead (--max-future) ahead of the server clock",
-                crate::time::format_rfc3339(latest)
-            ),
-        ));
-    }
     let mut values = vec![None; view.features.len()];
     for (name, json) in object {
         if name == EVENT_TIMESTAMP || view.join_keys.contains(name) {
@@ -354,20 +444,7 @@ fn parse_row(
                 field: field(name),
                 feature: format!("{}:{name}", view.name),
             })?;
-        let feature = &view.features[index];
-        if feature.lookup.is_some() {
-            return Err(StoreError::invalid(
-                field(name),
-                format!("`{name}` is a lookup, read from another view when the event is stored; it cannot be pushed"),
-            ));
-        }
-        if let Some(transform) = &feature.definition.transform {
-            return Err(StoreError::DerivedFeature {
-                field: field(name),
-                feature: name.clone(),
-                transform: transform.kind().into(),
-            });
-        }
+        let feature = writable_feature(view, index, &field(name))?;
         values[index] =
             Value::from_json(json, feature.feature_type, feature.dim).map_err(|got| {
                 StoreError::WrongType {
@@ -383,6 +460,31 @@ fn parse_row(
         event_ts,
         values,
     })
+}
+
+/// The feature at `index` of `view`, if a row may carry its value: not a
+/// lookup, not derived. `field` names it in errors.
+pub(crate) fn writable_feature<'v>(
+    view: &'v FeatureView,
+    index: usize,
+    field: &str,
+) -> Result<&'v crate::registry::Feature> {
+    let feature = &view.features[index];
+    let name = &feature.definition.name;
+    if feature.lookup.is_some() {
+        return Err(StoreError::invalid(
+            field,
+            format!("`{name}` is a lookup, read from another view when the event is stored; it cannot be pushed"),
+        ));
+    }
+    if let Some(transform) = &feature.definition.transform {
+        return Err(StoreError::DerivedFeature {
+            field: field.to_owned(),
+            feature: name.clone(),
+            transform: transform.kind().into(),
+        });
+    }
+    Ok(feature)
 }
 
 /// Reads the join keys from a JSON object: strings, or integers taken as

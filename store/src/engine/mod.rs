@@ -3,9 +3,12 @@
 //! and ephemeral use. Both pass the conformance suite in
 //! `store/tests/integration/engine_conformance.rs`.
 
+mod ingest;
 mod memory;
 mod rocks;
+mod rocks_ingest;
 
+pub use ingest::SortedRun;
 pub use memory::MemoryEngine;
 pub use rocks::RocksEngine;
 
@@ -98,6 +101,14 @@ pub trait Engine: Send + Sync + 'static {
     /// Applies all writes or none. When this returns `Ok`, the batch survives
     /// a crash of the process (and, for durable engines, of the machine).
     fn write(&self, batch: WriteBatch) -> Result<()>;
+
+    /// Bulk load: `runs` (each one column family's puts in key order) and
+    /// then `commit`, all or nothing across a crash (see `ingest.rs`; the
+    /// RocksDB engine ingests files, bypassing its WAL and memtables). An
+    /// ingested entry replaces an older one with its key.
+    fn ingest(&self, runs: Vec<SortedRun>, commit: WriteBatch) -> Result<()> {
+        self.write(ingest::as_one_batch(runs, commit))
+    }
 
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;

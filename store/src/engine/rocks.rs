@@ -2,7 +2,7 @@
 //! `WriteBatch` written with `sync = true` (the WAL is fsynced before
 //! `write` returns).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rocksdb::compaction_filter::Decision;
@@ -18,7 +18,9 @@ use crate::error::{Result, StoreError};
 use crate::retention::{RetentionRules, SharedRules};
 
 pub struct RocksEngine {
-    db: DB,
+    pub(super) db: DB,
+    /// The store's directory (ingestion stages its files inside).
+    pub(super) path: PathBuf,
     /// Read by the compaction filters of the history and aggregation-index
     /// column families.
     retention: SharedRules,
@@ -61,12 +63,8 @@ impl RocksEngine {
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let retention: SharedRules = Arc::new(RwLock::new(Arc::new(RetentionRules::none())));
         let descriptors = Cf::ALL.iter().map(|cf| {
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            table.set_bloom_filter(10.0, false);
-            table.set_cache_index_and_filter_blocks(true);
             let mut cf_options = Options::default();
-            cf_options.set_block_based_table_factory(&table);
+            cf_options.set_block_based_table_factory(&table_options(Some(&cache)));
             cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
             if matches!(cf, Cf::History | Cf::AggIndex | Cf::Online) {
                 let (rules, cf) = (Arc::clone(&retention), *cf);
@@ -94,10 +92,16 @@ impl RocksEngine {
                 StoreError::Engine(message)
             }
         })?;
-        Ok(RocksEngine { db, retention })
+        let engine = RocksEngine {
+            db,
+            path: path.to_path_buf(),
+            retention,
+        };
+        engine.recover_ingestions()?;
+        Ok(engine)
     }
 
-    fn handle(&self, cf: Cf) -> &rocksdb::ColumnFamily {
+    pub(super) fn handle(&self, cf: Cf) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(cf.name())
             .expect("every column family is created at open")
@@ -111,8 +115,20 @@ impl RocksEngine {
     }
 }
 
-fn engine_error(e: rocksdb::Error) -> StoreError {
+pub(super) fn engine_error(e: rocksdb::Error) -> StoreError {
     StoreError::Engine(e.to_string())
+}
+
+/// The table format of every column family (and of ingested files): bloom
+/// filters, index and filter blocks in the block cache when there is one.
+pub(super) fn table_options(cache: Option<&Cache>) -> BlockBasedOptions {
+    let mut table = BlockBasedOptions::default();
+    if let Some(cache) = cache {
+        table.set_block_cache(cache);
+    }
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table
 }
 
 impl Engine for RocksEngine {
@@ -151,6 +167,10 @@ impl Engine for RocksEngine {
         self.db
             .write_opt(rocks_batch, &options)
             .map_err(engine_error)
+    }
+
+    fn ingest(&self, runs: Vec<super::SortedRun>, commit: WriteBatch) -> Result<()> {
+        self.ingest_runs(runs, commit)
     }
 
     fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -5,6 +5,7 @@ mod common;
 mod counters;
 mod engine_conformance;
 mod group_commit;
+mod ingest;
 mod migrations;
 mod model_registry;
 mod online;

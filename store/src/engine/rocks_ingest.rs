@@ -1,0 +1,205 @@
+//! SST file ingestion for the RocksDB engine (the protocol is described in
+//! `ingest.rs`): each sorted run is written to a file in a staging
+//! directory, a marker is written durably, the files are ingested (moved,
+//! not copied, on one file system) and the commit batch deletes the marker.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rocksdb::{IngestExternalFileOptions, SstFileWriter};
+
+use super::ingest::{Pending, SortedRun, PENDING_PREFIX};
+use super::rocks::{engine_error, table_options, RocksEngine};
+use super::{Engine, WriteBatch};
+use crate::cf::Cf;
+use crate::error::{Result, StoreError};
+
+/// Where runs are written before they are ingested, inside the store's
+/// directory (so ingestion moves them by a hard link).
+const STAGING_DIR: &str = "ingest-staging";
+
+static NEXT_STAGING: AtomicU64 = AtomicU64::new(0);
+
+impl RocksEngine {
+    pub(super) fn ingest_runs(&self, runs: Vec<SortedRun>, commit: WriteBatch) -> Result<()> {
+        let pending = self.stage(runs, commit)?;
+        self.finish_ingestion(&pending)
+    }
+
+    /// Writes the runs' files and the marker: from here on, the ingestion
+    /// happens, now or at the next open.
+    fn stage(&self, runs: Vec<SortedRun>, commit: WriteBatch) -> Result<Pending> {
+        let staging = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            crate::time::Clock::system().now(),
+            NEXT_STAGING.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = self.staging_root().join(&staging);
+        std::fs::create_dir_all(&dir)?;
+        let mut files = Vec::new();
+        for (i, run) in runs.iter().enumerate() {
+            if run.entries.is_empty() {
+                continue;
+            }
+            let name = format!("{i}-{}.sst", run.cf.name());
+            write_sst(&dir.join(&name), run)?;
+            files.push((run.cf, name));
+        }
+        // The files' names must survive a crash as long as the marker does.
+        std::fs::File::open(&dir)?.sync_all()?;
+        let pending = Pending {
+            staging,
+            files,
+            commit: commit.ops().to_vec(),
+        };
+        let mut marker = WriteBatch::default();
+        marker.put(Cf::Meta, pending.marker_key(), pending.encode());
+        self.write(marker)?;
+        Ok(pending)
+    }
+
+    /// Ingests the staged files still present (a moved one is gone) and
+    /// applies the commit batch, which deletes the marker.
+    pub(super) fn finish_ingestion(&self, pending: &Pending) -> Result<()> {
+        let dir = self.staging_root().join(&pending.staging);
+        for (cf, name) in &pending.files {
+            let path = dir.join(name);
+            if !path.exists() {
+                continue;
+            }
+            let mut options = IngestExternalFileOptions::default();
+            options.set_move_files(true);
+            self.db
+                .ingest_external_file_cf_opts(self.handle(*cf), &options, vec![path])
+                .map_err(engine_error)?;
+        }
+        self.write(pending.commit_batch())?;
+        // Only empty after a successful move; leftovers are harmless.
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// At open: rolls forward every ingestion a crash interrupted after its
+    /// marker, and deletes staging directories a crash left before it
+    /// (nothing of those was ingested). Returns how many were finished.
+    pub(super) fn recover_ingestions(&self) -> Result<usize> {
+        let markers = self.scan_prefix(Cf::Meta, PENDING_PREFIX)?;
+        for (_, bytes) in &markers {
+            let pending = Pending::decode(bytes)?;
+            tracing::warn!(
+                staging = pending.staging,
+                files = pending.files.len(),
+                "finishing an ingestion a crash interrupted"
+            );
+            self.finish_ingestion(&pending)?;
+        }
+        let root = self.staging_root();
+        if root.exists() {
+            for entry in std::fs::read_dir(&root)? {
+                std::fs::remove_dir_all(entry?.path())?;
+            }
+        }
+        Ok(markers.len())
+    }
+
+    fn staging_root(&self) -> PathBuf {
+        self.path.join(STAGING_DIR)
+    }
+}
+
+fn write_sst(path: &Path, run: &SortedRun) -> Result<()> {
+    let mut options = rocksdb::Options::default();
+    options.set_block_based_table_factory(&table_options(None));
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let mut writer = SstFileWriter::create(&options);
+    writer.open(path).map_err(engine_error)?;
+    for (key, value) in &run.entries {
+        writer.put(key, value).map_err(engine_error)?;
+    }
+    // `finish` syncs the file.
+    writer
+        .finish()
+        .map_err(|e| StoreError::Engine(format!("writing {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(cf: Cf, pairs: &[(&str, &str)]) -> SortedRun {
+        let entries = pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        SortedRun::new(cf, entries).unwrap()
+    }
+
+    fn get(engine: &RocksEngine, cf: Cf, key: &str) -> Option<String> {
+        engine
+            .get(cf, key.as_bytes())
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap())
+    }
+
+    fn staged(engine: &RocksEngine) -> Pending {
+        let mut commit = WriteBatch::default();
+        commit.put(Cf::Meta, b"version".to_vec(), b"2".to_vec());
+        let runs = vec![
+            run(Cf::History, &[("h1", "a"), ("h2", "b")]),
+            run(Cf::AggIndex, &[("g1", "a")]),
+            run(Cf::Online, &[("o1", "b")]),
+        ];
+        engine.stage(runs, commit).unwrap()
+    }
+
+    #[test]
+    fn a_crash_after_the_marker_is_rolled_forward_at_open() {
+        for ingested_before_crash in 0..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let engine = RocksEngine::open(dir.path()).unwrap();
+                let pending = staged(&engine);
+                // The crash: some files ingested, the commit never written.
+                for (cf, name) in pending.files.iter().take(ingested_before_crash) {
+                    let mut options = IngestExternalFileOptions::default();
+                    options.set_move_files(true);
+                    let path = engine.staging_root().join(&pending.staging).join(name);
+                    engine
+                        .db
+                        .ingest_external_file_cf_opts(engine.handle(*cf), &options, vec![path])
+                        .unwrap();
+                }
+                assert_eq!(get(&engine, Cf::Meta, "version"), None);
+            }
+            let engine = RocksEngine::open(dir.path()).unwrap();
+            assert_eq!(get(&engine, Cf::History, "h1").as_deref(), Some("a"));
+            assert_eq!(get(&engine, Cf::History, "h2").as_deref(), Some("b"));
+            assert_eq!(get(&engine, Cf::AggIndex, "g1").as_deref(), Some("a"));
+            assert_eq!(get(&engine, Cf::Online, "o1").as_deref(), Some("b"));
+            assert_eq!(get(&engine, Cf::Meta, "version").as_deref(), Some("2"));
+            assert!(engine
+                .scan_prefix(Cf::Meta, PENDING_PREFIX)
+                .unwrap()
+                .is_empty());
+            assert_eq!(std::fs::read_dir(engine.staging_root()).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn files_staged_before_a_marker_are_deleted_unapplied_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = RocksEngine::open(dir.path()).unwrap();
+            let pending = staged(&engine);
+            // As if the crash came before the marker's write.
+            let mut unmark = WriteBatch::default();
+            unmark.delete(Cf::Meta, pending.marker_key());
+            engine.write(unmark).unwrap();
+        }
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        assert_eq!(get(&engine, Cf::History, "h1"), None);
+        assert_eq!(get(&engine, Cf::Meta, "version"), None);
+        assert_eq!(std::fs::read_dir(engine.staging_root()).unwrap().count(), 0);
+    }
+}

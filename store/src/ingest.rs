@@ -1,0 +1,85 @@
+//! Backfills by bulk ingestion: a batch of rows is validated like a push,
+//! encoded, sorted per column family and handed to the engine's
+//! [`ingest`](crate::engine::Engine::ingest) (RocksDB: SST files ingested
+//! without the WAL or the memtables) as one store version. The rows are
+//! stored exactly as a backfill push would store them (created time = event
+//! time), so reads, snapshots and aggregations cannot tell them apart.
+
+use serde_json::Value as Json;
+
+use crate::cf::Cf;
+use crate::engine::{SortedRun, WriteBatch};
+use crate::error::Result;
+use crate::feature_store::{put_store_version, FeatureStore};
+use crate::push::{encode_rows, retired, NewestRows, ParsedRow, PushOutcome};
+use crate::registry::FeatureView;
+use crate::text_rows::TextColumns;
+
+impl FeatureStore {
+    /// Validates `rows` (as [`push`](Self::push) does) and stores them in
+    /// `view_spec` as a backfill, by bulk ingestion, as one store version:
+    /// all rows or none, across a crash too. Holds the writer for the
+    /// whole ingestion (other pushes wait). Meant for large batches (100k
+    /// rows and more); a small one costs a few files.
+    pub fn ingest_backfill(&self, view_spec: &str, rows: &[Json]) -> Result<PushOutcome> {
+        let _span = tracing::info_span!("store.ingest", rows = rows.len()).entered();
+        let (view, parsed) = self.validate_batch(&self.registry(), view_spec, rows)?;
+        self.ingest_rows(&view, parsed)
+    }
+
+    /// [`ingest_backfill`](Self::ingest_backfill) of rows parsed from text
+    /// cells by `columns`.
+    pub fn ingest_parsed(
+        &self,
+        columns: &TextColumns,
+        rows: Vec<ParsedRow>,
+    ) -> Result<PushOutcome> {
+        let _span = tracing::info_span!("store.ingest", rows = rows.len()).entered();
+        let rows = self.check_rows(columns.view(), rows)?;
+        self.ingest_rows(columns.view(), rows)
+    }
+
+    fn ingest_rows(&self, view: &FeatureView, parsed: Vec<ParsedRow>) -> Result<PushOutcome> {
+        let _writer = self.lock_writer();
+        let registry = self.registry();
+        // Retiring a version holds the writer lock too.
+        if registry.is_retired(view.id) {
+            return Err(retired(view));
+        }
+        let version = self.version() + 1;
+        let groupings = crate::aggregation::index::indexed_groupings(&registry);
+        let masks = groupings.get(&view.id).cloned().unwrap_or_default();
+        let written = parsed.len();
+        let mut history = Vec::with_capacity(written);
+        let mut index = Vec::with_capacity(written * masks.len());
+        let mut newest = NewestRows::new();
+        encode_rows(
+            view,
+            parsed,
+            version,
+            None,
+            &masks,
+            &mut newest,
+            &mut |cf, key, value| match cf {
+                Cf::History => history.push((key, value)),
+                _ => index.push((key, value)),
+            },
+        )?;
+        let online = self.online_updates(newest)?;
+        let touched: Vec<Vec<u8>> = online.iter().map(|(key, _)| key.clone()).collect();
+        let runs = vec![
+            SortedRun::new(Cf::History, history)?,
+            SortedRun::new(Cf::AggIndex, index)?,
+            SortedRun::new(Cf::Online, online)?,
+        ];
+        let mut commit = WriteBatch::default();
+        put_store_version(&mut commit, version);
+        tracing::info_span!("ingest").in_scope(|| self.engine.ingest(runs, commit))?;
+        self.committed(version, &touched);
+        self.record_view_writes(&[(view.id, version)]);
+        Ok(PushOutcome {
+            written,
+            store_version: version,
+        })
+    }
+}

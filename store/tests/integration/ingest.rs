@@ -1,0 +1,185 @@
+//! Backfills by bulk ingestion store exactly what a backfill push stores:
+//! two stores fed the same batches, one pushing and one ingesting the
+//! backfill, hold the same bytes in every keyspace rows live in.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reprise_store::cf::Cf;
+use reprise_store::engine::{Engine, RocksEngine};
+use reprise_store::time::Clock;
+use reprise_store::{FeatureStore, StoreConfig, Value};
+use serde_json::{json, Value as Json};
+
+use crate::aggregations::EVENTS;
+use crate::common::{object, seconds, store_with, ts, Kind, DEFINITIONS};
+
+struct Fresh {
+    store: FeatureStore,
+    clock: Clock,
+    data: tempfile::TempDir,
+    _migrations: tempfile::TempDir,
+}
+
+/// A migrated RocksDB store whose directory the test keeps.
+fn fresh(definitions: &str, start_seconds: i64) -> Fresh {
+    let data = tempfile::tempdir().unwrap();
+    let migrations = tempfile::tempdir().unwrap();
+    std::fs::write(migrations.path().join("0001_test.toml"), definitions).unwrap();
+    let clock = Clock::manual(seconds(start_seconds));
+    let store = FeatureStore::with_engine(
+        Box::new(RocksEngine::open(data.path()).unwrap()),
+        StoreConfig {
+            clock: clock.clone(),
+            ..StoreConfig::default()
+        },
+    )
+    .unwrap();
+    store.migrate(migrations.path()).unwrap();
+    Fresh {
+        store,
+        clock,
+        data,
+        _migrations: migrations,
+    }
+}
+
+/// Every entry of the keyspaces rows live in, and the store version.
+fn dump(fresh: Fresh) -> Vec<String> {
+    let mut out = vec![format!("version {}", fresh.store.version())];
+    drop(fresh.store);
+    let engine = RocksEngine::open(fresh.data.path()).unwrap();
+    for cf in [Cf::History, Cf::AggIndex, Cf::Online] {
+        out.extend(
+            engine
+                .scan_prefix(cf, b"")
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| format!("{} {k:?} {v:?}", cf.name())),
+        );
+    }
+    out
+}
+
+fn play(rng: &mut StdRng) -> Json {
+    json!({
+        "user_id": format!("u{}", rng.random_range(0..20)),
+        "item_id": format!("i{}", rng.random_range(0..8)),
+        // Repeated and out-of-order times, some later than the live rows.
+        "event_timestamp": ts(rng.random_range(0..400)),
+        "seconds": rng.random_range(0..100),
+        "device": if rng.random_bool(0.5) { "tv" } else { "phone" },
+        "tags": ["a"],
+    })
+}
+
+fn user_row(rng: &mut StdRng) -> Json {
+    json!({"user_id": format!("u{}", rng.random_range(0..30)),
+           "event_timestamp": ts(rng.random_range(0..400)),
+           "x": rng.random_range(0..1000)})
+}
+
+/// Feeds both stores: live pushes, a backfill (pushed to one, ingested by
+/// the other), more live pushes; then compares their contents.
+fn ingested_equals_pushed(definitions: &str, view: &str, row: fn(&mut StdRng) -> Json) {
+    for seed in 0..5u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (pushed, ingested) = (fresh(definitions, 200), fresh(definitions, 200));
+        let live: Vec<Json> = (0..50).map(|_| row(&mut rng)).collect();
+        let backfill: Vec<Json> = (0..500).map(|_| row(&mut rng)).collect();
+        let later: Vec<Json> = (0..50).map(|_| row(&mut rng)).collect();
+        for t in [&pushed, &ingested] {
+            t.store.push(view, &live, false).unwrap();
+        }
+        let expected = pushed.store.push(view, &backfill, true).unwrap();
+        let outcome = ingested.store.ingest_backfill(view, &backfill).unwrap();
+        assert_eq!(outcome, expected);
+        for t in [&pushed, &ingested] {
+            t.clock.set(seconds(300));
+            t.store.push(view, &later, false).unwrap();
+        }
+        let (a, b) = (dump(pushed), dump(ingested));
+        assert!(a.len() > 600, "{}", a.len());
+        assert_eq!(a, b, "seed {seed}");
+    }
+}
+
+#[test]
+fn an_ingested_events_backfill_equals_a_pushed_one_with_its_indexes() {
+    ingested_equals_pushed(EVENTS, "play", play);
+}
+
+#[test]
+fn an_ingested_state_backfill_equals_a_pushed_one_and_online_moves_forward_only() {
+    ingested_equals_pushed(DEFINITIONS, "a", user_row);
+}
+
+#[test]
+fn a_rejected_ingestion_writes_nothing() {
+    let t = store_with(Kind::Rocks, DEFINITIONS, 200);
+    let mut rows: Vec<Json> = (0..100)
+        .map(|i| json!({"user_id": format!("u{i}"), "event_timestamp": ts(i), "x": i}))
+        .collect();
+    rows[57] = json!({"user_id": "u57", "event_timestamp": ts(1), "x": "many"});
+    let before = t.store.version();
+    let err = t.store.ingest_backfill("a", &rows).unwrap_err();
+    assert_eq!(err.field(), Some("rows[57].x"), "{err}");
+    assert_eq!(t.store.version(), before);
+    assert!(t.store.view_history("a", before + 1).unwrap().is_empty());
+    let err = t.store.ingest_backfill("nope", &rows[..1]).unwrap_err();
+    assert_eq!(err.field(), Some("view"));
+    let err = t.store.ingest_backfill("a", &[]).unwrap_err();
+    assert_eq!(err.field(), Some("rows"));
+}
+
+#[test]
+fn an_ingestion_is_durable_and_read_like_a_push() {
+    let t = fresh(DEFINITIONS, 1_000);
+    let online_x = |store: &FeatureStore, user: &str| {
+        let result = store
+            .online_features(&["a:x".to_owned()], &[object(json!({"user_id": user}))])
+            .unwrap();
+        result.rows[0].values[0].clone()
+    };
+    t.store
+        .push(
+            "a",
+            &[json!({"user_id": "u1", "event_timestamp": ts(995), "x": 5})],
+            false,
+        )
+        .unwrap();
+    t.store
+        .push(
+            "a",
+            &[json!({"user_id": "u2", "event_timestamp": ts(1), "x": 6})],
+            false,
+        )
+        .unwrap();
+    // Both rows now in the online cache.
+    assert_eq!(online_x(&t.store, "u1"), Some(Value::Int64(5)));
+    assert_eq!(online_x(&t.store, "u2"), Some(Value::Int64(6)));
+    let rows: Vec<Json> = (0..1_000)
+        .map(|i| json!({"user_id": format!("u{}", i % 10), "event_timestamp": ts(i), "x": i}))
+        .collect();
+    let version = t.store.ingest_backfill("a", &rows).unwrap().store_version;
+    assert_eq!(version, t.store.version());
+    // u1's live row (time 995) is newer than its newest backfilled one
+    // (991); u2's is older than 992, which replaces it in the cache too.
+    assert_eq!(online_x(&t.store, "u1"), Some(Value::Int64(5)));
+    assert_eq!(online_x(&t.store, "u2"), Some(Value::Int64(992)));
+    let Fresh {
+        store,
+        data,
+        _migrations,
+        ..
+    } = t;
+    drop(store);
+    let store = FeatureStore::with_engine(
+        Box::new(RocksEngine::open(data.path()).unwrap()),
+        StoreConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(store.version(), version);
+    assert_eq!(store.view_history("a", version).unwrap().len(), 1_002);
+    assert_eq!(store.view_history("a", version - 1).unwrap().len(), 2);
+    assert_eq!(online_x(&store, "u2"), Some(Value::Int64(992)));
+}
