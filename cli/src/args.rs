@@ -437,7 +437,8 @@ pub struct PushArgs {
     #[arg(long)]
     pub backfill: bool,
     /// Rows per ingestion of a backfill (each one store version, all or
-    /// nothing across a crash; memory grows with it, ~0.5 KB a row);
+    /// nothing across a crash; two chunks are in memory at once, ~1.2 KB a
+    /// row for 10 features: ~1.3 GB at the default);
     /// 0 writes a backfill by ordinary pushes of `--batch-size` rows.
     #[arg(long, default_value_t = 500_000)]
     pub ingest_rows: usize,
