@@ -103,7 +103,7 @@ impl Writer<'_> {
             .store
             .text_columns(self.label, &headers)
             .map_err(|e| anyhow::anyhow!("the header: {e}"))?;
-        let (send, receive) = std::sync::mpsc::sync_channel::<anyhow::Result<Vec<ParsedRow>>>(1);
+        let (send, receive) = std::sync::mpsc::sync_channel::<anyhow::Result<Vec<ParsedRow>>>(0);
         let chunk = self.chunk;
         let columns = Arc::new(columns);
         let parser_columns = Arc::clone(&columns);
@@ -116,13 +116,14 @@ impl Writer<'_> {
                     let parsed = match csv.read_record(&mut record) {
                         Ok(false) => break,
                         Ok(true) => {
+                            let line = record.position().map_or(row as u64 + 2, |p| p.line());
                             parser_columns
                                 .parse(row, record.iter())
                                 .map_err(|e| match e.field() {
                                     Some(field) => {
-                                        anyhow::anyhow!("line {}: {e} (at {field})", row + 2)
+                                        anyhow::anyhow!("line {line}: {e} (at {field})")
                                     }
-                                    None => anyhow::anyhow!("line {}: {e}", row + 2),
+                                    None => anyhow::anyhow!("line {line}: {e}"),
                                 })
                         }
                         Err(e) => Err(anyhow::anyhow!("CSV record {}: {e}", row + 1)),

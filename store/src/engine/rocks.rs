@@ -21,6 +21,10 @@ pub struct RocksEngine {
     pub(super) db: DB,
     /// The store's directory (ingestion stages its files inside).
     pub(super) path: PathBuf,
+    /// Set when an ingestion failed after its marker: its store version
+    /// may be half visible, so no write is accepted until a reopen rolls it
+    /// forward.
+    pub(super) unfinished_ingestion: std::sync::atomic::AtomicBool,
     /// Read by the compaction filters of the history and aggregation-index
     /// column families.
     retention: SharedRules,
@@ -95,10 +99,44 @@ impl RocksEngine {
         let engine = RocksEngine {
             db,
             path: path.to_path_buf(),
+            unfinished_ingestion: std::sync::atomic::AtomicBool::new(false),
             retention,
         };
         engine.recover_ingestions()?;
         Ok(engine)
+    }
+
+    /// One atomic batch, the WAL synced before it returns.
+    pub(super) fn write_synced(&self, batch: WriteBatch) -> Result<()> {
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        // Inserting in key order lets the memtable skip list reuse its
+        // search path from one key to the next (a stable sort keeps the
+        // order of writes to one key).
+        let mut ops: Vec<&super::WriteOp> = batch.ops().iter().collect();
+        ops.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (cf, key, value) in ops {
+            match value {
+                Some(value) => rocks_batch.put_cf(self.handle(*cf), key, value),
+                None => rocks_batch.delete_cf(self.handle(*cf), key),
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .write_opt(rocks_batch, &options)
+            .map_err(engine_error)
+    }
+
+    pub(super) fn refuse_after_failed_ingestion(&self) -> Result<()> {
+        if self
+            .unfinished_ingestion
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(StoreError::Engine(
+                "an ingestion failed midway; restart to finish it before writing again".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub(super) fn handle(&self, cf: Cf) -> &rocksdb::ColumnFamily {
@@ -150,26 +188,12 @@ impl Engine for RocksEngine {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
-        let mut rocks_batch = rocksdb::WriteBatch::default();
-        // Inserting in key order lets the memtable skip list reuse its
-        // search path from one key to the next (a stable sort keeps the
-        // order of writes to one key).
-        let mut ops: Vec<&super::WriteOp> = batch.ops().iter().collect();
-        ops.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        for (cf, key, value) in ops {
-            match value {
-                Some(value) => rocks_batch.put_cf(self.handle(*cf), key, value),
-                None => rocks_batch.delete_cf(self.handle(*cf), key),
-            }
-        }
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db
-            .write_opt(rocks_batch, &options)
-            .map_err(engine_error)
+        self.refuse_after_failed_ingestion()?;
+        self.write_synced(batch)
     }
 
     fn ingest(&self, runs: Vec<super::SortedRun>, commit: WriteBatch) -> Result<()> {
+        self.refuse_after_failed_ingestion()?;
         self.ingest_runs(runs, commit)
     }
 
@@ -218,6 +242,7 @@ impl Engine for RocksEngine {
     }
 
     fn delete_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<()> {
+        self.refuse_after_failed_ingestion()?;
         let handle = self.handle(cf);
         let mut batch = rocksdb::WriteBatch::default();
         match super::prefix_end(prefix) {

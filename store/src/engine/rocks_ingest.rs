@@ -23,7 +23,16 @@ static NEXT_STAGING: AtomicU64 = AtomicU64::new(0);
 impl RocksEngine {
     pub(super) fn ingest_runs(&self, runs: Vec<SortedRun>, commit: WriteBatch) -> Result<()> {
         let pending = self.stage(runs, commit)?;
-        self.finish_ingestion(&pending)
+        self.finish_or_refuse_writes(&pending)
+    }
+
+    fn finish_or_refuse_writes(&self, pending: &Pending) -> Result<()> {
+        self.finish_ingestion(pending).inspect_err(|_| {
+            // Part of it may be visible and its version reused by the
+            // next write: refuse writes until the reopen rolls it forward.
+            self.unfinished_ingestion
+                .store(true, std::sync::atomic::Ordering::Release);
+        })
     }
 
     /// Writes the runs' files and the marker: from here on, the ingestion
@@ -46,8 +55,11 @@ impl RocksEngine {
             write_sst(&dir.join(&name), run)?;
             files.push((run.cf, name));
         }
-        // The files' names must survive a crash as long as the marker does.
-        std::fs::File::open(&dir)?.sync_all()?;
+        // The files' names must survive a crash as long as the marker does:
+        // the staging directory, its parent and the store's directory.
+        for synced in [dir.as_path(), &self.staging_root(), &self.path] {
+            std::fs::File::open(synced)?.sync_all()?;
+        }
         let pending = Pending {
             staging,
             files,
@@ -55,7 +67,7 @@ impl RocksEngine {
         };
         let mut marker = WriteBatch::default();
         marker.put(Cf::Meta, pending.marker_key(), pending.encode());
-        self.write(marker)?;
+        self.write_synced(marker)?;
         Ok(pending)
     }
 
@@ -74,7 +86,7 @@ impl RocksEngine {
                 .ingest_external_file_cf_opts(self.handle(*cf), &options, vec![path])
                 .map_err(engine_error)?;
         }
-        self.write(pending.commit_batch())?;
+        self.write_synced(pending.commit_batch())?;
         // Only empty after a successful move; leftovers are harmless.
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
@@ -184,6 +196,24 @@ mod tests {
                 .is_empty());
             assert_eq!(std::fs::read_dir(engine.staging_root()).unwrap().count(), 0);
         }
+    }
+
+    #[test]
+    fn an_ingestion_failing_midway_refuses_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        let pending = staged(&engine);
+        let (_, second) = &pending.files[1];
+        let path = engine.staging_root().join(&pending.staging).join(second);
+        std::fs::write(path, b"not an sst file").unwrap();
+        assert!(engine.finish_or_refuse_writes(&pending).is_err());
+        // The first run is in; its version must not be reused.
+        assert_eq!(get(&engine, Cf::History, "h1").as_deref(), Some("a"));
+        let mut batch = WriteBatch::default();
+        batch.put(Cf::Meta, b"version".to_vec(), b"2".to_vec());
+        let err = engine.write(batch).unwrap_err();
+        assert!(err.to_string().contains("restart"), "{err}");
+        assert!(engine.ingest(Vec::new(), WriteBatch::default()).is_err());
     }
 
     #[test]
