@@ -56,12 +56,7 @@ impl FeatureStore {
         mut visit: impl FnMut(Micros, Vec<Option<Value>>) -> Result<()>,
     ) -> Result<bool> {
         let registry = self.registry();
-        let view = registry
-            .view(view_spec)
-            .ok_or_else(|| StoreError::UnknownView {
-                field: "view".into(),
-                view: view_spec.to_owned(),
-            })?;
+        let view = registry.require_view(view_spec, "view")?;
         refuse_retired(&registry, view)?;
         if !view.is_events() {
             return Ok(false);
@@ -138,14 +133,7 @@ impl FeatureStore {
         from: &[&str],
     ) -> Result<HistoryRows<'_>> {
         let registry = self.registry();
-        let view = Arc::clone(
-            registry
-                .view(view_spec)
-                .ok_or_else(|| StoreError::UnknownView {
-                    field: "view".into(),
-                    view: view_spec.to_owned(),
-                })?,
-        );
+        let view = Arc::clone(registry.require_view(view_spec, "view")?);
         refuse_retired(&registry, &view)?;
         let prefix = view.id.to_be_bytes();
         let mut cursor = self.engine.cursor(Cf::History)?;

@@ -374,12 +374,7 @@ pub(crate) fn writable_view<'r>(
     registry: &'r crate::registry::Registry,
     view_spec: &str,
 ) -> Result<&'r Arc<FeatureView>> {
-    let view = registry
-        .view(view_spec)
-        .ok_or_else(|| StoreError::UnknownView {
-            field: "view".into(),
-            view: view_spec.to_owned(),
-        })?;
+    let view = registry.require_view(view_spec, "view")?;
     if registry.is_retired(view.id) {
         return Err(retired(view));
     }

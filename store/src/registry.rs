@@ -251,6 +251,14 @@ impl Registry {
     }
 
     /// `name` (newest version) or `name@N`.
+    /// The view `view_spec` names, or an unknown-view error at `field`.
+    pub fn require_view(&self, view_spec: &str, field: &str) -> Result<&Arc<FeatureView>> {
+        self.view(view_spec).ok_or_else(|| StoreError::UnknownView {
+            field: field.to_owned(),
+            view: view_spec.to_owned(),
+        })
+    }
+
     pub fn view(&self, spec: &str) -> Option<&Arc<FeatureView>> {
         let (name, version) = split_version(spec)?;
         let versions = self.views.get(name)?;
@@ -269,12 +277,7 @@ impl Registry {
                 format!("feature ref `{feature_ref}` is not of the form view:feature"),
             )
         })?;
-        let view = self
-            .view(view_spec)
-            .ok_or_else(|| StoreError::UnknownView {
-                field: field.to_owned(),
-                view: view_spec.to_owned(),
-            })?;
+        let view = self.require_view(view_spec, field)?;
         if self.is_retired(view.id) {
             return Err(StoreError::Expired {
                 field: field.to_owned(),

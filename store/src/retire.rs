@@ -63,12 +63,7 @@ impl FeatureStore {
     pub fn retire_view_version(&self, view_spec: &str) -> Result<bool> {
         let _writer = self.lock_writer();
         let registry = self.registry();
-        let view = registry
-            .view(view_spec)
-            .ok_or_else(|| StoreError::UnknownView {
-                field: "view".into(),
-                view: view_spec.to_owned(),
-            })?;
+        let view = registry.require_view(view_spec, "view")?;
         let newest = registry.view(&view.name).map(|v| v.id);
         if !view_spec.contains('@') || newest == Some(view.id) {
             return Err(StoreError::invalid(
