@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use crate::server::Server;
+use crate::server::{an_hour_ago, Server};
 
 #[test]
 fn every_acknowledged_batch_is_readable_after_sigkill() {
@@ -19,12 +19,13 @@ fn every_acknowledged_batch_is_readable_after_sigkill() {
             let acknowledged = Arc::clone(&acknowledged);
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
+                let time = an_hour_ago();
                 let mut n = 0i64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let user = format!("w{w}-{n}");
                     let rows: Vec<_> = (0..50)
-                        .map(|i| json!({"user_id": format!("{user}-{i}"), "event_timestamp": "2026-11-01T00:00:00Z", "plays_7d": n}))
+                        .map(|i| json!({"user_id": format!("{user}-{i}"), "event_timestamp": time, "plays_7d": n}))
                         .collect();
                     match client.push("user_stats", &rows, true) {
                         Ok(_) => acknowledged.lock().unwrap().push((user, n)),
@@ -75,12 +76,13 @@ fn a_kill_during_a_compaction_or_a_backup_loses_nothing_acknowledged() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let mut acknowledged: Vec<(String, i64)> = Vec::new();
+    let time = an_hour_ago();
     for round in 0..2 {
         let server = Server::start(data.path(), &[]);
         for n in 0..40i64 {
             let user = format!("r{round}-{n}");
             let rows: Vec<_> = (0..200)
-                .map(|i| json!({"user_id": format!("{user}-{i}"), "event_timestamp": "2026-11-01T00:00:00Z", "plays_7d": n}))
+                .map(|i| json!({"user_id": format!("{user}-{i}"), "event_timestamp": time, "plays_7d": n}))
                 .collect();
             server.client.push("user_stats", &rows, true).unwrap();
             acknowledged.push((user, n));

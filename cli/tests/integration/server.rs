@@ -322,3 +322,13 @@ pub fn stub_http(
     });
     (url, rx)
 }
+
+/// An event time one hour before now: inside every demo view's TTL on
+/// whatever day the tests run (a fixed date ages out of a 30-day TTL).
+pub fn an_hour_ago() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    reprise_store::time::format_rfc3339(now - 3_600_000_000)
+}
