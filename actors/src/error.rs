@@ -39,6 +39,11 @@ pub enum ActorError {
     #[error("no experiment `{0}`")]
     UnknownExperiment(String),
 
+    /// No served request has this id (never served, or past the served
+    /// log's retention).
+    #[error("no served request `{0}`")]
+    UnknownRequest(String),
+
     /// No alert has this id.
     #[error("no alert `{0}`")]
     UnknownAlert(String),

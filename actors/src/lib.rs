@@ -13,6 +13,7 @@ pub mod supervise;
 pub mod system_views;
 #[cfg(test)]
 mod test_store;
+pub mod trace;
 pub mod validation;
 
 pub use error::ActorError;

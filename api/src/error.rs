@@ -100,6 +100,9 @@ impl ApiError {
             ApiError::Actor(ActorError::Invalid { .. }) => {
                 (StatusCode::BAD_REQUEST, "invalid_value")
             }
+            ApiError::Actor(ActorError::UnknownRequest(_)) => {
+                (StatusCode::NOT_FOUND, "request_not_found")
+            }
             ApiError::Actor(ActorError::UnknownAlert(_)) => {
                 (StatusCode::NOT_FOUND, "alert_not_found")
             }
@@ -144,6 +147,7 @@ impl ApiError {
                 | ActorError::Index(_)
                 | ActorError::Panicked { .. }
                 | ActorError::UnknownAlert(_)
+                | ActorError::UnknownRequest(_)
                 | ActorError::UnknownExperiment(_)
                 | ActorError::PromotionBlocked { .. },
             )

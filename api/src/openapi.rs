@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 
 use crate::routes::{
     admin, alerts, events, experiments, models, online, ops, push, recommendations, retrain,
-    snapshots,
+    served, snapshots,
 };
 use crate::schema;
 
@@ -29,6 +29,7 @@ use crate::schema;
         retrain::run,
         recommendations::recommendations,
         recommendations::rank,
+        served::served,
         events::events,
         experiments::list,
         experiments::put,
@@ -67,6 +68,13 @@ use crate::schema;
         schema::RecommendationRequest,
         schema::RecommendationResponse,
         schema::RecommendedItem,
+        schema::Explanation,
+        schema::RawInput,
+        schema::ModelInput,
+        schema::ServedResponse,
+        schema::ServedItem,
+        schema::ServedInput,
+        schema::ReplaySummary,
         schema::RankRequest,
         schema::RankResponse,
         schema::ItemProbability,

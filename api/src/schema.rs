@@ -148,6 +148,8 @@ pub struct RecommendationRequest {
     pub context: Json,
     /// Items wanted (1–200, default 10).
     pub k: Option<usize>,
+    /// Explain each ranked item (default false).
+    pub explain: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -157,6 +159,90 @@ pub struct RecommendedItem {
     pub score: f64,
     /// `history`, `ann`, `popular`, `trending` or `segment`.
     pub source: String,
+    /// With `"explain": true`, for a ranked (not cold-start) item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+/// One value a declared ranker feature read.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RawInput {
+    /// `view:feature`, or `request_context:field` for the request's context.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    #[schema(value_type = Object)]
+    pub value: Json,
+    /// `present`, `not_found`, `outside_max_age`, `null_value`, or
+    /// `request` for a request-context field.
+    pub status: String,
+    pub event_timestamp: Option<String>,
+    /// The store version read (none for request context).
+    pub store_version: Option<u64>,
+}
+
+/// One model input, in the ranker's input order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ModelInput {
+    pub name: String,
+    pub value: f64,
+    /// In log-odds: `sigmoid(bias + Σ contribution)` is the item's score.
+    pub contribution: f64,
+}
+
+/// Why an item got its score: raw values → model inputs → contributions.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Explanation {
+    pub raw: Vec<RawInput>,
+    pub inputs: Vec<ModelInput>,
+    /// The score of an average item, in log-odds.
+    pub bias: f64,
+}
+
+/// One logged model input, with its replayed value.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServedInput {
+    pub name: String,
+    pub logged: f64,
+    /// Recomputed from the store (replay only; none for the candidate
+    /// generators' inputs, which come from the model).
+    pub replayed: Option<f64>,
+    pub differs: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServedItem {
+    pub item_id: String,
+    pub position: i64,
+    pub score: f64,
+    pub source: String,
+    pub inputs: Vec<ServedInput>,
+    /// Replay only: the declared features' values read point-in-time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replayed_raw: Vec<RawInput>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReplaySummary {
+    pub store_version: u64,
+    /// `event` (default) or `created`.
+    pub cutoff: String,
+    /// Inputs whose replayed value differs from the logged one.
+    pub differences: usize,
+}
+
+/// What the served-feature log holds for one request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServedResponse {
+    pub request_id: String,
+    pub user_id: String,
+    pub timestamp: String,
+    pub model_version: Option<String>,
+    pub arm: Option<String>,
+    #[schema(value_type = Object)]
+    pub context: Json,
+    pub items: Vec<ServedItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplaySummary>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

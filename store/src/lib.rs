@@ -24,6 +24,7 @@ pub mod migrations;
 pub mod model_registry;
 pub mod online;
 pub mod online_cache;
+pub mod online_scan;
 pub mod push;
 pub mod recommender;
 pub mod registry;

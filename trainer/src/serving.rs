@@ -173,6 +173,12 @@ impl ServingModel {
         })
     }
 
+    /// Each input's contribution to a row's score in log-odds, and the base:
+    /// the row's probability is `sigmoid(base + Σ contributions)`.
+    pub fn contributions(&self, row: &[f64]) -> (Vec<f64>, f64) {
+        self.ranker.contributions(row)
+    }
+
     /// The ranker's probabilities for full feature vectors (one batch).
     pub fn probabilities(&self, rows: &[&[f64]]) -> Vec<f64> {
         self.ranker.predict_rows(rows)

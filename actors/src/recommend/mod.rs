@@ -7,10 +7,12 @@ pub mod ann;
 pub mod candidate_cache;
 pub mod catalog;
 pub mod cold_start;
+pub mod explain;
 pub mod histories;
 pub mod interactions;
 pub mod ranking;
 pub mod request;
+pub mod served;
 pub mod service;
 pub mod stats;
 

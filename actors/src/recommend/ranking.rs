@@ -42,11 +42,11 @@ pub struct Scored {
     pub features: Vec<f64>,
 }
 
-fn join_keys(store: &FeatureStore) -> (String, String) {
+pub(super) fn join_keys(store: &FeatureStore) -> (String, String) {
     reprise_store::recommender::join_keys(&store.registry())
 }
 
-fn entity(keys: &(String, String), user: &str, item: Option<&str>) -> Map<String, Json> {
+pub(super) fn entity(keys: &(String, String), user: &str, item: Option<&str>) -> Map<String, Json> {
     let mut m = Map::new();
     m.insert(keys.0.clone(), Json::String(user.to_owned()));
     if let Some(item) = item {
@@ -107,7 +107,10 @@ impl Shared {
         user: &str,
     ) -> Result<Arc<CachedCandidates>, ActorError> {
         let model = &loaded.model;
+        let _span =
+            tracing::info_span!("recommend.candidates", cached = tracing::field::Empty).entered();
         if let Some(c) = self.cache.get(user, &model.version) {
+            tracing::Span::current().record("cached", true);
             return Ok(c);
         }
         let history: Vec<u32> = self
@@ -119,9 +122,12 @@ impl Shared {
         let exclude: HashSet<u32> = history.iter().copied().collect();
         let user_vector = self.user_vector(loaded, user)?;
         let als_top = match &user_vector {
-            Some(v) => loaded
-                .index
-                .search(v, model.params.candidates + exclude.len())?,
+            Some(v) => {
+                let _ann = tracing::info_span!("recommend.ann").entered();
+                loaded
+                    .index
+                    .search(v, model.params.candidates + exclude.len())?
+            }
             None => Vec::new(),
         };
         let lists = model.candidate_lists(als_top, &history, &exclude);
@@ -208,6 +214,8 @@ impl Shared {
         items: &[u32],
     ) -> Result<Vec<Scored>, ActorError> {
         let model = &loaded.model;
+        let features_span =
+            tracing::info_span!("recommend.features", items = items.len()).entered();
         let request_context = loaded.inputs.context_values(|name| context.get(name));
         // User-level refs are read once per request; item-level ones per
         // candidate, through a per-model cache that holds each item's values
@@ -316,6 +324,8 @@ impl Shared {
                 item_values[*i] = Some(fresh);
             }
         }
+        drop(features_span);
+        let transform_span = tracing::info_span!("recommend.transform").entered();
         let context_rows: Vec<Vec<f64>> = item_values
             .iter()
             .map(|item| {
@@ -350,8 +360,11 @@ impl Shared {
                 features
             })
             .collect();
-        let probabilities =
-            model.probabilities(&rows.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        drop(transform_span);
+        let probabilities = {
+            let _score = tracing::info_span!("recommend.score", rows = rows.len()).entered();
+            model.probabilities(&rows.iter().map(Vec::as_slice).collect::<Vec<_>>())
+        };
         Ok(items
             .iter()
             .zip(rows)
@@ -411,6 +424,7 @@ impl Shared {
         items: &[ScoredItem],
         features: &[Vec<f64>],
     ) -> Result<(), ActorError> {
+        let _span = tracing::info_span!("recommend.log", items = items.len()).entered();
         let now = format_rfc3339(self.store.clock().now());
         // The hour the ranker saw (given, or the server clock's).
         let ctx = json!({"request_id": request_id, "event_timestamp": now, "user_id": user,

@@ -16,6 +16,8 @@ pub struct RecommendRequest {
     pub user_id: String,
     pub context: Map<String, Json>,
     pub k: usize,
+    /// Explain each ranked item (raw values, model inputs, contributions).
+    pub explain: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +42,9 @@ pub struct Recommendation {
     pub arm: String,
     pub cold_start: bool,
     pub items: Vec<ScoredItem>,
+    /// With `explain`, one per ranked item, in `items`' order (none for a
+    /// cold-start list, which no model scored).
+    pub explanations: Vec<super::explain::Explanation>,
 }
 
 #[derive(Debug, Clone)]

@@ -24,6 +24,7 @@ use super::stats::ServingStats;
 use crate::error::ActorError;
 use crate::experiments::{self, Experiment, Tally};
 use crate::supervise::supervised;
+use crate::trace::TraceContext;
 
 const NAME: &str = "ranker";
 /// The arm of requests outside any experiment.
@@ -80,6 +81,9 @@ struct Recommend {
     arm: String,
     /// The experiment's tally the served items count in.
     tally: Option<Tally>,
+    explain: bool,
+    /// The caller's trace: the worker's spans are its children.
+    trace: TraceContext,
 }
 
 #[derive(Message)]
@@ -89,6 +93,8 @@ struct Rank {
     user_id: String,
     context: RequestContext,
     item_ids: Vec<String>,
+    /// The caller's trace: the worker's spans are its children.
+    trace: TraceContext,
 }
 
 /// Precompute the candidates of these users (those not cached).
@@ -110,53 +116,63 @@ impl Handler<Recommend> for RankWorker {
     type Result = Result<Recommendation, ActorError>;
 
     fn handle(&mut self, msg: Recommend, _: &mut Self::Context) -> Self::Result {
-        supervised("ranker", || {
-            crate::supervise::inject("recommend", Some(&msg.user_id));
-            let shared = &self.shared;
-            let loaded = match &msg.model_version {
-                Some(v) => shared.catalog.get_or_load(&shared.store, v)?,
-                None => shared.catalog.serving()?,
-            };
-            let version = loaded.model.version.clone();
-            ServingStats::add(&shared.stats.recommendations, 1);
-            let (items, features, cold_start) = match msg.cold_items {
-                Some(items) if shared.is_cold(&loaded, &msg.user_id)? => {
-                    ServingStats::add(&shared.stats.cold_start, 1);
-                    (items, Vec::new(), true)
-                }
-                _ => {
-                    let scored = shared.recommend(&loaded, &msg.user_id, &msg.context, msg.k)?;
-                    let items = scored
-                        .iter()
-                        .map(|s| ScoredItem {
-                            item_id: loaded.model.item_id(s.item).to_owned(),
-                            score: s.probability,
-                            source: s.source,
-                        })
-                        .collect();
-                    (
-                        items,
-                        scored.into_iter().map(|s| s.features).collect(),
-                        false,
-                    )
-                }
-            };
-            shared.log_served(
-                &msg.request_id,
-                &msg.user_id,
-                &msg.context,
-                &version,
-                &msg.arm,
-                msg.tally.as_ref(),
-                &items,
-                &features,
-            )?;
-            Ok(Recommendation {
-                request_id: msg.request_id,
-                model_version: Some(version),
-                arm: msg.arm,
-                cold_start,
-                items,
+        let trace = msg.trace.clone();
+        trace.in_child("recommend.worker", || {
+            supervised("ranker", || {
+                crate::supervise::inject("recommend", Some(&msg.user_id));
+                let shared = &self.shared;
+                let loaded = match &msg.model_version {
+                    Some(v) => shared.catalog.get_or_load(&shared.store, v)?,
+                    None => shared.catalog.serving()?,
+                };
+                let version = loaded.model.version.clone();
+                ServingStats::add(&shared.stats.recommendations, 1);
+                let mut explanations = Vec::new();
+                let (items, features, cold_start) = match msg.cold_items {
+                    Some(items) if shared.is_cold(&loaded, &msg.user_id)? => {
+                        ServingStats::add(&shared.stats.cold_start, 1);
+                        (items, Vec::new(), true)
+                    }
+                    _ => {
+                        let scored =
+                            shared.recommend(&loaded, &msg.user_id, &msg.context, msg.k)?;
+                        if msg.explain {
+                            explanations =
+                                shared.explain(&loaded, &msg.user_id, &msg.context, &scored)?;
+                        }
+                        let items = scored
+                            .iter()
+                            .map(|s| ScoredItem {
+                                item_id: loaded.model.item_id(s.item).to_owned(),
+                                score: s.probability,
+                                source: s.source,
+                            })
+                            .collect();
+                        (
+                            items,
+                            scored.into_iter().map(|s| s.features).collect(),
+                            false,
+                        )
+                    }
+                };
+                shared.log_served(
+                    &msg.request_id,
+                    &msg.user_id,
+                    &msg.context,
+                    &version,
+                    &msg.arm,
+                    msg.tally.as_ref(),
+                    &items,
+                    &features,
+                )?;
+                Ok(Recommendation {
+                    request_id: msg.request_id,
+                    model_version: Some(version),
+                    arm: msg.arm,
+                    cold_start,
+                    items,
+                    explanations,
+                })
             })
         })
     }
@@ -215,35 +231,39 @@ impl Handler<Rank> for RankWorker {
     type Result = Result<Ranked, ActorError>;
 
     fn handle(&mut self, msg: Rank, _: &mut Self::Context) -> Self::Result {
-        supervised("ranker", || {
-            crate::supervise::inject("recommend", Some(&msg.user_id));
-            let shared = &self.shared;
-            let loaded = shared.catalog.serving()?;
-            let model = &loaded.model;
-            let items = msg
-                .item_ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| {
-                    model.item_index(id).ok_or_else(|| {
-                        ActorError::invalid(
-                            format!("item_ids[{i}]"),
-                            format!("unknown item `{id}`"),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<u32>, _>>()?;
-            let candidates = shared.candidates(&loaded, &msg.user_id)?;
-            let scored = shared.score(&loaded, &msg.user_id, &msg.context, &candidates, &items)?;
-            Ok(Ranked {
-                request_id: msg.request_id,
-                model_version: model.version.clone(),
-                scores: msg
+        let trace = msg.trace.clone();
+        trace.in_child("rank.worker", || {
+            supervised("ranker", || {
+                crate::supervise::inject("recommend", Some(&msg.user_id));
+                let shared = &self.shared;
+                let loaded = shared.catalog.serving()?;
+                let model = &loaded.model;
+                let items = msg
                     .item_ids
-                    .into_iter()
-                    .zip(scored)
-                    .map(|(id, s)| (id, s.probability))
-                    .collect(),
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        model.item_index(id).ok_or_else(|| {
+                            ActorError::invalid(
+                                format!("item_ids[{i}]"),
+                                format!("unknown item `{id}`"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<u32>, _>>()?;
+                let candidates = shared.candidates(&loaded, &msg.user_id)?;
+                let scored =
+                    shared.score(&loaded, &msg.user_id, &msg.context, &candidates, &items)?;
+                Ok(Ranked {
+                    request_id: msg.request_id,
+                    model_version: model.version.clone(),
+                    scores: msg
+                        .item_ids
+                        .into_iter()
+                        .zip(scored)
+                        .map(|(id, s)| (id, s.probability))
+                        .collect(),
+                })
             })
         })
     }
@@ -478,6 +498,17 @@ impl Recommender {
 
     pub fn stats(&self) -> &ServingStats {
         &self.shared.stats
+    }
+
+    /// What the served-feature log holds for `request_id`, replayed
+    /// point-in-time with `replay`'s cutoff when given (blocking: reads the
+    /// store, and a replay writes and deletes a snapshot).
+    pub fn served(
+        &self,
+        request_id: &str,
+        replay: Option<reprise_store::Cutoff>,
+    ) -> Result<super::served::ServedRequest, ActorError> {
+        self.shared.served(request_id, replay)
     }
 
     pub fn cached_users(&self) -> u64 {
@@ -741,6 +772,8 @@ impl Recommender {
             model_version,
             arm,
             tally,
+            explain: req.explain,
+            trace: TraceContext::current(),
         })
         .await
     }
@@ -785,6 +818,7 @@ impl Recommender {
             user_id: req.user_id,
             context,
             item_ids: req.item_ids,
+            trace: TraceContext::current(),
         })
         .await
     }

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod push;
 pub mod recommendations;
 pub mod retrain;
+pub mod served;
 pub mod snapshots;
 
 use actix_web::web;
@@ -30,6 +31,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/retrain/runs/{id}"),
     ("post", "/v1/recommendations"),
     ("post", "/v1/rank"),
+    ("get", "/v1/served/{request_id}"),
     ("post", "/v1/events"),
     ("get", "/v1/experiments"),
     ("put", "/v1/experiments/{name}"),
@@ -52,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     snapshots::configure(cfg);
     models::configure(cfg);
     recommendations::configure(cfg);
+    served::configure(cfg);
     events::configure(cfg);
     alerts::configure(cfg);
     experiments::configure(cfg);

@@ -7,7 +7,8 @@ use serde_json::{Map, Value as Json};
 use crate::body::{json_object, JsonObject};
 use crate::error::ApiError;
 use crate::schema::{
-    self, ErrorResponse, ItemProbability, RankResponse, RecommendationResponse, RecommendedItem,
+    self, ErrorResponse, Explanation, ItemProbability, ModelInput, RankResponse,
+    RecommendationResponse, RecommendedItem,
 };
 use crate::state::AppState;
 
@@ -30,6 +31,22 @@ fn context(body: &mut JsonObject) -> Result<Map<String, Json>, ApiError> {
     }
 }
 
+fn explanation(e: reprise_actors::recommend::explain::Explanation) -> Explanation {
+    Explanation {
+        raw: e.raw.into_iter().map(super::served::raw_input).collect(),
+        inputs: e
+            .inputs
+            .into_iter()
+            .map(|i| ModelInput {
+                name: i.name,
+                value: i.value,
+                contribution: i.contribution,
+            })
+            .collect(),
+        bias: e.bias,
+    }
+}
+
 /// The best `k` items for a user: candidates from history, ANN over
 /// embeddings and popularity, ranked by the serving model; cold-start
 /// items for users with no history and no embedding.
@@ -48,14 +65,17 @@ pub(crate) async fn recommendations(
     let user_id = body.string("user_id")?;
     let context = context(&mut body)?;
     let k = body.optional_u64("k")?.unwrap_or(DEFAULT_K) as usize;
+    let explain = body.optional_bool("explain")?.unwrap_or(false);
     let result = state
         .recommender
         .recommend(RecommendRequest {
             user_id,
             context,
             k,
+            explain,
         })
         .await?;
+    let mut explanations = result.explanations.into_iter();
     Ok(HttpResponse::Ok().json(RecommendationResponse {
         request_id: result.request_id,
         model_version: result.model_version,
@@ -68,6 +88,7 @@ pub(crate) async fn recommendations(
                 item_id: i.item_id,
                 score: i.score,
                 source: i.source.to_owned(),
+                explanation: explanations.next().map(explanation),
             })
             .collect(),
     }))

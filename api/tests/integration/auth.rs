@@ -62,6 +62,7 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     ("get", "/v1/retrain/runs/{id}", Some("read")),
     ("post", "/v1/recommendations", Some("read")),
     ("post", "/v1/rank", Some("read")),
+    ("get", "/v1/served/{request_id}", Some("read")),
     ("post", "/v1/events", Some("write")),
     ("get", "/v1/experiments", Some("read")),
     ("put", "/v1/experiments/{name}", Some("admin")),

@@ -5,6 +5,7 @@ mod cli;
 mod declared_catalogue;
 mod drift;
 mod durability;
+mod explain;
 mod fuzz;
 mod hardening;
 mod http_errors;

@@ -28,7 +28,7 @@ pub(crate) fn value(v: &Json) -> Option<reprise_store::Value> {
     })
 }
 
-fn trained_server() -> (tempfile::TempDir, Server) {
+pub(crate) fn trained_server() -> (tempfile::TempDir, Server) {
     // Short generator lists, so that over 40 items every source shows.
     let (dir, data) = trained_data(
         60,
