@@ -19,7 +19,16 @@ use sha2::{Digest, Sha256};
 pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// The routes anyone may call (`/metrics` unless closed with a flag).
-pub const OPEN_ROUTES: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
+pub const OPEN_ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    // The console's static files (its data comes from the API, with a key).
+    "/ui",
+    "/ui/",
+    "/ui/{asset}",
+];
 
 /// What a key may do. `admin` does not imply the others: a key holds the
 /// scopes it lists.
@@ -64,6 +73,20 @@ const READ_POSTS: &[&str] = &[
     "/v1/recommendations",
     "/v1/rank",
 ];
+
+/// Routes any valid key may call, whatever its scopes (they count as reads
+/// for admission): the console asks who the key is before it knows.
+pub const ANY_KEY_ROUTES: &[&str] = &["/v1/whoami"];
+
+/// The scope the key of a request for `pattern` must hold once it needs
+/// `scope`: `None` (any valid key) for [`ANY_KEY_ROUTES`] and for a path no
+/// route matches (which answers 404).
+pub fn key_scope(pattern: Option<&str>, scope: Scope) -> Option<Scope> {
+    match pattern {
+        Some(p) if !ANY_KEY_ROUTES.contains(&p) => Some(scope),
+        _ => None,
+    }
+}
 
 /// The scope a request for `pattern` (the matched route's pattern, `None`
 /// when no route matched) with `method` needs; `None` when the route is
@@ -149,6 +172,16 @@ impl KeyRing {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// The entry of the valid key `given` (the console asks for its
+    /// scopes, to show only the actions the key may take).
+    pub fn identify(&self, given: &[u8]) -> Option<&KeyEntry> {
+        let name = self.authorize(Some(given), None).ok()?;
+        self.keys
+            .iter()
+            .map(|(_, entry)| entry)
+            .find(|entry| entry.name == name)
     }
 
     /// The name of the key `given` when it may use `scope`; `None`: any

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -154,7 +155,7 @@ pub fn app(
                     .headers()
                     .get(auth::API_KEY_HEADER)
                     .map(|v| v.as_bytes());
-                match keys.authorize(given, pattern.as_ref().map(|_| scope)) {
+                match keys.authorize(given, auth::key_scope(pattern.as_deref(), scope)) {
                     Ok(name) => {
                         tracing::Span::current().record("reprise.key", name);
                         None
@@ -237,6 +238,7 @@ pub fn app(
             }
         })
         .configure(routes::configure)
+        .configure(console::configure)
         .default_service(web::to(routes::ops::no_route))
 }
 

@@ -4,8 +4,8 @@
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, alerts, events, experiments, models, online, ops, push, recommendations, retrain,
-    served, snapshots,
+    admin, alerts, catalog, events, experiments, models, online, ops, push, recommendations,
+    retrain, served, snapshots, users,
 };
 use crate::schema;
 
@@ -18,6 +18,8 @@ use crate::schema;
     paths(
         push::push,
         online::online_features,
+        catalog::catalog,
+        catalog::whoami,
         snapshots::create,
         snapshots::info,
         snapshots::rows,
@@ -30,6 +32,7 @@ use crate::schema;
         recommendations::recommendations,
         recommendations::rank,
         served::served,
+        users::plays,
         events::events,
         experiments::list,
         experiments::put,
@@ -72,6 +75,10 @@ use crate::schema;
         schema::RawInput,
         schema::ModelInput,
         schema::ServedResponse,
+        schema::CatalogResponse,
+        schema::Identity,
+        schema::Play,
+        schema::UserPlays,
         schema::ServedItem,
         schema::ServedInput,
         schema::ReplaySummary,

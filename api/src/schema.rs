@@ -354,6 +354,10 @@ pub struct ValidationRun {
     /// `out_of_range`, `type_mismatch`, `nan`, `new_feature`).
     #[schema(value_type = Vec<Object>)]
     pub anomalies: Json,
+    /// Each compared feature's L∞ distance in the recent runs, oldest first
+    /// (`at`, `check`, `view`, `feature`, `linf`, `threshold`; bounded).
+    #[schema(value_type = Vec<Object>)]
+    pub history: Json,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -438,4 +442,51 @@ pub struct RetrainRunStatus {
     pub schema_warnings: Vec<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+}
+
+/// The catalogue (see `reprise_store::catalog::Catalog`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CatalogResponse {
+    pub store_version: u64,
+    /// `name`, `join_key`, `description`.
+    #[schema(value_type = Vec<Object>)]
+    pub entities: Json,
+    /// Per view version: `name`, `version`, `kind` (state, events,
+    /// aggregation), `entities`, `ttl`, `retention`, `description`,
+    /// `retired`, `last_write_version`, `features` (name, type, dim,
+    /// transform, lookup, mandatory, drift_threshold, description) and an
+    /// aggregation's declaration.
+    #[schema(value_type = Vec<Object>)]
+    pub views: Json,
+}
+
+/// Who the calling key is.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Identity {
+    /// The key's name (none without a keys file).
+    pub key: Option<String>,
+    /// `read`, `write`, `admin`.
+    pub scopes: Vec<String>,
+    /// Whether the server checks keys.
+    pub keys_required: bool,
+}
+
+/// One row of the interactions view.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Play {
+    pub item_id: String,
+    pub event_timestamp: String,
+    pub store_version: u64,
+    /// The event's features by name (derived ones computed).
+    #[schema(value_type = Object)]
+    pub features: Json,
+}
+
+/// A user's newest plays, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserPlays {
+    pub user_id: String,
+    /// The interactions view read (`name@version`).
+    pub view: String,
+    pub plays: Vec<Play>,
 }

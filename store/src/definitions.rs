@@ -2,7 +2,7 @@
 //! "Definition files"), as plain serde types. Checking and compiling them into
 //! the registry is `registry.rs`'s job.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -82,7 +82,7 @@ pub struct FeatureViewDef {
 
 /// `[[feature_view.lookup]]`: `name` takes the value of `ref` (another
 /// view's feature, joined on the event's keys) as of the event time.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LookupDef {
     pub name: String,
@@ -94,7 +94,7 @@ pub struct LookupDef {
 
 /// `[[aggregation]]`: features computed by the store from an event view,
 /// grouped by some of its entities, over sliding windows.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregationDef {
     pub name: String,
@@ -113,7 +113,7 @@ pub struct AggregationDef {
     pub derived: Vec<FeatureDefinition>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregationFeatureDef {
     pub name: String,
@@ -134,7 +134,7 @@ pub struct AggregationFeatureDef {
 }
 
 /// `{ feature = "played_seconds", op = ">=", value = 30 }`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterDef {
     pub feature: String,
@@ -142,7 +142,7 @@ pub struct FilterDef {
     pub value: Json,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureDefinition {
     pub name: String,
@@ -164,7 +164,7 @@ pub struct FeatureDefinition {
 
 /// A declared transform of an earlier feature of the same view (or of the
 /// row's `event_timestamp`, for the calendar transforms).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TransformDef {
     /// `input * factor + offset`.

@@ -10,11 +10,13 @@
 
 pub mod aggregation;
 pub mod backup;
+pub mod catalog;
 pub mod cf;
 pub mod codec;
 pub mod counters;
 pub mod definitions;
 pub mod engine;
+pub mod entity_history;
 pub mod error;
 pub mod feature_store;
 pub mod history;

@@ -24,7 +24,8 @@ pub struct KeyedOnlineRow {
 impl FeatureStore {
     /// The online rows of `view_spec` whose entity key starts with the
     /// join-key values `leading`, in key order, at most `limit` of them;
-    /// values are computed as an online read computes them.
+    /// values are computed as an online read computes them, and as there,
+    /// rows not yet committed or past the view's retention are left out.
     pub fn online_rows_by_prefix(
         &self,
         view_spec: &str,
@@ -33,22 +34,29 @@ impl FeatureStore {
     ) -> Result<Vec<KeyedOnlineRow>> {
         let registry = self.registry();
         let view = registry.require_view(view_spec, "view")?;
+        let committed = self.version();
+        let now = self.clock().now();
+        let retention = view.retention_micros;
         let prefix = codec::view_entity_prefix(view.id, &codec::entity_key(leading));
         let entries = self
             .engine
             .scan_prefix_page(Cf::Online, &prefix, None, limit)?;
-        entries
-            .into_iter()
-            .map(|(key, bytes)| {
-                let row = RawRow::decode(&bytes, view.features.len())?;
-                Ok(KeyedOnlineRow {
-                    keys: codec::decode_entity_key(&key[4..])?,
-                    event_ts: row.event_ts,
-                    store_version: row.store_version,
-                    values: view.compute(&row),
-                })
-            })
-            .collect()
+        let mut rows = Vec::with_capacity(entries.len());
+        for (key, bytes) in entries {
+            let row = RawRow::decode(&bytes, view.features.len())?;
+            if row.store_version > committed
+                || (retention > 0 && row.event_ts <= now.saturating_sub(retention))
+            {
+                continue;
+            }
+            rows.push(KeyedOnlineRow {
+                keys: codec::decode_entity_key(&key[4..])?,
+                event_ts: row.event_ts,
+                store_version: row.store_version,
+                values: view.compute(&row),
+            });
+        }
+        Ok(rows)
     }
 }
 

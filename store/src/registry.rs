@@ -130,6 +130,19 @@ impl FeatureView {
         self.by_name.get(name).copied()
     }
 
+    /// A row's values (in view order) as a JSON object by feature name,
+    /// nulls left out.
+    pub fn values_by_name(
+        &self,
+        values: Vec<Option<Value>>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        self.features
+            .iter()
+            .zip(values)
+            .filter_map(|(f, v)| Some((f.name.clone(), serde_json::to_value(v?).ok()?)))
+            .collect()
+    }
+
     /// `name@version`, the unique label of this view version.
     pub fn label(&self) -> String {
         format!("{}@{}", self.name, self.version)

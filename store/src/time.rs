@@ -46,9 +46,34 @@ pub fn parse_duration(text: &str) -> Option<Micros> {
     n.checked_mul(seconds)?.checked_mul(MICROS_PER_SECOND)
 }
 
+/// A duration as [`parse_duration`] reads it: the largest unit that divides
+/// it (`30d`, `36h`, `90s`; `0` = none); sub-second parts are rounded up
+/// to whole seconds (definitions cannot declare them).
+pub fn format_duration(micros: Micros) -> String {
+    const UNITS: [(Micros, &str); 3] = [(86_400, "d"), (3_600, "h"), (60, "m")];
+    if micros <= 0 {
+        return "0".to_owned();
+    }
+    let seconds = (micros + MICROS_PER_SECOND - 1) / MICROS_PER_SECOND;
+    for (size, unit) in UNITS {
+        if seconds % size == 0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_format_back_to_what_parses() {
+        for text in ["0", "30d", "36h", "15m", "90s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+        assert_eq!(format_duration(1_500), "1s");
+    }
 
     #[test]
     fn durations_parse_in_every_unit() {

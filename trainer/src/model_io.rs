@@ -186,6 +186,24 @@ pub fn ranker_inputs(store: &FeatureStore, record: &ModelRecord) -> Result<Ranke
     RankerInputs::compile(&store.registry(), &payload.ranker_inputs)
 }
 
+/// The input names of stored ranker `version` (generator inputs, then the
+/// declared ones) and its declared inputs compiled: what reading its served
+/// log needs, without loading its embeddings.
+pub fn ranker_signature(
+    store: &FeatureStore,
+    version: &str,
+) -> Result<(Vec<String>, RankerInputs)> {
+    let record = store.load_model(version)?;
+    let payload = TwoStageModel::decode(record.payload.as_slice())
+        .map_err(|e| TrainError::bad_model(version, e.to_string()))?;
+    let names = payload
+        .ranker
+        .as_ref()
+        .map(|r| r.features.clone())
+        .ok_or_else(|| TrainError::bad_model(version, "the ranker is missing"))?;
+    Ok((names, ranker_inputs(store, &record)?))
+}
+
 /// The ranker features the `[recommender]` declaration names now.
 pub fn declared_inputs(store: &FeatureStore) -> Result<RankerInputs> {
     let registry = store.registry();

@@ -180,7 +180,8 @@ pub fn histogram(values: &[f64], edges: &[f64]) -> Vec<f64> {
     counts
 }
 
-fn normalise(counts: &[f64]) -> Vec<f64> {
+/// Counts as shares of their total (all zeros stay zeros).
+pub fn normalise(counts: &[f64]) -> Vec<f64> {
     let total: f64 = counts.iter().sum();
     if total == 0.0 {
         return counts.to_vec();

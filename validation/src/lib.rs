@@ -8,6 +8,7 @@
 
 pub mod columns;
 pub mod distances;
+pub mod histogram;
 pub mod schema;
 pub mod stats;
 

@@ -205,22 +205,13 @@ impl Catalog {
         Ok(loaded)
     }
 
-    /// Model `version` from the catalogue when loaded, else loaded for this
-    /// caller only (a look at an old model does not keep it in memory).
-    pub fn get_or_load_once(
-        &self,
-        store: &FeatureStore,
-        version: &str,
-    ) -> Result<Arc<LoadedModel>, ActorError> {
-        if let Some(m) = self
-            .models
+    /// Model `version` if the catalogue holds it loaded.
+    pub fn loaded(&self, version: &str) -> Option<Arc<LoadedModel>> {
+        self.models
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(version)
-        {
-            return Ok(Arc::clone(m));
-        }
-        Ok(Arc::new(LoadedModel::load(store, version)?))
+            .cloned()
     }
 
     /// The default model.

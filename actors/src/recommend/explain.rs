@@ -45,22 +45,17 @@ pub struct Explanation {
     pub bias: f64,
 }
 
-impl Explanation {
-    /// The probability the inputs and bias give: `sigmoid(bias + Σ contributions)`.
-    pub fn probability(&self) -> f64 {
-        let z = self.bias + self.inputs.iter().map(|i| i.contribution).sum::<f64>();
-        1.0 / (1.0 + (-z).exp())
-    }
-}
-
-fn json_of(value: &reprise_store::Value) -> Json {
+/// A store value as JSON.
+pub(super) fn json_of(value: &reprise_store::Value) -> Json {
     serde_json::to_value(value).unwrap_or(Json::Null)
 }
 
 impl Shared {
     /// Explanations of `scored` (ranked for `user` in `context` by
-    /// `loaded`), in order: one online read of the declared refs for every
-    /// item, and the contributions of the exact inputs each was scored on.
+    /// `loaded`), in order: the contributions of the exact inputs each was
+    /// scored on, and the raw values of the declared refs from one online
+    /// read of every item made now (at the store version it names: equal to
+    /// what was scored unless a write landed in between).
     pub fn explain(
         &self,
         loaded: &LoadedModel,

@@ -411,7 +411,9 @@ impl Shared {
     }
 
     /// Writes the served-feature log of one response (and the request's
-    /// context) through the push path: durable before the reply.
+    /// context) through the push path: durable before the reply. `at` is
+    /// the request's time (taken before its features were read: what a
+    /// replay recomputes them at).
     #[allow(clippy::too_many_arguments)]
     pub fn log_served(
         &self,
@@ -423,9 +425,10 @@ impl Shared {
         tally: Option<&Tally>,
         items: &[ScoredItem],
         features: &[Vec<f64>],
+        at: reprise_store::time::Micros,
     ) -> Result<(), ActorError> {
         let _span = tracing::info_span!("recommend.log", items = items.len()).entered();
-        let now = format_rfc3339(self.store.clock().now());
+        let now = format_rfc3339(at);
         // The hour the ranker saw (given, or the server clock's).
         let ctx = json!({"request_id": request_id, "event_timestamp": now, "user_id": user,
                          "device": context.device, "country": context.country, "hour": context.hour});

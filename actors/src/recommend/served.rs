@@ -9,18 +9,21 @@
 
 use reprise_store::snapshot::SnapshotSpec;
 use reprise_store::time::format_rfc3339;
-use reprise_store::{Cutoff, FeatureStore, Value};
+use reprise_store::{Cutoff, FeatureStore, StoreError, Value};
+use reprise_trainer::features::RankerInputs;
+use reprise_trainer::{model_io, TrainError};
 use serde_json::{json, Map, Value as Json};
 
-use super::explain::RawInput;
+use super::explain::{json_of, RawInput};
 use super::ranking::{join_keys, Shared};
 use super::request::CONTEXT_VIEW;
 use crate::error::ActorError;
 
 /// The served-feature log's view (one row per served item).
 pub const SERVED_VIEW: &str = "served_item";
-/// The owner recorded on a replay's snapshot (deleted when it is read).
-const REPLAY_OWNER: &str = "replay";
+/// The owner recorded on a replay's snapshot: deleted when it is read, and
+/// collected with training runs' leftovers if the process died first.
+pub const REPLAY_OWNER: &str = "replay";
 /// More items than any response holds.
 const MAX_ITEMS: usize = 10_000;
 
@@ -71,22 +74,10 @@ pub struct ServedRequest {
 
 /// A logged row's features by name.
 fn by_name(store: &FeatureStore, view: &str, values: Vec<Option<Value>>) -> Map<String, Json> {
-    let registry = store.registry();
-    let Some(view) = registry.view(view) else {
-        return Map::new();
-    };
-    view.features
-        .iter()
-        .zip(values)
-        .filter_map(|(f, v)| {
-            v.map(|v| {
-                (
-                    f.name.clone(),
-                    serde_json::to_value(v).unwrap_or(Json::Null),
-                )
-            })
-        })
-        .collect()
+    store
+        .registry()
+        .view(view)
+        .map_or_else(Map::new, |v| v.values_by_name(values))
 }
 
 fn text(map: &Map<String, Json>, name: &str) -> Option<String> {
@@ -108,6 +99,23 @@ impl Drop for TemporarySnapshot<'_> {
 }
 
 impl Shared {
+    /// Ranker `version`'s input names and declared inputs; `None` when the
+    /// model is no longer stored (an error then if a replay needs them).
+    fn signature(
+        &self,
+        version: &str,
+        needed: bool,
+    ) -> Result<Option<(Vec<String>, RankerInputs)>, ActorError> {
+        if let Some(loaded) = self.catalog.loaded(version) {
+            return Ok(Some((loaded.model.features.clone(), loaded.inputs.clone())));
+        }
+        match model_io::ranker_signature(&self.store, version) {
+            Ok(signature) => Ok(Some(signature)),
+            Err(TrainError::Store(StoreError::UnknownModel(_))) if !needed => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The served-feature log of `request_id`, replayed with `cutoff` when
     /// given.
     pub fn served(
@@ -117,8 +125,11 @@ impl Shared {
     ) -> Result<ServedRequest, ActorError> {
         let store = &self.store;
         let unknown = || ActorError::UnknownRequest(request_id.to_owned());
-        if store.registry().view(SERVED_VIEW).is_none() {
-            return Err(unknown());
+        {
+            let registry = store.registry();
+            if registry.view(SERVED_VIEW).is_none() || registry.view(CONTEXT_VIEW).is_none() {
+                return Err(unknown());
+            }
         }
         let context_row = store
             .online_rows_by_prefix(CONTEXT_VIEW, &[request_id], 1)?
@@ -139,14 +150,18 @@ impl Shared {
         rows.sort_by_key(|(_, r)| r.get("position").and_then(Json::as_i64));
         let model_version = rows.first().and_then(|(_, r)| text(r, "model_version"));
         let arm = rows.first().and_then(|(_, r)| text(r, "arm"));
-        let loaded = match &model_version {
-            Some(v) => Some(self.catalog.get_or_load_once(store, v)?),
+        // The model's input names and declared inputs: from the catalogue
+        // when it is loaded, else read from the registry (no embeddings, no
+        // index); a model collected since leaves the inputs unnamed, and
+        // nothing to replay with.
+        let signature = match &model_version {
+            Some(v) => self.signature(v, replay.is_some())?,
             None => None,
         };
-        let names: Vec<String> = loaded
-            .as_ref()
-            .map(|l| l.model.features.clone())
-            .unwrap_or_default();
+        let (names, inputs) = match signature {
+            Some((names, inputs)) => (names, Some(inputs)),
+            None => (Vec::new(), None),
+        };
         let logged: Vec<Vec<f64>> = rows
             .iter()
             .map(|(_, r)| {
@@ -161,9 +176,9 @@ impl Shared {
         // logged context, vectorised as when serving.
         let mut replayed: Vec<Option<(Vec<f64>, Vec<RawInput>)>> = vec![None; rows.len()];
         let mut replay_info = None;
-        if let (Some(cutoff), Some(loaded)) = (replay, &loaded) {
+        if let (Some(cutoff), Some(inputs)) = (replay, &inputs) {
             let _span = tracing::info_span!("served.replay", items = rows.len()).entered();
-            let refs = &loaded.inputs.refs;
+            let refs = &inputs.refs;
             let (user_key, item_key) = join_keys(store);
             let timestamp = format_rfc3339(time);
             let mut values: Vec<Vec<Option<Value>>> = vec![Vec::new(); rows.len()];
@@ -194,19 +209,15 @@ impl Shared {
                     Ok(())
                 })?;
             }
-            let request_context = loaded
-                .inputs
-                .context_values(|name| context.get(name).cloned());
+            let request_context = inputs.context_values(|name| context.get(name).cloned());
             for (slot, row) in replayed.iter_mut().zip(values) {
-                let vector = loaded.inputs.vectorize_owned(&row, &request_context);
+                let vector = inputs.vectorize_owned(&row, &request_context);
                 let raw = refs
                     .iter()
                     .zip(&row)
                     .map(|(reference, value)| RawInput {
                         reference: reference.clone(),
-                        value: value
-                            .as_ref()
-                            .map(|v| serde_json::to_value(v).unwrap_or(Json::Null)),
+                        value: value.as_ref().map(json_of),
                         status: if value.is_some() {
                             "present"
                         } else {
@@ -227,9 +238,9 @@ impl Shared {
 
         // The candidate generators' inputs come first; the declared
         // features' follow (what a replay recomputes).
-        let generators = loaded
+        let generators = inputs
             .as_ref()
-            .map_or(0, |l| names.len().saturating_sub(l.inputs.names().len()));
+            .map_or(0, |i| names.len().saturating_sub(i.names().len()));
         let mut differences = 0;
         let items = rows
             .into_iter()

@@ -126,6 +126,7 @@ impl Handler<Recommend> for RankWorker {
                     None => shared.catalog.serving()?,
                 };
                 let version = loaded.model.version.clone();
+                let at = shared.store.clock().now();
                 ServingStats::add(&shared.stats.recommendations, 1);
                 let mut explanations = Vec::new();
                 let (items, features, cold_start) = match msg.cold_items {
@@ -164,6 +165,7 @@ impl Handler<Recommend> for RankWorker {
                     msg.tally.as_ref(),
                     &items,
                     &features,
+                    at,
                 )?;
                 Ok(Recommendation {
                     request_id: msg.request_id,

@@ -109,7 +109,12 @@ pub fn collect_models(store: &FeatureStore, keep: usize) -> Result<Collected, Ac
             continue;
         }
         match store.snapshot_meta(&id) {
-            Ok(meta) if meta.owner == reprise_store::snapshot::TRAINING_OWNER => {
+            // A training run's, or a served-log replay's left by a process
+            // that died before deleting it.
+            Ok(meta)
+                if meta.owner == reprise_store::snapshot::TRAINING_OWNER
+                    || meta.owner == crate::recommend::served::REPLAY_OWNER =>
+            {
                 store.delete_snapshot(&id)?;
                 collected.snapshots.push(id);
             }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use reprise_store::time::{parse_rfc3339, Micros};
 use reprise_store::{FeatureStore, Value};
 use reprise_validation::distances::{categorical, numeric};
+use reprise_validation::histogram::{categorical_histogram, numeric_histogram, Histogram};
 use reprise_validation::stats::{summarise_categorical, summarise_numeric, Summary};
 use reprise_validation::ColumnDistances;
 use serde::Serialize;
@@ -84,6 +85,8 @@ pub struct Comparison {
     /// current window, side by side.
     pub reference: Summary,
     pub current: Summary,
+    /// Both samples binned alike, as shares (what a report draws).
+    pub histogram: Histogram,
     pub threshold: f64,
     pub fired: bool,
 }
@@ -194,17 +197,19 @@ pub fn run(
             }
             let (prev_refs, cur_refs): (Vec<&Value>, Vec<&Value>) =
                 (prev.iter().collect(), cur.iter().collect());
-            let (distances, reference, current_summary) =
+            let (distances, reference, current_summary, histogram) =
                 match (sample(&prev_refs), sample(&cur_refs)) {
                     (Some(Sample::Numeric(a)), Some(Sample::Numeric(b))) => (
                         ColumnDistances::Numeric(numeric(&a, &b)),
                         summarise_numeric(&a),
                         summarise_numeric(&b),
+                        numeric_histogram(&a, &b),
                     ),
                     (Some(Sample::Categorical(a)), Some(Sample::Categorical(b))) => (
                         ColumnDistances::Categorical(categorical(&a, &b)),
                         summarise_categorical(&a),
                         summarise_categorical(&b),
+                        categorical_histogram(&a, &b),
                     ),
                     _ => continue,
                 };
@@ -244,6 +249,7 @@ pub fn run(
                 distances,
                 reference,
                 current: current_summary,
+                histogram,
                 threshold,
                 fired,
             });

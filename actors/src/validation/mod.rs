@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod drift;
 pub mod monitor;
+pub mod reports;
 pub mod reservoir;
 pub mod skew;
 

@@ -10,6 +10,7 @@ use reprise_store::FeatureStore;
 
 use super::alerts::{self, Alert};
 use super::drift::{self, DriftConfig, DriftRun};
+use super::reports::{DistancePoint, Reports};
 use super::skew::TrainingReference;
 use crate::error::ActorError;
 
@@ -24,7 +25,7 @@ struct DriftMonitor {
     store: Arc<FeatureStore>,
     config: DriftConfig,
     raised: Arc<AtomicU64>,
-    last: Arc<Mutex<Option<DriftRun>>>,
+    reports: Arc<Mutex<Reports>>,
     hook: Option<AlertHook>,
     reference: TrainingReference,
 }
@@ -48,7 +49,10 @@ impl Handler<RunChecks> for DriftMonitor {
         }
         self.raised
             .fetch_add(run.raised.len() as u64, Ordering::Relaxed);
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(run.clone());
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(&run, self.store.clock().now());
         tracing::info!(
             comparisons = run.comparisons.len(),
             raised = run.raised.len(),
@@ -90,7 +94,7 @@ pub struct Validation {
     store: Arc<FeatureStore>,
     monitor: Addr<DriftMonitor>,
     raised: Arc<AtomicU64>,
-    last: Arc<Mutex<Option<DriftRun>>>,
+    reports: Arc<Mutex<Reports>>,
 }
 
 impl Validation {
@@ -99,13 +103,17 @@ impl Validation {
     pub fn start(store: Arc<FeatureStore>, config: DriftConfig, hook: Option<AlertHook>) -> Self {
         let raised = Arc::new(AtomicU64::new(0));
         let every = Duration::from_micros(config.window_micros.max(1_000_000) as u64);
-        let last = Arc::new(Mutex::new(None));
-        let (s, r, l) = (Arc::clone(&store), Arc::clone(&raised), Arc::clone(&last));
+        let reports = Arc::new(Mutex::new(Reports::default()));
+        let (s, r, l) = (
+            Arc::clone(&store),
+            Arc::clone(&raised),
+            Arc::clone(&reports),
+        );
         let monitor = SyncArbiter::start(1, move || DriftMonitor {
             store: Arc::clone(&s),
             config: config.clone(),
             raised: Arc::clone(&r),
-            last: Arc::clone(&l),
+            reports: Arc::clone(&l),
             hook: hook.clone(),
             reference: TrainingReference::default(),
         });
@@ -118,7 +126,7 @@ impl Validation {
             store,
             monitor,
             raised,
-            last,
+            reports,
         }
     }
 
@@ -140,7 +148,19 @@ impl Validation {
 
     /// The latest run's report (statistics and distances per feature).
     pub fn last_run(&self) -> Option<DriftRun> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last()
+            .cloned()
+    }
+
+    /// Each feature's distance over the recent runs, oldest first.
+    pub fn distance_history(&self) -> Vec<DistancePoint> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .history()
     }
 
     pub fn raised_total(&self) -> u64 {

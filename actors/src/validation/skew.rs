@@ -10,6 +10,7 @@ use reprise_store::{FeatureStore, HistoryRow, Value};
 use reprise_trainer::context::SCHEMA_ATTACHMENT;
 use reprise_trainer::model_io::{self, RANKER_KIND};
 use reprise_validation::distances::numeric;
+use reprise_validation::histogram::numeric_histogram;
 use reprise_validation::schema::{check, Anomaly, AnomalyKind, Schema};
 use reprise_validation::stats::summarise_numeric;
 use reprise_validation::ColumnDistances;
@@ -333,6 +334,7 @@ pub fn run(
             distances: ColumnDistances::Numeric(d),
             reference: summarise_numeric(a),
             current: summarise_numeric(b),
+            histogram: numeric_histogram(a, b),
             threshold: config.default_threshold,
             fired,
         });

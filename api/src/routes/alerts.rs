@@ -64,6 +64,7 @@ pub(crate) async fn run(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
         comparisons: serde_json::to_value(&run.comparisons).unwrap_or_default(),
         anomalies: serde_json::to_value(&run.anomalies).unwrap_or_default(),
         raised: run.raised.into_iter().map(summary).collect(),
+        history: serde_json::to_value(state.validation.distance_history()).unwrap_or_default(),
     }))
 }
 
@@ -81,5 +82,6 @@ pub(crate) async fn reports(state: web::Data<AppState>) -> Result<HttpResponse, 
         comparisons: serde_json::to_value(&run.comparisons).unwrap_or_default(),
         anomalies: serde_json::to_value(&run.anomalies).unwrap_or_default(),
         raised: run.raised.into_iter().map(summary).collect(),
+        history: serde_json::to_value(state.validation.distance_history()).unwrap_or_default(),
     }))
 }

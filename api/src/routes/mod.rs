@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod catalog;
 pub mod events;
 pub mod experiments;
 pub mod models;
@@ -12,6 +13,7 @@ pub mod recommendations;
 pub mod retrain;
 pub mod served;
 pub mod snapshots;
+pub mod users;
 
 use actix_web::web;
 
@@ -20,6 +22,8 @@ use actix_web::web;
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/push"),
     ("post", "/v1/online-features"),
+    ("get", "/v1/catalog"),
+    ("get", "/v1/whoami"),
     ("post", "/v1/snapshots"),
     ("get", "/v1/snapshots/{id}"),
     ("get", "/v1/snapshots/{id}/rows"),
@@ -32,6 +36,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/recommendations"),
     ("post", "/v1/rank"),
     ("get", "/v1/served/{request_id}"),
+    ("get", "/v1/users/{user_id}/plays"),
     ("post", "/v1/events"),
     ("get", "/v1/experiments"),
     ("put", "/v1/experiments/{name}"),
@@ -51,10 +56,12 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn configure(cfg: &mut web::ServiceConfig) {
     push::configure(cfg);
     online::configure(cfg);
+    catalog::configure(cfg);
     snapshots::configure(cfg);
     models::configure(cfg);
     recommendations::configure(cfg);
     served::configure(cfg);
+    users::configure(cfg);
     events::configure(cfg);
     alerts::configure(cfg);
     experiments::configure(cfg);

@@ -51,6 +51,8 @@ fn variants(path: &str) -> Vec<String> {
 const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     ("post", "/v1/push", Some("write")),
     ("post", "/v1/online-features", Some("read")),
+    ("get", "/v1/catalog", Some("read")),
+    ("get", "/v1/whoami", Some("any")),
     ("post", "/v1/snapshots", Some("read")),
     ("get", "/v1/snapshots/{id}", Some("read")),
     ("get", "/v1/snapshots/{id}/rows", Some("read")),
@@ -63,6 +65,7 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     ("post", "/v1/recommendations", Some("read")),
     ("post", "/v1/rank", Some("read")),
     ("get", "/v1/served/{request_id}", Some("read")),
+    ("get", "/v1/users/{user_id}/plays", Some("read")),
     ("post", "/v1/events", Some("write")),
     ("get", "/v1/experiments", Some("read")),
     ("put", "/v1/experiments/{name}", Some("admin")),
@@ -133,7 +136,13 @@ async fn every_route_in_every_spelling_needs_its_scope() {
                     test::call_service(&app, request(&method, &uri, key).to_request()).await;
                 assert_eq!(response.status(), expected, "{method} {uri} with {key:?}");
             }
-            for other in ["read", "write", "admin"].iter().filter(|s| *s != scope) {
+            // Any valid key may ask who it is.
+            let others: &[&str] = if *scope == "any" {
+                &[]
+            } else {
+                &["read", "write", "admin"]
+            };
+            for other in others.iter().filter(|s| *s != scope) {
                 let key = format!("{other}-key");
                 let response =
                     test::call_service(&app, request(&method, &uri, Some(&key)).to_request()).await;
@@ -156,20 +165,28 @@ async fn every_route_in_every_spelling_needs_its_scope() {
     for (method, path, scope) in EXPECTED {
         let Some(scope) = scope else { continue };
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let key = format!("{scope}-key");
-        for uri in variants(path) {
-            let response =
-                test::call_service(&app, request(&method, &uri, Some(&key)).to_request()).await;
-            let status = response.status().as_u16();
-            assert!(
-                ![401, 403].contains(&status),
-                "{method} {uri} with the {scope} key: {status}"
-            );
-            if unrouted.contains(&(method.clone(), uri.clone())) {
-                assert_eq!(
-                    status, 404,
-                    "{method} {uri} routes, yet a key without the scope got 404"
+        let keys: Vec<String> = if *scope == "any" {
+            ["read", "write", "admin"]
+                .map(|s| format!("{s}-key"))
+                .to_vec()
+        } else {
+            vec![format!("{scope}-key")]
+        };
+        for key in keys {
+            for uri in variants(path) {
+                let response =
+                    test::call_service(&app, request(&method, &uri, Some(&key)).to_request()).await;
+                let status = response.status().as_u16();
+                assert!(
+                    ![401, 403].contains(&status),
+                    "{method} {uri} with the {scope} key: {status}"
                 );
+                if unrouted.contains(&(method.clone(), uri.clone())) {
+                    assert_eq!(
+                        status, 404,
+                        "{method} {uri} routes, yet a key without the scope got 404"
+                    );
+                }
             }
         }
     }
@@ -184,15 +201,21 @@ async fn the_open_routes_pass_and_metrics_can_be_closed() {
             ..ServerConfig::default()
         });
         let app = test::init_service(reprise_api::app(state)).await;
-        for path in OPEN_ROUTES {
+        for pattern in OPEN_ROUTES {
+            // The console's files by name; `/ui` redirects to `/ui/`.
+            let path = pattern.replace("{asset}", "app.js");
             let response =
-                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
-            let expected = if *path == "/metrics" && !metrics_open {
-                401
-            } else {
-                200
+                test::call_service(&app, test::TestRequest::get().uri(&path).to_request()).await;
+            let expected = match path.as_str() {
+                "/metrics" if !metrics_open => 401,
+                "/ui" => 308,
+                _ => 200,
             };
             assert_eq!(response.status(), expected, "{path}");
+            if path.starts_with("/ui/") {
+                let csp = response.headers().get("content-security-policy").unwrap();
+                assert!(csp.to_str().unwrap().contains("frame-ancestors 'none'"));
+            }
         }
     }
 }

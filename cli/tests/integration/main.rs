@@ -2,6 +2,7 @@
 
 mod backup;
 mod cli;
+mod console;
 mod declared_catalogue;
 mod drift;
 mod durability;

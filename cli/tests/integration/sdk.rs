@@ -132,7 +132,7 @@ fn errors_carry_the_servers_code_and_field() {
 
 /// A key made with `reprise keys add` into `dir/keys.toml`: (the keys
 /// file, the key printed once).
-fn add_key(dir: &std::path::Path, name: &str, scopes: &str) -> (String, String) {
+pub(crate) fn add_key(dir: &std::path::Path, name: &str, scopes: &str) -> (String, String) {
     let file = dir.join("keys.toml");
     let out = std::process::Command::new(crate::server::binary())
         .args(["keys", "add", "--name", name, "--scopes", scopes, "--file"])
