@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 use reprise_actors::recommend::stats::ServingStats;
 use reprise_actors::recommend::Recommender;
@@ -14,11 +14,34 @@ use reprise_actors::validation::Validation;
 use reprise_actors::StoreWorkers;
 use reprise_store::FeatureStore;
 
-/// Latency buckets from 50 µs to 10 s.
+/// Latency buckets from 25 µs to 10 s: fine below a millisecond, where
+/// the online path answers.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 10.0,
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+
+/// A counter whose value is kept elsewhere (an atomic the actors count in)
+/// and copied in at scrape time: exposed with the counter type.
+struct SampledCounter {
+    counter: IntCounter,
+}
+
+impl SampledCounter {
+    fn new(name: &str, help: &str) -> Self {
+        SampledCounter {
+            counter: IntCounter::new(name, help).expect("valid metric"),
+        }
+    }
+
+    /// Moves the counter up to `value` (the source only grows).
+    fn set(&self, value: u64) {
+        let current = self.counter.get();
+        if value > current {
+            self.counter.inc_by(value - current);
+        }
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -26,8 +49,8 @@ pub struct Metrics {
     pub http_latency: HistogramVec,
     pub store_latency: HistogramVec,
     store_version: IntGauge,
-    cache_hits: IntGauge,
-    cache_misses: IntGauge,
+    cache_hits: SampledCounter,
+    cache_misses: SampledCounter,
     cache_hit_ratio: Gauge,
     cache_bytes: IntGauge,
     cache_entries: IntGauge,
@@ -35,21 +58,28 @@ pub struct Metrics {
     live_data_bytes: IntGauge,
     pending_compaction_bytes: IntGauge,
     worker_queue_depth: IntGauge,
-    serving: Vec<SampledGauge>,
+    serving: Vec<ServingCounter>,
+    candidate_cache_entries: IntGauge,
+    serving_rankers: IntGauge,
     candidate_cache_hit_ratio: Gauge,
     alerts_open: IntGauge,
-    alerts_raised: IntGauge,
-    retrain: Vec<RetrainGauge>,
+    alerts_blocking: IntGauge,
+    alerts_raised: SampledCounter,
+    drift_distance: GaugeVec,
+    drift_threshold: GaugeVec,
+    arm_play_rate: GaugeVec,
+    retrain: Vec<RetrainCounter>,
+    retrain_last_run: Gauge,
     play_rate_window: Gauge,
     play_rate_baseline: Gauge,
 }
 
-/// A gauge and how to read its value off the retrainer.
-type RetrainGauge = (IntGauge, fn(&RetrainStats) -> u64);
+/// A counter and how to read its value off the retrainer.
+type RetrainCounter = (SampledCounter, fn(&RetrainStats) -> u64);
 
 /// The retrainer's counters, sampled at scrape time.
-fn retrain_gauges() -> Vec<RetrainGauge> {
-    let g = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+fn retrain_counters() -> Vec<RetrainCounter> {
+    let g = SampledCounter::new;
     vec![
         (
             g(
@@ -93,22 +123,15 @@ fn retrain_gauges() -> Vec<RetrainGauge> {
             ),
             |s| RetrainStats::get(&s.play_rate_drops),
         ),
-        (
-            g(
-                "reprise_retrain_last_run_milliseconds",
-                "Wall time of the last finished retraining run",
-            ),
-            |s| RetrainStats::get(&s.last_run_millis),
-        ),
     ]
 }
 
-/// A gauge and how to read its value off the recommender.
-type SampledGauge = (IntGauge, fn(&Recommender) -> u64);
+/// A counter and how to read its value off the recommender.
+type ServingCounter = (SampledCounter, fn(&Recommender) -> u64);
 
 /// The serving path's counters, sampled at scrape time.
-fn serving_gauges() -> Vec<SampledGauge> {
-    let g = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+fn serving_counters() -> Vec<ServingCounter> {
+    let g = SampledCounter::new;
     vec![
         (
             g(
@@ -119,31 +142,24 @@ fn serving_gauges() -> Vec<SampledGauge> {
         ),
         (
             g(
-                "reprise_cold_start_total",
+                "reprise_cold_start_recommendations_total",
                 "Recommendations answered from the cold-start lists",
             ),
             |r| ServingStats::get(&r.stats().cold_start),
         ),
         (
             g(
-                "reprise_candidate_cache_hits",
+                "reprise_candidate_cache_hits_total",
                 "Candidate cache hits since start",
             ),
             |r| ServingStats::get(&r.stats().cache_hits),
         ),
         (
             g(
-                "reprise_candidate_cache_misses",
+                "reprise_candidate_cache_misses_total",
                 "Candidate cache misses since start",
             ),
             |r| ServingStats::get(&r.stats().cache_misses),
-        ),
-        (
-            g(
-                "reprise_candidate_cache_entries",
-                "Users whose candidates are cached",
-            ),
-            |r| r.cached_users(),
         ),
         (
             g(
@@ -205,9 +221,12 @@ impl Metrics {
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
         let metrics = Metrics {
             store_version: gauge("reprise_store_version", "Newest committed store version"),
-            cache_hits: gauge("reprise_online_cache_hits", "Online cache hits since start"),
-            cache_misses: gauge(
-                "reprise_online_cache_misses",
+            cache_hits: SampledCounter::new(
+                "reprise_online_cache_hits_total",
+                "Online cache hits since start",
+            ),
+            cache_misses: SampledCounter::new(
+                "reprise_online_cache_misses_total",
                 "Online cache misses since start",
             ),
             cache_hit_ratio: Gauge::new(
@@ -239,15 +258,55 @@ impl Metrics {
                 "reprise_store_worker_queue_depth",
                 "Requests queued at the store worker actors",
             ),
-            serving: serving_gauges(),
+            serving: serving_counters(),
+            candidate_cache_entries: gauge(
+                "reprise_candidate_cache_entries",
+                "Users whose candidates are cached",
+            ),
+            serving_rankers: gauge(
+                "reprise_serving_rankers",
+                "Rankers serving (0: recommendations answer 503)",
+            ),
             alerts_open: IntGauge::new("reprise_alerts_open", "Open validation alerts")
                 .expect("valid metric"),
-            alerts_raised: IntGauge::new(
+            alerts_blocking: gauge(
+                "reprise_alerts_blocking_open",
+                "Open validation alerts that block promotion",
+            ),
+            alerts_raised: SampledCounter::new(
                 "reprise_alerts_raised_total",
                 "Validation alerts raised since start",
+            ),
+            drift_distance: GaugeVec::new(
+                Opts::new(
+                    "reprise_drift_distance",
+                    "L-infinity distance of each compared feature in the last validation run",
+                ),
+                &["check", "view", "feature"],
             )
             .expect("valid metric"),
-            retrain: retrain_gauges(),
+            drift_threshold: GaugeVec::new(
+                Opts::new(
+                    "reprise_drift_threshold",
+                    "Alert threshold of each compared feature in the last validation run",
+                ),
+                &["check", "view", "feature"],
+            )
+            .expect("valid metric"),
+            arm_play_rate: GaugeVec::new(
+                Opts::new(
+                    "reprise_experiment_play_rate",
+                    "Play rate of each arm of each active experiment",
+                ),
+                &["experiment", "arm"],
+            )
+            .expect("valid metric"),
+            retrain: retrain_counters(),
+            retrain_last_run: Gauge::new(
+                "reprise_retrain_last_run_duration_seconds",
+                "Wall time of the last finished retraining run",
+            )
+            .expect("valid metric"),
             play_rate_window: Gauge::new(
                 "reprise_play_rate_last_window",
                 "Play rate of served items in the last closed window",
@@ -279,8 +338,8 @@ impl Metrics {
             Box::new(self.http_latency.clone()),
             Box::new(self.store_latency.clone()),
             Box::new(self.store_version.clone()),
-            Box::new(self.cache_hits.clone()),
-            Box::new(self.cache_misses.clone()),
+            Box::new(self.cache_hits.counter.clone()),
+            Box::new(self.cache_misses.counter.clone()),
             Box::new(self.cache_hit_ratio.clone()),
             Box::new(self.cache_bytes.clone()),
             Box::new(self.cache_entries.clone()),
@@ -290,15 +349,22 @@ impl Metrics {
             Box::new(self.worker_queue_depth.clone()),
         ];
         let mut collectors = collectors;
-        for (gauge, _) in &self.serving {
-            collectors.push(Box::new(gauge.clone()));
+        for (counter, _) in &self.serving {
+            collectors.push(Box::new(counter.counter.clone()));
         }
+        collectors.push(Box::new(self.candidate_cache_entries.clone()));
+        collectors.push(Box::new(self.serving_rankers.clone()));
         collectors.push(Box::new(self.candidate_cache_hit_ratio.clone()));
         collectors.push(Box::new(self.alerts_open.clone()));
-        collectors.push(Box::new(self.alerts_raised.clone()));
-        for (gauge, _) in &self.retrain {
-            collectors.push(Box::new(gauge.clone()));
+        collectors.push(Box::new(self.alerts_blocking.clone()));
+        collectors.push(Box::new(self.alerts_raised.counter.clone()));
+        collectors.push(Box::new(self.drift_distance.clone()));
+        collectors.push(Box::new(self.drift_threshold.clone()));
+        collectors.push(Box::new(self.arm_play_rate.clone()));
+        for (counter, _) in &self.retrain {
+            collectors.push(Box::new(counter.counter.clone()));
         }
+        collectors.push(Box::new(self.retrain_last_run.clone()));
         collectors.push(Box::new(self.play_rate_window.clone()));
         collectors.push(Box::new(self.play_rate_baseline.clone()));
         for c in collectors {
@@ -325,22 +391,55 @@ impl Metrics {
         validation: &Validation,
         retrainer: &Retrainer,
     ) -> String {
-        for (gauge, read) in &self.retrain {
-            gauge.set(read(retrainer.stats()) as i64);
+        for (counter, read) in &self.retrain {
+            counter.set(read(retrainer.stats()));
         }
+        self.retrain_last_run
+            .set(RetrainStats::get(&retrainer.stats().last_run_millis) as f64 / 1_000.0);
         let play_rate = retrainer.play_rate();
         self.play_rate_window
             .set(play_rate.last_window.unwrap_or(f64::NAN));
         self.play_rate_baseline
             .set(play_rate.baseline.unwrap_or(f64::NAN));
         if let Ok(alerts) = validation.alerts() {
-            self.alerts_open
-                .set(alerts.iter().filter(|a| a.is_open()).count() as i64);
+            let open = alerts.iter().filter(|a| a.is_open());
+            self.alerts_open.set(open.clone().count() as i64);
+            self.alerts_blocking
+                .set(open.filter(|a| a.blocking).count() as i64);
         }
-        self.alerts_raised.set(validation.raised_total() as i64);
-        for (gauge, read) in &self.serving {
-            gauge.set(read(recommender) as i64);
+        self.alerts_raised.set(validation.raised_total());
+        // The last run's distances only: features no longer compared go.
+        self.drift_distance.reset();
+        self.drift_threshold.reset();
+        if let Some(run) = validation.last_run() {
+            for c in &run.comparisons {
+                let labels = [c.check.as_str(), c.view.as_str(), c.feature.as_str()];
+                self.drift_distance.with_label_values(&labels).set(c.linf());
+                self.drift_threshold
+                    .with_label_values(&labels)
+                    .set(c.threshold);
+            }
         }
+        self.arm_play_rate.reset();
+        for experiment in recommender.experiments().unwrap_or_default() {
+            if !experiment.active {
+                continue;
+            }
+            if let Ok((_, arms)) = recommender.experiment_metrics(&experiment.name) {
+                for arm in arms {
+                    self.arm_play_rate
+                        .with_label_values(&[experiment.name.as_str(), arm.arm.as_str()])
+                        .set(arm.play_rate);
+                }
+            }
+        }
+        for (counter, read) in &self.serving {
+            counter.set(read(recommender));
+        }
+        self.candidate_cache_entries
+            .set(recommender.cached_users() as i64);
+        self.serving_rankers
+            .set(i64::from(recommender.serving_version().is_some()));
         let stats = recommender.stats();
         let (hits, misses) = (
             ServingStats::get(&stats.cache_hits),
@@ -353,8 +452,8 @@ impl Metrics {
         });
         self.store_version.set(store.version() as i64);
         let cache = store.cache_stats();
-        self.cache_hits.set(cache.hits as i64);
-        self.cache_misses.set(cache.misses as i64);
+        self.cache_hits.set(cache.hits);
+        self.cache_misses.set(cache.misses);
         let lookups = cache.hits + cache.misses;
         self.cache_hit_ratio.set(if lookups == 0 {
             0.0

@@ -36,8 +36,9 @@ pub struct OnlineRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OnlineRow {
-    /// One value per requested feature (null unless `PRESENT`).
-    #[schema(value_type = Vec<Object>)]
+    /// One value per requested feature (null unless `PRESENT`): a number,
+    /// string, bool, or an array (float vector, string list).
+    #[schema(value_type = Vec<serde_json::Value>)]
     pub values: Vec<Option<reprise_store::Value>>,
     /// `PRESENT`, `NOT_FOUND`, `OUTSIDE_MAX_AGE` or `NULL_VALUE`.
     pub statuses: Vec<String>,
@@ -170,7 +171,8 @@ pub struct RawInput {
     /// `view:feature`, or `request_context:field` for the request's context.
     #[serde(rename = "ref")]
     pub reference: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value (null when missing).
+    #[schema(value_type = serde_json::Value)]
     pub value: Json,
     /// `present`, `not_found`, `outside_max_age`, `null_value`, or
     /// `request` for a request-context field.

@@ -7,10 +7,19 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use reprise_store::{FeatureStore, StoreConfig};
 
+/// The package version and the commit the binary was built from
+/// (`build.rs`; `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("REPRISE_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "reprise",
-    version,
+    version = VERSION,
     about = "Reprise: a versioned feature store and recommendation server"
 )]
 pub struct Cli {
@@ -90,6 +99,12 @@ pub enum Command {
     /// API keys of the keys file.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print a shell completion script (e.g. `reprise completions bash >
+    /// /etc/bash_completion.d/reprise`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Write a consistent copy of a stopped store to a new directory (a
     /// running server: `POST /v1/admin/backup`).
     Backup {

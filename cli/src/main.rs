@@ -16,9 +16,21 @@ mod train_cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use args::{Cli, Command, ImportSource};
+
+/// `reprise completions SHELL`: the script on stdout (a closed pipe, as
+/// with `| head`, ends it quietly).
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "reprise", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,6 +56,7 @@ fn main() -> ExitCode {
         Command::ExportServed(args) => train_cmd::export_served(&cli.store, args),
         Command::Retrain(command) => retrain_cmd::run(&cli.store, command),
         Command::Keys(command) => keys_cmd::run(&command),
+        Command::Completions { shell } => completions(shell),
         Command::Backup { out } => backup_cmd::backup(&cli.store, &out),
         Command::Restore { from } => backup_cmd::restore(&cli.store, &from),
         Command::Compact => backup_cmd::compact(&cli.store),

@@ -91,6 +91,16 @@ pub struct Comparison {
     pub fired: bool,
 }
 
+impl Comparison {
+    /// The distance alerts are judged on (L-infinity).
+    pub fn linf(&self) -> f64 {
+        match &self.distances {
+            ColumnDistances::Numeric(d) => d.linf,
+            ColumnDistances::Categorical(d) => d.linf,
+        }
+    }
+}
+
 /// The outcome of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct DriftRun {

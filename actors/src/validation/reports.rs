@@ -7,7 +7,6 @@
 use std::collections::{HashMap, VecDeque};
 
 use reprise_store::time::{format_rfc3339, Micros};
-use reprise_validation::ColumnDistances;
 use serde::Serialize;
 
 use super::drift::DriftRun;
@@ -42,10 +41,7 @@ impl Reports {
         self.runs += 1;
         let at = format_rfc3339(at);
         for c in &run.comparisons {
-            let linf = match &c.distances {
-                ColumnDistances::Numeric(d) => d.linf,
-                ColumnDistances::Categorical(d) => d.linf,
-            };
+            let linf = c.linf();
             let key = (c.check.clone(), c.view.clone(), c.feature.clone());
             let (seen, points) = self.series.entry(key).or_default();
             *seen = self.runs;
@@ -96,6 +92,7 @@ mod tests {
     use reprise_validation::distances::numeric;
     use reprise_validation::histogram::numeric_histogram;
     use reprise_validation::stats::summarise_numeric;
+    use reprise_validation::ColumnDistances;
 
     fn run(views: &[&str]) -> DriftRun {
         let (a, b) = ([1.0, 2.0, 3.0], [2.0, 3.0, 4.0]);

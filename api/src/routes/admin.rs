@@ -16,7 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Writes a consistent copy of the store, at the version returned, to a new
 /// directory on the server's machine while it serves.
-#[utoipa::path(post, path = "/v1/admin/backup", tag = "operations", request_body = BackupRequest,
+#[utoipa::path(post, path = "/v1/admin/backup", operation_id = "backup", tag = "operations", request_body = BackupRequest,
     responses((status = 200, body = BackupResponse),
               (status = 400, description = "`dir` not absolute, already there, or its parent missing", body = ErrorResponse)))]
 pub(crate) async fn backup(
@@ -37,7 +37,7 @@ pub(crate) async fn backup(
 
 /// Compacts history now: rows older than their view's retention leave the
 /// disk (compactions also do this on their own as data is written).
-#[utoipa::path(post, path = "/v1/admin/compact", tag = "operations",
+#[utoipa::path(post, path = "/v1/admin/compact", operation_id = "compact", tag = "operations",
     responses((status = 200, body = Compacted)))]
 pub(crate) async fn compact(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = std::sync::Arc::clone(&state.store);

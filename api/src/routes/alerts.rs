@@ -31,7 +31,7 @@ fn summary(a: reprise_actors::validation::Alert) -> AlertSummary {
 }
 
 /// Every alert (its latest state), oldest first.
-#[utoipa::path(get, path = "/v1/alerts", tag = "validation", responses((status = 200, body = AlertList)))]
+#[utoipa::path(get, path = "/v1/alerts", operation_id = "list_alerts", tag = "validation", responses((status = 200, body = AlertList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let validation = state.validation.clone();
     let alerts = super::blocking(move || validation.alerts()).await?;
@@ -41,7 +41,7 @@ pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
 }
 
 /// Acknowledges an alert; a blocking one stops blocking promotion.
-#[utoipa::path(post, path = "/v1/alerts/{id}/ack", tag = "validation",
+#[utoipa::path(post, path = "/v1/alerts/{id}/ack", operation_id = "acknowledge_alert", tag = "validation",
     params(("id" = String, Path, description = "Alert id")),
     responses((status = 200, body = AlertSummary), (status = 404, body = ErrorResponse)))]
 pub(crate) async fn ack(
@@ -56,7 +56,7 @@ pub(crate) async fn ack(
 
 /// Runs the drift check now (it also runs every window): the latest window
 /// of every monitored view against the one before, per feature.
-#[utoipa::path(post, path = "/v1/validation/run", tag = "validation",
+#[utoipa::path(post, path = "/v1/validation/run", operation_id = "run_validation", tag = "validation",
     responses((status = 200, body = ValidationRun)))]
 pub(crate) async fn run(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let run = state.validation.run_now().await?;
@@ -71,7 +71,7 @@ pub(crate) async fn run(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
 /// The latest validation run: per feature, statistics of the reference
 /// (previous window, or training) and current data side by side, with all
 /// distances. Runs the checks first when none has run yet.
-#[utoipa::path(get, path = "/v1/validation/reports", tag = "validation",
+#[utoipa::path(get, path = "/v1/validation/reports", operation_id = "get_validation_report", tag = "validation",
     responses((status = 200, body = ValidationRun)))]
 pub(crate) async fn reports(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let run = match state.validation.last_run() {

@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The catalogue: every entity and view version with its kind, features,
 /// types, transforms, lookups, aggregation (ops, windows), TTL, retention,
 /// drift thresholds and the store version of its newest write.
-#[utoipa::path(get, path = "/v1/catalog", tag = "features",
+#[utoipa::path(get, path = "/v1/catalog", operation_id = "get_catalog", tag = "features",
     responses((status = 200, body = CatalogResponse)))]
 pub(crate) async fn catalog(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = std::sync::Arc::clone(&state.store);
@@ -27,7 +27,7 @@ pub(crate) async fn catalog(state: web::Data<AppState>) -> Result<HttpResponse, 
 
 /// The calling key's name and scopes (all scopes, no name, when the server
 /// runs without a keys file).
-#[utoipa::path(get, path = "/v1/whoami", tag = "operations",
+#[utoipa::path(get, path = "/v1/whoami", operation_id = "whoami", tag = "operations",
     responses((status = 200, body = Identity)))]
 pub(crate) async fn whoami(
     state: web::Data<AppState>,

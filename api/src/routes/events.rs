@@ -33,7 +33,7 @@ fn text(event: &serde_json::Map<String, Json>, i: usize, name: &str) -> Result<S
 /// features), in the same atomic write, so aggregations move at once, and
 /// update the user's history, the candidate cache and the cold-start
 /// counts. A batch with a bad event writes nothing.
-#[utoipa::path(post, path = "/v1/events", tag = "recommendations",
+#[utoipa::path(post, path = "/v1/events", operation_id = "post_events", tag = "recommendations",
     request_body = schema::EventsRequest,
     responses((status = 200, body = EventsResponse),
               (status = 400, description = "Bad event (the field is named)", body = ErrorResponse)))]

@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Every experiment with its arms.
-#[utoipa::path(get, path = "/v1/experiments", tag = "experiments",
+#[utoipa::path(get, path = "/v1/experiments", operation_id = "list_experiments", tag = "experiments",
     responses((status = 200, body = schema::ExperimentList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let recommender = state.recommender.clone();
@@ -28,7 +28,7 @@ pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
 /// Defines an experiment: arms (model version, traffic share; shares sum
 /// to 1). Users go to arms by a salted hash of their id into 1000 buckets;
 /// the newest active experiment routes traffic from the next request on.
-#[utoipa::path(put, path = "/v1/experiments/{name}", tag = "experiments",
+#[utoipa::path(put, path = "/v1/experiments/{name}", operation_id = "put_experiment", tag = "experiments",
     params(("name" = String, Path, description = "Experiment name")),
     request_body = schema::ExperimentRequest,
     responses((status = 200, body = schema::ExperimentList),
@@ -74,7 +74,7 @@ pub(crate) async fn put(
 /// An experiment and each arm's online metrics since it was defined:
 /// impressions, plays, skips, play rate, and a two-proportion z-test with
 /// the 95% confidence interval of the difference to the first arm.
-#[utoipa::path(get, path = "/v1/experiments/{name}", tag = "experiments",
+#[utoipa::path(get, path = "/v1/experiments/{name}", operation_id = "get_experiment", tag = "experiments",
     params(("name" = String, Path, description = "Experiment name")),
     responses((status = 200, body = schema::ExperimentReport),
               (status = 404, body = ErrorResponse)))]

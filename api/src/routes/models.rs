@@ -24,7 +24,7 @@ fn status(serving: &[String], version: &str) -> &'static str {
 }
 
 /// Every stored model version, oldest first.
-#[utoipa::path(get, path = "/v1/models", tag = "models", responses((status = 200, body = ModelList)))]
+#[utoipa::path(get, path = "/v1/models", operation_id = "list_models", tag = "models", responses((status = 200, body = ModelList)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let serving = state.recommender.serving_versions();
     // Reading the registry decodes every model record: off the HTTP workers.
@@ -48,7 +48,7 @@ pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
 /// Serves ranker `version` from the next request on (its ANN index is built
 /// first; in-flight requests finish on the previous model) and records it,
 /// so a restart serves it too.
-#[utoipa::path(post, path = "/v1/models/{version}/promote", tag = "models",
+#[utoipa::path(post, path = "/v1/models/{version}/promote", operation_id = "promote_model", tag = "models",
     params(("version" = String, Path, description = "A ranker version, e.g. `ranker-3`")),
     responses((status = 200, body = Promoted),
               (status = 400, description = "Not a ranker", body = crate::schema::ErrorResponse),
@@ -66,7 +66,7 @@ pub(crate) async fn promote(
 
 /// Returns to the ranker that served before the current one, in one call
 /// (no alert gate: it served already). Caches are dropped.
-#[utoipa::path(post, path = "/v1/models/rollback", tag = "models",
+#[utoipa::path(post, path = "/v1/models/rollback", operation_id = "rollback_model", tag = "models",
     responses((status = 200, body = Promoted),
               (status = 400, description = "No earlier ranker has served", body = crate::schema::ErrorResponse)))]
 pub(crate) async fn rollback(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

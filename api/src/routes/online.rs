@@ -14,7 +14,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Latest feature values per entity; rows in request order, values in `features` order.
-#[utoipa::path(post, path = "/v1/online-features", tag = "features", request_body = OnlineRequest,
+#[utoipa::path(post, path = "/v1/online-features", operation_id = "get_online_features", tag = "features", request_body = OnlineRequest,
     responses((status = 200, body = OnlineResponse),
               (status = 400, description = "Unknown view or feature, missing join key", body = ErrorResponse)))]
 pub(crate) async fn online_features(

@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health {
         status: "ok".into(),
@@ -25,7 +25,7 @@ pub(crate) async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: the store is open and migrated.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Ready)))]
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations", responses((status = 200, body = Ready)))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(Ready {
         status: "ready".into(),
@@ -35,7 +35,7 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
@@ -50,7 +50,7 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 pub(crate) async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())

@@ -13,7 +13,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Write a batch of rows to a feature view, atomically, as one new store version.
-#[utoipa::path(post, path = "/v1/push", tag = "features", request_body = PushRequest,
+#[utoipa::path(post, path = "/v1/push", operation_id = "push", tag = "features", request_body = PushRequest,
     responses((status = 200, body = PushResponse),
               (status = 400, description = "Unknown view or feature, wrong type, missing key or timestamp; nothing written", body = ErrorResponse),
               (status = 413, body = ErrorResponse), (status = 503, description = "Write queue full", body = ErrorResponse)))]

@@ -50,7 +50,7 @@ fn explanation(e: reprise_actors::recommend::explain::Explanation) -> Explanatio
 /// The best `k` items for a user: candidates from history, ANN over
 /// embeddings and popularity, ranked by the serving model; cold-start
 /// items for users with no history and no embedding.
-#[utoipa::path(post, path = "/v1/recommendations", tag = "recommendations",
+#[utoipa::path(post, path = "/v1/recommendations", operation_id = "recommend", tag = "recommendations",
     request_body = schema::RecommendationRequest,
     responses((status = 200, body = RecommendationResponse),
               (status = 400, description = "Bad field", body = ErrorResponse),
@@ -96,7 +96,7 @@ pub(crate) async fn recommendations(
 
 /// Engagement probabilities of the given items for a user, from the
 /// serving model.
-#[utoipa::path(post, path = "/v1/rank", tag = "recommendations",
+#[utoipa::path(post, path = "/v1/rank", operation_id = "rank", tag = "recommendations",
     request_body = schema::RankRequest,
     responses((status = 200, body = RankResponse),
               (status = 400, description = "Bad field or unknown item", body = ErrorResponse),

@@ -19,7 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// score it and the serving ranker on the same held-out data, promote only
 /// if it is better by the margin and no blocking alert is open. The body is
 /// optional; its fields override the server's settings for this run.
-#[utoipa::path(post, path = "/v1/retrain", tag = "models", request_body(content = Option<RetrainRequest>),
+#[utoipa::path(post, path = "/v1/retrain", operation_id = "start_retrain", tag = "models", request_body(content = Option<RetrainRequest>),
     responses((status = 202, body = RetrainStarted),
               (status = 400, description = "Nothing to train on, or a bad override", body = ErrorResponse)))]
 pub(crate) async fn start(
@@ -58,7 +58,7 @@ fn overrides(body: &[u8]) -> Result<RunOverrides, ApiError> {
 }
 
 /// Every run (newest state each), oldest first.
-#[utoipa::path(get, path = "/v1/retrain/runs", tag = "models",
+#[utoipa::path(get, path = "/v1/retrain/runs", operation_id = "list_retrain_runs", tag = "models",
     responses((status = 200, body = Vec<RetrainRunStatus>)))]
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let retrainer = state.retrainer.clone();
@@ -68,7 +68,7 @@ pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
 
 /// A run: status, decision and reason, trigger, steps with timings, both
 /// models' metrics on the same held-out data.
-#[utoipa::path(get, path = "/v1/retrain/runs/{id}", tag = "models",
+#[utoipa::path(get, path = "/v1/retrain/runs/{id}", operation_id = "get_retrain_run", tag = "models",
     params(("id" = String, Path, description = "Run id")),
     responses((status = 200, body = RetrainRunStatus), (status = 404, body = ErrorResponse)))]
 pub(crate) async fn run(

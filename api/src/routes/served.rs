@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ServedQuery {
     /// `true` to recompute the logged features from the store.
     replay: Option<String>,
@@ -98,7 +99,7 @@ fn response(served: ServedRequest) -> ServedResponse {
 /// What the served-feature log holds for a request (context, items,
 /// the model inputs each item was scored on); with `replay=true` the inputs
 /// recomputed point-in-time from the store beside the logged ones.
-#[utoipa::path(get, path = "/v1/served/{request_id}", tag = "recommendations",
+#[utoipa::path(get, path = "/v1/served/{request_id}", operation_id = "get_served_request", tag = "recommendations",
     params(("request_id" = String, Path, description = "A recommendation's request id"), ServedQuery),
     responses((status = 200, body = ServedResponse),
               (status = 400, description = "Bad query parameter", body = ErrorResponse),

@@ -32,7 +32,7 @@ fn describe(info: SnapshotInfo) -> SnapshotDescription {
 }
 
 /// Create a point-in-time snapshot (training data) pinned to a store version.
-#[utoipa::path(post, path = "/v1/snapshots", tag = "snapshots", request_body = SnapshotRequest,
+#[utoipa::path(post, path = "/v1/snapshots", operation_id = "create_snapshot", tag = "snapshots", request_body = SnapshotRequest,
     responses((status = 201, body = SnapshotDescription),
               (status = 400, description = "Unknown feature, missing key or timestamp, bad cutoff or version", body = ErrorResponse)))]
 pub(crate) async fn create(
@@ -68,7 +68,7 @@ pub(crate) async fn create(
 }
 
 /// Metadata of a snapshot.
-#[utoipa::path(get, path = "/v1/snapshots/{id}", tag = "snapshots",
+#[utoipa::path(get, path = "/v1/snapshots/{id}", operation_id = "get_snapshot", tag = "snapshots",
     params(("id" = String, Path, description = "Snapshot id")),
     responses((status = 200, body = SnapshotDescription), (status = 404, body = ErrorResponse)))]
 pub(crate) async fn info(
@@ -81,6 +81,7 @@ pub(crate) async fn info(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RowsQuery {
     /// `jsonl` (default) or `parquet`.
     format: Option<String>,
@@ -92,7 +93,7 @@ enum Format {
 }
 
 /// The snapshot's rows, streamed: join keys, `event_timestamp`, passthrough, then one column per feature.
-#[utoipa::path(get, path = "/v1/snapshots/{id}/rows", tag = "snapshots",
+#[utoipa::path(get, path = "/v1/snapshots/{id}/rows", operation_id = "get_snapshot_rows", tag = "snapshots",
     params(("id" = String, Path, description = "Snapshot id"), RowsQuery),
     responses((status = 200, description = "JSON lines (format=jsonl), or a Parquet file (format=parquet, application/vnd.apache.parquet)", content_type = "application/x-ndjson"),
               (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]

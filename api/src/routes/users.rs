@@ -19,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PlaysQuery {
     /// Plays wanted, newest first (1–1000, default 20).
     limit: Option<String>,
@@ -26,7 +27,7 @@ pub(crate) struct PlaysQuery {
 
 /// The user's newest plays in the declared `[recommender]` interactions
 /// view, newest first.
-#[utoipa::path(get, path = "/v1/users/{user_id}/plays", tag = "recommendations",
+#[utoipa::path(get, path = "/v1/users/{user_id}/plays", operation_id = "get_user_plays", tag = "recommendations",
     params(("user_id" = String, Path, description = "The user (the interactions view's first entity)"), PlaysQuery),
     responses((status = 200, body = UserPlays),
               (status = 400, description = "Bad limit", body = ErrorResponse),

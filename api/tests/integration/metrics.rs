@@ -90,7 +90,7 @@ async fn metrics_parse_and_move_with_traffic() {
         ) >= 1.0,
         "the first read misses"
     );
-    assert!(value(&after, "reprise_online_cache_hits") >= 2.0);
+    assert!(value(&after, "reprise_online_cache_hits_total") >= 2.0);
     assert!(value(&after, "reprise_online_cache_hit_ratio") > 0.0);
     assert_eq!(
         value(&after, "reprise_online_cache_entries"),

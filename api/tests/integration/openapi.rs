@@ -22,9 +22,18 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
     assert_eq!(served, serde_json::to_value(ApiDoc::openapi()).unwrap());
 
     let mut documented = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
     for (path, item) in served["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys() {
+        for (method, operation) in item.as_object().unwrap() {
             documented.insert((method.clone(), path.clone()));
+            // Client generators need one unique id per operation.
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(
+                operation_ids.insert(id.to_owned()),
+                "operationId `{id}` twice"
+            );
         }
     }
     let table: BTreeSet<(String, String)> = ROUTES

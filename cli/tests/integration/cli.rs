@@ -20,6 +20,55 @@ fn help_lists_the_subcommands() {
     }
 }
 
+/// `reprise --version` names the commit it was built from (this checkout's
+/// HEAD when the tests run from one).
+#[test]
+fn the_version_names_the_commit() {
+    let out = Command::new(binary()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    assert_eq!(
+        version.trim(),
+        format!(
+            "reprise {} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            head.trim()
+        )
+    );
+}
+
+/// `reprise completions SHELL` prints a script naming the subcommands.
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    for (shell, marker) in [
+        ("bash", "complete -F _reprise"),
+        ("zsh", "#compdef reprise"),
+        ("fish", "complete -c reprise"),
+    ] {
+        let out = Command::new(binary())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: no `{marker}`");
+        for command in ["serve", "snapshot", "retrain", "completions"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let out = Command::new(binary())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown shell is refused");
+}
+
 #[test]
 fn push_csv_and_jsonl_then_snapshot_to_parquet_and_jsonl() {
     let dir = tempfile::tempdir().unwrap();

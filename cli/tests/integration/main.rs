@@ -14,6 +14,7 @@ mod http_features;
 mod loadtest;
 mod movielens;
 mod otlp;
+mod promtool;
 mod recommendations;
 mod request_context;
 mod retraining;

@@ -201,11 +201,17 @@ fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     server.recommend("3", 5);
-    let hits = server.metric("reprise_candidate_cache_hits");
-    let misses = server.metric("reprise_candidate_cache_misses");
+    let hits = server.metric("reprise_candidate_cache_hits_total");
+    let misses = server.metric("reprise_candidate_cache_misses_total");
     server.recommend("3", 5);
-    assert_eq!(server.metric("reprise_candidate_cache_hits"), hits + 1.0);
-    assert_eq!(server.metric("reprise_candidate_cache_misses"), misses);
+    assert_eq!(
+        server.metric("reprise_candidate_cache_hits_total"),
+        hits + 1.0
+    );
+    assert_eq!(
+        server.metric("reprise_candidate_cache_misses_total"),
+        misses
+    );
 
     let (status, _) = server.post("/v1/events",
         &json!({"events": [{"user_id": "3", "item_id": "40", "type": "play", "timestamp": "2026-11-01T10:00:00Z"}]}),
@@ -213,7 +219,7 @@ fn the_candidate_cache_serves_repeat_requests_until_the_user_plays() {
     assert_eq!(status, 200);
     server.recommend("3", 5);
     assert_eq!(
-        server.metric("reprise_candidate_cache_misses"),
+        server.metric("reprise_candidate_cache_misses_total"),
         misses + 1.0,
         "the play invalidated the user's candidates"
     );

@@ -121,6 +121,24 @@ impl Server {
         )
     }
 
+    /// PUTs `body` as JSON to `path`; the status and the JSON answer.
+    pub fn put(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = agent
+            .put(format!("{}{path}", self.url))
+            .send_json(body)
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// GETs `path`; the status and the body as text.
     pub fn get_text(&self, path: &str) -> (u16, String) {
         let (status, bytes) = self.client.get(path).unwrap();

@@ -11,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union, cast
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -49,9 +49,10 @@ class RetryPolicy:
     max_backoff: float = 5.0
 
     def backoff(self, attempt: int, retry_after: Optional[float] = None) -> float:
+        """Seconds to wait before retry ``attempt`` (0-based)."""
         if retry_after is not None:
             return min(retry_after, self.max_backoff)
-        full = min(self.initial_backoff * (2 ** attempt), self.max_backoff)
+        full = min(self.initial_backoff * (2.0 ** attempt), self.max_backoff)
         return full / 2 + random.random() * full / 2
 
 
@@ -165,7 +166,7 @@ class Client:
         body: JSON = {"features": list(features), "entity_rows": _records(entity_df), "cutoff": cutoff}
         if as_of_version is not None:
             body["as_of_version"] = as_of_version
-        return self._request("POST", "/v1/snapshots", body).json()
+        return _json(self._request("POST", "/v1/snapshots", body))
 
     def snapshot(
         self,
@@ -192,14 +193,14 @@ class Client:
             for chunk in response.iter_content(chunk_size=1 << 20):
                 buffer.write(chunk)
             buffer.seek(0)
-            return pq.read_table(buffer).to_pandas()
+            return cast(pd.DataFrame, pq.read_table(buffer).to_pandas())
 
     # --- serving ------------------------------------------------------------
 
     def recommendations(self, user_id: str, context: Mapping[str, Any], k: int = 20) -> JSON:
         """``POST /v1/recommendations``: request id, model version, arm,
         cold-start flag and the items with score and source."""
-        return self._request("POST", "/v1/recommendations", {"user_id": user_id, "context": dict(context), "k": k}).json()
+        return _json(self._request("POST", "/v1/recommendations", {"user_id": user_id, "context": dict(context), "k": k}))
 
     def rank(self, user_id: str, context: Mapping[str, Any], item_ids: Sequence[str]) -> pd.DataFrame:
         """Engagement probabilities of ``item_ids`` (columns item_id, probability)."""
@@ -214,24 +215,27 @@ class Client:
         """``POST /v1/events`` (play, skip, click, like, impression); returns
         how many were accepted."""
         body = {"events": [{k: _json_value(v) for k, v in e.items()} for e in events]}
-        return self._request("POST", "/v1/events", body).json()["accepted"]
+        return int(_json(self._request("POST", "/v1/events", body))["accepted"])
 
     # --- models -------------------------------------------------------------
 
     def models(self) -> List[JSON]:
-        return self._request("GET", "/v1/models").json()["models"]
+        """``GET /v1/models``: every stored model with kind, status
+        (``serving``, ``candidate``, ``retired``) and metrics."""
+        return cast(List[JSON], _json(self._request("GET", "/v1/models"))["models"])
 
     def retrain(self, **overrides: Any) -> str:
         """Starts a retraining run (``source``, ``metric``, ``margin``, ...
         override the server's settings); returns the run id."""
-        return self._request("POST", "/v1/retrain", overrides).json()["run_id"]
+        return str(_json(self._request("POST", "/v1/retrain", overrides))["run_id"])
 
     def retrain_run(self, run_id: str) -> JSON:
-        return self._request("GET", f"/v1/retrain/runs/{run_id}").json()
+        """``GET /v1/retrain/runs/{id}``: status, steps, decision and reason."""
+        return _json(self._request("GET", f"/v1/retrain/runs/{run_id}"))
 
     def ready(self) -> int:
         """The store version once the server is ready."""
-        return self._request("GET", "/readyz").json()["store_version"]
+        return int(_json(self._request("GET", "/readyz"))["store_version"])
 
     # --- plumbing -----------------------------------------------------------
 
@@ -267,6 +271,11 @@ class Client:
             if response.status_code >= 400:
                 raise _error(response)
             return response
+
+
+def _json(response: requests.Response) -> JSON:
+    """The answer's JSON object."""
+    return cast(JSON, response.json())
 
 
 def _never_connected(e: requests.ConnectionError) -> bool:
