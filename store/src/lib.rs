@@ -27,6 +27,7 @@ pub mod model_registry;
 pub mod online;
 pub mod online_cache;
 pub mod online_scan;
+pub mod online_store;
 pub mod push;
 pub mod recommender;
 pub mod registry;

@@ -9,6 +9,7 @@ mod ingest;
 mod migrations;
 mod model_registry;
 mod online;
+mod online_store;
 mod pit_property;
 mod retention;
 mod retire;

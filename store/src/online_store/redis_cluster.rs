@@ -1,0 +1,204 @@
+//! The online view on a Redis Cluster (the `redis` crate's cluster client).
+//!
+//! Layout, under a namespace `NS` (several stores may share a cluster):
+//! - `NS:published`: the newest published store version;
+//! - `NS:r:<hex online key>`: a hash from store version to the row written
+//!   at it; a reader takes the newest version at or below the published
+//!   one, and applying a row prunes those older than that (so a key holds
+//!   the published row and at most an unpublished newer one);
+//! - `NS:e:<hex group prefix>`: a sorted set of the group's events, scored
+//!   by event time, each member the 20-byte history position (event time,
+//!   store version, sequence) then the row; readers drop members of
+//!   unpublished versions. Adding a member twice is a no-op, so re-applying
+//!   a version is harmless.
+
+use std::sync::Mutex;
+
+use redis::cluster::{cluster_pipe, ClusterClient, ClusterConnection};
+use redis::{Commands, Script};
+
+use crate::codec::{self, HistoryPosition};
+use crate::error::{Result, StoreError};
+use crate::time::Micros;
+
+use super::{OnlineChanges, OnlineStore};
+
+/// Writes a row at its version and prunes the versions no reader needs:
+/// KEYS[1] the row key; ARGV version, row, published version.
+const APPLY_ROW: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local published = tonumber(ARGV[3])
+local fields = redis.call('HKEYS', KEYS[1])
+local newest_published = -1
+for _, f in ipairs(fields) do
+  local v = tonumber(f)
+  if v <= published and v > newest_published then newest_published = v end
+end
+for _, f in ipairs(fields) do
+  if tonumber(f) < newest_published then redis.call('HDEL', KEYS[1], f) end
+end
+return 1
+";
+
+/// Raises the published version, never lowers it: KEYS[1], ARGV version.
+const PUBLISH: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+";
+
+fn redis_error(e: redis::RedisError) -> StoreError {
+    StoreError::Engine(format!("redis: {e}"))
+}
+
+pub struct RedisClusterOnlineStore {
+    namespace: String,
+    connection: Mutex<ClusterConnection>,
+    apply_row: Script,
+    publish: Script,
+}
+
+impl RedisClusterOnlineStore {
+    /// Connects to the cluster through `seeds` (`redis://host:port`, …).
+    pub fn connect(seeds: &[String], namespace: &str) -> Result<Self> {
+        let client = ClusterClient::new(seeds.to_vec()).map_err(redis_error)?;
+        let connection = client.get_connection().map_err(redis_error)?;
+        Ok(RedisClusterOnlineStore {
+            namespace: namespace.to_owned(),
+            connection: Mutex::new(connection),
+            apply_row: Script::new(APPLY_ROW),
+            publish: Script::new(PUBLISH),
+        })
+    }
+
+    fn published_key(&self) -> String {
+        format!("{}:published", self.namespace)
+    }
+
+    fn row_key(&self, key: &[u8]) -> String {
+        format!("{}:r:{}", self.namespace, hex(key))
+    }
+
+    fn events_key(&self, prefix: &[u8]) -> String {
+        format!("{}:e:{}", self.namespace, hex(prefix))
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, ClusterConnection> {
+        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `changes` without publishing them: what a publisher that dies
+    /// before publishing leaves (the conformance suite checks readers do not
+    /// see it).
+    pub fn apply(&self, changes: &OnlineChanges) -> Result<()> {
+        let published = self.published_version()?;
+        let mut connection = self.connection();
+        for (key, row) in &changes.rows {
+            self.apply_row
+                .key(self.row_key(key))
+                .arg(changes.version)
+                .arg(row.as_slice())
+                .arg(published)
+                .invoke::<i64>(&mut *connection)
+                .map_err(redis_error)?;
+        }
+        if !changes.events.is_empty() {
+            let mut pipe = cluster_pipe();
+            for (key, row) in &changes.events {
+                let split = key
+                    .len()
+                    .checked_sub(HistoryPosition::LEN)
+                    .ok_or_else(|| StoreError::Corrupt("short aggregation index key".into()))?;
+                let (prefix, tail) = key.split_at(split);
+                let position = codec::history_position(prefix, key)
+                    .ok_or_else(|| StoreError::Corrupt("bad aggregation index key".into()))?;
+                let mut member = tail.to_vec();
+                member.extend_from_slice(row);
+                pipe.zadd(self.events_key(prefix), member, position.event_ts as f64)
+                    .ignore();
+            }
+            pipe.query::<()>(&mut connection).map_err(redis_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl OnlineStore for RedisClusterOnlineStore {
+    fn publish(&self, changes: &OnlineChanges) -> Result<()> {
+        self.apply(changes)?;
+        self.publish
+            .key(self.published_key())
+            .arg(changes.version)
+            .invoke::<i64>(&mut *self.connection())
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    fn published_version(&self) -> Result<u64> {
+        let version: Option<u64> = self
+            .connection()
+            .get(self.published_key())
+            .map_err(redis_error)?;
+        Ok(version.unwrap_or(0))
+    }
+
+    fn latest(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let published = self.published_version()?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = cluster_pipe();
+        for key in keys {
+            pipe.hgetall(self.row_key(key));
+        }
+        let versions: Vec<Vec<(u64, Vec<u8>)>> =
+            pipe.query(&mut self.connection()).map_err(redis_error)?;
+        Ok(versions
+            .into_iter()
+            .map(|rows| {
+                rows.into_iter()
+                    .filter(|(v, _)| *v <= published)
+                    .max_by_key(|(v, _)| *v)
+                    .map(|(_, row)| row)
+            })
+            .collect())
+    }
+
+    fn group_events(
+        &self,
+        prefix: &[u8],
+        from: Micros,
+        to: Micros,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let published = self.published_version()?;
+        let members: Vec<Vec<u8>> = self
+            .connection()
+            .zrangebyscore(self.events_key(prefix), format!("({from}"), to)
+            .map_err(redis_error)?;
+        let mut out = Vec::with_capacity(members.len());
+        for member in members {
+            if member.len() < HistoryPosition::LEN {
+                return Err(StoreError::Corrupt("short aggregation event".into()));
+            }
+            let (tail, row) = member.split_at(HistoryPosition::LEN);
+            let mut key = prefix.to_vec();
+            key.extend_from_slice(tail);
+            let position = codec::history_position(prefix, &key)
+                .ok_or_else(|| StoreError::Corrupt("bad aggregation event".into()))?;
+            if position.store_version <= published
+                && position.event_ts > from
+                && position.event_ts <= to
+            {
+                out.push((key, row.to_vec()));
+            }
+        }
+        // Scores tie on event time; the index order also needs version and
+        // sequence, which the members' byte order (big-endian tail) gives.
+        out.sort();
+        Ok(out)
+    }
+}
