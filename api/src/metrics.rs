@@ -45,6 +45,9 @@ impl SampledCounter {
 
 pub struct Metrics {
     registry: Registry,
+    /// One scrape at a time: sampling moves counters up to their sources and
+    /// refills the labelled gauges, which concurrent scrapes would interleave.
+    scrape: std::sync::Mutex<()>,
     pub http_requests: IntCounterVec,
     pub http_latency: HistogramVec,
     pub store_latency: HistogramVec,
@@ -323,6 +326,7 @@ impl Metrics {
             )
             .expect("valid metric"),
             registry,
+            scrape: std::sync::Mutex::new(()),
             http_requests,
             http_latency,
             store_latency,
@@ -391,6 +395,7 @@ impl Metrics {
         validation: &Validation,
         retrainer: &Retrainer,
     ) -> String {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
         for (counter, read) in &self.retrain {
             counter.set(read(retrainer.stats()));
         }

@@ -37,16 +37,21 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(
+pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // Sampling reads the store (alerts, experiment tallies): off the workers.
+    let text = super::blocking(move || {
+        Ok::<_, ApiError>(state.metrics.render(
             &state.store,
             &state.workers,
             &state.recommender,
             &state.validation,
             &state.retrainer,
         ))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
 }
 
 /// This document.

@@ -18,12 +18,14 @@
 //! changes of one version are applied key by key, and hidden from readers
 //! until the version is published (each row key keeps the newest published
 //! row and any newer unpublished one; aggregation events carry their store
-//! version and are filtered). A reader that reads the published version, then
-//! rows, while a later version is published in between, may see rows of that
-//! later version for some keys and not others (each is a committed value;
-//! the read is not a snapshot across keys). A Redis master lost before its
-//! replica received a write loses that write; the publisher re-applies from
-//! its last acknowledged version, so the loss heals when publishing resumes.
+//! version and are filtered). A read of many keys is not a snapshot: rows
+//! are read, then the published version, so while versions are published
+//! concurrently one key may show version V+1 and another still V (each a
+//! published value). A Redis master lost before its replica received a write
+//! loses that write until the version is applied again; a publisher must
+//! therefore keep each version until the cluster acknowledged it (the
+//! leader's outbox, not built yet). Deletions (retention, retired views) are
+//! not carried yet, so the event sets grow until they are.
 
 mod embedded;
 mod redis_cluster;

@@ -147,7 +147,6 @@ impl OnlineStore for RedisClusterOnlineStore {
     }
 
     fn latest(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        let published = self.published_version()?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -157,6 +156,12 @@ impl OnlineStore for RedisClusterOnlineStore {
         }
         let versions: Vec<Vec<(u64, Vec<u8>)>> =
             pipe.query(&mut self.connection()).map_err(redis_error)?;
+        // The published version read after the rows: every row at or below
+        // it is published, and applying only ever prunes rows below a
+        // published one that stays, so each key still holds its newest
+        // published row. (Read before, a publish and a later apply in
+        // between could prune the only row at or below it.)
+        let published = self.published_version()?;
         Ok(versions
             .into_iter()
             .map(|rows| {
@@ -174,11 +179,12 @@ impl OnlineStore for RedisClusterOnlineStore {
         from: Micros,
         to: Micros,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let published = self.published_version()?;
         let members: Vec<Vec<u8>> = self
             .connection()
             .zrangebyscore(self.events_key(prefix), format!("({from}"), to)
             .map_err(redis_error)?;
+        // Read after the events, as in `latest`.
+        let published = self.published_version()?;
         let mut out = Vec::with_capacity(members.len());
         for member in members {
             if member.len() < HistoryPosition::LEN {

@@ -22,18 +22,23 @@ struct RedisCluster {
     seeds: Vec<String>,
 }
 
-fn free_port() -> u16 {
-    // The cluster bus listens on port + 10000: keep both below 65536.
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
+/// `n` distinct ports free now, each with its cluster-bus port (+10000)
+/// free too; all held until every one is chosen.
+fn free_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if port >= 55_000 || ports.contains(&port) {
+            continue;
+        }
+        if let Ok(bus) = TcpListener::bind(("127.0.0.1", port + 10_000)) {
+            ports.push(port);
+            held.push((listener, bus));
         }
     }
+    ports
 }
 
 fn redis_cli(args: &[&str]) -> std::process::Output {
@@ -45,7 +50,7 @@ fn redis_cli(args: &[&str]) -> std::process::Output {
 impl RedisCluster {
     fn start(masters: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..masters).map(|_| free_port()).collect();
+        let ports = free_ports(masters);
         let nodes: Vec<Child> = ports
             .iter()
             .map(|port| {
