@@ -184,6 +184,15 @@ async function overview() {
   const last = runs.runs[0];
   const metrics = parseMetrics(metricsText);
   const ms = (x) => (x === null ? '—' : `${(1000 * x).toFixed(2)} ms`);
+  // The rate over the next second: a second scrape, then the card updates.
+  const firstAt = performance.now();
+  setTimeout(async () => {
+    const again = parseMetrics(await api('/metrics', { text: true }).catch(() => ''));
+    const seconds = (performance.now() - firstAt) / 1000;
+    const el = document.querySelector('[data-test="request-rate"]');
+    // (The console's own scrape is one of them.)
+    if (el) el.textContent = `${((again.requests - metrics.requests) / seconds).toFixed(1)} req/s`;
+  }, 1000);
   return [
     h('div', { class: 'cards' },
       card('Store version', ready.store_version, 'store-version'),
@@ -191,6 +200,7 @@ async function overview() {
       card('Serving ranker', serving.join(', ') || 'none', 'serving-model'),
       card('Experiment arms', active.length ? active.map((e) => `${e.name}: ${e.arms.map((a) => a.name).join(' / ')}`).join('; ') : 'no experiment', 'arms'),
       card('Requests served', metrics.requests, 'requests-total'),
+      card('Request rate (1 s sample)', 'measuring…', 'request-rate'),
       card('Latency p50 / p99', `${ms(percentile(metrics, 0.5))} / ${ms(percentile(metrics, 0.99))}`, 'latency'),
       card('Open alerts', open.length, 'open-alerts'),
       card('Last retrain run', last ? `${last.status}${last.decision ? ' · ' + last.decision : ''}` : 'none', 'last-run')),

@@ -207,6 +207,11 @@ fn every_console_page_renders_the_apis_numbers_in_a_real_browser() {
         .count();
     assert_eq!(texts(&page, "open-alerts"), [open.to_string()]);
     assert_eq!(texts(&page, "arms"), ["weekly: control / treatment"]);
+    let rate = &texts(&page, "request-rate")[0];
+    assert!(
+        rate.ends_with(" req/s"),
+        "the request rate is measured: {rate}"
+    );
 
     // Features: one row per view version of the catalogue.
     let page = dom(&server, "features", &admin_key);
