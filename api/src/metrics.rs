@@ -430,7 +430,7 @@ impl Metrics {
             if !experiment.active {
                 continue;
             }
-            if let Ok((_, arms)) = recommender.experiment_metrics(&experiment.name) {
+            if let Ok(arms) = reprise_actors::experiments::arm_metrics(store, &experiment) {
                 for arm in arms {
                     self.arm_play_rate
                         .with_label_values(&[experiment.name.as_str(), arm.arm.as_str()])

@@ -5,10 +5,11 @@
 //! so other tests' threads must not touch the same callsites meanwhile.
 
 use actix_web::test;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{InMemorySpanExporterBuilder, SdkTracerProvider};
-use tracing_subscriber::layer::SubscriberExt;
+
+#[path = "integration/tracing_capture.rs"]
+mod tracing_capture;
+
+use tracing_capture::Capture;
 
 #[path = "integration/common.rs"]
 mod common;
@@ -20,14 +21,7 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 #[actix_rt::test]
 async fn a_traceparent_request_yields_spans_in_that_trace() {
     let state = state();
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let exporter = InMemorySpanExporterBuilder::new().build();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = Capture::start();
 
     let app = test::init_service(reprise_api::app(state)).await;
     let request = test::TestRequest::post()
@@ -39,8 +33,7 @@ async fn a_traceparent_request_yields_spans_in_that_trace() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers().get("x-trace-id").unwrap(), TRACE_ID);
 
-    provider.force_flush().unwrap();
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = capture.spans();
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
     for expected in [
         "POST /v1/online-features",

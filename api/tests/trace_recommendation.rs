@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::test;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{InMemorySpanExporterBuilder, SdkTracerProvider};
+
+#[path = "integration/tracing_capture.rs"]
+mod tracing_capture;
+
 use reprise_api::ServerConfig;
 use reprise_store::{FeatureStore, StoreConfig};
 use reprise_trainer::TrainOptions;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_capture::Capture;
 
 const TRACE_ID: &str = "5cf92f3577b34da6a3ce929d0e0e4736";
 
@@ -40,14 +41,7 @@ async fn a_recommendation_is_one_trace_across_the_actor_hop() {
     // No warm-up: the request computes its own candidates (and searches ANN).
     config.recommender.warm_users = 0;
     let state = reprise_api::state(trained_store(), &config).unwrap();
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let exporter = InMemorySpanExporterBuilder::new().build();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = Capture::start();
 
     let app = test::init_service(reprise_api::app(state)).await;
     let request = test::TestRequest::post()
@@ -60,10 +54,8 @@ async fn a_recommendation_is_one_trace_across_the_actor_hop() {
     let body: serde_json::Value = test::read_body_json(response).await;
     assert_eq!(body["cold_start"], false, "{body}");
 
-    provider.force_flush().unwrap();
-    let spans: Vec<_> = exporter
-        .get_finished_spans()
-        .unwrap()
+    let spans: Vec<_> = capture
+        .spans()
         .into_iter()
         .filter(|s| s.span_context.trace_id().to_string() == TRACE_ID)
         .collect();
