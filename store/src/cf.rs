@@ -20,10 +20,13 @@ pub enum Cf {
     /// groups by: (source view, entity mask, group key, event time, store
     /// version, sequence) → the event row. Written in the event's batch.
     AggIndex,
+    /// Committed store versions not yet published to a shared online store
+    /// (a leader's outbox): store version → what it changed.
+    Outbox,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 7] = [
+    pub const ALL: [Cf; 8] = [
         Cf::Registry,
         Cf::History,
         Cf::Online,
@@ -31,6 +34,7 @@ impl Cf {
         Cf::Snapshots,
         Cf::Models,
         Cf::AggIndex,
+        Cf::Outbox,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +46,7 @@ impl Cf {
             Cf::Snapshots => "snapshots",
             Cf::Models => "models",
             Cf::AggIndex => "agg_index",
+            Cf::Outbox => "outbox",
         }
     }
 }
@@ -62,10 +67,11 @@ mod tests {
             Cf::Snapshots => 4,
             Cf::Models => 5,
             Cf::AggIndex => 6,
+            Cf::Outbox => 7,
         };
         for (i, cf) in Cf::ALL.iter().enumerate() {
             assert_eq!(position(*cf), i, "{}", cf.name());
         }
-        assert_eq!(Cf::ALL.len(), 7);
+        assert_eq!(Cf::ALL.len(), 8);
     }
 }

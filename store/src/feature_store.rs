@@ -20,6 +20,7 @@ use crate::engine::{Engine, EngineStats, MemoryEngine, RocksEngine, WriteBatch};
 use crate::error::{Result, StoreError};
 use crate::migrations::{self, MigrationFile};
 use crate::online_cache::OnlineCache;
+use crate::outbox::Publication;
 use crate::proto::MigrationRecord;
 use crate::registry::Registry;
 use crate::retention::RetentionRules;
@@ -54,7 +55,7 @@ pub struct FeatureStore {
     writer: Mutex<()>,
     /// Validated push batches waiting for the writer (group commit).
     pub(crate) pending: Mutex<Vec<Arc<crate::push::PendingBatch>>>,
-    version: AtomicU64,
+    pub(crate) version: AtomicU64,
     /// The last store version that wrote each view (by view id), for views
     /// written since open; others report `opened_at_version`.
     view_versions: RwLock<std::collections::HashMap<u32, u64>>,
@@ -62,6 +63,12 @@ pub struct FeatureStore {
     pub(crate) cache: OnlineCache,
     pub(crate) clock: Clock,
     pub(crate) max_future: Option<Micros>,
+    /// Whether commits write outbox entries (`outbox.rs`).
+    pub(crate) outbox: std::sync::atomic::AtomicBool,
+    /// Set on a replica: online reads go to this shared online store
+    /// instead of the engine (`online.rs`), and the store version is the
+    /// version it has published.
+    pub(crate) remote_online: std::sync::OnceLock<Arc<dyn crate::online_store::OnlineStore>>,
 }
 
 impl FeatureStore {
@@ -101,6 +108,7 @@ impl FeatureStore {
             &registry,
             config.clock.clone(),
         )));
+        let outbox = engine.get(Cf::Meta, crate::outbox::ENABLED_KEY)?.is_some();
         Ok(FeatureStore {
             engine,
             registry: RwLock::new(Arc::new(registry)),
@@ -112,6 +120,8 @@ impl FeatureStore {
             cache: OnlineCache::new(config.online_cache_bytes),
             clock: config.clock,
             max_future: config.max_future,
+            outbox: std::sync::atomic::AtomicBool::new(outbox),
+            remote_online: std::sync::OnceLock::new(),
         })
     }
 
@@ -261,9 +271,24 @@ impl FeatureStore {
             migrations::record_key(&record),
             prost::Message::encode_to_vec(&record),
         );
-        self.commit(batch, version, &[])?;
+        // Index entries the backfill wrote are not listed in the batch.
+        let publication = if indexed > 0 {
+            Publication::Everything
+        } else {
+            Publication::Keys
+        };
+        self.commit_publishing(batch, version, &[], publication)?;
         self.publish_registry(registry.clone());
         tracing::info!(file = %file.file_name, store_version = version, "applied migration");
+        Ok(())
+    }
+
+    /// Rebuilds the registry from the records in the engine (a replica
+    /// whose definitions changed).
+    pub(crate) fn reload_registry(&self) -> Result<()> {
+        let mut registry = migrations::replay(&migrations::applied(self.engine.as_ref())?)?;
+        crate::retire::load(self.engine.as_ref(), &mut registry)?;
+        self.publish_registry(registry);
         Ok(())
     }
 
@@ -296,11 +321,25 @@ impl FeatureStore {
     /// it replaces (see `online_cache.rs` for why in this order).
     pub(crate) fn commit(
         &self,
-        mut batch: WriteBatch,
+        batch: WriteBatch,
         version: u64,
         online_keys: &[Vec<u8>],
     ) -> Result<()> {
+        self.commit_publishing(batch, version, online_keys, Publication::Keys)
+    }
+
+    /// [`commit`](Self::commit), with the outbox entry publishing
+    /// `publication` (everything, when the batch follows writes it cannot
+    /// list).
+    pub(crate) fn commit_publishing(
+        &self,
+        mut batch: WriteBatch,
+        version: u64,
+        online_keys: &[Vec<u8>],
+        publication: Publication,
+    ) -> Result<()> {
         debug_assert!(version > self.version());
+        crate::outbox::add_entry(self, &mut batch, version, publication);
         put_store_version(&mut batch, version);
         self.engine.write(batch)?;
         self.committed(version, online_keys);

@@ -73,6 +73,7 @@ impl FeatureStore {
             SortedRun::new(Cf::Online, online)?,
         ];
         let mut commit = WriteBatch::default();
+        crate::outbox::add_ingestion_entry(self, &mut commit, &runs, version);
         put_store_version(&mut commit, version);
         tracing::info_span!("ingest").in_scope(|| self.engine.ingest(runs, commit))?;
         self.committed(version, &touched);

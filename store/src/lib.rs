@@ -28,6 +28,7 @@ pub mod online;
 pub mod online_cache;
 pub mod online_scan;
 pub mod online_store;
+pub mod outbox;
 pub mod push;
 pub mod recommender;
 pub mod registry;

@@ -150,9 +150,10 @@ impl FeatureStore {
             }
         }
         if access == EngineAccess::CacheOnly
-            && view_slots
-                .iter()
-                .any(|slot| slot.view.aggregation().is_some())
+            && (self.remote_online.get().is_some()
+                || view_slots
+                    .iter()
+                    .any(|slot| slot.view.aggregation().is_some()))
         {
             return Ok(None);
         }
@@ -168,12 +169,34 @@ impl FeatureStore {
             match slot.view.aggregation() {
                 None => stored.push(fetched.next().expect("one fetched row per stored slot")),
                 Some(spec) => {
-                    if agg_cursor.is_none() {
-                        agg_cursor = Some(self.engine.cursor(Cf::AggIndex)?);
-                    }
-                    let cursor = agg_cursor.as_mut().expect("opened above");
+                    let mut remote_cursor;
+                    let cursor: &mut dyn crate::engine::Cursor = match self.remote_online.get() {
+                        // A replica: the group's events in the widest
+                        // window, from the shared online store.
+                        Some(remote) => {
+                            let prefix = codec::agg_index_prefix(
+                                spec.source.id,
+                                spec.group_mask(),
+                                entity_key,
+                            );
+                            let from = match spec.horizon {
+                                0 => Micros::MIN,
+                                horizon => now.saturating_sub(horizon),
+                            };
+                            remote_cursor = crate::engine::SliceCursor::new(
+                                remote.group_events(&prefix, from, now)?,
+                            );
+                            &mut remote_cursor
+                        }
+                        None => {
+                            if agg_cursor.is_none() {
+                                agg_cursor = Some(self.engine.cursor(Cf::AggIndex)?);
+                            }
+                            agg_cursor.as_mut().expect("opened above").as_mut()
+                        }
+                    };
                     let row = crate::aggregation::aggregate(
-                        cursor.as_mut(),
+                        cursor,
                         spec,
                         slot.view.features.len(),
                         entity_key,
@@ -252,6 +275,9 @@ impl FeatureStore {
         keys: &[Vec<u8>],
         access: EngineAccess,
     ) -> Result<Option<Vec<Option<Arc<RawRow>>>>> {
+        if let Some(remote) = self.remote_online.get() {
+            return self.remote_rows(remote.as_ref(), keys).map(Some);
+        }
         let version_before = self.version();
         let cache_span =
             tracing::info_span!("cache", keys = keys.len(), misses = tracing::field::Empty)
@@ -287,13 +313,9 @@ impl FeatureStore {
             let row = match bytes {
                 None => None,
                 Some(bytes) => {
-                    let view_id = u32::from_be_bytes(
-                        key[..4]
-                            .try_into()
-                            .expect("online keys start with a view id"),
-                    );
-                    let feature_count =
-                        registry.view_by_id(view_id).map_or(0, |v| v.features.len());
+                    let feature_count = online_key_view(&key)
+                        .and_then(|id| registry.view_by_id(id))
+                        .map_or(0, |v| v.features.len());
                     Some(Arc::new(RawRow::decode(&bytes, feature_count)?))
                 }
             };
@@ -307,4 +329,37 @@ impl FeatureStore {
         }
         Ok(Some(out))
     }
+}
+
+impl FeatureStore {
+    /// The latest rows of `keys` from a replica's shared online store (no
+    /// cache: the shared store has no invalidations to follow).
+    fn remote_rows(
+        &self,
+        remote: &dyn crate::online_store::OnlineStore,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Arc<RawRow>>>> {
+        let _span = tracing::info_span!("shared_store", keys = keys.len()).entered();
+        let registry = self.registry();
+        remote
+            .latest(keys)?
+            .into_iter()
+            .zip(keys)
+            .map(|(bytes, key)| {
+                let Some(bytes) = bytes else {
+                    return Ok(None);
+                };
+                let feature_count = online_key_view(key)
+                    .and_then(|id| registry.view_by_id(id))
+                    .map_or(0, |v| v.features.len());
+                Ok(Some(Arc::new(RawRow::decode(&bytes, feature_count)?)))
+            })
+            .collect()
+    }
+}
+
+/// The view id an online key starts with.
+fn online_key_view(key: &[u8]) -> Option<u32> {
+    key.get(..4)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("four bytes")))
 }

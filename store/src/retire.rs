@@ -13,6 +13,7 @@ use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
 use crate::registry::Registry;
 
+/// `crate::outbox::RETIRED_PREFIX`: these records are definitions.
 const PREFIX: &str = "retired_view/";
 
 fn key(view_id: u32) -> Vec<u8> {
@@ -102,7 +103,8 @@ impl FeatureStore {
         }
         let mut batch = WriteBatch::default();
         batch.put(Cf::Meta, key(view.id), PENDING.to_vec());
-        self.engine.write(batch)?;
+        // Its own store version, so that replicas learn of it in order.
+        self.commit(batch, self.version() + 1, &[])?;
         let mut next = (*registry).clone();
         next.retired.insert(view.id);
         self.publish_registry(next);

@@ -7,10 +7,12 @@ mod ingest;
 mod memory;
 mod rocks;
 mod rocks_ingest;
+mod slice_cursor;
 
 pub use ingest::SortedRun;
 pub use memory::MemoryEngine;
 pub use rocks::RocksEngine;
+pub use slice_cursor::SliceCursor;
 
 use crate::cf::Cf;
 use crate::error::Result;

@@ -1,6 +1,7 @@
-//! The online view in an [`Engine`]: one atomic write batch per version
-//! (rows, events and the published version together), so a version is
-//! visible whole or not at all.
+//! The online view in an [`Engine`]: applied changes wait in memory and
+//! are written with the published version in one atomic batch, so a version
+//! is visible whole or not at all (and an applied but unpublished version
+//! is lost with the process, as a publisher's restart expects).
 
 use crate::cf::Cf;
 use crate::codec::{self, HistoryPosition};
@@ -8,39 +9,96 @@ use crate::engine::{Engine, WriteBatch};
 use crate::error::Result;
 use crate::time::Micros;
 
-use super::{OnlineChanges, OnlineStore};
+use std::sync::Mutex;
 
-/// The meta key of the published version.
+use prost::Message;
+
+use super::{LeaderState, OnlineChanges, OnlineStore};
+use crate::proto::Definitions;
+
+/// The meta keys of the published version, the definitions and the
+/// leader's state.
 const PUBLISHED_KEY: &[u8] = b"online_store/published";
+const DEFINITIONS_KEY: &[u8] = b"online_store/definitions";
+const LEADER_KEY: &[u8] = b"online_store/leader";
 
 pub struct EngineOnlineStore {
     engine: Box<dyn Engine>,
+    /// Applied, not yet published.
+    staged: Mutex<Vec<OnlineChanges>>,
 }
 
 impl EngineOnlineStore {
     pub fn new(engine: Box<dyn Engine>) -> Self {
-        EngineOnlineStore { engine }
+        EngineOnlineStore {
+            engine,
+            staged: Mutex::new(Vec::new()),
+        }
     }
 }
 
 impl OnlineStore for EngineOnlineStore {
-    fn publish(&self, changes: &OnlineChanges) -> Result<()> {
-        if changes.version <= self.published_version()? {
+    fn apply(&self, changes: &OnlineChanges) -> Result<()> {
+        self.staged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(changes.clone());
+        Ok(())
+    }
+
+    fn publish_version(&self, version: u64) -> Result<()> {
+        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        if version <= self.published_version()? {
+            staged.retain(|c| c.version > version);
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        for (key, row) in &changes.rows {
-            batch.put(Cf::Online, key.clone(), row.clone());
-        }
-        for (key, row) in &changes.events {
-            batch.put(Cf::AggIndex, key.clone(), row.clone());
+        let (now, later): (Vec<_>, Vec<_>) = staged.drain(..).partition(|c| c.version <= version);
+        for changes in &now {
+            for (key, row) in &changes.rows {
+                batch.put(Cf::Online, key.clone(), row.clone());
+            }
+            for (key, row) in &changes.events {
+                batch.put(Cf::AggIndex, key.clone(), row.clone());
+            }
         }
         batch.put(
             Cf::Meta,
             PUBLISHED_KEY.to_vec(),
-            changes.version.to_be_bytes().to_vec(),
+            version.to_be_bytes().to_vec(),
+        );
+        *staged = later;
+        self.engine.write(batch)
+    }
+
+    fn publish_definitions(&self, definitions: &Definitions) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put(
+            Cf::Meta,
+            DEFINITIONS_KEY.to_vec(),
+            definitions.encode_to_vec(),
         );
         self.engine.write(batch)
+    }
+
+    fn definitions(&self) -> Result<Option<Definitions>> {
+        self.engine
+            .get(Cf::Meta, DEFINITIONS_KEY)?
+            .map(|bytes| Definitions::decode(bytes.as_slice()).map_err(Into::into))
+            .transpose()
+    }
+
+    fn set_leader_state(&self, state: &LeaderState) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put(Cf::Meta, LEADER_KEY.to_vec(), state.encode().into_bytes());
+        self.engine.write(batch)
+    }
+
+    fn leader_state(&self) -> Result<Option<LeaderState>> {
+        Ok(self
+            .engine
+            .get(Cf::Meta, LEADER_KEY)?
+            .and_then(|bytes| LeaderState::decode(&String::from_utf8_lossy(&bytes))))
     }
 
     fn published_version(&self) -> Result<u64> {

@@ -22,18 +22,24 @@
 //! are read, then the published version, so while versions are published
 //! concurrently one key may show version V+1 and another still V (each a
 //! published value). A Redis master lost before its replica received a write
-//! loses that write until the version is applied again; a publisher must
-//! therefore keep each version until the cluster acknowledged it (the
-//! leader's outbox, not built yet). Deletions (retention, retired views) are
-//! not carried yet, so the event sets grow until they are.
+//! loses that write until the version is applied again; the leader therefore
+//! keeps each version in its outbox (`crate::outbox`) until the cluster
+//! acknowledged it. Deletions (retention, retired views) are not carried:
+//! readers ignore expired rows and refuse retired views, but the keys stay
+//! in Redis until they are overwritten.
 
 mod embedded;
+mod publisher;
 mod redis_cluster;
+mod replica;
 
 pub use embedded::EngineOnlineStore;
+pub use publisher::{publish_pending, PublishRound};
 pub use redis_cluster::RedisClusterOnlineStore;
+pub use replica::{definitions_of, ReplicaLag};
 
 use crate::error::Result;
+use crate::proto::Definitions;
 use crate::time::Micros;
 
 /// One committed store version's online changes, as the store wrote them.
@@ -48,10 +54,59 @@ pub struct OnlineChanges {
     pub events: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// An online view published in store-version order.
+/// What the leader last told the shared store about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderState {
+    /// Its newest committed store version.
+    pub store_version: u64,
+    /// When the oldest version not yet published was committed (`None`:
+    /// everything committed is published).
+    pub oldest_pending_at: Option<Micros>,
+    /// When it said so.
+    pub at: Micros,
+}
+
+impl LeaderState {
+    pub fn encode(&self) -> String {
+        let pending = self
+            .oldest_pending_at
+            .map_or_else(|| "-".to_owned(), |t| t.to_string());
+        format!("{} {pending} {}", self.store_version, self.at)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let mut parts = text.split(' ');
+        let store_version = parts.next()?.parse().ok()?;
+        let oldest_pending_at = match parts.next()? {
+            "-" => None,
+            t => Some(t.parse().ok()?),
+        };
+        let at = parts.next()?.parse().ok()?;
+        Some(LeaderState {
+            store_version,
+            oldest_pending_at,
+            at,
+        })
+    }
+}
+
+/// An online view published in store-version order, with what replicas
+/// need besides (the definitions, the leader's state).
 pub trait OnlineStore: Send + Sync {
+    /// Stores `changes` without making its version visible: readers see
+    /// none of it until [`publish_version`](Self::publish_version) reaches
+    /// its version. Applying the same changes twice is harmless.
+    fn apply(&self, changes: &OnlineChanges) -> Result<()>;
+
+    /// Makes every applied version up to `version` visible; never lowers
+    /// the published version.
+    fn publish_version(&self, version: u64) -> Result<()>;
+
     /// Applies `changes`, then publishes its version.
-    fn publish(&self, changes: &OnlineChanges) -> Result<()>;
+    fn publish(&self, changes: &OnlineChanges) -> Result<()> {
+        self.apply(changes)?;
+        self.publish_version(changes.version)
+    }
 
     /// The newest published store version (0 before any).
     fn published_version(&self) -> Result<u64>;
@@ -68,4 +123,38 @@ pub trait OnlineStore: Send + Sync {
         from: Micros,
         to: Micros,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Replaces the definitions replicas build their registry from.
+    fn publish_definitions(&self, definitions: &Definitions) -> Result<()>;
+
+    /// The published definitions (`None` before any).
+    fn definitions(&self) -> Result<Option<Definitions>>;
+
+    fn set_leader_state(&self, state: &LeaderState) -> Result<()>;
+
+    fn leader_state(&self) -> Result<Option<LeaderState>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeaderState;
+
+    #[test]
+    fn leader_states_round_trip() {
+        for state in [
+            LeaderState {
+                store_version: 7,
+                oldest_pending_at: Some(-3),
+                at: 11,
+            },
+            LeaderState {
+                store_version: 0,
+                oldest_pending_at: None,
+                at: 1,
+            },
+        ] {
+            assert_eq!(LeaderState::decode(&state.encode()), Some(state));
+        }
+        assert_eq!(LeaderState::decode("7 x 1"), None);
+    }
 }

@@ -10,7 +10,9 @@
 //!   by event time, each member the 20-byte history position (event time,
 //!   store version, sequence) then the row; readers drop members of
 //!   unpublished versions. Adding a member twice is a no-op, so re-applying
-//!   a version is harmless.
+//!   a version is harmless;
+//! - `NS:definitions` (the prost `Definitions` replicas build their
+//!   registry from) and `NS:leader` (the leader's state, `LeaderState`).
 
 use std::sync::Mutex;
 
@@ -21,7 +23,10 @@ use crate::codec::{self, HistoryPosition};
 use crate::error::{Result, StoreError};
 use crate::time::Micros;
 
-use super::{OnlineChanges, OnlineStore};
+use prost::Message;
+
+use super::{LeaderState, OnlineChanges, OnlineStore};
+use crate::proto::Definitions;
 
 /// Writes a row at its version and prunes the versions no reader needs:
 /// KEYS[1] the row key; ARGV version, row, published version.
@@ -75,6 +80,14 @@ impl RedisClusterOnlineStore {
         format!("{}:published", self.namespace)
     }
 
+    fn definitions_key(&self) -> String {
+        format!("{}:definitions", self.namespace)
+    }
+
+    fn leader_key(&self) -> String {
+        format!("{}:leader", self.namespace)
+    }
+
     fn row_key(&self, key: &[u8]) -> String {
         format!("{}:r:{}", self.namespace, hex(key))
     }
@@ -86,11 +99,14 @@ impl RedisClusterOnlineStore {
     fn connection(&self) -> std::sync::MutexGuard<'_, ClusterConnection> {
         self.connection.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    /// Applies `changes` without publishing them: what a publisher that dies
-    /// before publishing leaves (the conformance suite checks readers do not
-    /// see it).
-    pub fn apply(&self, changes: &OnlineChanges) -> Result<()> {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl OnlineStore for RedisClusterOnlineStore {
+    fn apply(&self, changes: &OnlineChanges) -> Result<()> {
         let published = self.published_version()?;
         let mut connection = self.connection();
         for (key, row) in &changes.rows {
@@ -121,21 +137,44 @@ impl RedisClusterOnlineStore {
         }
         Ok(())
     }
-}
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl OnlineStore for RedisClusterOnlineStore {
-    fn publish(&self, changes: &OnlineChanges) -> Result<()> {
-        self.apply(changes)?;
+    fn publish_version(&self, version: u64) -> Result<()> {
         self.publish
             .key(self.published_key())
-            .arg(changes.version)
+            .arg(version)
             .invoke::<i64>(&mut *self.connection())
             .map_err(redis_error)?;
         Ok(())
+    }
+
+    fn publish_definitions(&self, definitions: &Definitions) -> Result<()> {
+        self.connection()
+            .set::<_, _, ()>(self.definitions_key(), definitions.encode_to_vec())
+            .map_err(redis_error)
+    }
+
+    fn definitions(&self) -> Result<Option<Definitions>> {
+        let bytes: Option<Vec<u8>> = self
+            .connection()
+            .get(self.definitions_key())
+            .map_err(redis_error)?;
+        bytes
+            .map(|b| Definitions::decode(b.as_slice()).map_err(Into::into))
+            .transpose()
+    }
+
+    fn set_leader_state(&self, state: &LeaderState) -> Result<()> {
+        self.connection()
+            .set::<_, _, ()>(self.leader_key(), state.encode())
+            .map_err(redis_error)
+    }
+
+    fn leader_state(&self) -> Result<Option<LeaderState>> {
+        let text: Option<String> = self
+            .connection()
+            .get(self.leader_key())
+            .map_err(redis_error)?;
+        Ok(text.as_deref().and_then(LeaderState::decode))
     }
 
     fn published_version(&self) -> Result<u64> {

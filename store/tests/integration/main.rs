@@ -11,6 +11,7 @@ mod model_registry;
 mod online;
 mod online_store;
 mod pit_property;
+mod replication;
 mod retention;
 mod retire;
 mod snapshot_merge;

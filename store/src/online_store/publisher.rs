@@ -1,0 +1,175 @@
+//! The leader's side: drains the outbox (`crate::outbox`) into a shared
+//! online store, one store version at a time and in version order. Each
+//! entry's rows and events are read from the store when published (the
+//! outbox lists keys only), applied, and then its version is published; the
+//! entry is deleted only after that, so a failure anywhere (Redis down, a
+//! crash) leaves it to be published again, which is harmless.
+
+use crate::cf::Cf;
+use crate::error::Result;
+use crate::feature_store::FeatureStore;
+use crate::outbox::PendingEntry;
+use crate::row::RawRow;
+
+use super::{definitions_of, LeaderState, OnlineChanges, OnlineStore};
+
+/// Entries taken per round (each is published whole before the next).
+const ENTRIES_PER_ROUND: usize = 64;
+
+/// Keys read and applied at a time.
+const CHUNK: usize = 2_000;
+
+/// What one [`publish_pending`] call did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishRound {
+    /// Outbox entries published.
+    pub entries: usize,
+    /// Rows and events applied.
+    pub rows: usize,
+    pub events: usize,
+    /// The version the shared store has published now (`None`: unchanged).
+    pub published_version: Option<u64>,
+    /// The leader's state as written to the shared store.
+    pub leader: Option<LeaderState>,
+}
+
+/// Publishes up to a round's worth of outbox entries, oldest first; when
+/// the outbox is then empty, publishes the store's version itself (versions
+/// that changed nothing online have no entry). Ends by writing the leader's
+/// state. An error leaves the entry it stopped at in the outbox.
+pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result<PublishRound> {
+    let mut round = PublishRound::default();
+    for pending in store.outbox_entries(ENTRIES_PER_ROUND)? {
+        let _span = tracing::info_span!("outbox.publish", version = pending.version).entered();
+        publish_entry(store, target, &pending, &mut round)?;
+        store.outbox_remove(pending.version)?;
+        round.entries += 1;
+        round.published_version = Some(pending.version);
+    }
+    // The version first: an entry committed after this read has a higher
+    // version, so an empty outbox now means everything up to it is out.
+    let version = store.version();
+    let head = store.outbox_entries(1)?;
+    if head.is_empty() && target.published_version()? < version {
+        target.publish_version(version)?;
+        round.published_version = Some(version);
+    }
+    let leader = LeaderState {
+        store_version: version,
+        oldest_pending_at: head.first().map(|p| p.entry.committed_at_micros),
+        at: store.clock().now(),
+    };
+    target.set_leader_state(&leader)?;
+    round.leader = Some(leader);
+    Ok(round)
+}
+
+fn publish_entry(
+    store: &FeatureStore,
+    target: &dyn OnlineStore,
+    pending: &PendingEntry,
+    round: &mut PublishRound,
+) -> Result<()> {
+    let version = pending.version;
+    let entry = &pending.entry;
+    if entry.definitions {
+        // The current definitions (perhaps newer than `version`: they only
+        // grow, and a replica that knows a view before its rows reads it as
+        // not found).
+        target.publish_definitions(&definitions_of(store)?)?;
+    }
+    if entry.resync {
+        publish_everything(store, target, version, round)?;
+    } else {
+        for keys in entry.online_keys.chunks(CHUNK) {
+            let found = store.engine.multi_get(Cf::Online, keys)?;
+            let rows = rows_at(keys.iter().cloned().zip(found), version)?;
+            round.rows += rows.len();
+            target.apply(&OnlineChanges {
+                version,
+                rows,
+                events: Vec::new(),
+            })?;
+        }
+        for keys in entry.event_keys.chunks(CHUNK) {
+            let found = store.engine.multi_get(Cf::AggIndex, keys)?;
+            let events: Vec<(Vec<u8>, Vec<u8>)> = keys
+                .iter()
+                .cloned()
+                .zip(found)
+                // Gone: expired by retention since.
+                .filter_map(|(key, row)| row.map(|row| (key, row)))
+                .collect();
+            round.events += events.len();
+            target.apply(&OnlineChanges {
+                version,
+                rows: Vec::new(),
+                events,
+            })?;
+        }
+    }
+    target.publish_version(version)
+}
+
+/// The rows a version `version` publishes: present, and not rewritten by a
+/// later version (whose own entry publishes it).
+fn rows_at(
+    found: impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    version: u64,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut rows = Vec::new();
+    for (key, row) in found {
+        if let Some(row) = row {
+            if RawRow::decode(&row, 0)?.store_version <= version {
+                rows.push((key, row));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Publishes every online row and aggregation event as of `version` (the
+/// outbox was off, or rows changed in ways it cannot list).
+fn publish_everything(
+    store: &FeatureStore,
+    target: &dyn OnlineStore,
+    version: u64,
+    round: &mut PublishRound,
+) -> Result<()> {
+    tracing::info!(version, "publishing the whole online view");
+    for cf in [Cf::Online, Cf::AggIndex] {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = store
+                .engine
+                .scan_prefix_page(cf, &[], after.as_deref(), CHUNK)?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            let changes = match cf {
+                Cf::Online => {
+                    let rows = rows_at(page.into_iter().map(|(k, v)| (k, Some(v))), version)?;
+                    round.rows += rows.len();
+                    OnlineChanges {
+                        version,
+                        rows,
+                        events: Vec::new(),
+                    }
+                }
+                _ => {
+                    // Events of later versions stay hidden until those are
+                    // published.
+                    round.events += page.len();
+                    OnlineChanges {
+                        version,
+                        rows: Vec::new(),
+                        events: page,
+                    }
+                }
+            };
+            target.apply(&changes)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! The outbox: while a leader publishes the online view to a shared online
+//! store (Redis Cluster), every commit also writes, in its own atomic batch,
+//! an entry keyed by its store version listing what it changed. A publisher
+//! drains the entries in version order and deletes each once the shared
+//! store acknowledged it, so an outage of the shared store (or of the
+//! leader) delays the replicas' view but loses nothing.
+//!
+//! The outbox is off until a leader turns it on (a flag in the store, so a
+//! command-line push while the leader is down still fills it); turning it on
+//! queues a full publication first. A server started without a publisher
+//! turns it off, so nothing accumulates that nobody drains.
+
+use prost::Message;
+
+use crate::cf::Cf;
+use crate::engine::WriteBatch;
+use crate::error::{Result, StoreError};
+use crate::feature_store::FeatureStore;
+use crate::proto::OutboxEntry;
+use crate::time::Micros;
+
+/// The meta key of the on/off flag.
+pub(crate) const ENABLED_KEY: &[u8] = b"outbox/enabled";
+
+/// The meta keys that are definitions (besides the registry's records).
+pub(crate) const RETIRED_PREFIX: &[u8] = b"retired_view/";
+
+/// How an entry's rows are to be published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Publication {
+    /// The keys the batch wrote.
+    Keys,
+    /// The whole online view (the batch changed rows it cannot list).
+    Everything,
+}
+
+fn entry_key(version: u64) -> Vec<u8> {
+    version.to_be_bytes().to_vec()
+}
+
+/// The entry of `batch`, or `None` when it changes nothing a replica reads.
+pub(crate) fn entry_of(
+    batch: &WriteBatch,
+    publication: Publication,
+    committed_at: Micros,
+) -> Option<OutboxEntry> {
+    let ops = batch
+        .ops()
+        .iter()
+        .map(|(cf, key, value)| (*cf, key.as_slice(), value.is_some()));
+    entry_of_ops(ops, publication, committed_at)
+}
+
+/// The entry of writes given as (keyspace, key, is a put).
+pub(crate) fn entry_of_ops<'k>(
+    ops: impl Iterator<Item = (Cf, &'k [u8], bool)>,
+    publication: Publication,
+    committed_at: Micros,
+) -> Option<OutboxEntry> {
+    let mut entry = OutboxEntry {
+        committed_at_micros: committed_at,
+        resync: publication == Publication::Everything,
+        ..OutboxEntry::default()
+    };
+    for (cf, key, put) in ops {
+        match (cf, put) {
+            (Cf::Online, true) => entry.online_keys.push(key.to_vec()),
+            (Cf::AggIndex, true) => entry.event_keys.push(key.to_vec()),
+            (Cf::Online | Cf::AggIndex, false) => entry.resync = true,
+            (Cf::Registry, _) => entry.definitions = true,
+            (Cf::Meta, _) if key.starts_with(RETIRED_PREFIX) => entry.definitions = true,
+            _ => {}
+        }
+    }
+    let changes = entry.resync
+        || entry.definitions
+        || !entry.online_keys.is_empty()
+        || !entry.event_keys.is_empty();
+    changes.then_some(entry)
+}
+
+/// Adds the entry of `batch` (committing `version`) to it, when the outbox
+/// is on and the batch changes anything published.
+pub(crate) fn add_entry(
+    store: &FeatureStore,
+    batch: &mut WriteBatch,
+    version: u64,
+    publication: Publication,
+) {
+    if !store.outbox_enabled() {
+        return;
+    }
+    if let Some(entry) = entry_of(batch, publication, store.clock.now()) {
+        batch.put(Cf::Outbox, entry_key(version), entry.encode_to_vec());
+    }
+}
+
+/// Adds to `commit` the entry of an ingestion of `runs` at `version`.
+pub(crate) fn add_ingestion_entry(
+    store: &FeatureStore,
+    commit: &mut WriteBatch,
+    runs: &[crate::engine::SortedRun],
+    version: u64,
+) {
+    if !store.outbox_enabled() {
+        return;
+    }
+    let ops = runs.iter().flat_map(|run| {
+        run.entries
+            .iter()
+            .map(|(key, _)| (run.cf, key.as_slice(), true))
+    });
+    if let Some(entry) = entry_of_ops(ops, Publication::Keys, store.clock.now()) {
+        commit.put(Cf::Outbox, entry_key(version), entry.encode_to_vec());
+    }
+}
+
+/// Outbox entries waiting, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEntry {
+    pub version: u64,
+    pub entry: OutboxEntry,
+}
+
+impl FeatureStore {
+    /// Whether commits write outbox entries.
+    pub fn outbox_enabled(&self) -> bool {
+        self.outbox.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Turns the outbox on (a leader starting to publish). When it was off,
+    /// queues a full publication at the current version, since commits made
+    /// while it was off are not listed anywhere. Returns whether it was off.
+    pub fn enable_outbox(&self) -> Result<bool> {
+        let _writer = self.lock_writer();
+        if self.outbox_enabled() {
+            return Ok(false);
+        }
+        let version = self.version();
+        let entry = OutboxEntry {
+            committed_at_micros: self.clock.now(),
+            definitions: true,
+            resync: true,
+            ..OutboxEntry::default()
+        };
+        let mut batch = WriteBatch::default();
+        batch.put(Cf::Meta, ENABLED_KEY.to_vec(), b"1".to_vec());
+        batch.put(Cf::Outbox, entry_key(version), entry.encode_to_vec());
+        self.engine.write(batch)?;
+        self.outbox
+            .store(true, std::sync::atomic::Ordering::Release);
+        tracing::info!(
+            store_version = version,
+            "outbox on: full publication queued"
+        );
+        Ok(true)
+    }
+
+    /// Turns the outbox off and drops its entries (a server without a
+    /// publisher: nobody would drain them). The next leader publishes
+    /// everything again.
+    pub fn disable_outbox(&self) -> Result<bool> {
+        let _writer = self.lock_writer();
+        if !self.outbox_enabled() {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete(Cf::Meta, ENABLED_KEY.to_vec());
+        self.engine.write(batch)?;
+        self.engine.delete_prefix(Cf::Outbox, &[])?;
+        self.outbox
+            .store(false, std::sync::atomic::Ordering::Release);
+        tracing::info!("outbox off: entries dropped");
+        Ok(true)
+    }
+
+    /// Up to `limit` entries, oldest first.
+    pub fn outbox_entries(&self, limit: usize) -> Result<Vec<PendingEntry>> {
+        self.engine
+            .scan_prefix_page(Cf::Outbox, &[], None, limit)?
+            .into_iter()
+            .map(|(key, value)| {
+                let version = <[u8; 8]>::try_from(key.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("outbox key".into()))?;
+                Ok(PendingEntry {
+                    version,
+                    entry: OutboxEntry::decode(value.as_slice())?,
+                })
+            })
+            .collect()
+    }
+
+    /// Drops the entry of `version` (published).
+    pub fn outbox_remove(&self, version: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete(Cf::Outbox, entry_key(version));
+        self.engine.write(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_lists_online_and_event_keys_and_flags_the_rest() {
+        let mut batch = WriteBatch::default();
+        batch.put(Cf::History, b"h".to_vec(), b"x".to_vec());
+        batch.put(Cf::Online, b"o".to_vec(), b"x".to_vec());
+        batch.put(Cf::AggIndex, b"e".to_vec(), b"x".to_vec());
+        let entry = entry_of(&batch, Publication::Keys, 7).unwrap();
+        assert_eq!(entry.online_keys, vec![b"o".to_vec()]);
+        assert_eq!(entry.event_keys, vec![b"e".to_vec()]);
+        assert!(!entry.resync && !entry.definitions);
+        assert_eq!(entry.committed_at_micros, 7);
+
+        let mut deletes = WriteBatch::default();
+        deletes.delete(Cf::Online, b"o".to_vec());
+        assert!(entry_of(&deletes, Publication::Keys, 0).unwrap().resync);
+
+        let mut retired = WriteBatch::default();
+        retired.put(Cf::Meta, b"retired_view/\0\0\0\x01".to_vec(), b"p".to_vec());
+        assert!(
+            entry_of(&retired, Publication::Keys, 0)
+                .unwrap()
+                .definitions
+        );
+
+        let mut nothing = WriteBatch::default();
+        nothing.put(Cf::Meta, b"store_version".to_vec(), b"1".to_vec());
+        nothing.put(Cf::Models, b"m".to_vec(), b"1".to_vec());
+        assert!(entry_of(&nothing, Publication::Keys, 0).is_none());
+        assert!(
+            entry_of(&nothing, Publication::Everything, 0)
+                .unwrap()
+                .resync
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! Leader → shared online store → replica, in process (the shared store is
+//! the engine's, in memory): the outbox lists every commit's changes, the
+//! publisher drains it in version order, and a replica answers online reads
+//! (rows, TTL statuses, derived features, aggregations) exactly as the
+//! leader does once it has caught up; a failing shared store delays the
+//! replica but loses nothing; definitions (a later migration, a retired
+//! version) reach it too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use reprise_store::engine::MemoryEngine;
+use reprise_store::online_store::{
+    publish_pending, EngineOnlineStore, LeaderState, OnlineChanges, OnlineStore,
+};
+use reprise_store::proto::Definitions;
+use reprise_store::time::Micros;
+use reprise_store::{FeatureStore, OnlineResult, StoreConfig, StoreError};
+use serde_json::json;
+
+use crate::common::{object, seconds, store_with, ts, Kind, DEFINITIONS};
+
+const EVENTS: &str = r#"
+[[feature_view]]
+name = "play"
+version = 1
+kind = "events"
+entities = ["user", "item"]
+ttl = "0"
+
+[[feature_view.feature]]
+name = "seconds"
+type = "int64"
+
+[[aggregation]]
+name = "user_plays"
+version = 1
+source = "play"
+entities = ["user"]
+
+[[aggregation.feature]]
+name = "plays"
+op = "count"
+windows = ["50s", "0"]
+
+[[aggregation.feature]]
+name = "seconds"
+op = "sum"
+input = "seconds"
+windows = ["50s"]
+"#;
+
+const FEATURES: [&str; 7] = [
+    "a:x",
+    "a:x_log",
+    "b:y",
+    "ui:plays",
+    "user_plays:plays_50s",
+    "user_plays:plays_all",
+    "user_plays:seconds_sum_50s",
+];
+
+fn features() -> Vec<String> {
+    FEATURES.iter().map(|f| f.to_string()).collect()
+}
+
+fn entities() -> Vec<serde_json::Map<String, serde_json::Value>> {
+    ["u1", "u2", "u3"]
+        .iter()
+        .map(|u| object(json!({"user_id": u, "item_id": "i1"})))
+        .collect()
+}
+
+fn read(store: &FeatureStore) -> OnlineResult {
+    store.online_features(&features(), &entities()).unwrap()
+}
+
+/// A batch of writes to every view, at `at` seconds.
+fn write(store: &FeatureStore, at: i64, n: i64) {
+    for u in ["u1", "u2"] {
+        store
+            .push(
+                "a",
+                &[json!({"user_id": u, "event_timestamp": ts(at), "x": n})],
+                false,
+            )
+            .unwrap();
+        store
+            .push(
+                "ui",
+                &[json!({"user_id": u, "item_id": "i1", "event_timestamp": ts(at), "plays": n})],
+                false,
+            )
+            .unwrap();
+        store
+            .push(
+                "play",
+                &[
+                    json!({"user_id": u, "item_id": "i1", "event_timestamp": ts(at - 1), "seconds": n}),
+                    json!({"user_id": u, "item_id": "i2", "event_timestamp": ts(at), "seconds": 2 * n}),
+                ],
+                false,
+            )
+            .unwrap();
+    }
+    store
+        .push(
+            "b",
+            &[json!({"user_id": "u1", "event_timestamp": ts(at), "y": n})],
+            false,
+        )
+        .unwrap();
+}
+
+/// A shared store that fails while told to (a Redis outage).
+struct Flaky {
+    inner: EngineOnlineStore,
+    down: AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> reprise_store::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Engine("shared store unreachable".into()));
+        }
+        Ok(())
+    }
+}
+
+impl OnlineStore for Flaky {
+    fn apply(&self, changes: &OnlineChanges) -> reprise_store::Result<()> {
+        self.check()?;
+        self.inner.apply(changes)
+    }
+    fn publish_version(&self, version: u64) -> reprise_store::Result<()> {
+        self.check()?;
+        self.inner.publish_version(version)
+    }
+    fn published_version(&self) -> reprise_store::Result<u64> {
+        self.inner.published_version()
+    }
+    fn latest(&self, keys: &[Vec<u8>]) -> reprise_store::Result<Vec<Option<Vec<u8>>>> {
+        self.inner.latest(keys)
+    }
+    fn group_events(
+        &self,
+        prefix: &[u8],
+        from: Micros,
+        to: Micros,
+    ) -> reprise_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.group_events(prefix, from, to)
+    }
+    fn publish_definitions(&self, definitions: &Definitions) -> reprise_store::Result<()> {
+        self.check()?;
+        self.inner.publish_definitions(definitions)
+    }
+    fn definitions(&self) -> reprise_store::Result<Option<Definitions>> {
+        self.inner.definitions()
+    }
+    fn set_leader_state(&self, state: &LeaderState) -> reprise_store::Result<()> {
+        self.check()?;
+        self.inner.set_leader_state(state)
+    }
+    fn leader_state(&self) -> reprise_store::Result<Option<LeaderState>> {
+        self.inner.leader_state()
+    }
+}
+
+fn shared() -> Arc<Flaky> {
+    Arc::new(Flaky {
+        inner: EngineOnlineStore::new(Box::new(MemoryEngine::new())),
+        down: AtomicBool::new(false),
+    })
+}
+
+#[test]
+fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
+    for kind in [Kind::Memory, Kind::Rocks] {
+        let definitions = format!("{DEFINITIONS}\n{EVENTS}");
+        let t = store_with(kind, &definitions, 1_000);
+        let leader = &t.store;
+        // Written before the outbox is on: the first publication carries it.
+        write(leader, 900, 1);
+        assert!(leader.outbox_entries(10).unwrap().is_empty());
+        assert!(leader.enable_outbox().unwrap());
+        write(leader, 950, 2);
+
+        let shared = shared();
+        let round = publish_pending(leader, shared.as_ref()).unwrap();
+        assert_eq!(round.published_version, Some(leader.version()));
+        assert!(leader.outbox_entries(10).unwrap().is_empty());
+        let replica = FeatureStore::replica(
+            shared.clone(),
+            &shared
+                .definitions()
+                .unwrap()
+                .expect("definitions published"),
+            StoreConfig {
+                clock: t.clock.clone(),
+                ..StoreConfig::default()
+            },
+        )
+        .unwrap();
+        assert!(replica.is_replica());
+        let caught_up = read(leader);
+        assert_eq!(read(&replica), caught_up, "{kind:?}");
+        // Not trivially equal: values, a TTL status and aggregates differ
+        // between entities.
+        assert_ne!(caught_up.rows[0], caught_up.rows[2]);
+
+        // Later writes stay invisible to the replica until published, also
+        // through an outage of the shared store.
+        write(leader, 980, 3);
+        shared.down.store(true, Ordering::SeqCst);
+        assert!(publish_pending(leader, shared.as_ref()).is_err());
+        assert!(!leader.outbox_entries(100).unwrap().is_empty());
+        replica.follow(shared.published_version().unwrap());
+        assert_eq!(read(&replica), caught_up);
+        shared.down.store(false, Ordering::SeqCst);
+        publish_pending(leader, shared.as_ref()).unwrap();
+        assert!(leader.outbox_entries(100).unwrap().is_empty());
+        replica.follow(shared.published_version().unwrap());
+        assert_eq!(read(&replica), read(leader));
+
+        // Time passes: TTLs and windows are judged at read time on both.
+        t.clock.set(seconds(1_070));
+        assert_eq!(read(&replica), read(leader));
+        let lag = reprise_store::online_store::ReplicaLag::of(
+            shared.published_version().unwrap(),
+            shared.leader_state().unwrap(),
+            t.clock.now(),
+        );
+        assert_eq!(lag.versions, 0);
+        assert_eq!(lag.leader_version, leader.version());
+    }
+}
+
+#[test]
+fn definitions_reach_replicas_and_the_outbox_stays_empty_when_off() {
+    let t = store_with(Kind::Memory, DEFINITIONS, 1_000);
+    let leader = &t.store;
+    leader.enable_outbox().unwrap();
+    let shared = shared();
+    publish_pending(leader, shared.as_ref()).unwrap();
+    let replica = FeatureStore::replica(
+        shared.clone(),
+        &shared.definitions().unwrap().unwrap(),
+        StoreConfig {
+            clock: t.clock.clone(),
+            ..StoreConfig::default()
+        },
+    )
+    .unwrap();
+
+    // A new version of `a`, then the old one retired.
+    let a2 = r#"
+[[feature_view]]
+name = "a"
+version = 2
+entities = ["user"]
+ttl = "0"
+
+[[feature_view.feature]]
+name = "z"
+type = "int64"
+"#;
+    leader.register_definitions("a_v2", a2).unwrap();
+    leader
+        .push(
+            "a@2",
+            &[json!({"user_id": "u1", "event_timestamp": ts(990), "z": 7})],
+            false,
+        )
+        .unwrap();
+    assert!(leader.retire_view_version("a@1").unwrap());
+    publish_pending(leader, shared.as_ref()).unwrap();
+    replica
+        .load_definitions(&shared.definitions().unwrap().unwrap())
+        .unwrap();
+    replica.follow(shared.published_version().unwrap());
+    let z = ["a@2:z".to_owned()];
+    let u1 = [object(json!({"user_id": "u1"}))];
+    assert_eq!(
+        replica.online_features(&z, &u1).unwrap(),
+        leader.online_features(&z, &u1).unwrap()
+    );
+    let old = ["a@1:x".to_owned()];
+    assert!(leader.online_features(&old, &u1).is_err());
+    assert!(replica.online_features(&old, &u1).is_err());
+
+    // Off: entries dropped, none written.
+    assert!(leader.disable_outbox().unwrap());
+    leader
+        .push(
+            "b",
+            &[json!({"user_id": "u1", "event_timestamp": ts(995), "y": 1})],
+            false,
+        )
+        .unwrap();
+    assert!(leader.outbox_entries(10).unwrap().is_empty());
+}
