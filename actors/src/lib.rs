@@ -7,6 +7,7 @@
 pub mod error;
 pub mod experiments;
 pub mod recommend;
+pub mod replication;
 pub mod retrain;
 pub mod store_worker;
 pub mod supervise;

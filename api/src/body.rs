@@ -12,16 +12,37 @@ use crate::limits::Limits;
 /// JSON object and checks it against the other `limits`.
 pub async fn json_object(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limits: &Limits,
 ) -> Result<JsonObject, ApiError> {
+    // The body's bytes stay counted until it is parsed.
+    let (bytes, _held) = read_body(req, payload, limits).await?;
+    match serde_json::from_slice::<Json>(&bytes) {
+        Ok(Json::Object(map)) => {
+            limits.check(&map)?;
+            Ok(JsonObject(map))
+        }
+        Ok(_) => Err(ApiError::MalformedJson(
+            "the body must be a JSON object".into(),
+        )),
+        Err(e) => Err(ApiError::MalformedJson(e.to_string())),
+    }
+}
+
+/// Reads the whole body, at most `limits.max_body_bytes`, with the hold on
+/// the in-flight budget its bytes take (released when dropped).
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limits: &Limits,
+) -> Result<(web::Bytes, Option<crate::limits::BodyBytes>), ApiError> {
     let limit = limits.max_body_bytes;
-    // Every body being read counts against one budget for all requests
-    // (until this one is parsed), so maximal bodies sent at full speed
+    // Every body being read counts against one budget for all requests,
+    // so maximal bodies sent at full speed
     // cannot take the memory: over it, 503 overloaded.
     let mut held = req
-        .app_data::<web::Data<crate::AppState>>()
-        .map(|state| state.admission.body());
+        .app_data::<web::Data<crate::limits::Admission>>()
+        .map(|admission| admission.clone().into_inner().body());
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -41,16 +62,7 @@ pub async fn json_object(
         }
         bytes.extend_from_slice(&chunk);
     }
-    match serde_json::from_slice::<Json>(&bytes) {
-        Ok(Json::Object(map)) => {
-            limits.check(&map)?;
-            Ok(JsonObject(map))
-        }
-        Ok(_) => Err(ApiError::MalformedJson(
-            "the body must be a JSON object".into(),
-        )),
-        Err(e) => Err(ApiError::MalformedJson(e.to_string())),
-    }
+    Ok((bytes.freeze(), held))
 }
 
 /// A request body as a JSON object.

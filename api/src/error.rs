@@ -60,6 +60,10 @@ pub enum ApiError {
         limit: usize,
         flag: &'static str,
     },
+    /// A replica could not reach its leader for a request only the leader
+    /// answers (writes, history, models).
+    #[error("the leader at {leader} does not answer ({reason}); retry later")]
+    LeaderUnavailable { leader: String, reason: String },
     /// The key is valid but lacks the route's scope.
     #[error("the key `{key}` lacks the `{scope}` scope this route needs")]
     Forbidden { key: String, scope: &'static str },
@@ -125,6 +129,9 @@ impl ApiError {
             ApiError::BodyBudget { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::LeaderUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "leader_unavailable")
+            }
         }
     }
 
@@ -157,6 +164,7 @@ impl ApiError {
             | ApiError::PayloadTooLarge { .. }
             | ApiError::NoRoute { .. }
             | ApiError::NotFound { .. }
+            | ApiError::LeaderUnavailable { .. }
             | ApiError::Transport(_) => None,
         }
     }
@@ -196,6 +204,9 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
             (StatusCode::INTERNAL_SERVER_ERROR, "storage_error")
         }
         StoreError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_data"),
+        StoreError::SharedStoreUnavailable(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "shared_store_unavailable")
+        }
     }
 }
 

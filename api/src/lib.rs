@@ -12,6 +12,8 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod replica;
+pub mod replication_metrics;
 pub mod routes;
 pub mod schema;
 pub mod state;
@@ -27,6 +29,7 @@ use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderName;
 use actix_web::{web, App, HttpServer};
 use reprise_actors::recommend::{Recommender, RecommenderConfig};
+use reprise_actors::replication::Publisher;
 use reprise_actors::retrain::{RetrainConfig, Retrainer};
 use reprise_actors::validation::{DriftConfig, Validation};
 use reprise_actors::{ActorError, StoreWorkers};
@@ -56,6 +59,11 @@ pub struct ServerConfig {
     pub keys: Option<auth::KeyRing>,
     /// Whether `/metrics` is open without a key.
     pub metrics_open: bool,
+    /// A fleet's leader publishes the online view to this shared online
+    /// store (`None`: a single server, which turns the outbox off).
+    pub shared_online_store: Option<Arc<dyn reprise_store::online_store::OnlineStore>>,
+    /// How often the publisher (leader) or follower (replica) runs.
+    pub replication_interval: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +79,8 @@ impl Default for ServerConfig {
             retrain: RetrainConfig::default(),
             keys: None,
             metrics_open: true,
+            shared_online_store: None,
+            replication_interval: std::time::Duration::from_millis(20),
         }
     }
 }
@@ -106,6 +116,19 @@ pub fn state(
         }
     });
     let validation = Validation::start(Arc::clone(&store), config.drift.clone(), Some(hook));
+    let publisher = match &config.shared_online_store {
+        Some(shared) => Some(Publisher::start(
+            Arc::clone(&store),
+            Arc::clone(shared),
+            config.replication_interval,
+        )?),
+        None => {
+            if store.disable_outbox()? {
+                tracing::warn!("this store was a fleet's leader: its outbox is dropped; the next leader publishes everything again");
+            }
+            None
+        }
+    };
     Ok(web::Data::new(AppState {
         retrainer,
         store,
@@ -117,6 +140,7 @@ pub fn state(
         admission: Arc::new(limits::Admission::default()),
         keys: config.keys.clone().map(Arc::new),
         metrics_open: config.metrics_open,
+        publisher,
     }))
 }
 
@@ -133,12 +157,54 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let metrics = Arc::clone(&state.metrics);
-    let keys = state.keys.clone();
-    let metrics_open = state.metrics_open;
-    let (admission, limits) = (Arc::clone(&state.admission), state.limits.clone());
+    let gate = Gate {
+        metrics: Arc::clone(&state.metrics),
+        keys: state.keys.clone(),
+        metrics_open: state.metrics_open,
+        admission: Arc::clone(&state.admission),
+        limits: state.limits.clone(),
+    };
+    gated_app(gate, move |cfg| {
+        cfg.app_data(state);
+        routes::configure(cfg);
+        console::configure(cfg);
+    })
+}
+
+/// What the middleware of every request needs, whatever the server's role.
+#[derive(Clone)]
+pub struct Gate {
+    pub metrics: Arc<Metrics>,
+    pub keys: Option<Arc<auth::KeyRing>>,
+    pub metrics_open: bool,
+    pub admission: Arc<limits::Admission>,
+    pub limits: limits::Limits,
+}
+
+/// An application of the routes `configure` sets up, behind the access
+/// control, admission, timeout, tracing and metrics middleware, with the
+/// JSON 404.
+pub fn gated_app(
+    gate: Gate,
+    configure: impl FnOnce(&mut web::ServiceConfig),
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let Gate {
+        metrics,
+        keys,
+        metrics_open,
+        admission,
+        limits,
+    } = gate;
     App::new()
-        .app_data(state)
+        .app_data(web::Data::from(Arc::clone(&admission)))
         .wrap_fn(move |req, srv| {
             // The route the router will match, found from the path it
             // matches (decoded and re-quoted), never the raw request target:
@@ -237,8 +303,7 @@ pub fn app(
                 Ok(res)
             }
         })
-        .configure(routes::configure)
-        .configure(console::configure)
+        .configure(configure)
         .default_service(web::to(routes::ops::no_route))
 }
 

@@ -51,6 +51,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_latency: HistogramVec,
     pub store_latency: HistogramVec,
+    pub replication: crate::replication_metrics::ReplicationMetrics,
     store_version: IntGauge,
     cache_hits: SampledCounter,
     cache_misses: SampledCounter,
@@ -325,6 +326,7 @@ impl Metrics {
                 "Candidate cache hits / lookups since start",
             )
             .expect("valid metric"),
+            replication: crate::replication_metrics::ReplicationMetrics::new(),
             registry,
             scrape: std::sync::Mutex::new(()),
             http_requests,
@@ -374,6 +376,7 @@ impl Metrics {
         for c in collectors {
             r.register(c).expect("metric names are unique");
         }
+        self.replication.register(r);
     }
 
     /// Times one store operation.
@@ -455,6 +458,36 @@ impl Metrics {
         } else {
             hits as f64 / (hits + misses) as f64
         });
+        self.sample_store(store);
+        self.worker_queue_depth.set(workers.queue_depth() as i64);
+        self.encode()
+    }
+
+    /// A replica's metrics: its requests, its store (its version is the
+    /// published one) and the replication state.
+    pub fn render_replica(
+        &self,
+        store: &FeatureStore,
+        follower: &reprise_actors::replication::FollowerStatus,
+    ) -> String {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.sample_store(store);
+        self.replication.sample_replica(follower);
+        self.encode()
+    }
+
+    /// The leader's replication state, sampled before [`render`](Self::render).
+    pub fn sample_publisher(
+        &self,
+        store: &FeatureStore,
+        publisher: &reprise_actors::replication::PublisherStatus,
+    ) {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.replication
+            .sample_leader(store, publisher, store.clock().now());
+    }
+
+    fn sample_store(&self, store: &FeatureStore) {
         self.store_version.set(store.version() as i64);
         let cache = store.cache_stats();
         self.cache_hits.set(cache.hits);
@@ -474,7 +507,9 @@ impl Metrics {
             .set(engine.live_data_bytes.unwrap_or(0) as i64);
         self.pending_compaction_bytes
             .set(engine.pending_compaction_bytes.unwrap_or(0) as i64);
-        self.worker_queue_depth.set(workers.queue_depth() as i64);
+    }
+
+    fn encode(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

@@ -117,9 +117,32 @@ pub struct Compacted {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Ready {
+    /// `ready`, or `not_ready` (with a 503) when a replica cannot answer
+    /// fresh reads.
     pub status: String,
     pub store_version: u64,
     pub feature_views: usize,
+    /// In a fleet: `leader` or `replica` (absent on a single server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationState>,
+}
+
+/// How far the shared online store (and a replica reading it) is behind the
+/// leader.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReplicationState {
+    /// The store version readers of the shared online store see.
+    pub published_version: u64,
+    /// The leader's newest committed version (as the replica last heard).
+    pub leader_version: u64,
+    pub lag_versions: u64,
+    /// Age of the oldest commit not yet published (0 when none).
+    pub lag_seconds: f64,
+    /// Why a replica is not ready, or the last publish error of a leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

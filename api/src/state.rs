@@ -24,4 +24,7 @@ pub struct AppState {
     /// The accepted keys (`None`: no access control).
     pub keys: Option<Arc<crate::auth::KeyRing>>,
     pub metrics_open: bool,
+    /// A fleet's leader: the publisher of the online view to the shared
+    /// online store.
+    pub publisher: Option<reprise_actors::replication::Publisher>,
 }

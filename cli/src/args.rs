@@ -359,6 +359,43 @@ pub struct ServeArgs {
     /// POST every raised alert as JSON to this URL.
     #[arg(long, env = "REPRISE_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,
+    /// `single` (default): one server. `leader`: the fleet's system of
+    /// record, publishing the online view to `--online-store`. `replica`:
+    /// stateless, answers online reads from `--online-store` and forwards
+    /// everything else to `--leader`.
+    #[arg(long, env = "REPRISE_ROLE", value_enum, default_value_t = Role::Single)]
+    pub role: Role,
+    /// The shared online store of a fleet: Redis Cluster seed nodes,
+    /// comma-separated (`redis://127.0.0.1:7000,redis://127.0.0.1:7001`).
+    #[arg(long, env = "REPRISE_ONLINE_STORE", value_delimiter = ',')]
+    pub online_store: Vec<String>,
+    /// Key prefix of this store's data in the shared online store (several
+    /// stores may share one cluster).
+    #[arg(
+        long,
+        env = "REPRISE_ONLINE_STORE_NAMESPACE",
+        default_value = "reprise"
+    )]
+    pub online_store_namespace: String,
+    /// A replica's leader (`http://host:port`): writes and every route but
+    /// online reads go there.
+    #[arg(long, env = "REPRISE_LEADER")]
+    pub leader: Option<String>,
+    /// A replica whose oldest unpublished commit is older than this answers
+    /// 503 on `/readyz` (it keeps serving reads).
+    #[arg(long, env = "REPRISE_MAX_LAG", default_value = "5s")]
+    pub max_lag: String,
+    /// How often (milliseconds) the leader publishes and a replica follows.
+    #[arg(long, env = "REPRISE_REPLICATION_INTERVAL_MS", default_value_t = 20)]
+    pub replication_interval_ms: u64,
+}
+
+/// What a `reprise serve` process is in a fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Single,
+    Leader,
+    Replica,
 }
 
 #[derive(Subcommand)]

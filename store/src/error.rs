@@ -76,6 +76,10 @@ pub enum StoreError {
     #[error("corrupt stored record: {0}")]
     Corrupt(String),
 
+    /// The shared online store (a replica's source) does not answer.
+    #[error("the shared online store does not answer: {0}")]
+    SharedStoreUnavailable(String),
+
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -98,6 +102,7 @@ impl StoreError {
             | StoreError::Locked { .. }
             | StoreError::Engine(_)
             | StoreError::Corrupt(_)
+            | StoreError::SharedStoreUnavailable(_)
             | StoreError::Io(_) => None,
         }
     }

@@ -1,10 +1,15 @@
 //! `POST /v1/online-features`.
 
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use reprise_store::time::format_rfc3339;
+use reprise_store::FeatureStore;
 
 use crate::body::json_object;
 use crate::error::ApiError;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::routes::blocking;
 use crate::schema::{ErrorResponse, OnlineRequest, OnlineResponse, OnlineRow};
 use crate::state::AppState;
@@ -22,23 +27,36 @@ pub(crate) async fn online_features(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, &state.limits).await?;
+    read_online(&state.store, &state.metrics, &state.limits, &req, payload).await
+}
+
+/// Reads the online features a request asks `store` for (a leader's or a
+/// replica's) and renders them.
+pub(crate) async fn read_online(
+    store: &Arc<FeatureStore>,
+    metrics: &Arc<Metrics>,
+    limits: &Limits,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut body = json_object(req, payload, limits).await?;
     let features = body.strings("features")?;
     let entities = body.objects("entities")?;
     // Cache hits are answered on the HTTP worker; a miss (or an
-    // aggregation, computed from its index) reads RocksDB on the blocking
-    // pool, so a slow disk read never holds a worker.
-    let cached = state.metrics.time_store("online_read_cached", || {
-        state.store.online_features_cached(&features, &entities)
+    // aggregation, computed from its index, or a replica's read of the
+    // shared store) runs on the blocking pool, so a slow read never holds a
+    // worker.
+    let cached = metrics.time_store("online_read_cached", || {
+        store.online_features_cached(&features, &entities)
     })?;
     let result = match cached {
         Some(result) => result,
         None => {
-            let state = state.clone();
+            let (store, metrics) = (Arc::clone(store), Arc::clone(metrics));
             let features = features.clone();
             blocking(move || {
-                state.metrics.time_store("online_read", || {
-                    state.store.online_features(&features, &entities)
+                metrics.time_store("online_read", || {
+                    store.online_features(&features, &entities)
                 })
             })
             .await?

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
-use crate::schema::{Health, Ready};
+use crate::schema::{Health, Ready, ReplicationState};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,10 +27,36 @@ pub(crate) async fn healthz() -> HttpResponse {
 /// Readiness: the store is open and migrated.
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations", responses((status = 200, body = Ready)))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store_version = state.store.version();
+    // A leader stays ready while the shared store is down: it takes writes,
+    // and its outbox keeps them for the replicas.
+    let replication = state.publisher.as_ref().map(|publisher| {
+        use std::sync::atomic::Ordering;
+        let status = &publisher.status;
+        let published = status.published_version.load(Ordering::Acquire);
+        let oldest = status.oldest_pending_at.load(Ordering::Acquire);
+        ReplicationState {
+            published_version: published,
+            leader_version: store_version,
+            lag_versions: store_version.saturating_sub(published),
+            lag_seconds: if oldest == 0 {
+                0.0
+            } else {
+                (state.store.clock().now() - oldest as i64).max(0) as f64 / 1e6
+            },
+            problem: status
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    });
     HttpResponse::Ok().json(Ready {
         status: "ready".into(),
-        store_version: state.store.version(),
+        store_version,
         feature_views: state.store.registry().views().len(),
+        role: replication.as_ref().map(|_| "leader".to_owned()),
+        replication,
     })
 }
 
@@ -40,6 +66,11 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // Sampling reads the store (alerts, experiment tallies): off the workers.
     let text = super::blocking(move || {
+        if let Some(publisher) = &state.publisher {
+            state
+                .metrics
+                .sample_publisher(&state.store, &publisher.status);
+        }
         Ok::<_, ApiError>(state.metrics.render(
             &state.store,
             &state.workers,

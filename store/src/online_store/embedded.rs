@@ -28,6 +28,12 @@ pub struct EngineOnlineStore {
     staged: Mutex<Vec<OnlineChanges>>,
 }
 
+impl std::fmt::Debug for EngineOnlineStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineOnlineStore")
+    }
+}
+
 impl EngineOnlineStore {
     pub fn new(engine: Box<dyn Engine>) -> Self {
         EngineOnlineStore {

@@ -92,7 +92,7 @@ impl LeaderState {
 
 /// An online view published in store-version order, with what replicas
 /// need besides (the definitions, the leader's state).
-pub trait OnlineStore: Send + Sync {
+pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     /// Stores `changes` without making its version visible: readers see
     /// none of it until [`publish_version`](Self::publish_version) reaches
     /// its version. Applying the same changes twice is harmless.

@@ -53,7 +53,7 @@ return 1
 ";
 
 fn redis_error(e: redis::RedisError) -> StoreError {
-    StoreError::Engine(format!("redis: {e}"))
+    StoreError::SharedStoreUnavailable(format!("redis: {e}"))
 }
 
 pub struct RedisClusterOnlineStore {
@@ -61,6 +61,14 @@ pub struct RedisClusterOnlineStore {
     connection: Mutex<ClusterConnection>,
     apply_row: Script,
     publish: Script,
+}
+
+impl std::fmt::Debug for RedisClusterOnlineStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClusterOnlineStore")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisClusterOnlineStore {

@@ -113,6 +113,7 @@ fn write(store: &FeatureStore, at: i64, n: i64) {
 }
 
 /// A shared store that fails while told to (a Redis outage).
+#[derive(Debug)]
 struct Flaky {
     inner: EngineOnlineStore,
     down: AtomicBool,

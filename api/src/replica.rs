@@ -1,0 +1,291 @@
+//! A replica's HTTP face (`reprise serve --role replica`): stateless, it
+//! answers online reads from the shared online store the leader publishes
+//! to, and forwards every other route (writes, events, snapshots, models,
+//! recommendations) to the leader, so a load balancer may send any request
+//! to any process of the fleet. Access control, admission, timeouts,
+//! tracing and metrics are the leader's middleware ([`crate::gated_app`]);
+//! a forwarded request keeps its `x-api-key`, so the leader checks it too.
+//! With the leader down, forwarded requests get 503 `leader_unavailable`
+//! with `Retry-After`, and online reads go on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use futures_util::StreamExt;
+use reprise_actors::replication::Follower;
+use reprise_store::FeatureStore;
+
+use crate::error::ApiError;
+use crate::limits::{Admission, Limits};
+use crate::metrics::Metrics;
+use crate::routes::{online, ops, ROUTES};
+use crate::schema::{Ready, ReplicationState};
+use crate::{auth, console, Gate};
+
+/// The routes a replica answers itself; every other one of [`ROUTES`] is
+/// forwarded.
+pub const LOCAL_ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/online-features"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+/// Request headers a forwarded request carries to the leader.
+const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    auth::API_KEY_HEADER,
+    "content-type",
+    "accept",
+    "accept-encoding",
+    "traceparent",
+    "tracestate",
+];
+
+/// Settings of a replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub listen: SocketAddr,
+    pub http_workers: usize,
+    pub limits: Limits,
+    pub keys: Option<auth::KeyRing>,
+    pub metrics_open: bool,
+    /// The leader's base URL (`http://host:port`).
+    pub leader: String,
+    /// Not ready (503 on `/readyz`) when the oldest unpublished commit is
+    /// older than this.
+    pub max_lag: Duration,
+}
+
+/// What a replica's handlers share.
+pub struct ReplicaState {
+    pub store: Arc<FeatureStore>,
+    pub follower: Follower,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub max_lag: Duration,
+}
+
+/// The leader, as one HTTP worker reaches it (a client per worker: its
+/// connections belong to that worker's runtime).
+struct Leader {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Leader {
+    fn new(base: &str, timeout: Duration) -> Self {
+        Leader {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(timeout)
+                .build()
+                .expect("an HTTP client without TLS builds"),
+        }
+    }
+}
+
+/// The replica application.
+pub fn replica_app(
+    state: web::Data<ReplicaState>,
+    gate: Gate,
+    leader: &str,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let leader = web::Data::new(Leader::new(leader, state.limits.request_timeout));
+    crate::gated_app(gate, move |cfg| {
+        cfg.app_data(state)
+            .app_data(leader)
+            .route("/v1/online-features", web::post().to(online_features))
+            .route("/healthz", web::get().to(ops::healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
+            .route("/openapi.json", web::get().to(ops::openapi));
+        console::configure(cfg);
+        for (method, path) in ROUTES {
+            if LOCAL_ROUTES.contains(&(method, path)) {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes())
+                .expect("routes name HTTP methods");
+            cfg.route(path, web::method(method).to(forward));
+        }
+    })
+}
+
+async fn online_features(
+    state: web::Data<ReplicaState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    online::read_online(&state.store, &state.metrics, &state.limits, &req, payload).await
+}
+
+/// Sends the request to the leader and streams its answer back.
+async fn forward(
+    leader: web::Data<Leader>,
+    state: web::Data<ReplicaState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (body, _held) = crate::body::read_body(&req, payload, &state.limits).await?;
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|e| ApiError::Transport(e.to_string()))?;
+    let mut request = leader
+        .client
+        .request(method, format!("{}{target}", leader.base))
+        .body(body);
+    for name in FORWARDED_REQUEST_HEADERS {
+        if let Some(value) = req.headers().get(*name) {
+            request = request.header(*name, value.as_bytes());
+        }
+    }
+    let unavailable = |e: reqwest::Error| ApiError::LeaderUnavailable {
+        leader: leader.base.clone(),
+        reason: e.to_string(),
+    };
+    let answer = request.send().await.map_err(unavailable)?;
+    let status =
+        StatusCode::from_u16(answer.status().as_u16()).expect("the leader answers a valid status");
+    let mut response = HttpResponse::build(status);
+    for (name, value) in answer.headers() {
+        // The body is streamed again: its framing is this response's own.
+        if matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            response.append_header((name, value));
+        }
+    }
+    Ok(response.streaming(
+        answer
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other)),
+    ))
+}
+
+/// The replica's replication state, and why it is not ready (if so).
+fn replication(state: &ReplicaState) -> ReplicationState {
+    let status = &state.follower.status;
+    let lag = status.lag();
+    let silence = status.silence_seconds();
+    let problem = if silence > 2.0 {
+        Some(format!(
+            "the shared online store has not answered for {silence:.1} s: {}",
+            status
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "no answer yet".into())
+        ))
+    } else {
+        lag.filter(|l| l.seconds > state.max_lag.as_secs_f64())
+            .map(|l| {
+                format!(
+                    "replication lag {:.1} s is over --max-lag {:.1} s",
+                    l.seconds,
+                    state.max_lag.as_secs_f64()
+                )
+            })
+    };
+    ReplicationState {
+        published_version: lag.map_or(0, |l| l.published_version),
+        leader_version: lag.map_or(0, |l| l.leader_version),
+        lag_versions: lag.map_or(0, |l| l.versions),
+        lag_seconds: lag.map_or(0.0, |l| l.seconds),
+        problem,
+    }
+}
+
+/// Ready when the shared online store answers and the lag is within
+/// `--max-lag`; otherwise 503 with the reason.
+async fn readyz(state: web::Data<ReplicaState>) -> HttpResponse {
+    let replication = replication(&state);
+    let ready = replication.problem.is_none();
+    let body = Ready {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        store_version: state.store.version(),
+        feature_views: state.store.registry().views().len(),
+        role: Some("replica".into()),
+        replication: Some(replication),
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                crate::error::RETRY_AFTER_SECONDS,
+            ))
+            .json(body)
+    }
+}
+
+async fn metrics(state: web::Data<ReplicaState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(
+            state
+                .metrics
+                .render_replica(&state.store, &state.follower.status),
+        )
+}
+
+/// Serves a replica of the store `store` (built by
+/// [`FeatureStore::replica`]) until the process is told to stop. Must run
+/// inside an actix system.
+pub async fn serve_replica(
+    store: Arc<FeatureStore>,
+    definitions_version: u64,
+    config: ReplicaConfig,
+    interval: Duration,
+) -> std::io::Result<()> {
+    let follower = Follower::start(Arc::clone(&store), definitions_version, interval);
+    let metrics = Metrics::new();
+    let state = web::Data::new(ReplicaState {
+        store,
+        follower,
+        metrics: Arc::clone(&metrics),
+        limits: config.limits.clone(),
+        max_lag: config.max_lag,
+    });
+    let gate = Gate {
+        metrics,
+        keys: config.keys.clone().map(Arc::new),
+        metrics_open: config.metrics_open,
+        admission: Arc::new(Admission::default()),
+        limits: config.limits.clone(),
+    };
+    let leader = config.leader.clone();
+    let mut server = HttpServer::new(move || replica_app(state.clone(), gate.clone(), &leader));
+    if config.http_workers > 0 {
+        server = server.workers(config.http_workers);
+    }
+    tracing::info!(listen = %config.listen, leader = %config.leader, "serving as a replica");
+    server.bind(config.listen)?.run().await
+}
