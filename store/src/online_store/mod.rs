@@ -24,9 +24,10 @@
 //! published value). A Redis master lost before its replica received a write
 //! loses that write until the version is applied again; the leader therefore
 //! keeps each version in its outbox (`crate::outbox`) until the cluster
-//! acknowledged it. Deletions (retention, retired views) are not carried:
-//! readers ignore expired rows and refuse retired views, but the keys stay
-//! in Redis until they are overwritten.
+//! acknowledged it. Deletions are not carried as such: rows and event sets
+//! expire in Redis with their view's retention (readers ignore them past
+//! it anyway), and retired views are refused by readers, their keys left to
+//! expire.
 
 mod embedded;
 mod publisher;
@@ -52,6 +53,20 @@ pub struct OnlineChanges {
     /// The events the aggregation index gained: the full index key (group
     /// prefix ++ history position) and the encoded row.
     pub events: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The retention of the views these rows and events belong to (view id,
+    /// microseconds; absent or 0: forever). Readers ignore a row or event
+    /// older than its view's retention, so a shared store may let it expire.
+    pub retention: Vec<(u32, Micros)>,
+}
+
+impl OnlineChanges {
+    /// The retention of view `view_id` (0: forever).
+    pub fn retention_of(&self, view_id: u32) -> Micros {
+        self.retention
+            .iter()
+            .find(|(id, _)| *id == view_id)
+            .map_or(0, |(_, r)| *r)
+    }
 }
 
 /// What the leader last told the shared store about itself.

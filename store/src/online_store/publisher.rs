@@ -78,8 +78,9 @@ fn publish_entry(
         // not found).
         target.publish_definitions(&definitions_of(store)?)?;
     }
+    let retention = retentions(store);
     if entry.resync {
-        publish_everything(store, target, version, round)?;
+        publish_everything(store, target, version, &retention, round)?;
     } else {
         for keys in entry.online_keys.chunks(CHUNK) {
             let found = store.engine.multi_get(Cf::Online, keys)?;
@@ -89,6 +90,7 @@ fn publish_entry(
                 version,
                 rows,
                 events: Vec::new(),
+                retention: retention.clone(),
             })?;
         }
         for keys in entry.event_keys.chunks(CHUNK) {
@@ -105,10 +107,23 @@ fn publish_entry(
                 version,
                 rows: Vec::new(),
                 events,
+                retention: retention.clone(),
             })?;
         }
     }
     target.publish_version(version)
+}
+
+/// Every view's retention (aggregation events are stored under their
+/// source view's id, so they follow its retention).
+fn retentions(store: &FeatureStore) -> Vec<(u32, crate::time::Micros)> {
+    store
+        .registry()
+        .views()
+        .iter()
+        .filter(|v| v.retention_micros > 0)
+        .map(|v| (v.id, v.retention_micros))
+        .collect()
 }
 
 /// The rows a version `version` publishes: present, and not rewritten by a
@@ -134,8 +149,10 @@ fn publish_everything(
     store: &FeatureStore,
     target: &dyn OnlineStore,
     version: u64,
+    retention: &[(u32, crate::time::Micros)],
     round: &mut PublishRound,
 ) -> Result<()> {
+    let retention = retention.to_vec();
     tracing::info!(version, "publishing the whole online view");
     for cf in [Cf::Online, Cf::AggIndex] {
         let mut after: Option<Vec<u8>> = None;
@@ -155,6 +172,7 @@ fn publish_everything(
                         version,
                         rows,
                         events: Vec::new(),
+                        retention: retention.clone(),
                     }
                 }
                 _ => {
@@ -165,6 +183,7 @@ fn publish_everything(
                         version,
                         rows: Vec::new(),
                         events: page,
+                        retention: retention.clone(),
                     }
                 }
             };

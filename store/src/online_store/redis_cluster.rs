@@ -14,13 +14,16 @@
 //! - `NS:definitions` (the prost `Definitions` replicas build their
 //!   registry from) and `NS:leader` (the leader's state, `LeaderState`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use redis::cluster::{cluster_pipe, ClusterClient, ClusterConnection};
+use redis::cluster::{cluster_pipe, ClusterClientBuilder, ClusterConnection};
 use redis::{Commands, Script};
 
 use crate::codec::{self, HistoryPosition};
 use crate::error::{Result, StoreError};
+use crate::row::RawRow;
 use crate::time::Micros;
 
 use prost::Message;
@@ -28,8 +31,10 @@ use prost::Message;
 use super::{LeaderState, OnlineChanges, OnlineStore};
 use crate::proto::Definitions;
 
-/// Writes a row at its version and prunes the versions no reader needs:
-/// KEYS[1] the row key; ARGV version, row, published version.
+/// Writes a row at its version, prunes the versions no reader needs, and
+/// moves the key's expiry (its newest row's end of retention) later:
+/// KEYS[1] the row key; ARGV version, row, published version, expiry (Unix
+/// milliseconds, 0: none).
 const APPLY_ROW: &str = r"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local published = tonumber(ARGV[3])
@@ -41,6 +46,24 @@ for _, f in ipairs(fields) do
 end
 for _, f in ipairs(fields) do
   if tonumber(f) < newest_published then redis.call('HDEL', KEYS[1], f) end
+end
+local expire = tonumber(ARGV[4])
+if expire > 0 then
+  local current = redis.call('PEXPIRETIME', KEYS[1])
+  if current < 0 or expire > current then redis.call('PEXPIREAT', KEYS[1], expire) end
+end
+return 1
+";
+
+/// Drops a group's events past its view's retention and lets the set
+/// expire with its newest event: KEYS[1]; ARGV newest score to drop, expiry
+/// (Unix milliseconds; only ever moved later).
+const TRIM_EVENTS: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local expire = tonumber(ARGV[2])
+local current = redis.call('PEXPIRETIME', KEYS[1])
+if current == -1 or (current >= 0 and expire > current) then
+  redis.call('PEXPIREAT', KEYS[1], expire)
 end
 return 1
 ";
@@ -58,8 +81,10 @@ fn redis_error(e: redis::RedisError) -> StoreError {
 
 pub struct RedisClusterOnlineStore {
     namespace: String,
-    connection: Mutex<ClusterConnection>,
-    apply_row: Script,
+    /// A few connections (each to every master), so concurrent readers do
+    /// not queue behind one another.
+    connections: Vec<Mutex<ClusterConnection>>,
+    next: AtomicUsize,
     publish: Script,
 }
 
@@ -71,15 +96,31 @@ impl std::fmt::Debug for RedisClusterOnlineStore {
     }
 }
 
+/// Connections per store.
+const POOL: usize = 4;
+
 impl RedisClusterOnlineStore {
     /// Connects to the cluster through `seeds` (`redis://host:port`, …).
+    /// Commands fail within about a second rather than wait out a failover
+    /// (the client's default retries wait minutes): a reader answers an
+    /// error, a publisher retries its entry at the next round.
     pub fn connect(seeds: &[String], namespace: &str) -> Result<Self> {
-        let client = ClusterClient::new(seeds.to_vec()).map_err(redis_error)?;
-        let connection = client.get_connection().map_err(redis_error)?;
+        let client = ClusterClientBuilder::new(seeds.to_vec())
+            .connection_timeout(Duration::from_millis(500))
+            .response_timeout(Duration::from_secs(1))
+            .retries(3)
+            .min_retry_wait(50)
+            .max_retry_wait(400)
+            .build()
+            .map_err(redis_error)?;
+        let connections = (0..POOL)
+            .map(|_| client.get_connection().map(Mutex::new))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(redis_error)?;
         Ok(RedisClusterOnlineStore {
             namespace: namespace.to_owned(),
-            connection: Mutex::new(connection),
-            apply_row: Script::new(APPLY_ROW),
+            connections,
+            next: AtomicUsize::new(0),
             publish: Script::new(PUBLISH),
         })
     }
@@ -104,9 +145,25 @@ impl RedisClusterOnlineStore {
         format!("{}:e:{}", self.namespace, hex(prefix))
     }
 
+    /// A free connection of the pool, or the next one in turn.
     fn connection(&self) -> std::sync::MutexGuard<'_, ClusterConnection> {
-        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.connections.len() {
+            let slot = &self.connections[(start + i) % self.connections.len()];
+            if let Ok(guard) = slot.try_lock() {
+                return guard;
+            }
+        }
+        self.connections[start % self.connections.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The view id a row key or an event group prefix starts with.
+fn view_of(key: &[u8]) -> Option<u32> {
+    key.get(..4)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("four bytes")))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -117,17 +174,36 @@ impl OnlineStore for RedisClusterOnlineStore {
     fn apply(&self, changes: &OnlineChanges) -> Result<()> {
         let published = self.published_version()?;
         let mut connection = self.connection();
-        for (key, row) in &changes.rows {
-            self.apply_row
-                .key(self.row_key(key))
-                .arg(changes.version)
-                .arg(row.as_slice())
-                .arg(published)
-                .invoke::<i64>(&mut *connection)
-                .map_err(redis_error)?;
+        if !changes.rows.is_empty() {
+            // EVAL rather than the script's EVALSHA: a pipeline cannot load
+            // a script a node lacks (a promoted replica), and Redis caches
+            // the compiled script by its hash either way.
+            let mut pipe = cluster_pipe();
+            for (key, row) in &changes.rows {
+                let retention = view_of(key).map_or(0, |v| changes.retention_of(v));
+                let expire_ms = if retention > 0 {
+                    let event_ts = RawRow::decode(row, 0)?.event_ts;
+                    event_ts.saturating_add(retention).max(1_000) / 1_000
+                } else {
+                    0
+                };
+                pipe.cmd("EVAL")
+                    .arg(APPLY_ROW)
+                    .arg(1)
+                    .arg(self.row_key(key))
+                    .arg(changes.version)
+                    .arg(row.as_slice())
+                    .arg(published)
+                    .arg(expire_ms)
+                    .ignore();
+            }
+            pipe.query::<()>(&mut connection).map_err(redis_error)?;
         }
         if !changes.events.is_empty() {
             let mut pipe = cluster_pipe();
+            // The newest event of each group with a retention.
+            let mut newest: std::collections::HashMap<&[u8], (Micros, Micros)> =
+                std::collections::HashMap::new();
             for (key, row) in &changes.events {
                 let split = key
                     .len()
@@ -139,6 +215,24 @@ impl OnlineStore for RedisClusterOnlineStore {
                 let mut member = tail.to_vec();
                 member.extend_from_slice(row);
                 pipe.zadd(self.events_key(prefix), member, position.event_ts as f64)
+                    .ignore();
+                let retention = view_of(prefix).map_or(0, |v| changes.retention_of(v));
+                if retention > 0 {
+                    let slot = newest.entry(prefix).or_insert((Micros::MIN, retention));
+                    slot.0 = slot.0.max(position.event_ts);
+                }
+            }
+            // Readers look back at most the retention from now: what is
+            // older than that, counted from the newest event or from now if
+            // earlier (an event may be ahead of the clock), goes.
+            let now = crate::time::now_micros();
+            for (prefix, (newest_ts, retention)) in newest {
+                pipe.cmd("EVAL")
+                    .arg(TRIM_EVENTS)
+                    .arg(1)
+                    .arg(self.events_key(prefix))
+                    .arg(newest_ts.min(now).saturating_sub(retention))
+                    .arg(newest_ts.saturating_add(retention).max(1_000) / 1_000)
                     .ignore();
             }
             pipe.query::<()>(&mut connection).map_err(redis_error)?;

@@ -14,6 +14,7 @@ use reprise_store::engine::{MemoryEngine, RocksEngine};
 use reprise_store::online_store::{
     EngineOnlineStore, OnlineChanges, OnlineStore, RedisClusterOnlineStore,
 };
+use reprise_store::row::RawRow;
 
 /// A local Redis Cluster of `masters` nodes, no replicas, removed on drop.
 struct RedisCluster {
@@ -174,6 +175,7 @@ fn version_1() -> OnlineChanges {
         version: 1,
         rows: vec![(k[0].clone(), row("a1")), (k[1].clone(), row("b1"))],
         events: vec![(event(10, 1, 0), row("e10")), (event(20, 1, 1), row("e20"))],
+        ..OnlineChanges::default()
     }
 }
 
@@ -185,6 +187,7 @@ fn version_2() -> OnlineChanges {
             (event(15, 2, 0), row("e15")),
             (event(20, 2, 0), row("e20b")),
         ],
+        ..OnlineChanges::default()
     }
 }
 
@@ -248,6 +251,7 @@ fn the_redis_cluster_online_store_conforms_and_hides_unpublished_versions() {
         version: 3,
         rows: vec![(k[0].clone(), row("a3")), (k[2].clone(), row("c3"))],
         events: vec![(event(5, 3, 0), row("e5"))],
+        ..OnlineChanges::default()
     };
     store.apply(&version_3).unwrap();
     assert_eq!(store.published_version().unwrap(), 2);
@@ -261,12 +265,57 @@ fn the_redis_cluster_online_store_conforms_and_hides_unpublished_versions() {
     );
     assert_eq!(event_times(&store, 0, 100)[0], (5, 3, "e5".into()));
 
+    // Retention: a row and events readers would ignore expire in Redis; a
+    // fresh row stays, with an expiry. (Views 1 and 7 keep an hour.)
+    let hour = 3_600_000_000;
+    let now = reprise_store::time::now_micros();
+    let stored = |event_ts| {
+        RawRow {
+            event_ts,
+            created_ts: event_ts,
+            store_version: 4,
+            values: Vec::new(),
+        }
+        .encode()
+    };
+    store
+        .publish(&OnlineChanges {
+            version: 4,
+            rows: vec![
+                (k[0].clone(), stored(now - 2 * hour)),
+                (k[1].clone(), stored(now)),
+            ],
+            events: vec![(event(30, 4, 0), row("e30"))],
+            retention: vec![(1, hour), (7, hour)],
+        })
+        .unwrap();
+    let found = store.latest(&k).unwrap();
+    assert!(found[0].is_none(), "a row past its retention expired");
+    assert!(found[1].is_some());
+    assert!(event_times(&store, i64::MIN, i64::MAX).is_empty());
+    let ttl = |name: String| {
+        let out = redis_cli(&["-c", "-p", &cluster.seeds[0][18..], "pttl", &name]).stdout;
+        String::from_utf8(out)
+            .unwrap()
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let hex = |key: &[u8]| key.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let fresh = ttl(format!("conformance:r:{}", hex(&k[1])));
+    assert!(fresh > 3_500_000 && fresh <= 3_600_000, "{fresh}");
+    assert_eq!(
+        ttl(format!("conformance:r:{}", hex(&k[2]))),
+        -1,
+        "no retention, no expiry"
+    );
+
     // A second namespace on the same cluster is a separate store, and a
     // second client sees what the first published.
     let other = RedisClusterOnlineStore::connect(&cluster.seeds, "other").unwrap();
     assert_eq!(other.published_version().unwrap(), 0);
     let again = RedisClusterOnlineStore::connect(&cluster.seeds, "conformance").unwrap();
-    assert_eq!(again.published_version().unwrap(), 3);
+    assert_eq!(again.published_version().unwrap(), 4);
 
     // The keys of the rows were spread over the masters (slots differ).
     let spread: Vec<String> = k
