@@ -7,6 +7,7 @@ mod declared_catalogue;
 mod drift;
 mod durability;
 mod explain;
+mod fleet;
 mod fuzz;
 mod hardening;
 mod http_errors;

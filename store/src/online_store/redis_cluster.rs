@@ -16,9 +16,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redis::cluster::{cluster_pipe, ClusterClientBuilder, ClusterConnection};
+use redis::cluster::{cluster_pipe, ClusterClient, ClusterClientBuilder, ClusterConnection};
 use redis::{Commands, Script};
 
 use crate::codec::{self, HistoryPosition};
@@ -83,7 +83,8 @@ pub struct RedisClusterOnlineStore {
     namespace: String,
     /// A few connections (each to every master), so concurrent readers do
     /// not queue behind one another.
-    connections: Vec<Mutex<ClusterConnection>>,
+    client: ClusterClient,
+    connections: Vec<Mutex<Pooled>>,
     next: AtomicUsize,
     publish: Script,
 }
@@ -95,6 +96,16 @@ impl std::fmt::Debug for RedisClusterOnlineStore {
             .finish_non_exhaustive()
     }
 }
+
+/// One connection of the pool, and when it was last replaced.
+struct Pooled {
+    connection: ClusterConnection,
+    reconnected: Option<Instant>,
+}
+
+/// A failed connection is replaced at most this often (while the cluster
+/// is down, every command fails).
+const RECONNECT_EVERY: Duration = Duration::from_millis(250);
 
 /// Connections per store.
 const POOL: usize = 4;
@@ -114,11 +125,19 @@ impl RedisClusterOnlineStore {
             .build()
             .map_err(redis_error)?;
         let connections = (0..POOL)
-            .map(|_| client.get_connection().map(Mutex::new))
+            .map(|_| {
+                client.get_connection().map(|connection| {
+                    Mutex::new(Pooled {
+                        connection,
+                        reconnected: None,
+                    })
+                })
+            })
             .collect::<std::result::Result<_, _>>()
             .map_err(redis_error)?;
         Ok(RedisClusterOnlineStore {
             namespace: namespace.to_owned(),
+            client,
             connections,
             next: AtomicUsize::new(0),
             publish: Script::new(PUBLISH),
@@ -145,18 +164,41 @@ impl RedisClusterOnlineStore {
         format!("{}:e:{}", self.namespace, hex(prefix))
     }
 
-    /// A free connection of the pool, or the next one in turn.
-    fn connection(&self) -> std::sync::MutexGuard<'_, ClusterConnection> {
+    /// Runs `op` on a free connection of the pool (or the next one in
+    /// turn). A connection that failed is replaced by a new one, which
+    /// reads the slot map afresh: after a failover the cluster client would
+    /// otherwise keep calling the master that died.
+    fn run<T>(
+        &self,
+        op: impl FnOnce(&mut ClusterConnection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..self.connections.len() {
-            let slot = &self.connections[(start + i) % self.connections.len()];
-            if let Ok(guard) = slot.try_lock() {
-                return guard;
+        let n = self.connections.len();
+        let mut guard = (0..n)
+            .find_map(|i| self.connections[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| {
+                self.connections[start % n]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            });
+        op(&mut guard.connection).map_err(|e| {
+            let reconnect = !matches!(
+                e.kind(),
+                redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
+            ) && guard
+                .reconnected
+                .is_none_or(|t| t.elapsed() >= RECONNECT_EVERY);
+            if reconnect {
+                guard.reconnected = Some(Instant::now());
+                match self.client.get_connection() {
+                    Ok(fresh) => guard.connection = fresh,
+                    Err(again) => {
+                        tracing::debug!(error = %again, "reconnecting to the cluster failed")
+                    }
+                }
             }
-        }
-        self.connections[start % self.connections.len()]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            redis_error(e)
+        })
     }
 }
 
@@ -173,7 +215,6 @@ fn hex(bytes: &[u8]) -> String {
 impl OnlineStore for RedisClusterOnlineStore {
     fn apply(&self, changes: &OnlineChanges) -> Result<()> {
         let published = self.published_version()?;
-        let mut connection = self.connection();
         if !changes.rows.is_empty() {
             // EVAL rather than the script's EVALSHA: a pipeline cannot load
             // a script a node lacks (a promoted replica), and Redis caches
@@ -197,7 +238,7 @@ impl OnlineStore for RedisClusterOnlineStore {
                     .arg(expire_ms)
                     .ignore();
             }
-            pipe.query::<()>(&mut connection).map_err(redis_error)?;
+            self.run(|c| pipe.query::<()>(c))?;
         }
         if !changes.events.is_empty() {
             let mut pipe = cluster_pipe();
@@ -235,55 +276,43 @@ impl OnlineStore for RedisClusterOnlineStore {
                     .arg(newest_ts.saturating_add(retention).max(1_000) / 1_000)
                     .ignore();
             }
-            pipe.query::<()>(&mut connection).map_err(redis_error)?;
+            self.run(|c| pipe.query::<()>(c))?;
         }
         Ok(())
     }
 
     fn publish_version(&self, version: u64) -> Result<()> {
-        self.publish
-            .key(self.published_key())
-            .arg(version)
-            .invoke::<i64>(&mut *self.connection())
-            .map_err(redis_error)?;
+        self.run(|c| {
+            self.publish
+                .key(self.published_key())
+                .arg(version)
+                .invoke::<i64>(c)
+        })?;
         Ok(())
     }
 
     fn publish_definitions(&self, definitions: &Definitions) -> Result<()> {
-        self.connection()
-            .set::<_, _, ()>(self.definitions_key(), definitions.encode_to_vec())
-            .map_err(redis_error)
+        self.run(|c| c.set::<_, _, ()>(self.definitions_key(), definitions.encode_to_vec()))
     }
 
     fn definitions(&self) -> Result<Option<Definitions>> {
-        let bytes: Option<Vec<u8>> = self
-            .connection()
-            .get(self.definitions_key())
-            .map_err(redis_error)?;
+        let bytes: Option<Vec<u8>> = self.run(|c| c.get(self.definitions_key()))?;
         bytes
             .map(|b| Definitions::decode(b.as_slice()).map_err(Into::into))
             .transpose()
     }
 
     fn set_leader_state(&self, state: &LeaderState) -> Result<()> {
-        self.connection()
-            .set::<_, _, ()>(self.leader_key(), state.encode())
-            .map_err(redis_error)
+        self.run(|c| c.set::<_, _, ()>(self.leader_key(), state.encode()))
     }
 
     fn leader_state(&self) -> Result<Option<LeaderState>> {
-        let text: Option<String> = self
-            .connection()
-            .get(self.leader_key())
-            .map_err(redis_error)?;
+        let text: Option<String> = self.run(|c| c.get(self.leader_key()))?;
         Ok(text.as_deref().and_then(LeaderState::decode))
     }
 
     fn published_version(&self) -> Result<u64> {
-        let version: Option<u64> = self
-            .connection()
-            .get(self.published_key())
-            .map_err(redis_error)?;
+        let version: Option<u64> = self.run(|c| c.get(self.published_key()))?;
         Ok(version.unwrap_or(0))
     }
 
@@ -295,8 +324,7 @@ impl OnlineStore for RedisClusterOnlineStore {
         for key in keys {
             pipe.hgetall(self.row_key(key));
         }
-        let versions: Vec<Vec<(u64, Vec<u8>)>> =
-            pipe.query(&mut self.connection()).map_err(redis_error)?;
+        let versions: Vec<Vec<(u64, Vec<u8>)>> = self.run(|c| pipe.query(c))?;
         // The published version read after the rows: every row at or below
         // it is published, and applying only ever prunes rows below a
         // published one that stays, so each key still holds its newest
@@ -320,10 +348,8 @@ impl OnlineStore for RedisClusterOnlineStore {
         from: Micros,
         to: Micros,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let members: Vec<Vec<u8>> = self
-            .connection()
-            .zrangebyscore(self.events_key(prefix), format!("({from}"), to)
-            .map_err(redis_error)?;
+        let members: Vec<Vec<u8>> =
+            self.run(|c| c.zrangebyscore(self.events_key(prefix), format!("({from}"), to))?;
         // Read after the events, as in `latest`.
         let published = self.published_version()?;
         let mut out = Vec::with_capacity(members.len());
