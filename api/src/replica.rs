@@ -204,14 +204,21 @@ fn replication(state: &ReplicaState) -> ReplicationState {
                 .unwrap_or_else(|| "no answer yet".into())
         ))
     } else {
-        lag.filter(|l| l.seconds > state.max_lag.as_secs_f64())
-            .map(|l| {
-                format!(
-                    "replication lag {:.1} s is over --max-lag {:.1} s",
-                    l.seconds,
-                    state.max_lag.as_secs_f64()
-                )
-            })
+        match lag {
+            None => Some("the shared online store has not been read yet".to_owned()),
+            Some(l) if l.leader_version == 0 => {
+                Some("no leader has published to the shared online store yet".to_owned())
+            }
+            Some(l) if l.published_version == 0 => {
+                Some("the leader's first publication is not complete".to_owned())
+            }
+            Some(l) if l.seconds > state.max_lag.as_secs_f64() => Some(format!(
+                "replication lag {:.1} s is over --max-lag {:.1} s",
+                l.seconds,
+                state.max_lag.as_secs_f64()
+            )),
+            Some(_) => None,
+        }
     };
     ReplicationState {
         published_version: lag.map_or(0, |l| l.published_version),

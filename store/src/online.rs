@@ -157,9 +157,15 @@ impl FeatureStore {
         {
             return Ok(None);
         }
-        let store_version = self.version();
+        let version_before = self.version();
         let Some(fetched) = self.latest_rows(&keys, access)? else {
             return Ok(None);
+        };
+        // A replica's rows come with the version it read them at.
+        let store_version = if self.is_replica() {
+            self.version()
+        } else {
+            version_before
         };
         let mut fetched = fetched.into_iter();
         let mut stored: Vec<Option<Arc<RawRow>>> = Vec::with_capacity(entity_keys.len());
@@ -341,9 +347,11 @@ impl FeatureStore {
     ) -> Result<Vec<Option<Arc<RawRow>>>> {
         let _span = tracing::info_span!("shared_store", keys = keys.len()).entered();
         let registry = self.registry();
-        remote
-            .latest(keys)?
-            .into_iter()
+        let (rows, published) = remote.latest_with_version(keys)?;
+        // The answer names the version it read (the follower's may be
+        // behind it).
+        self.follow(published);
+        rows.into_iter()
             .zip(keys)
             .map(|(bytes, key)| {
                 let Some(bytes) = bytes else {

@@ -129,6 +129,13 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     /// The latest row of each online key as of the published version.
     fn latest(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>>;
 
+    /// [`latest`](Self::latest), with the published version read after the
+    /// rows: none of them is from a later version.
+    fn latest_with_version(&self, keys: &[Vec<u8>]) -> Result<(Vec<Option<Vec<u8>>>, u64)> {
+        let rows = self.latest(keys)?;
+        Ok((rows, self.published_version()?))
+    }
+
     /// The published events under an aggregation group's index `prefix`
     /// whose event time is in `(from, to]`, in index order (event time, store
     /// version, sequence), as (full index key, encoded row).

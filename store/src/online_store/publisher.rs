@@ -39,7 +39,17 @@ pub struct PublishRound {
 /// state. An error leaves the entry it stopped at in the outbox.
 pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result<PublishRound> {
     let mut round = PublishRound::default();
-    for pending in store.outbox_entries(ENTRIES_PER_ROUND)? {
+    let entries = store.outbox_entries(ENTRIES_PER_ROUND)?;
+    if let Some(first) = entries.first() {
+        // Said first too, so that a long round (a whole publication) shows
+        // as lag while it runs.
+        target.set_leader_state(&LeaderState {
+            store_version: store.version(),
+            oldest_pending_at: Some(first.entry.committed_at_micros),
+            at: store.clock().now(),
+        })?;
+    }
+    for pending in entries {
         let _span = tracing::info_span!("outbox.publish", version = pending.version).entered();
         publish_entry(store, target, &pending, &mut round)?;
         store.outbox_remove(pending.version)?;

@@ -317,8 +317,12 @@ impl OnlineStore for RedisClusterOnlineStore {
     }
 
     fn latest(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        Ok(self.latest_with_version(keys)?.0)
+    }
+
+    fn latest_with_version(&self, keys: &[Vec<u8>]) -> Result<(Vec<Option<Vec<u8>>>, u64)> {
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), self.published_version()?));
         }
         let mut pipe = cluster_pipe();
         for key in keys {
@@ -331,7 +335,7 @@ impl OnlineStore for RedisClusterOnlineStore {
         // published row. (Read before, a publish and a later apply in
         // between could prune the only row at or below it.)
         let published = self.published_version()?;
-        Ok(versions
+        let rows = versions
             .into_iter()
             .map(|rows| {
                 rows.into_iter()
@@ -339,7 +343,8 @@ impl OnlineStore for RedisClusterOnlineStore {
                     .max_by_key(|(v, _)| *v)
                     .map(|(_, row)| row)
             })
-            .collect())
+            .collect();
+        Ok((rows, published))
     }
 
     fn group_events(
