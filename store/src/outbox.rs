@@ -191,10 +191,12 @@ impl FeatureStore {
             .collect()
     }
 
-    /// Drops the entry of `version` (published).
-    pub fn outbox_remove(&self, version: u64) -> Result<()> {
+    /// Drops the entries of `versions` (published), in one write.
+    pub fn outbox_remove_all(&self, versions: impl Iterator<Item = u64>) -> Result<()> {
         let mut batch = WriteBatch::default();
-        batch.delete(Cf::Outbox, entry_key(version));
+        for version in versions {
+            batch.delete(Cf::Outbox, entry_key(version));
+        }
         self.engine.write(batch)
     }
 }

@@ -13,8 +13,11 @@ use crate::row::RawRow;
 
 use super::{definitions_of, LeaderState, OnlineChanges, OnlineStore};
 
-/// Entries taken per round (each is published whole before the next).
-const ENTRIES_PER_ROUND: usize = 64;
+/// Entries taken per round, at most: a round publishes them together, as
+/// one change at the last one's version (readers see none of them before
+/// all), up to [`KEYS_PER_ROUND`] keys.
+const ENTRIES_PER_ROUND: usize = 512;
+const KEYS_PER_ROUND: usize = 20_000;
 
 /// Keys read and applied at a time.
 const CHUNK: usize = 2_000;
@@ -49,12 +52,18 @@ pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result
             at: store.clock().now(),
         })?;
     }
-    for pending in entries {
-        let _span = tracing::info_span!("outbox.publish", version = pending.version).entered();
-        publish_entry(store, target, &pending, &mut round)?;
-        store.outbox_remove(pending.version)?;
-        round.entries += 1;
-        round.published_version = Some(pending.version);
+    if let Some(merged) = merge(&entries) {
+        let _span = tracing::info_span!(
+            "outbox.publish",
+            version = merged.version,
+            entries = merged_count(&entries)
+        )
+        .entered();
+        let taken = &entries[..merged_count(&entries)];
+        publish_entry(store, target, &merged, &mut round)?;
+        store.outbox_remove_all(taken.iter().map(|p| p.version))?;
+        round.entries += taken.len();
+        round.published_version = Some(merged.version);
     }
     // The version first: an entry committed after this read has a higher
     // version, so an empty outbox now means everything up to it is out.
@@ -72,6 +81,44 @@ pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result
     target.set_leader_state(&leader)?;
     round.leader = Some(leader);
     Ok(round)
+}
+
+/// How many of `entries` (oldest first) one round publishes together.
+fn merged_count(entries: &[PendingEntry]) -> usize {
+    let mut keys = 0;
+    let mut count = 0;
+    for pending in entries {
+        keys += pending.entry.online_keys.len() + pending.entry.event_keys.len();
+        if count > 0 && keys > KEYS_PER_ROUND {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// The entries a round publishes, as one entry at the last one's version.
+fn merge(entries: &[PendingEntry]) -> Option<PendingEntry> {
+    let taken = &entries[..merged_count(entries)];
+    let last = taken.last()?;
+    let mut merged = PendingEntry {
+        version: last.version,
+        entry: crate::proto::OutboxEntry {
+            committed_at_micros: taken[0].entry.committed_at_micros,
+            ..Default::default()
+        },
+    };
+    for pending in taken {
+        let (into, from) = (&mut merged.entry, &pending.entry);
+        into.online_keys.extend(from.online_keys.iter().cloned());
+        into.event_keys.extend(from.event_keys.iter().cloned());
+        into.definitions |= from.definitions;
+        into.resync |= from.resync;
+    }
+    // A key several entries wrote is read once, at its newest.
+    merged.entry.online_keys.sort_unstable();
+    merged.entry.online_keys.dedup();
+    Some(merged)
 }
 
 fn publish_entry(
