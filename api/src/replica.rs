@@ -239,6 +239,7 @@ async fn readyz(state: web::Data<ReplicaState>) -> HttpResponse {
         store_version: state.store.version(),
         feature_views: state.store.registry().views().len(),
         role: Some("replica".into()),
+        lag_versions: Some(replication.lag_versions),
         replication: Some(replication),
     };
     if ready {

@@ -125,6 +125,10 @@ pub struct Ready {
     /// In a fleet: `leader` or `replica` (absent on a single server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// In a fleet: store versions committed on the leader and not yet
+    /// published to the shared online store (`replication.lag_versions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_versions: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationState>,
 }

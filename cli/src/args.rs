@@ -71,6 +71,10 @@ pub enum Command {
     Push(PushArgs),
     /// Build a point-in-time snapshot from a file of entity rows.
     Snapshot(SnapshotArgs),
+    /// Export every view's history as Parquet for offline engines (Spark):
+    /// `<view>/v<version>/date=<day>/part-*.parquet` and a manifest,
+    /// incremental by store version.
+    Export(ExportArgs),
     /// Load the generated demo data set (music catalogue) into the store.
     DemoData,
     /// Import a public data set through the push path.
@@ -513,6 +517,17 @@ pub struct SnapshotArgs {
     /// `created` (default) or `event`.
     #[arg(long, default_value = "created")]
     pub cutoff: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The export directory (created; later exports add to it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Export the rows written after this store version (default: the
+    /// version the directory's manifest is consistent at; 0 without one).
+    #[arg(long)]
+    pub since_version: Option<u64>,
 }
 
 /// Opens the store, applies pending migrations and registers the server's

@@ -4,6 +4,7 @@ mod args;
 mod backup_cmd;
 mod demo;
 mod drift_cmd;
+mod export_cmd;
 mod input;
 mod keys_cmd;
 mod progress;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Migrate => args::open_store(&cli.store).map(|_| ()),
         Command::Push(args) => push_cmd::run(&cli.store, args),
         Command::Snapshot(args) => snapshot_cmd::run(&cli.store, args),
+        Command::Export(args) => export_cmd::run(&cli.store, args),
         Command::Import(ImportSource::Movielens { dir }) => {
             args::open_store(&cli.store).and_then(|store| train_cmd::import_movielens(&store, &dir))
         }

@@ -56,6 +56,7 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         store_version,
         feature_views: state.store.registry().views().len(),
         role: replication.as_ref().map(|_| "leader".to_owned()),
+        lag_versions: replication.as_ref().map(|r| r.lag_versions),
         replication,
     })
 }

@@ -243,6 +243,7 @@ fn a_fleet_answers_as_its_leader_through_a_redis_failover_and_a_leader_crash() {
         caught_up(&leader, replica);
         let (_, ready) = readyz(replica);
         assert_eq!(ready["role"], "replica", "{ready}");
+        assert_eq!(ready["lag_versions"], 0, "{ready}");
         assert_eq!(ready["replication"]["lag_versions"], 0, "{ready}");
     }
     let (status, expected) = leader.post("/v1/online-features", &demo_read());

@@ -4,6 +4,7 @@ mod aggregations;
 mod common;
 mod counters;
 mod engine_conformance;
+mod export;
 mod group_commit;
 mod ingest;
 mod migrations;

@@ -1,0 +1,431 @@
+//! Exports the history of every view as Parquet for offline engines
+//! (Spark): the rows written at store versions in `(since, pinned]`, where
+//! `pinned` is the store version when the export starts, so an export is
+//! consistent at one version and a sequence of incremental exports holds
+//! every row exactly once.
+//!
+//! Layout under the output directory:
+//! - `<view name>/v<version>/date=<YYYY-MM-DD>/part-<since+1>-<pinned>-<n>.parquet`
+//!   (date of the event time, UTC); columns: the join keys (strings),
+//!   `event_timestamp`, `created_timestamp` (UTC, microseconds),
+//!   `store_version`, `sequence` (int64: among rows of one entity with equal
+//!   event time and store version, their write order; the later wins), then
+//!   every stored feature (pushed or looked
+//!   up at push; derived features are computed by the reader, and
+//!   aggregation views by the reader from their source events);
+//! - `manifest.json`: the commit point. It lists every export (`since_version`,
+//!   `store_version`, its files and row counts), each view's layout, and the
+//!   definitions (migration sources in order). A file not in the manifest
+//!   (an export that died) is not part of the data.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::feature_store::FeatureStore;
+use crate::parquet_columns::{arrow_type, parquet_error, timestamp_type, ColumnBuilder};
+use crate::registry::FeatureView;
+use crate::time::{format_rfc3339, Micros};
+
+/// The manifest's file name.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Rows buffered per open file before they go to its writer.
+const BATCH_ROWS: usize = 8_192;
+/// Files open at once per view; past it the least recently written is
+/// closed (a later row of its date starts a new part).
+const OPEN_FILES: usize = 32;
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    /// The store version the directory is consistent at: every row written
+    /// at or before it is in the listed files, none after it.
+    pub store_version: u64,
+    /// Every export so far, oldest first; the last one's `store_version` is
+    /// what the directory is consistent at.
+    pub exports: Vec<ExportRecord>,
+    /// The layout of each exported view (`name@version`).
+    pub views: Vec<ExportedView>,
+    /// The applied definitions, in order (file name and TOML source).
+    pub definitions: Vec<ExportedDefinition>,
+}
+
+impl Manifest {
+    pub fn read(dir: &Path) -> Result<Option<Manifest>> {
+        match std::fs::read(dir.join(MANIFEST)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{MANIFEST}: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportRecord {
+    /// Rows written at versions in `(since_version, store_version]`.
+    pub since_version: u64,
+    pub store_version: u64,
+    pub exported_at: String,
+    pub files: Vec<ExportedFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportedFile {
+    /// Relative to the export directory.
+    pub path: String,
+    pub view: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportedView {
+    pub name: String,
+    pub version: u32,
+    /// `state` or `events`.
+    pub kind: String,
+    pub join_keys: Vec<String>,
+    /// Stored feature columns and their types, in column order.
+    pub columns: Vec<(String, String)>,
+    pub ttl_micros: Micros,
+    pub retention_micros: Micros,
+    /// Whether it was retired (its rows deleted; earlier exports keep them).
+    pub retired: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportedDefinition {
+    pub file_name: String,
+    pub store_version: u64,
+    pub source: String,
+}
+
+/// The fixed columns before the features.
+const EVENT_TIMESTAMP: &str = "event_timestamp";
+const CREATED_TIMESTAMP: &str = "created_timestamp";
+const STORE_VERSION: &str = "store_version";
+const SEQUENCE: &str = "sequence";
+
+/// The features of `view` an export carries: every stored one.
+fn stored_features(view: &FeatureView) -> impl Iterator<Item = (usize, &crate::registry::Feature)> {
+    view.features
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.is_derived())
+}
+
+fn schema_of(view: &FeatureView) -> SchemaRef {
+    let mut fields: Vec<Field> = view
+        .join_keys
+        .iter()
+        .map(|k| Field::new(k, DataType::Utf8, false))
+        .collect();
+    fields.push(Field::new(EVENT_TIMESTAMP, timestamp_type(), false));
+    fields.push(Field::new(CREATED_TIMESTAMP, timestamp_type(), false));
+    fields.push(Field::new(STORE_VERSION, DataType::Int64, false));
+    fields.push(Field::new(SEQUENCE, DataType::Int64, false));
+    for (_, feature) in stored_features(view) {
+        fields.push(Field::new(
+            &feature.name,
+            arrow_type(feature.feature_type),
+            true,
+        ));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// One open Parquet file of a (view, date) partition.
+struct PartFile {
+    path: PathBuf,
+    relative: String,
+    writer: ArrowWriter<File>,
+    columns: Vec<ColumnBuilder>,
+    buffered: usize,
+    rows: u64,
+    last_used: u64,
+}
+
+impl PartFile {
+    fn flush(&mut self, schema: &SchemaRef) -> Result<()> {
+        if self.buffered == 0 {
+            return Ok(());
+        }
+        let fresh = schema
+            .fields()
+            .iter()
+            .map(|f| ColumnBuilder::for_type(f.data_type(), BATCH_ROWS))
+            .collect();
+        let arrays: Vec<ArrayRef> = std::mem::replace(&mut self.columns, fresh)
+            .into_iter()
+            .map(ColumnBuilder::finish)
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(schema), arrays)
+            .map_err(|e| StoreError::Engine(e.to_string()))?;
+        self.writer.write(&batch).map_err(parquet_error)?;
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Flushes and closes the file under its final name.
+    fn close(mut self, schema: &SchemaRef) -> Result<ExportedFile> {
+        self.flush(schema)?;
+        self.writer.close().map_err(parquet_error)?;
+        let done = self.path.with_extension("parquet");
+        std::fs::rename(&self.path, &done)?;
+        Ok(ExportedFile {
+            path: self.relative,
+            view: String::new(),
+            rows: self.rows,
+        })
+    }
+}
+
+/// Writes one view's rows into date partitions.
+struct ViewExport<'a> {
+    dir: &'a Path,
+    view: &'a FeatureView,
+    schema: SchemaRef,
+    first: u64,
+    pinned: u64,
+    open: HashMap<String, PartFile>,
+    /// Parts started per date.
+    parts: HashMap<String, u32>,
+    clock: u64,
+    done: Vec<ExportedFile>,
+}
+
+impl ViewExport<'_> {
+    fn file(&mut self, date: &str) -> Result<&mut PartFile> {
+        if !self.open.contains_key(date) {
+            if self.open.len() >= OPEN_FILES {
+                let oldest = self
+                    .open
+                    .iter()
+                    .min_by_key(|(_, f)| f.last_used)
+                    .map(|(d, _)| d.clone())
+                    .expect("files are open");
+                let file = self.open.remove(&oldest).expect("just found");
+                self.done.push(file.close(&self.schema)?);
+            }
+            let n = self.parts.entry(date.to_owned()).or_insert(0);
+            *n += 1;
+            let relative_dir = format!("{}/v{}/date={date}", self.view.name, self.view.version);
+            std::fs::create_dir_all(self.dir.join(&relative_dir))?;
+            let name = format!("part-{}-{}-{n}", self.first, self.pinned);
+            let relative = format!("{relative_dir}/{name}.parquet");
+            let path = self.dir.join(&relative_dir).join(format!("{name}.tmp"));
+            let properties = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(64 * 1024))
+                .build();
+            let writer = ArrowWriter::try_new(
+                File::create(&path)?,
+                Arc::clone(&self.schema),
+                Some(properties),
+            )
+            .map_err(parquet_error)?;
+            let columns = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| ColumnBuilder::for_type(f.data_type(), BATCH_ROWS))
+                .collect();
+            self.open.insert(
+                date.to_owned(),
+                PartFile {
+                    path,
+                    relative,
+                    writer,
+                    columns,
+                    buffered: 0,
+                    rows: 0,
+                    last_used: 0,
+                },
+            );
+        }
+        self.clock += 1;
+        let file = self.open.get_mut(date).expect("opened above");
+        file.last_used = self.clock;
+        Ok(file)
+    }
+
+    fn add(&mut self, row: &crate::history::HistoryRow, sequence: i64) -> Result<()> {
+        let date = format_rfc3339(row.event_ts)[..10].to_owned();
+        let view = self.view;
+        let schema = Arc::clone(&self.schema);
+        let file = self.file(&date)?;
+        let mut c = file.columns.iter_mut();
+        for key in &row.keys {
+            c.next().expect("a column per key").append_str(key);
+        }
+        c.next().expect("event time").append_timestamp(row.event_ts);
+        c.next()
+            .expect("created time")
+            .append_timestamp(row.created_ts);
+        c.next()
+            .expect("store version")
+            .append_i64(row.store_version as i64);
+        c.next().expect("sequence").append_i64(sequence);
+        for (i, _) in stored_features(view) {
+            c.next()
+                .expect("a column per stored feature")
+                .append_value(row.values[i].as_ref());
+        }
+        file.buffered += 1;
+        file.rows += 1;
+        if file.buffered >= BATCH_ROWS {
+            file.flush(&schema)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<ExportedFile>> {
+        let mut open: Vec<(String, PartFile)> = self.open.drain().collect();
+        open.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, file) in open {
+            self.done.push(file.close(&self.schema)?);
+        }
+        let label = self.view.label();
+        for file in &mut self.done {
+            file.view.clone_from(&label);
+        }
+        self.done.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(self.done)
+    }
+}
+
+impl FeatureStore {
+    /// Exports the rows written after store version `since` (default: what
+    /// `dir`'s manifest is consistent at, 0 without one) up to the current
+    /// version into `dir`, then records the export in the manifest.
+    /// `progress` hears each view's label and row count as it finishes.
+    pub fn export_history(
+        &self,
+        dir: &Path,
+        since: Option<u64>,
+        mut progress: impl FnMut(&str, u64),
+    ) -> Result<ExportRecord> {
+        std::fs::create_dir_all(dir)?;
+        let existing = Manifest::read(dir)?;
+        // A directory's exports follow one another: another starting point
+        // would leave a gap or hold rows twice.
+        if let (Some(manifest), Some(asked)) = (&existing, since) {
+            if asked != manifest.store_version {
+                return Err(StoreError::invalid(
+                    "since_version",
+                    format!(
+                        "{} holds the rows up to store version {}: export from there (omit --since-version) or into a new directory",
+                        dir.display(),
+                        manifest.store_version
+                    ),
+                ));
+            }
+        }
+        let mut manifest = existing.unwrap_or(Manifest {
+            format: 1,
+            ..Manifest::default()
+        });
+        let since = since.unwrap_or(manifest.store_version);
+        let pinned = self.version();
+        if since > pinned {
+            return Err(StoreError::invalid(
+                "since_version",
+                format!("{since} is after the store's version {pinned}"),
+            ));
+        }
+        let _span = tracing::info_span!("store.export", since, pinned).entered();
+        let registry = self.registry();
+        let mut files = Vec::new();
+        for view in registry.views() {
+            if view.aggregation().is_some() || registry.is_retired(view.id) {
+                continue;
+            }
+            let mut export = ViewExport {
+                dir,
+                view,
+                schema: schema_of(view),
+                first: since + 1,
+                pinned,
+                open: HashMap::new(),
+                parts: HashMap::new(),
+                clock: 0,
+                done: Vec::new(),
+            };
+            let mut rows = 0;
+            // Rows come in key order: entity, event time, store version,
+            // sequence; equal leading parts are numbered in that order.
+            let mut previous: Option<(Vec<String>, Micros, u64)> = None;
+            let mut sequence = 0;
+            self.for_each_history_row(&view.label(), pinned, |row| {
+                let position = (row.keys.clone(), row.event_ts, row.store_version);
+                sequence = if previous.as_ref() == Some(&position) {
+                    sequence + 1
+                } else {
+                    0
+                };
+                previous = Some(position);
+                if row.store_version > since {
+                    rows += 1;
+                    export.add(&row, sequence)?;
+                }
+                Ok(())
+            })?;
+            files.extend(export.finish()?);
+            progress(&view.label(), rows);
+        }
+        let record = ExportRecord {
+            since_version: since,
+            store_version: pinned,
+            exported_at: format_rfc3339(self.clock.now()),
+            files,
+        };
+        manifest.views = registry
+            .views()
+            .iter()
+            .filter(|v| v.aggregation().is_none())
+            .map(|v| ExportedView {
+                name: v.name.clone(),
+                version: v.version,
+                kind: v.kind.name().to_owned(),
+                join_keys: v.join_keys.clone(),
+                columns: stored_features(v)
+                    .map(|(_, f)| (f.name.clone(), f.feature_type.name().to_owned()))
+                    .collect(),
+                ttl_micros: v.ttl_micros,
+                retention_micros: v.retention_micros,
+                retired: registry.is_retired(v.id),
+            })
+            .collect();
+        manifest.definitions = crate::migrations::applied(self.engine.as_ref())?
+            .into_iter()
+            .map(|r| ExportedDefinition {
+                file_name: r.file_name,
+                store_version: r.store_version,
+                source: r.source,
+            })
+            .collect();
+        manifest.store_version = pinned;
+        manifest.exports.push(record.clone());
+        // The commit point: written whole, then renamed over the old one.
+        let temporary = dir.join(format!("{MANIFEST}.tmp"));
+        std::fs::write(
+            &temporary,
+            serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Engine(e.to_string()))?,
+        )?;
+        File::open(&temporary)?.sync_all()?;
+        std::fs::rename(&temporary, dir.join(MANIFEST))?;
+        Ok(record)
+    }
+}
