@@ -18,9 +18,8 @@
 //!   definitions (migration sources in order). A file not in the manifest
 //!   (an export that died) is not part of the data.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -39,11 +38,8 @@ use crate::time::{format_rfc3339, Micros};
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 
-/// Rows buffered per open file before they go to its writer.
-const BATCH_ROWS: usize = 8_192;
-/// Files open at once per view; past it the least recently written is
-/// closed (a later row of its date starts a new part).
-const OPEN_FILES: usize = 32;
+/// The initial capacity of a date's column builders.
+const BATCH_ROWS: usize = 1_024;
 
 /// `manifest.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -146,129 +142,61 @@ fn schema_of(view: &FeatureView) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// One open Parquet file of a (view, date) partition.
-struct PartFile {
-    path: PathBuf,
-    relative: String,
-    writer: ArrowWriter<File>,
+/// The rows of one date partition buffered since the last flush.
+struct DateBuffer {
     columns: Vec<ColumnBuilder>,
-    buffered: usize,
-    rows: u64,
-    last_used: u64,
+    rows: usize,
 }
 
-impl PartFile {
-    fn flush(&mut self, schema: &SchemaRef) -> Result<()> {
-        if self.buffered == 0 {
-            return Ok(());
-        }
-        let fresh = schema
-            .fields()
-            .iter()
-            .map(|f| ColumnBuilder::for_type(f.data_type(), BATCH_ROWS))
-            .collect();
-        let arrays: Vec<ArrayRef> = std::mem::replace(&mut self.columns, fresh)
-            .into_iter()
-            .map(ColumnBuilder::finish)
-            .collect();
-        let batch = RecordBatch::try_new(Arc::clone(schema), arrays)
-            .map_err(|e| StoreError::Engine(e.to_string()))?;
-        self.writer.write(&batch).map_err(parquet_error)?;
-        self.buffered = 0;
-        Ok(())
-    }
-
-    /// Flushes and closes the file under its final name.
-    fn close(mut self, schema: &SchemaRef) -> Result<ExportedFile> {
-        self.flush(schema)?;
-        self.writer.close().map_err(parquet_error)?;
-        let done = self.path.with_extension("parquet");
-        std::fs::rename(&self.path, &done)?;
-        Ok(ExportedFile {
-            path: self.relative,
-            view: String::new(),
-            rows: self.rows,
-        })
-    }
-}
-
-/// Writes one view's rows into date partitions.
+/// Writes one view's rows into date partitions. History comes in entity
+/// order, so every date's rows interleave: they are buffered per date, and
+/// when the buffers reach [`BUFFER_BYTES`] every date's go to one new file
+/// (a partition gets one file per flush, however its rows interleave).
 struct ViewExport<'a> {
     dir: &'a Path,
     view: &'a FeatureView,
     schema: SchemaRef,
     first: u64,
     pinned: u64,
-    open: HashMap<String, PartFile>,
-    /// Parts started per date.
-    parts: HashMap<String, u32>,
-    clock: u64,
+    buffers: std::collections::BTreeMap<String, DateBuffer>,
+    /// Estimated bytes buffered.
+    buffered: usize,
+    flushes: u32,
     done: Vec<ExportedFile>,
 }
 
-impl ViewExport<'_> {
-    fn file(&mut self, date: &str) -> Result<&mut PartFile> {
-        if !self.open.contains_key(date) {
-            if self.open.len() >= OPEN_FILES {
-                let oldest = self
-                    .open
-                    .iter()
-                    .min_by_key(|(_, f)| f.last_used)
-                    .map(|(d, _)| d.clone())
-                    .expect("files are open");
-                let file = self.open.remove(&oldest).expect("just found");
-                self.done.push(file.close(&self.schema)?);
-            }
-            let n = self.parts.entry(date.to_owned()).or_insert(0);
-            *n += 1;
-            let relative_dir = format!("{}/v{}/date={date}", self.view.name, self.view.version);
-            std::fs::create_dir_all(self.dir.join(&relative_dir))?;
-            let name = format!("part-{}-{}-{n}", self.first, self.pinned);
-            let relative = format!("{relative_dir}/{name}.parquet");
-            let path = self.dir.join(&relative_dir).join(format!("{name}.tmp"));
-            let properties = WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(64 * 1024))
-                .build();
-            let writer = ArrowWriter::try_new(
-                File::create(&path)?,
-                Arc::clone(&self.schema),
-                Some(properties),
-            )
-            .map_err(parquet_error)?;
-            let columns = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| ColumnBuilder::for_type(f.data_type(), BATCH_ROWS))
-                .collect();
-            self.open.insert(
-                date.to_owned(),
-                PartFile {
-                    path,
-                    relative,
-                    writer,
-                    columns,
-                    buffered: 0,
-                    rows: 0,
-                    last_used: 0,
-                },
-            );
-        }
-        self.clock += 1;
-        let file = self.open.get_mut(date).expect("opened above");
-        file.last_used = self.clock;
-        Ok(file)
-    }
+/// Bytes of buffered rows (estimated) that trigger a flush of every date.
+const BUFFER_BYTES: usize = 256 << 20;
 
+fn value_bytes(value: Option<&crate::types::Value>) -> usize {
+    use crate::types::Value;
+    match value {
+        None => 1,
+        Some(Value::String(s)) => s.len() + 8,
+        Some(Value::FloatVector(v)) => v.len() * 4 + 8,
+        Some(Value::StringList(v)) => v.iter().map(|s| s.len() + 8).sum::<usize>() + 8,
+        Some(_) => 8,
+    }
+}
+
+impl ViewExport<'_> {
     fn add(&mut self, row: &crate::history::HistoryRow, sequence: i64) -> Result<()> {
         let date = format_rfc3339(row.event_ts)[..10].to_owned();
         let view = self.view;
-        let schema = Arc::clone(&self.schema);
-        let file = self.file(&date)?;
-        let mut c = file.columns.iter_mut();
+        let schema = &self.schema;
+        let buffer = self.buffers.entry(date).or_insert_with(|| DateBuffer {
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| ColumnBuilder::for_type(f.data_type(), BATCH_ROWS))
+                .collect(),
+            rows: 0,
+        });
+        let mut c = buffer.columns.iter_mut();
+        let mut bytes = 32;
         for key in &row.keys {
             c.next().expect("a column per key").append_str(key);
+            bytes += key.len() + 8;
         }
         c.next().expect("event time").append_timestamp(row.event_ts);
         c.next()
@@ -279,27 +207,62 @@ impl ViewExport<'_> {
             .append_i64(row.store_version as i64);
         c.next().expect("sequence").append_i64(sequence);
         for (i, _) in stored_features(view) {
+            let value = row.values[i].as_ref();
+            bytes += value_bytes(value);
             c.next()
                 .expect("a column per stored feature")
-                .append_value(row.values[i].as_ref());
+                .append_value(value);
         }
-        file.buffered += 1;
-        file.rows += 1;
-        if file.buffered >= BATCH_ROWS {
-            file.flush(&schema)?;
+        buffer.rows += 1;
+        self.buffered += bytes;
+        if self.buffered >= BUFFER_BYTES {
+            self.flush()?;
         }
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<ExportedFile>> {
-        let mut open: Vec<(String, PartFile)> = self.open.drain().collect();
-        open.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, file) in open {
-            self.done.push(file.close(&self.schema)?);
+    /// Writes every date's buffered rows to a new file of its partition.
+    fn flush(&mut self) -> Result<()> {
+        self.flushes += 1;
+        for (date, buffer) in std::mem::take(&mut self.buffers) {
+            let relative_dir = format!("{}/v{}/date={date}", self.view.name, self.view.version);
+            std::fs::create_dir_all(self.dir.join(&relative_dir))?;
+            let name = format!("part-{}-{}-{}", self.first, self.pinned, self.flushes);
+            let relative = format!("{relative_dir}/{name}.parquet");
+            let temporary = self.dir.join(&relative_dir).join(format!("{name}.tmp"));
+            let properties = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(128 * 1024))
+                .build();
+            let mut writer = ArrowWriter::try_new(
+                File::create(&temporary)?,
+                Arc::clone(&self.schema),
+                Some(properties),
+            )
+            .map_err(parquet_error)?;
+            let arrays: Vec<ArrayRef> = buffer
+                .columns
+                .into_iter()
+                .map(ColumnBuilder::finish)
+                .collect();
+            let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)
+                .map_err(|e| StoreError::Engine(e.to_string()))?;
+            writer.write(&batch).map_err(parquet_error)?;
+            writer.close().map_err(parquet_error)?;
+            std::fs::rename(&temporary, self.dir.join(&relative))?;
+            self.done.push(ExportedFile {
+                path: relative,
+                view: self.view.label(),
+                rows: buffer.rows as u64,
+            });
         }
-        let label = self.view.label();
-        for file in &mut self.done {
-            file.view.clone_from(&label);
+        self.buffered = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<ExportedFile>> {
+        if !self.buffers.is_empty() {
+            self.flush()?;
         }
         self.done.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(self.done)
@@ -358,9 +321,9 @@ impl FeatureStore {
                 schema: schema_of(view),
                 first: since + 1,
                 pinned,
-                open: HashMap::new(),
-                parts: HashMap::new(),
-                clock: 0,
+                buffers: std::collections::BTreeMap::new(),
+                buffered: 0,
+                flushes: 0,
                 done: Vec::new(),
             };
             let mut rows = 0;
