@@ -64,6 +64,10 @@ pub enum ApiError {
     /// answers (writes, history, models).
     #[error("the leader at {leader} does not answer ({reason}); retry later")]
     LeaderUnavailable { leader: String, reason: String },
+    /// The request reached the leader, but its answer did not come back:
+    /// it may have been applied.
+    #[error("the leader at {leader} received the request but its answer was lost ({reason}); it may have been applied: check before sending it again")]
+    LeaderFailed { leader: String, reason: String },
     /// The key is valid but lacks the route's scope.
     #[error("the key `{key}` lacks the `{scope}` scope this route needs")]
     Forbidden { key: String, scope: &'static str },
@@ -132,6 +136,7 @@ impl ApiError {
             ApiError::LeaderUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "leader_unavailable")
             }
+            ApiError::LeaderFailed { .. } => (StatusCode::BAD_GATEWAY, "leader_error"),
         }
     }
 
@@ -165,6 +170,7 @@ impl ApiError {
             | ApiError::NoRoute { .. }
             | ApiError::NotFound { .. }
             | ApiError::LeaderUnavailable { .. }
+            | ApiError::LeaderFailed { .. }
             | ApiError::Transport(_) => None,
         }
     }

@@ -158,9 +158,16 @@ async fn forward(
             request = request.header(*name, value.as_bytes());
         }
     }
-    let unavailable = |e: reqwest::Error| ApiError::LeaderUnavailable {
-        leader: leader.base.clone(),
-        reason: e.to_string(),
+    // Not connected: nothing reached the leader, retrying is safe. Any
+    // later failure (a timeout, a dropped answer) may follow a write the
+    // leader applied: no retry hint then.
+    let unavailable = |e: reqwest::Error| {
+        let (leader, reason) = (leader.base.clone(), e.to_string());
+        if e.is_connect() {
+            ApiError::LeaderUnavailable { leader, reason }
+        } else {
+            ApiError::LeaderFailed { leader, reason }
+        }
     };
     let answer = request.send().await.map_err(unavailable)?;
     let status =

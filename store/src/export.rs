@@ -8,8 +8,9 @@
 //! - `<view name>/v<version>/date=<YYYY-MM-DD>/part-<since+1>-<pinned>-<n>.parquet`
 //!   (date of the event time, UTC); columns: the join keys (strings),
 //!   `event_timestamp`, `created_timestamp` (UTC, microseconds),
-//!   `store_version`, `sequence` (int64: among rows of one entity with equal
-//!   event time and store version, their write order; the later wins), then
+//!   `store_version`, `sequence` (int64: the row's position in its push
+//!   batch; among rows of equal event time and store version, aggregations
+//!   and point-in-time reads take the later), then
 //!   every stored feature (pushed or looked
 //!   up at push; derived features are computed by the reader, and
 //!   aggregation views by the reader from their source events);
@@ -142,6 +143,12 @@ fn schema_of(view: &FeatureView) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Makes the entries of `directory` durable.
+fn sync_directory(directory: &Path) -> Result<()> {
+    File::open(directory)?.sync_all()?;
+    Ok(())
+}
+
 /// The rows of one date partition buffered since the last flush.
 struct DateBuffer {
     columns: Vec<ColumnBuilder>,
@@ -163,6 +170,8 @@ struct ViewExport<'a> {
     buffered: usize,
     flushes: u32,
     done: Vec<ExportedFile>,
+    /// Partition directories written to (fsynced before the manifest).
+    directories: std::collections::BTreeSet<std::path::PathBuf>,
 }
 
 /// Bytes of buffered rows (estimated) that trigger a flush of every date.
@@ -180,7 +189,7 @@ fn value_bytes(value: Option<&crate::types::Value>) -> usize {
 }
 
 impl ViewExport<'_> {
-    fn add(&mut self, row: &crate::history::HistoryRow, sequence: i64) -> Result<()> {
+    fn add(&mut self, row: &crate::history::HistoryRow) -> Result<()> {
         let date = format_rfc3339(row.event_ts)[..10].to_owned();
         let view = self.view;
         let schema = &self.schema;
@@ -205,7 +214,9 @@ impl ViewExport<'_> {
         c.next()
             .expect("store version")
             .append_i64(row.store_version as i64);
-        c.next().expect("sequence").append_i64(sequence);
+        c.next()
+            .expect("sequence")
+            .append_i64(i64::from(row.sequence));
         for (i, _) in stored_features(view) {
             let value = row.values[i].as_ref();
             bytes += value_bytes(value);
@@ -249,7 +260,10 @@ impl ViewExport<'_> {
                 .map_err(|e| StoreError::Engine(e.to_string()))?;
             writer.write(&batch).map_err(parquet_error)?;
             writer.close().map_err(parquet_error)?;
+            // Durable before the manifest names it.
+            File::open(&temporary)?.sync_all()?;
             std::fs::rename(&temporary, self.dir.join(&relative))?;
+            self.directories.insert(self.dir.join(&relative_dir));
             self.done.push(ExportedFile {
                 path: relative,
                 view: self.view.label(),
@@ -263,6 +277,18 @@ impl ViewExport<'_> {
     fn finish(mut self) -> Result<Vec<ExportedFile>> {
         if !self.buffers.is_empty() {
             self.flush()?;
+        }
+        // The files' directory entries, and the directories' own, up to
+        // the export directory.
+        for directory in &self.directories {
+            let mut at = directory.as_path();
+            while at.starts_with(self.dir) {
+                sync_directory(at)?;
+                match at.parent() {
+                    Some(parent) if at != self.dir => at = parent,
+                    _ => break,
+                }
+            }
         }
         self.done.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(self.done)
@@ -325,23 +351,13 @@ impl FeatureStore {
                 buffered: 0,
                 flushes: 0,
                 done: Vec::new(),
+                directories: std::collections::BTreeSet::new(),
             };
             let mut rows = 0;
-            // Rows come in key order: entity, event time, store version,
-            // sequence; equal leading parts are numbered in that order.
-            let mut previous: Option<(Vec<String>, Micros, u64)> = None;
-            let mut sequence = 0;
             self.for_each_history_row(&view.label(), pinned, |row| {
-                let position = (row.keys.clone(), row.event_ts, row.store_version);
-                sequence = if previous.as_ref() == Some(&position) {
-                    sequence + 1
-                } else {
-                    0
-                };
-                previous = Some(position);
                 if row.store_version > since {
                     rows += 1;
-                    export.add(&row, sequence)?;
+                    export.add(&row)?;
                 }
                 Ok(())
             })?;
@@ -389,6 +405,7 @@ impl FeatureStore {
         )?;
         File::open(&temporary)?.sync_all()?;
         std::fs::rename(&temporary, dir.join(MANIFEST))?;
+        sync_directory(dir)?;
         Ok(record)
     }
 }

@@ -21,6 +21,9 @@ pub struct HistoryRow {
     pub event_ts: Micros,
     pub created_ts: Micros,
     pub store_version: u64,
+    /// The row's position in its push batch (the history key's sequence):
+    /// among rows of equal event time and store version, the later wins.
+    pub sequence: u32,
     /// One value per feature of the view, in declaration order.
     pub values: Vec<Option<Value>>,
 }
@@ -189,6 +192,7 @@ impl HistoryRows<'_> {
             event_ts: raw.event_ts,
             created_ts: raw.created_ts,
             store_version: raw.store_version,
+            sequence: position.seq,
             values: self.view.compute(&raw),
         }))
     }

@@ -128,14 +128,14 @@ impl FeatureStore {
         self.outbox.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Turns the outbox on (a leader starting to publish). When it was off,
-    /// queues a full publication at the current version, since commits made
-    /// while it was off are not listed anywhere. Returns whether it was off.
+    /// Turns the outbox on (a leader starting to publish) and queues a full
+    /// publication (rows, events, definitions) at the current version:
+    /// commits made while it was off are listed nowhere, and the shared
+    /// store may have lost what it held (flushed, replaced). Returns whether
+    /// it was off.
     pub fn enable_outbox(&self) -> Result<bool> {
         let _writer = self.lock_writer();
-        if self.outbox_enabled() {
-            return Ok(false);
-        }
+        let was_off = !self.outbox_enabled();
         let version = self.version();
         let entry = OutboxEntry {
             committed_at_micros: self.clock.now(),
@@ -153,7 +153,7 @@ impl FeatureStore {
             store_version = version,
             "outbox on: full publication queued"
         );
-        Ok(true)
+        Ok(was_off)
     }
 
     /// Turns the outbox off and drops its entries (a server without a

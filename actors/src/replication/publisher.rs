@@ -63,6 +63,13 @@ impl Handler<Round> for PublishWorker {
                 }
                 Err(message) => {
                     self.status.errors_total.fetch_add(1, Ordering::Relaxed);
+                    // The lag keeps growing while nothing is published.
+                    if let Ok(head) = self.store.outbox_entries(1) {
+                        let pending = head.first().map(|p| p.entry.committed_at_micros);
+                        self.status
+                            .oldest_pending_at
+                            .store(pending.map_or(0, |t| t.max(1) as u64), Ordering::Release);
+                    }
                     if self
                         .last_logged
                         .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
@@ -126,6 +133,7 @@ impl Publisher {
         shared: Arc<dyn OnlineStore>,
         interval: Duration,
     ) -> reprise_store::Result<Self> {
+        reprise_store::online_store::check_target(&store, shared.as_ref())?;
         store.enable_outbox()?;
         let status = Arc::new(PublisherStatus::default());
         status

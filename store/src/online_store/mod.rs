@@ -35,7 +35,7 @@ mod redis_cluster;
 mod replica;
 
 pub use embedded::EngineOnlineStore;
-pub use publisher::{publish_pending, PublishRound};
+pub use publisher::{check_target, publish_pending, PublishRound};
 pub use redis_cluster::RedisClusterOnlineStore;
 pub use replica::{definitions_of, ReplicaLag};
 
@@ -57,9 +57,27 @@ pub struct OnlineChanges {
     /// microseconds; absent or 0: forever). Readers ignore a row or event
     /// older than its view's retention, so a shared store may let it expire.
     pub retention: Vec<(u32, Micros)>,
+    /// How far back readers look into each aggregation grouping's events
+    /// (source view id, entity mask, microseconds; absent or 0: forever):
+    /// the widest window of the aggregations reading it, within the
+    /// source's retention. Older events may be dropped.
+    pub event_horizon: Vec<(u32, u8, Micros)>,
 }
 
 impl OnlineChanges {
+    /// The horizon of the grouping an aggregation index `prefix` (source
+    /// view id ++ entity mask ++ group key) belongs to (0: forever).
+    pub fn event_horizon_of(&self, prefix: &[u8]) -> Micros {
+        let (Some(view), Some(&mask)) = (prefix.get(..4), prefix.get(4)) else {
+            return 0;
+        };
+        let view = u32::from_be_bytes(view.try_into().expect("four bytes"));
+        self.event_horizon
+            .iter()
+            .find(|(v, m, _)| *v == view && *m == mask)
+            .map_or(0, |(_, _, h)| *h)
+    }
+
     /// The retention of view `view_id` (0: forever).
     pub fn retention_of(&self, view_id: u32) -> Micros {
         self.retention

@@ -22,6 +22,24 @@ const KEYS_PER_ROUND: usize = 20_000;
 /// Keys read and applied at a time.
 const CHUNK: usize = 2_000;
 
+/// Checks that `target` may receive `store`'s publications: a shared store
+/// that has published a version this store has not reached belongs to
+/// another store (or this one was restored from an older backup), and
+/// publishing into it would mix the two.
+pub fn check_target(store: &FeatureStore, target: &dyn OnlineStore) -> Result<()> {
+    let published = target.published_version()?;
+    if published > store.version() {
+        return Err(crate::error::StoreError::invalid(
+            "online_store",
+            format!(
+                "the shared online store has published store version {published}, beyond this store's {}: another store publishes to this namespace, or this one was restored from an older backup; use another namespace or empty this one",
+                store.version()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What one [`publish_pending`] call did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishRound {
@@ -136,8 +154,9 @@ fn publish_entry(
         target.publish_definitions(&definitions_of(store)?)?;
     }
     let retention = retentions(store);
+    let horizons = event_horizons(store);
     if entry.resync {
-        publish_everything(store, target, version, &retention, round)?;
+        publish_everything(store, target, version, &retention, &horizons, round)?;
     } else {
         for keys in entry.online_keys.chunks(CHUNK) {
             let found = store.engine.multi_get(Cf::Online, keys)?;
@@ -148,9 +167,16 @@ fn publish_entry(
                 rows,
                 events: Vec::new(),
                 retention: retention.clone(),
+                event_horizon: horizons.clone(),
             })?;
         }
-        for keys in entry.event_keys.chunks(CHUNK) {
+        let read: Vec<Vec<u8>> = entry
+            .event_keys
+            .iter()
+            .filter(|key| is_read(&horizons, key))
+            .cloned()
+            .collect();
+        for keys in read.chunks(CHUNK) {
             let found = store.engine.multi_get(Cf::AggIndex, keys)?;
             let events: Vec<(Vec<u8>, Vec<u8>)> = keys
                 .iter()
@@ -165,6 +191,7 @@ fn publish_entry(
                 rows: Vec::new(),
                 events,
                 retention: retention.clone(),
+                event_horizon: horizons.clone(),
             })?;
         }
     }
@@ -181,6 +208,49 @@ fn retentions(store: &FeatureStore) -> Vec<(u32, crate::time::Micros)> {
         .filter(|v| v.retention_micros > 0)
         .map(|v| (v.id, v.retention_micros))
         .collect()
+}
+
+/// The aggregation groupings replicas read (source view id, entity mask)
+/// and how far back: the widest window of the aggregations over it (0: one
+/// is all-time), within the source's retention. Only these groupings'
+/// events are published: an events view's time index (mask 0) serves the
+/// leader's drift checks, not replicas, unless an aggregation groups by no
+/// entity.
+fn event_horizons(store: &FeatureStore) -> Vec<(u32, u8, crate::time::Micros)> {
+    let mut out: Vec<(u32, u8, crate::time::Micros)> = Vec::new();
+    for view in store.registry().views() {
+        let Some(spec) = view.aggregation() else {
+            continue;
+        };
+        let retention = spec.source.retention_micros;
+        let keep = match (spec.horizon, retention) {
+            (0, r) => r,
+            (h, 0) => h,
+            (h, r) => h.min(r),
+        };
+        let grouping = (spec.source.id, spec.group_mask());
+        match out.iter_mut().find(|(v, m, _)| (*v, *m) == grouping) {
+            // 0 is forever: it wins; otherwise the longer.
+            Some(slot) => {
+                slot.2 = if slot.2 == 0 || keep == 0 {
+                    0
+                } else {
+                    slot.2.max(keep)
+                }
+            }
+            None => out.push((grouping.0, grouping.1, keep)),
+        }
+    }
+    out
+}
+
+/// Whether an aggregation index key belongs to a grouping replicas read.
+fn is_read(horizons: &[(u32, u8, crate::time::Micros)], key: &[u8]) -> bool {
+    let (Some(view), Some(&mask)) = (key.get(..4), key.get(4)) else {
+        return false;
+    };
+    let view = u32::from_be_bytes(view.try_into().expect("four bytes"));
+    horizons.iter().any(|(v, m, _)| *v == view && *m == mask)
 }
 
 /// The rows a version `version` publishes: present, and not rewritten by a
@@ -207,9 +277,10 @@ fn publish_everything(
     target: &dyn OnlineStore,
     version: u64,
     retention: &[(u32, crate::time::Micros)],
+    horizons: &[(u32, u8, crate::time::Micros)],
     round: &mut PublishRound,
 ) -> Result<()> {
-    let retention = retention.to_vec();
+    let (retention, horizons) = (retention.to_vec(), horizons.to_vec());
     tracing::info!(version, "publishing the whole online view");
     for cf in [Cf::Online, Cf::AggIndex] {
         let mut after: Option<Vec<u8>> = None;
@@ -230,17 +301,23 @@ fn publish_everything(
                         rows,
                         events: Vec::new(),
                         retention: retention.clone(),
+                        event_horizon: horizons.clone(),
                     }
                 }
                 _ => {
                     // Events of later versions stay hidden until those are
                     // published.
+                    let page: Vec<_> = page
+                        .into_iter()
+                        .filter(|(key, _)| is_read(&horizons, key))
+                        .collect();
                     round.events += page.len();
                     OnlineChanges {
                         version,
                         rows: Vec::new(),
                         events: page,
                         retention: retention.clone(),
+                        event_horizon: horizons.clone(),
                     }
                 }
             };

@@ -55,7 +55,8 @@ end
 return 1
 ";
 
-/// Drops a group's events past its view's retention and lets the set
+/// Drops a group's events past its horizon (the widest window reading it,
+/// within the source's retention) and lets the set
 /// expire with its newest event: KEYS[1]; ARGV newest score to drop, expiry
 /// (Unix milliseconds; only ever moved later).
 const TRIM_EVENTS: &str = r"
@@ -242,7 +243,7 @@ impl OnlineStore for RedisClusterOnlineStore {
         }
         if !changes.events.is_empty() {
             let mut pipe = cluster_pipe();
-            // The newest event of each group with a retention.
+            // The newest event of each group with a horizon.
             let mut newest: std::collections::HashMap<&[u8], (Micros, Micros)> =
                 std::collections::HashMap::new();
             for (key, row) in &changes.events {
@@ -257,13 +258,13 @@ impl OnlineStore for RedisClusterOnlineStore {
                 member.extend_from_slice(row);
                 pipe.zadd(self.events_key(prefix), member, position.event_ts as f64)
                     .ignore();
-                let retention = view_of(prefix).map_or(0, |v| changes.retention_of(v));
+                let retention = changes.event_horizon_of(prefix);
                 if retention > 0 {
                     let slot = newest.entry(prefix).or_insert((Micros::MIN, retention));
                     slot.0 = slot.0.max(position.event_ts);
                 }
             }
-            // Readers look back at most the retention from now: what is
+            // Readers look back at most the horizon from now: what is
             // older than that, counted from the newest event or from now if
             // earlier (an event may be ahead of the clock), goes.
             let now = crate::time::now_micros();

@@ -286,7 +286,8 @@ fn the_redis_cluster_online_store_conforms_and_hides_unpublished_versions() {
                 (k[1].clone(), stored(now)),
             ],
             events: vec![(event(30, 4, 0), row("e30"))],
-            retention: vec![(1, hour), (7, hour)],
+            retention: vec![(1, hour)],
+            event_horizon: vec![(7, 1, hour)],
         })
         .unwrap();
     let found = store.latest(&k).unwrap();

@@ -9,9 +9,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use reprise_store::codec;
 use reprise_store::engine::MemoryEngine;
 use reprise_store::online_store::{
-    publish_pending, EngineOnlineStore, LeaderState, OnlineChanges, OnlineStore,
+    check_target, publish_pending, EngineOnlineStore, LeaderState, OnlineChanges, OnlineStore,
 };
 use reprise_store::proto::Definitions;
 use reprise_store::time::Micros;
@@ -233,6 +234,41 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
         );
         assert_eq!(lag.versions, 0);
         assert_eq!(lag.leader_version, leader.version());
+
+        // Only the groupings aggregations read are published: the events
+        // view's time index stays on the leader.
+        let registry = leader.registry();
+        let play = registry.view("play").unwrap().id;
+        let time_index = codec::agg_index_prefix(play, 0, &codec::entity_key::<&str>(&[]));
+        assert!(shared
+            .group_events(&time_index, i64::MIN, i64::MAX)
+            .unwrap()
+            .is_empty());
+        let by_user = codec::agg_index_prefix(play, 1, &codec::entity_key(&["u1"]));
+        assert!(!shared
+            .group_events(&by_user, i64::MIN, i64::MAX)
+            .unwrap()
+            .is_empty());
+
+        // A leader restarting on an emptied shared store publishes it all
+        // again; a shared store ahead of the leader is refused.
+        let emptied = self::shared();
+        assert!(!leader.enable_outbox().unwrap(), "it was on");
+        publish_pending(leader, emptied.as_ref()).unwrap();
+        let again = FeatureStore::replica(
+            emptied.clone(),
+            &emptied.definitions().unwrap().unwrap(),
+            StoreConfig {
+                clock: t.clock.clone(),
+                ..StoreConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(read(&again), read(leader));
+        let ahead = self::shared();
+        ahead.publish_version(leader.version() + 5).unwrap();
+        assert!(check_target(leader, ahead.as_ref()).is_err());
+        assert!(check_target(leader, emptied.as_ref()).is_ok());
     }
 }
 
