@@ -381,6 +381,12 @@ pub struct ServeArgs {
         default_value = "reprise"
     )]
     pub online_store_namespace: String,
+    /// A leader's publication counts as done once this many replicas of
+    /// each Redis master hold it (Redis replicates asynchronously: a
+    /// failover may otherwise lose what a master acknowledged); 0 for a
+    /// cluster without replicas.
+    #[arg(long, env = "REPRISE_ONLINE_STORE_REPLICAS", default_value_t = 1)]
+    pub online_store_replicas: usize,
     /// A replica's leader (`http://host:port`): writes and every route but
     /// online reads go there.
     #[arg(long, env = "REPRISE_LEADER")]

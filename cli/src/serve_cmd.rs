@@ -171,7 +171,7 @@ fn connect(args: &ServeArgs) -> anyhow::Result<Arc<dyn OnlineStore>> {
                 args.online_store.join(",")
             )
         })?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(store.with_replicas(args.online_store_replicas)))
 }
 
 /// The definitions the leader published; waits for a leader's first

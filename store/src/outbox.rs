@@ -110,10 +110,22 @@ pub(crate) fn add_ingestion_entry(
             .iter()
             .map(|(key, _)| (run.cf, key.as_slice(), true))
     });
-    if let Some(entry) = entry_of_ops(ops, Publication::Keys, store.clock.now()) {
+    if let Some(mut entry) = entry_of_ops(ops, Publication::Keys, store.clock.now()) {
+        // A bulk load too large to list (and to hold when published) is
+        // published by a scan of the whole online view instead.
+        if entry.online_keys.len() + entry.event_keys.len() > MAX_LISTED_KEYS {
+            entry = OutboxEntry {
+                committed_at_micros: entry.committed_at_micros,
+                resync: true,
+                ..OutboxEntry::default()
+            };
+        }
         commit.put(Cf::Outbox, entry_key(version), entry.encode_to_vec());
     }
 }
+
+/// Keys an entry lists at most; a larger change is published whole.
+const MAX_LISTED_KEYS: usize = 1_000_000;
 
 /// Outbox entries waiting, oldest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,8 +188,19 @@ impl FeatureStore {
 
     /// Up to `limit` entries, oldest first.
     pub fn outbox_entries(&self, limit: usize) -> Result<Vec<PendingEntry>> {
+        self.outbox_entries_after(None, limit)
+    }
+
+    /// Up to `limit` entries of versions after `after` (from the oldest
+    /// when `None`), oldest first.
+    pub fn outbox_entries_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<PendingEntry>> {
+        let after = after.map(entry_key);
         self.engine
-            .scan_prefix_page(Cf::Outbox, &[], None, limit)?
+            .scan_prefix_page(Cf::Outbox, &[], after.as_deref(), limit)?
             .into_iter()
             .map(|(key, value)| {
                 let version = <[u8; 8]>::try_from(key.as_slice())

@@ -2,8 +2,9 @@
 //! by `scripts/redis-cluster`): one leader serving the demo catalogue, two
 //! stateless replicas. Once caught up, replicas answer the leader's
 //! answers; a Redis master killed under load fails over, replicas answer
-//! only right values or 503s meanwhile, and the leader's outbox drains
-//! afterwards; with the leader killed, replicas keep serving reads, writes
+//! only right values or 503s meanwhile, and the leader's outbox (which
+//! waits for a Redis replica of every master) drains once the dead node is
+//! back; with the leader killed, replicas keep serving reads, writes
 //! get 503 with `Retry-After`, and after its restart nothing acknowledged
 //! is missing.
 
@@ -39,19 +40,15 @@ impl RedisCluster {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let first = free_port_run(6);
-        let out = Command::new(repo().join("scripts/redis-cluster"))
-            .arg("start")
-            .arg(dir.path())
-            .arg(first.to_string())
-            .output()
-            .expect("scripts/redis-cluster runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let seeds = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let seeds = script_start(dir.path(), first);
         RedisCluster { dir, first, seeds }
+    }
+
+    /// Starts the nodes that are down again (a killed master rejoins as
+    /// the replica of the one that replaced it); returns once every master
+    /// has its replica.
+    fn restart_stopped(&self) {
+        script_start(self.dir.path(), self.first);
     }
 
     /// Kills (SIGKILL) the master serving `key`'s slot; returns its port.
@@ -102,6 +99,22 @@ impl Drop for RedisCluster {
             .arg(self.first.to_string())
             .output();
     }
+}
+
+/// `scripts/redis-cluster start`: the seed list.
+fn script_start(dir: &Path, first: u16) -> String {
+    let out = Command::new(repo().join("scripts/redis-cluster"))
+        .arg("start")
+        .arg(dir)
+        .arg(first.to_string())
+        .output()
+        .expect("scripts/redis-cluster runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The first of `n` consecutive free ports whose cluster-bus ports (+10000)
@@ -333,7 +346,16 @@ fn a_fleet_answers_as_its_leader_through_a_redis_failover_and_a_leader_crash() {
     assert!(after > 0, "replicas answer again after the failover");
     assert!(replicas[1].metric("reprise_replication_errors_total") > 0.0);
 
-    // The outbox drains: everything acknowledged reaches every replica.
+    // A publication waits for a Redis replica of every master, and the
+    // promoted one has none: the outbox holds until the dead node is back
+    // (as its replica), then drains, and everything acknowledged reaches
+    // every Reprise replica.
+    let (_, ready) = readyz(&leader);
+    assert!(
+        ready["lag_versions"].as_u64().unwrap() > 0,
+        "publications wait for a Redis replica: {ready}"
+    );
+    cluster.restart_stopped();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, ready) = readyz(&leader);

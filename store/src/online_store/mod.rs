@@ -17,17 +17,20 @@
 //! Limits on Redis Cluster, which has no transaction across hash slots: the
 //! changes of one version are applied key by key, and hidden from readers
 //! until the version is published (each row key keeps the newest published
-//! row and any newer unpublished one; aggregation events carry their store
+//! row and any newer unpublished ones; aggregation events carry their store
 //! version and are filtered). A read of many keys is not a snapshot: rows
 //! are read, then the published version, so while versions are published
 //! concurrently one key may show version V+1 and another still V (each a
 //! published value). A Redis master lost before its replica received a write
-//! loses that write until the version is applied again; the leader therefore
-//! keeps each version in its outbox (`crate::outbox`) until the cluster
-//! acknowledged it. Deletions are not carried as such: rows and event sets
-//! expire in Redis with their view's retention (readers ignore them past
-//! it anyway), and retired views are refused by readers, their keys left to
-//! expire.
+//! loses that write; the leader therefore keeps each version in its outbox
+//! (`crate::outbox`) until the masters' replicas hold it
+//! ([`OnlineStore::await_replicas`], `WAIT`). Only the aggregation
+//! groupings some aggregation reads are published, trimmed to their widest
+//! window. Deletions are not carried as such: rows and event sets expire in
+//! Redis with their view's retention or horizon (readers ignore them past it
+//! anyway), and retired views are refused by readers, their keys left to
+//! expire. A replica's answer names a version at or after the one its rows
+//! were read at (another read may have moved it on).
 
 mod embedded;
 mod publisher;
@@ -139,6 +142,14 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     fn publish(&self, changes: &OnlineChanges) -> Result<()> {
         self.apply(changes)?;
         self.publish_version(changes.version)
+    }
+
+    /// Waits until everything applied and published so far is safe from
+    /// the loss of one server of the shared store (its replicas have it),
+    /// or fails; the publisher keeps an outbox entry until this returns.
+    /// Stores without replicas return at once.
+    fn await_replicas(&self) -> Result<()> {
+        Ok(())
     }
 
     /// The newest published store version (0 before any).

@@ -60,7 +60,7 @@ pub struct PublishRound {
 /// state. An error leaves the entry it stopped at in the outbox.
 pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result<PublishRound> {
     let mut round = PublishRound::default();
-    let entries = store.outbox_entries(ENTRIES_PER_ROUND)?;
+    let entries = round_entries(store)?;
     if let Some(first) = entries.first() {
         // Said first too, so that a long round (a whole publication) shows
         // as lag while it runs.
@@ -79,6 +79,7 @@ pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result
         .entered();
         let taken = &entries[..merged_count(&entries)];
         publish_entry(store, target, &merged, &mut round)?;
+        target.await_replicas()?;
         store.outbox_remove_all(taken.iter().map(|p| p.version))?;
         round.entries += taken.len();
         round.published_version = Some(merged.version);
@@ -99,6 +100,24 @@ pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result
     target.set_leader_state(&leader)?;
     round.leader = Some(leader);
     Ok(round)
+}
+
+/// The oldest entries, read a few at a time until a round's worth of keys
+/// (an entry can list many: it is not decoded unless the round takes it).
+fn round_entries(store: &FeatureStore) -> Result<Vec<PendingEntry>> {
+    let mut entries: Vec<PendingEntry> = Vec::new();
+    let mut keys = 0;
+    while entries.len() < ENTRIES_PER_ROUND && keys <= KEYS_PER_ROUND {
+        let page = store.outbox_entries_after(entries.last().map(|p| p.version), 4)?;
+        if page.is_empty() {
+            break;
+        }
+        for pending in page {
+            keys += pending.entry.online_keys.len() + pending.entry.event_keys.len();
+            entries.push(pending);
+        }
+    }
+    Ok(entries)
 }
 
 /// How many of `entries` (oldest first) one round publishes together.

@@ -85,6 +85,9 @@ pub struct RedisClusterOnlineStore {
     /// A few connections (each to every master), so concurrent readers do
     /// not queue behind one another.
     client: ClusterClient,
+    /// Replicas each master's writes must reach before a publication
+    /// counts as done (0: the master's acknowledgement suffices).
+    replicas: usize,
     connections: Vec<Mutex<Pooled>>,
     next: AtomicUsize,
     publish: Script,
@@ -107,6 +110,9 @@ struct Pooled {
 /// A failed connection is replaced at most this often (while the cluster
 /// is down, every command fails).
 const RECONNECT_EVERY: Duration = Duration::from_millis(250);
+
+/// How long a publication waits for replicas.
+const WAIT_MILLIS: u64 = 2_000;
 
 /// Connections per store.
 const POOL: usize = 4;
@@ -139,10 +145,20 @@ impl RedisClusterOnlineStore {
         Ok(RedisClusterOnlineStore {
             namespace: namespace.to_owned(),
             client,
+            replicas: 0,
             connections,
             next: AtomicUsize::new(0),
             publish: Script::new(PUBLISH),
         })
+    }
+
+    /// Requires `replicas` replicas of every master to hold a publication
+    /// before it counts as done ([`OnlineStore::await_replicas`]): Redis
+    /// replicates asynchronously, so a failover can otherwise lose writes
+    /// the master acknowledged.
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
     }
 
     fn published_key(&self) -> String {
@@ -165,7 +181,7 @@ impl RedisClusterOnlineStore {
         format!("{}:e:{}", self.namespace, hex(prefix))
     }
 
-    /// Runs `op` on a free connection of the pool (or the next one in
+    /// Runs a read on a free connection of the pool (or the next one in
     /// turn). A connection that failed is replaced by a new one, which
     /// reads the slot map afresh: after a failover the cluster client would
     /// otherwise keep calling the master that died.
@@ -175,13 +191,34 @@ impl RedisClusterOnlineStore {
     ) -> Result<T> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.connections.len();
-        let mut guard = (0..n)
+        let guard = (1..=n)
             .find_map(|i| self.connections[(start + i) % n].try_lock().ok())
             .unwrap_or_else(|| {
                 self.connections[start % n]
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
             });
+        self.on(guard, op)
+    }
+
+    /// Runs a write on the writer connection (the pool's first): `WAIT`
+    /// counts the replicas that have a connection's writes, so the writes
+    /// of a publication and its wait share one.
+    fn write<T>(
+        &self,
+        op: impl FnOnce(&mut ClusterConnection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        let guard = self.connections[0]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.on(guard, op)
+    }
+
+    fn on<T>(
+        &self,
+        mut guard: std::sync::MutexGuard<'_, Pooled>,
+        op: impl FnOnce(&mut ClusterConnection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         op(&mut guard.connection).map_err(|e| {
             let reconnect = !matches!(
                 e.kind(),
@@ -239,7 +276,7 @@ impl OnlineStore for RedisClusterOnlineStore {
                     .arg(expire_ms)
                     .ignore();
             }
-            self.run(|c| pipe.query::<()>(c))?;
+            self.write(|c| pipe.query::<()>(c))?;
         }
         if !changes.events.is_empty() {
             let mut pipe = cluster_pipe();
@@ -277,13 +314,13 @@ impl OnlineStore for RedisClusterOnlineStore {
                     .arg(newest_ts.saturating_add(retention).max(1_000) / 1_000)
                     .ignore();
             }
-            self.run(|c| pipe.query::<()>(c))?;
+            self.write(|c| pipe.query::<()>(c))?;
         }
         Ok(())
     }
 
     fn publish_version(&self, version: u64) -> Result<()> {
-        self.run(|c| {
+        self.write(|c| {
             self.publish
                 .key(self.published_key())
                 .arg(version)
@@ -292,8 +329,29 @@ impl OnlineStore for RedisClusterOnlineStore {
         Ok(())
     }
 
+    fn await_replicas(&self) -> Result<()> {
+        if self.replicas == 0 {
+            return Ok(());
+        }
+        // Sent to every master; the answer is the fewest replicas any of
+        // them reached.
+        let reached: i64 = self.write(|c| {
+            redis::cmd("WAIT")
+                .arg(self.replicas)
+                .arg(WAIT_MILLIS)
+                .query(c)
+        })?;
+        if reached < self.replicas as i64 {
+            return Err(StoreError::SharedStoreUnavailable(format!(
+                "a master's writes reached {reached} of the {} replicas required (--online-store-replicas) within {WAIT_MILLIS} ms",
+                self.replicas
+            )));
+        }
+        Ok(())
+    }
+
     fn publish_definitions(&self, definitions: &Definitions) -> Result<()> {
-        self.run(|c| c.set::<_, _, ()>(self.definitions_key(), definitions.encode_to_vec()))
+        self.write(|c| c.set::<_, _, ()>(self.definitions_key(), definitions.encode_to_vec()))
     }
 
     fn definitions(&self) -> Result<Option<Definitions>> {
@@ -304,7 +362,7 @@ impl OnlineStore for RedisClusterOnlineStore {
     }
 
     fn set_leader_state(&self, state: &LeaderState) -> Result<()> {
-        self.run(|c| c.set::<_, _, ()>(self.leader_key(), state.encode()))
+        self.write(|c| c.set::<_, _, ()>(self.leader_key(), state.encode()))
     }
 
     fn leader_state(&self) -> Result<Option<LeaderState>> {
