@@ -157,15 +157,17 @@ impl FeatureStore {
         {
             return Ok(None);
         }
-        let version_before = self.version();
-        let Some(fetched) = self.latest_rows(&keys, access)? else {
-            return Ok(None);
-        };
-        // A replica's rows come with the version it read them at.
-        let store_version = if self.is_replica() {
-            self.version()
-        } else {
-            version_before
+        let (fetched, store_version) = match self.remote_online.get() {
+            // A replica's rows come with the published version read after
+            // them: the answer names that one.
+            Some(remote) => self.remote_rows(remote.as_ref(), &keys)?,
+            None => {
+                let version = self.version();
+                let Some(fetched) = self.latest_rows(&keys, access)? else {
+                    return Ok(None);
+                };
+                (fetched, version)
+            }
         };
         let mut fetched = fetched.into_iter();
         let mut stored: Vec<Option<Arc<RawRow>>> = Vec::with_capacity(entity_keys.len());
@@ -281,9 +283,6 @@ impl FeatureStore {
         keys: &[Vec<u8>],
         access: EngineAccess,
     ) -> Result<Option<Vec<Option<Arc<RawRow>>>>> {
-        if let Some(remote) = self.remote_online.get() {
-            return self.remote_rows(remote.as_ref(), keys).map(Some);
-        }
         let version_before = self.version();
         let cache_span =
             tracing::info_span!("cache", keys = keys.len(), misses = tracing::field::Empty)
@@ -339,19 +338,20 @@ impl FeatureStore {
 
 impl FeatureStore {
     /// The latest rows of `keys` from a replica's shared online store (no
-    /// cache: the shared store has no invalidations to follow).
+    /// cache: the shared store has no invalidations to follow), and the
+    /// published version read after them.
     fn remote_rows(
         &self,
         remote: &dyn crate::online_store::OnlineStore,
         keys: &[Vec<u8>],
-    ) -> Result<Vec<Option<Arc<RawRow>>>> {
+    ) -> Result<(Vec<Option<Arc<RawRow>>>, u64)> {
         let _span = tracing::info_span!("shared_store", keys = keys.len()).entered();
         let registry = self.registry();
         let (rows, published) = remote.latest_with_version(keys)?;
-        // The answer names the version it read (the follower's may be
-        // behind it).
+        // The follower's version may be behind what this read saw.
         self.follow(published);
-        rows.into_iter()
+        let rows = rows
+            .into_iter()
             .zip(keys)
             .map(|(bytes, key)| {
                 let Some(bytes) = bytes else {
@@ -362,7 +362,8 @@ impl FeatureStore {
                     .map_or(0, |v| v.features.len());
                 Ok(Some(Arc::new(RawRow::decode(&bytes, feature_count)?)))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((rows, published))
     }
 }
 

@@ -29,8 +29,8 @@
 //! window. Deletions are not carried as such: rows and event sets expire in
 //! Redis with their view's retention or horizon (readers ignore them past it
 //! anyway), and retired views are refused by readers, their keys left to
-//! expire. A replica's answer names a version at or after the one its rows
-//! were read at (another read may have moved it on).
+//! expire. A replica's answer names the published version read after its
+//! rows.
 
 mod embedded;
 mod publisher;
