@@ -52,6 +52,19 @@ pub fn view_entity_prefix(view_id: u32, entity_key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The view id a key of the history, online or aggregation index keyspace
+/// starts with (`None` for a key shorter than one).
+pub fn key_view_id(key: &[u8]) -> Option<u32> {
+    key.get(..4)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("four bytes")))
+}
+
+/// The (source view id, entity mask) grouping an aggregation index key or
+/// prefix belongs to.
+pub fn agg_index_grouping(key: &[u8]) -> Option<(u32, u8)> {
+    Some((key_view_id(key)?, *key.get(4)?))
+}
+
 /// `source view id ++ entity mask ++ group key`: the prefix of one group's
 /// events in the aggregation index (`Cf::AggIndex`); the tail is a history
 /// position, as in history keys. The mask says which of the source view's

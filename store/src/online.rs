@@ -318,7 +318,7 @@ impl FeatureStore {
             let row = match bytes {
                 None => None,
                 Some(bytes) => {
-                    let feature_count = online_key_view(&key)
+                    let feature_count = codec::key_view_id(&key)
                         .and_then(|id| registry.view_by_id(id))
                         .map_or(0, |v| v.features.len());
                     Some(Arc::new(RawRow::decode(&bytes, feature_count)?))
@@ -357,7 +357,7 @@ impl FeatureStore {
                 let Some(bytes) = bytes else {
                     return Ok(None);
                 };
-                let feature_count = online_key_view(key)
+                let feature_count = codec::key_view_id(key)
                     .and_then(|id| registry.view_by_id(id))
                     .map_or(0, |v| v.features.len());
                 Ok(Some(Arc::new(RawRow::decode(&bytes, feature_count)?)))
@@ -365,10 +365,4 @@ impl FeatureStore {
             .collect::<Result<_>>()?;
         Ok((rows, published))
     }
-}
-
-/// The view id an online key starts with.
-fn online_key_view(key: &[u8]) -> Option<u32> {
-    key.get(..4)
-        .map(|b| u32::from_be_bytes(b.try_into().expect("four bytes")))
 }

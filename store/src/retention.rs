@@ -64,10 +64,9 @@ impl RetentionRules {
     /// key was not written within it); other column families are never
     /// expired.
     pub fn expired(&self, cf: Cf, key: &[u8], value: &[u8], now: Micros) -> bool {
-        if key.len() < 4 {
+        let Some(view) = crate::codec::key_view_id(key) else {
             return false;
-        }
-        let view = u32::from_be_bytes(key[..4].try_into().expect("4 bytes"));
+        };
         let Some(&retention) = self.by_view.get(&view) else {
             return false;
         };

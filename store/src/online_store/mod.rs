@@ -71,13 +71,12 @@ impl OnlineChanges {
     /// The horizon of the grouping an aggregation index `prefix` (source
     /// view id ++ entity mask ++ group key) belongs to (0: forever).
     pub fn event_horizon_of(&self, prefix: &[u8]) -> Micros {
-        let (Some(view), Some(&mask)) = (prefix.get(..4), prefix.get(4)) else {
+        let Some(grouping) = crate::codec::agg_index_grouping(prefix) else {
             return 0;
         };
-        let view = u32::from_be_bytes(view.try_into().expect("four bytes"));
         self.event_horizon
             .iter()
-            .find(|(v, m, _)| *v == view && *m == mask)
+            .find(|(v, m, _)| (*v, *m) == grouping)
             .map_or(0, |(_, _, h)| *h)
     }
 

@@ -265,11 +265,10 @@ fn event_horizons(store: &FeatureStore) -> Vec<(u32, u8, crate::time::Micros)> {
 
 /// Whether an aggregation index key belongs to a grouping replicas read.
 fn is_read(horizons: &[(u32, u8, crate::time::Micros)], key: &[u8]) -> bool {
-    let (Some(view), Some(&mask)) = (key.get(..4), key.get(4)) else {
+    let Some(grouping) = crate::codec::agg_index_grouping(key) else {
         return false;
     };
-    let view = u32::from_be_bytes(view.try_into().expect("four bytes"));
-    horizons.iter().any(|(v, m, _)| *v == view && *m == mask)
+    horizons.iter().any(|(v, m, _)| (*v, *m) == grouping)
 }
 
 /// The rows a version `version` publishes: present, and not rewritten by a

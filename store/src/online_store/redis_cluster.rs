@@ -240,12 +240,6 @@ impl RedisClusterOnlineStore {
     }
 }
 
-/// The view id a row key or an event group prefix starts with.
-fn view_of(key: &[u8]) -> Option<u32> {
-    key.get(..4)
-        .map(|b| u32::from_be_bytes(b.try_into().expect("four bytes")))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -259,7 +253,7 @@ impl OnlineStore for RedisClusterOnlineStore {
             // the compiled script by its hash either way.
             let mut pipe = cluster_pipe();
             for (key, row) in &changes.rows {
-                let retention = view_of(key).map_or(0, |v| changes.retention_of(v));
+                let retention = codec::key_view_id(key).map_or(0, |v| changes.retention_of(v));
                 let expire_ms = if retention > 0 {
                     let event_ts = RawRow::decode(row, 0)?.event_ts;
                     event_ts.saturating_add(retention).max(1_000) / 1_000
