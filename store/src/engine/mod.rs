@@ -129,6 +129,13 @@ pub trait Engine: Send + Sync + 'static {
     /// A cursor over `cf`.
     fn cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>>;
 
+    /// A cursor for a long forward scan (a snapshot's merge, an export):
+    /// the blocks it reads do not evict the serving path's from the block
+    /// cache, and reads ahead are large.
+    fn scan_cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>> {
+        self.cursor(cf)
+    }
+
     /// Deletes every key of `cf` that starts with `prefix`, durably, as one
     /// write (RocksDB: a range tombstone, however many keys).
     fn delete_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<()>;

@@ -153,6 +153,9 @@ impl RocksEngine {
     }
 }
 
+/// How far a long scan reads ahead of its position.
+const SCAN_READAHEAD_BYTES: usize = 2 << 20;
+
 pub(super) fn engine_error(e: rocksdb::Error) -> StoreError {
     StoreError::Engine(e.to_string())
 }
@@ -238,6 +241,15 @@ impl Engine for RocksEngine {
     fn cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>> {
         Ok(Box::new(RocksCursor {
             iter: self.db.raw_iterator_cf(self.handle(cf)),
+        }))
+    }
+
+    fn scan_cursor(&self, cf: Cf) -> Result<Box<dyn Cursor + '_>> {
+        let mut options = rocksdb::ReadOptions::default();
+        options.fill_cache(false);
+        options.set_readahead_size(SCAN_READAHEAD_BYTES);
+        Ok(Box::new(RocksCursor {
+            iter: self.db.raw_iterator_cf_opt(self.handle(cf), options),
         }))
     }
 

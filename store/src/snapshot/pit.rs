@@ -3,10 +3,13 @@
 //! rows sorted by key and time ([`merge_point_in_time`]). Both give the same
 //! answer (`store/tests/integration/snapshot_merge.rs` checks it).
 
+use prost::Message;
+
 use super::Cutoff;
 use crate::codec::{self, HistoryPosition};
 use crate::engine::Cursor;
 use crate::error::Result;
+use crate::proto;
 use crate::registry::FeatureView;
 use crate::row::RawRow;
 use crate::time::Micros;
@@ -24,6 +27,23 @@ pub fn point_in_time(
     max_version: u64,
     cutoff: Cutoff,
 ) -> Result<Option<RawRow>> {
+    if !seek_visible(cursor, view, entity_key, at, max_version, cutoff)? {
+        return Ok(None);
+    }
+    let (_, value) = cursor.entry().expect("seek_visible stopped on an entry");
+    Ok(Some(RawRow::decode(value, view.features.len())?))
+}
+
+/// Moves `cursor` to the stored row [`point_in_time`] answers with; `false`
+/// when there is none.
+fn seek_visible(
+    cursor: &mut dyn Cursor,
+    view: &FeatureView,
+    entity_key: &[u8],
+    at: Micros,
+    max_version: u64,
+    cutoff: Cutoff,
+) -> Result<bool> {
     let prefix = codec::view_entity_prefix(view.id, entity_key);
     cursor.seek_for_prev(&codec::history_key(&prefix, HistoryPosition::last_at(at)));
     while let Some((key, value)) = cursor.entry() {
@@ -33,15 +53,22 @@ pub fn point_in_time(
         if !view.within_ttl(position.event_ts, at) {
             break;
         }
-        if position.store_version <= max_version {
-            let row = RawRow::decode(value, view.features.len())?;
-            if cutoff == Cutoff::Event || row.created_ts <= at {
-                return Ok(Some(row));
-            }
+        if position.store_version <= max_version && known_at(value, at, cutoff)? {
+            return Ok(true);
         }
         cursor.prev();
     }
-    Ok(None)
+    Ok(false)
+}
+
+/// Whether a stored row counts as known at `at` under `cutoff`: with
+/// [`Cutoff::Created`], only when it was written at or before `at` (read
+/// from the row's times alone, its values left encoded).
+fn known_at(row: &[u8], at: Micros, cutoff: Cutoff) -> Result<bool> {
+    Ok(match cutoff {
+        Cutoff::Event => true,
+        Cutoff::Created => proto::RowTimes::decode(row)?.created_ts_micros <= at,
+    })
 }
 
 /// One lookup of a merge: an entity key (as [`codec::entity_key`] encodes
@@ -63,19 +90,20 @@ const MAX_BUFFERED: usize = 65_536;
 /// [`point_in_time`] for many lookups sorted by (entity key, time), by one
 /// forward pass over the view's history in key order: each entity's rows
 /// are read once (stepping forward when the next entity is near, seeking
-/// when it is far) and answer all of that entity's lookups. Answers are in
-/// the order of `queries`.
+/// when it is far) and answer all of that entity's lookups. `answer` gets
+/// each lookup's stored row (still encoded), in the order of `queries`.
 pub fn merge_point_in_time(
     cursor: &mut dyn Cursor,
     view: &FeatureView,
     queries: &[PitQuery],
     max_version: u64,
     cutoff: Cutoff,
-) -> Result<Vec<Option<RawRow>>> {
+    mut answer: impl FnMut(Option<&[u8]>),
+) -> Result<()> {
     debug_assert!(queries.windows(2).all(|w| w[0] <= w[1]), "sorted queries");
-    let features = view.features.len();
-    let mut answers = Vec::with_capacity(queries.len());
-    let mut buffered: Vec<(HistoryPosition, Vec<u8>)> = Vec::new();
+    // One entity's rows: (position, where its bytes sit in `bytes`).
+    let mut buffered: Vec<(HistoryPosition, std::ops::Range<usize>)> = Vec::new();
+    let mut bytes: Vec<u8> = Vec::new();
     let mut must_seek = true;
     let mut start = 0;
     while start < queries.len() {
@@ -90,6 +118,7 @@ pub fn merge_point_in_time(
         position_at(cursor, &prefix, must_seek);
         must_seek = false;
         buffered.clear();
+        bytes.clear();
         let mut overflow = false;
         while let Some((key, value)) = cursor.entry() {
             let Some(position) = codec::history_position(&prefix, key) else {
@@ -107,31 +136,30 @@ pub fn merge_point_in_time(
                     overflow = true;
                     break;
                 }
-                buffered.push((position, value.to_vec()));
+                buffered.push((position, bytes.len()..bytes.len() + value.len()));
+                bytes.extend_from_slice(value);
             }
             cursor.next();
         }
         if overflow {
             for query in group {
-                answers.push(point_in_time(
-                    cursor,
-                    view,
-                    entity_key,
-                    query.at,
-                    max_version,
-                    cutoff,
-                )?);
+                if seek_visible(cursor, view, entity_key, query.at, max_version, cutoff)? {
+                    answer(cursor.entry().map(|(_, value)| value));
+                } else {
+                    answer(None);
+                }
             }
             must_seek = true;
         } else {
             for query in group {
-                answers.push(latest_visible(&buffered, view, features, query.at, cutoff)?);
+                let visible = latest_visible(&buffered, &bytes, view, query.at, cutoff)?;
+                answer(visible.map(|range| &bytes[range]));
             }
         }
         start = end;
     }
     cursor.status()?;
-    Ok(answers)
+    Ok(())
 }
 
 /// Moves a forward cursor to the first key `>= prefix`: a few steps when
@@ -149,23 +177,22 @@ fn position_at(cursor: &mut dyn Cursor, prefix: &[u8], must_seek: bool) {
     cursor.seek(prefix);
 }
 
-/// The answer of [`point_in_time`] at `at` among one entity's buffered rows
-/// (version-filtered, oldest first).
+/// Where the answer of [`point_in_time`] at `at` sits among one entity's
+/// buffered rows (version-filtered, oldest first).
 fn latest_visible(
-    buffered: &[(HistoryPosition, Vec<u8>)],
+    buffered: &[(HistoryPosition, std::ops::Range<usize>)],
+    bytes: &[u8],
     view: &FeatureView,
-    features: usize,
     at: Micros,
     cutoff: Cutoff,
-) -> Result<Option<RawRow>> {
+) -> Result<Option<std::ops::Range<usize>>> {
     let upto = buffered.partition_point(|(position, _)| position.event_ts <= at);
-    for (position, bytes) in buffered[..upto].iter().rev() {
+    for (position, range) in buffered[..upto].iter().rev() {
         if !view.within_ttl(position.event_ts, at) {
             break;
         }
-        let row = RawRow::decode(bytes, features)?;
-        if cutoff == Cutoff::Event || row.created_ts <= at {
-            return Ok(Some(row));
+        if known_at(&bytes[range.clone()], at, cutoff)? {
+            return Ok(Some(range.clone()));
         }
     }
     Ok(None)

@@ -27,10 +27,13 @@ pub struct OutputRow {
     pub values: Vec<Option<Value>>,
 }
 
-/// Entity rows computed together (a multiple of the stored chunk size):
-/// the larger, the closer consecutive lookups of a view sit in its history
-/// (a merge steps instead of seeking); memory grows with it.
-const WINDOW_ROWS: usize = 64 * super::ENTITY_ROW_CHUNK;
+/// Entity rows whose lookups are merged with each view's history in one
+/// pass. A pass reads the stretch of history its lookups touch once, so
+/// the fewer passes the better (1M entity rows over 1M entities step
+/// through the whole history: four passes read it four times); memory grows
+/// with it: the visible rows' bytes, about 100 bytes per entity row and view
+/// for ten scalar features.
+const PASS_CHUNKS: u32 = (1 << 20) / super::ENTITY_ROW_CHUNK as u32;
 
 /// The entity key of `plan`'s view in an entity row.
 fn plan_key(plan: &ViewPlan, row: &EntityRow) -> Vec<u8> {
@@ -104,44 +107,34 @@ impl FeatureStore {
             feature_slots.push((plan, feature));
         }
 
-        // Entity rows are computed a window of chunks at a time: each view's
-        // lookups sorted by (entity key, time) and merged with its history
-        // in key order on both cores, then handed over in input order.
-        // A producer thread computes window after window (one ahead) while
-        // this thread hands the previous one to `visit` (the Parquet or
-        // JSON encoder), so encoding overlaps the lookups.
+        // Entity rows are computed a pass at a time: each view's lookups
+        // sorted by (entity key, time) and merged with its history in key
+        // order on both cores, then output rows are built chunk by chunk in
+        // input order. A producer thread computes while this thread hands
+        // finished chunks to `visit` (the Parquet or JSON encoder), so
+        // encoding overlaps the lookups.
         std::thread::scope(|scope| {
-            let (sender, windows) = std::sync::mpsc::sync_channel::<Result<Vec<OutputRow>>>(1);
+            let (sender, chunks) = std::sync::mpsc::sync_channel::<Result<Vec<OutputRow>>>(2);
             let (meta, plans, slots) = (&meta, &plans, &feature_slots);
             scope.spawn(move || {
-                let mut window: Vec<EntityRow> = Vec::new();
-                for chunk_index in 0..meta.chunks {
-                    let computed = self
-                        .snapshot_chunk(id, chunk_index)
-                        .map(|rows| window.extend(rows))
-                        .and_then(|()| {
-                            if window.len() >= WINDOW_ROWS || chunk_index + 1 == meta.chunks {
-                                let rows = std::mem::take(&mut window);
-                                self.compute_window(meta, plans, slots, cutoff, rows)
-                                    .map(Some)
-                            } else {
-                                Ok(None)
-                            }
-                        });
-                    let stop = computed.is_err();
-                    if let Some(rows) = computed.transpose() {
-                        // The receiver gone (`visit` failed): stop.
-                        if sender.send(rows).is_err() || stop {
+                let mut first = 0;
+                while first < meta.chunks {
+                    let pass = first..(first + PASS_CHUNKS).min(meta.chunks);
+                    first = pass.end;
+                    let emit = |rows| sender.send(rows).is_ok();
+                    match self.compute_pass(id, meta, plans, slots, cutoff, pass, emit) {
+                        // The receiver is gone (`visit` failed): stop.
+                        Ok(false) => return,
+                        Ok(true) => {}
+                        Err(e) => {
+                            let _ = sender.send(Err(e));
                             return;
                         }
                     }
                 }
             });
-            for rows in windows {
-                let mut rows = rows?.into_iter().peekable();
-                while rows.peek().is_some() {
-                    visit(meta, rows.by_ref().take(super::ENTITY_ROW_CHUNK).collect())?;
-                }
+            for rows in chunks {
+                visit(meta, rows?)?;
             }
             Ok::<(), StoreError>(())
         })?;
@@ -159,16 +152,38 @@ impl FeatureStore {
         Ok(EntityRowChunk::decode(bytes.as_slice())?.rows)
     }
 
-    /// The output rows of a window of entity rows, in input order.
-    fn compute_window(
+    /// Computes the entity rows of the stored chunks `pass` and hands their
+    /// output rows to `emit` a chunk at a time, in input order; `Ok(false)`
+    /// when `emit` refused one (nobody reads any more).
+    #[allow(clippy::too_many_arguments)]
+    fn compute_pass(
         &self,
+        id: &str,
         meta: &SnapshotMeta,
         plans: &[ViewPlan],
         feature_slots: &[(usize, usize)],
         cutoff: Cutoff,
-        entity_rows: Vec<EntityRow>,
-    ) -> Result<Vec<OutputRow>> {
-        if let Some(earliest) = entity_rows.iter().map(|r| r.event_ts_micros).min() {
+        pass: std::ops::Range<u32>,
+        mut emit: impl FnMut(Result<Vec<OutputRow>>) -> bool,
+    ) -> Result<bool> {
+        // Each view's lookups, with their entity rows' positions in the pass.
+        let mut lookups: Vec<Vec<(PitQuery, u32)>> = vec![Vec::new(); plans.len()];
+        let mut earliest = Micros::MAX;
+        let mut position = 0u32;
+        for chunk_index in pass.clone() {
+            for row in self.snapshot_chunk(id, chunk_index)? {
+                earliest = earliest.min(row.event_ts_micros);
+                for (plan, lookups) in plans.iter().zip(&mut lookups) {
+                    let query = PitQuery {
+                        entity_key: plan_key(plan, &row),
+                        at: row.event_ts_micros,
+                    };
+                    lookups.push((query, position));
+                }
+                position += 1;
+            }
+        }
+        {
             let registry = self.registry();
             let now = self.clock.now();
             for plan in plans {
@@ -177,12 +192,12 @@ impl FeatureStore {
                 })?;
             }
         }
-        // computed[plan][row]: the view's features for that row (after
-        // derived transforms), `None` when no row was visible.
-        let mut computed: Vec<Vec<Option<Vec<Option<Value>>>>> = Vec::with_capacity(plans.len());
-        for plan in plans {
-            computed.push(self.compute_plan(meta, plan, cutoff, &entity_rows)?);
-        }
+        let answers: Vec<PassAnswers> = plans
+            .iter()
+            .zip(lookups)
+            .map(|(plan, lookups)| self.answer_plan(meta, plan, cutoff, lookups))
+            .collect::<Result<_>>()?;
+
         // A value is moved into its last column and cloned into any earlier
         // one (`v:f` and `v@N:f` name one feature under two columns).
         let last_use: Vec<bool> = feature_slots
@@ -190,76 +205,69 @@ impl FeatureStore {
             .enumerate()
             .map(|(i, slot)| !feature_slots[i + 1..].contains(slot))
             .collect();
-        let mut rows = Vec::with_capacity(entity_rows.len());
-        for (r, entity_row) in entity_rows.into_iter().enumerate() {
-            let values = feature_slots
-                .iter()
-                .zip(&last_use)
-                .map(|(&(plan, feature), &last)| {
-                    let computed = computed[plan][r].as_mut()?;
-                    if last {
-                        computed[feature].take()
-                    } else {
-                        computed[feature].clone()
-                    }
-                })
-                .collect();
-            for plan in computed.iter_mut() {
-                plan[r] = None;
+        let mut position = 0usize;
+        for chunk_index in pass {
+            let entity_rows = self.snapshot_chunk(id, chunk_index)?;
+            let mut rows = Vec::with_capacity(entity_rows.len());
+            for entity_row in entity_rows {
+                let mut computed: Vec<Option<Vec<Option<Value>>>> = plans
+                    .iter()
+                    .zip(&answers)
+                    .map(|(plan, answers)| {
+                        answers
+                            .get(position)
+                            .map(|bytes| {
+                                let row = RawRow::decode(bytes, plan.view.features.len())?;
+                                Ok(plan.view.compute_owned(row))
+                            })
+                            .transpose()
+                    })
+                    .collect::<Result<_>>()?;
+                position += 1;
+                let values = feature_slots
+                    .iter()
+                    .zip(&last_use)
+                    .map(|(&(plan, feature), &last)| {
+                        let computed = computed[plan].as_mut()?;
+                        if last {
+                            computed[feature].take()
+                        } else {
+                            computed[feature].clone()
+                        }
+                    })
+                    .collect();
+                rows.push(OutputRow {
+                    keys: entity_row.keys,
+                    event_ts: entity_row.event_ts_micros,
+                    passthrough: passthrough_of(meta, &entity_row.passthrough_json)?,
+                    values,
+                });
             }
-            let passthrough = match entity_row.passthrough_json.as_str() {
-                "{}" => Map::new(),
-                text => match serde_json::from_str(text) {
-                    Ok(Json::Object(map)) => map,
-                    _ => {
-                        return Err(StoreError::Corrupt(format!(
-                            "passthrough of snapshot {}",
-                            meta.id
-                        )))
-                    }
-                },
-            };
-            rows.push(OutputRow {
-                keys: entity_row.keys,
-                event_ts: entity_row.event_ts_micros,
-                passthrough,
-                values,
-            });
+            if !emit(Ok(rows)) {
+                return Ok(false);
+            }
         }
-        Ok(rows)
+        Ok(true)
     }
 
-    /// One view's features for every entity row of a window, in input
-    /// order: the lookups sorted by (entity key, time), cut at entity
-    /// boundaries into one run per core, each run merged with the view's
-    /// history (or its aggregation index) by its own cursor.
-    fn compute_plan(
+    /// One view's stored rows visible to every lookup of a pass: the
+    /// lookups sorted by (entity key, time), cut at entity boundaries into
+    /// one run per core, each run merged with the view's history (or its
+    /// aggregation index) by its own cursor.
+    fn answer_plan(
         &self,
         meta: &SnapshotMeta,
         plan: &ViewPlan,
         cutoff: Cutoff,
-        entity_rows: &[EntityRow],
-    ) -> Result<Vec<Option<Vec<Option<Value>>>>> {
-        let mut order: Vec<(PitQuery, u32)> = entity_rows
-            .iter()
-            .enumerate()
-            .map(|(r, row)| {
-                (
-                    PitQuery {
-                        entity_key: plan_key(plan, row),
-                        at: row.event_ts_micros,
-                    },
-                    r as u32,
-                )
-            })
-            .collect();
-        order.sort_unstable();
-        let (queries, positions): (Vec<PitQuery>, Vec<u32>) = order.into_iter().unzip();
+        mut lookups: Vec<(PitQuery, u32)>,
+    ) -> Result<PassAnswers> {
+        lookups.sort_unstable();
+        let (queries, positions): (Vec<PitQuery>, Vec<u32>) = lookups.into_iter().unzip();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(4);
         let runs = entity_runs(&queries, threads);
-        let answers: Vec<Result<Vec<Option<RawRow>>>> = std::thread::scope(|scope| {
+        let arenas: Vec<Result<RunAnswers>> = std::thread::scope(|scope| {
             let handles: Vec<_> = runs
                 .iter()
                 .map(|run| {
@@ -272,37 +280,51 @@ impl FeatureStore {
                 .map(|h| h.join().expect("snapshot worker panicked"))
                 .collect()
         });
-        let mut out: Vec<Option<Vec<Option<Value>>>> = vec![None; entity_rows.len()];
+        let mut answers = PassAnswers {
+            arenas: Vec::with_capacity(arenas.len()),
+            spans: vec![Span::NONE; positions.len()],
+        };
         let mut at = 0;
-        for answer in answers {
-            for row in answer? {
-                out[positions[at] as usize] = row.map(|row| plan.view.compute_owned(row));
+        for (arena, run) in arenas.into_iter().enumerate() {
+            let run = run?;
+            for span in run.spans {
+                answers.spans[positions[at] as usize] = Span {
+                    arena: arena as u32,
+                    ..span
+                };
                 at += 1;
             }
+            answers.arenas.push(run.bytes);
         }
-        Ok(out)
+        Ok(answers)
     }
 
-    /// The rows of `plan`'s view visible to sorted lookups.
+    /// The rows of `plan`'s view visible to sorted lookups, still encoded.
     fn lookup_sorted(
         &self,
         meta: &SnapshotMeta,
         plan: &ViewPlan,
         cutoff: Cutoff,
         queries: &[PitQuery],
-    ) -> Result<Vec<Option<RawRow>>> {
+    ) -> Result<RunAnswers> {
+        let mut answers = RunAnswers {
+            // Most lookups find a row of a few dozen bytes.
+            bytes: Vec::with_capacity(queries.len() * 64),
+            spans: Vec::with_capacity(queries.len()),
+        };
         let Some(spec) = plan.view.aggregation() else {
-            let mut cursor = self.engine.cursor(Cf::History)?;
-            return merge_point_in_time(
+            let mut cursor = self.engine.scan_cursor(Cf::History)?;
+            merge_point_in_time(
                 cursor.as_mut(),
                 &plan.view,
                 queries,
                 meta.store_version,
                 cutoff,
-            );
+                |row| answers.push(row),
+            )?;
+            return Ok(answers);
         };
-        let mut cursor = self.engine.cursor(Cf::AggIndex)?;
-        let mut answers = Vec::with_capacity(queries.len());
+        let mut cursor = self.engine.scan_cursor(Cf::AggIndex)?;
         for group in queries.chunk_by(|a, b| a.entity_key == b.entity_key) {
             let events = aggregation::load_group(
                 cursor.as_mut(),
@@ -313,17 +335,86 @@ impl FeatureStore {
                 meta.store_version,
             )?;
             for query in group {
-                answers.push(Some(aggregation::aggregate_loaded(
+                let row = aggregation::aggregate_loaded(
                     spec,
                     plan.view.features.len(),
                     &events,
                     query.at,
                     meta.store_version,
                     cutoff,
-                )));
+                );
+                answers.push(Some(&row.encode()));
             }
         }
         Ok(answers)
+    }
+}
+
+/// The passthrough columns of a stored entity row.
+fn passthrough_of(meta: &SnapshotMeta, stored: &str) -> Result<Map<String, Json>> {
+    match stored {
+        "{}" => Ok(Map::new()),
+        text => match serde_json::from_str(text) {
+            Ok(Json::Object(map)) => Ok(map),
+            _ => Err(StoreError::Corrupt(format!(
+                "passthrough of snapshot {}",
+                meta.id
+            ))),
+        },
+    }
+}
+
+/// Where one lookup's answer sits: a range of one run's bytes.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    arena: u32,
+    len: u32,
+    start: usize,
+}
+
+impl Span {
+    /// No visible row.
+    const NONE: Span = Span {
+        arena: u32::MAX,
+        len: 0,
+        start: 0,
+    };
+}
+
+/// The answers of one run of sorted lookups, in their order.
+struct RunAnswers {
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+impl RunAnswers {
+    fn push(&mut self, row: Option<&[u8]>) {
+        self.spans.push(match row {
+            Some(row) => {
+                let span = Span {
+                    arena: 0,
+                    len: row.len() as u32,
+                    start: self.bytes.len(),
+                };
+                self.bytes.extend_from_slice(row);
+                span
+            }
+            None => Span::NONE,
+        });
+    }
+}
+
+/// One view's answers for a pass, by the entity row's position in it.
+struct PassAnswers {
+    arenas: Vec<Vec<u8>>,
+    spans: Vec<Span>,
+}
+
+impl PassAnswers {
+    fn get(&self, position: usize) -> Option<&[u8]> {
+        let span = self.spans[position];
+        let arena = self.arenas.get(span.arena as usize)?;
+        Some(&arena[span.start..span.start + span.len as usize])
     }
 }
 
