@@ -8,15 +8,15 @@ use anyhow::Context;
 use serde_json::{Map, Value as Json};
 
 /// Turns one CSV cell (column name, text) into a JSON value.
-pub type CellParser = Box<dyn Fn(&str, &str) -> Result<Json, String>>;
+pub type CellParser = Box<dyn Fn(&str, &str) -> Result<Json, String> + Send>;
 
-pub type Rows = Box<dyn Iterator<Item = Result<Json, String>>>;
+pub type Rows = Box<dyn Iterator<Item = Result<Json, String>> + Send>;
 
 /// Rows of `path`: CSV when it ends in `.csv` (cells through `cell`), else
 /// JSON lines. `wrap` lets the caller count bytes read (for progress).
 pub fn read_rows(
     path: &Path,
-    wrap: impl FnOnce(File) -> Box<dyn Read>,
+    wrap: impl FnOnce(File) -> Box<dyn Read + Send>,
     cell: CellParser,
 ) -> anyhow::Result<Rows> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -50,6 +50,23 @@ pub fn read_rows(
     }
 }
 
+/// Rows read and parsed on a thread of their own, a few thousand ahead of
+/// the caller, so parsing overlaps what the caller does with them.
+pub fn read_ahead(rows: Rows) -> impl Iterator<Item = Result<Json, String>> {
+    const BATCH: usize = 4096;
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Result<Json, String>>>(2);
+    std::thread::spawn(move || {
+        let mut rows = rows.peekable();
+        while rows.peek().is_some() {
+            // The receiver gone (the caller stopped reading): stop too.
+            if send.send(rows.by_ref().take(BATCH).collect()).is_err() {
+                return;
+            }
+        }
+    });
+    receive.into_iter().flatten()
+}
+
 /// Whether `path` is read as CSV (by its extension).
 pub fn is_csv(path: &Path) -> bool {
     path.extension()
@@ -57,7 +74,7 @@ pub fn is_csv(path: &Path) -> bool {
 }
 
 /// JSON objects, one per non-blank line.
-pub fn json_lines(reader: Box<dyn Read>) -> Rows {
+pub fn json_lines(reader: Box<dyn Read + Send>) -> Rows {
     Box::new(
         BufReader::new(reader)
             .lines()

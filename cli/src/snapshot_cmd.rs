@@ -11,7 +11,7 @@ use reprise_store::{Cutoff, SnapshotSpec};
 use serde_json::Value as Json;
 
 use crate::args::{SnapshotArgs, StoreArgs};
-use crate::input::{infer_cell, read_rows};
+use crate::input::{infer_cell, read_ahead, read_rows};
 use crate::progress;
 
 pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
@@ -31,7 +31,7 @@ pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
     let wrap_bar = bar.clone();
     let rows = read_rows(
         &args.entities,
-        move |file| Box::new(wrap_bar.wrap_read(file)) as Box<dyn Read>,
+        move |file| Box::new(wrap_bar.wrap_read(file)) as Box<dyn Read + Send>,
         Box::new(move |column, text| {
             Ok(if key_columns.contains(column) {
                 Json::String(text.to_owned())
@@ -46,7 +46,7 @@ pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
         cutoff,
         owner: String::new(),
     };
-    let info = store.create_snapshot(&spec, rows)?;
+    let info = store.create_snapshot(&spec, read_ahead(rows))?;
     bar.finish_and_clear();
     let stored = bar.elapsed();
 
