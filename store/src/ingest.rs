@@ -5,13 +5,16 @@
 //! stored exactly as a backfill push would store them (created time = event
 //! time), so reads, snapshots and aggregations cannot tell them apart.
 
+use std::collections::hash_map::Entry;
+use std::collections::BTreeSet;
+
 use serde_json::Value as Json;
 
 use crate::cf::Cf;
 use crate::engine::{SortedRun, WriteBatch};
 use crate::error::Result;
 use crate::feature_store::{put_store_version, FeatureStore};
-use crate::push::{encode_rows, retired, NewestRows, ParsedRow, PushOutcome};
+use crate::push::{encode_rows_from, retired, NewestRows, ParsedRow, PushOutcome};
 use crate::registry::FeatureView;
 use crate::text_rows::TextColumns;
 
@@ -50,21 +53,7 @@ impl FeatureStore {
         let groupings = crate::aggregation::index::indexed_groupings(&registry);
         let masks = groupings.get(&view.id).cloned().unwrap_or_default();
         let written = parsed.len();
-        let mut history = Vec::with_capacity(written);
-        let mut index = Vec::with_capacity(written * masks.len());
-        let mut newest = NewestRows::new();
-        encode_rows(
-            view,
-            parsed,
-            version,
-            None,
-            &masks,
-            &mut newest,
-            &mut |cf, key, value| match cf {
-                Cf::History => history.push((key, value)),
-                _ => index.push((key, value)),
-            },
-        )?;
+        let (history, index, newest) = encode_in_parts(view, parsed, version, &masks)?;
         let online = self.online_updates(newest)?;
         let touched: Vec<Vec<u8>> = online.iter().map(|(key, _)| key.clone()).collect();
         let runs = vec![
@@ -83,4 +72,82 @@ impl FeatureStore {
             store_version: version,
         })
     }
+}
+
+/// Encoded entries of one column family, unsorted.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Rows per part when a batch is encoded in parts side by side.
+const ENCODE_PART_ROWS: usize = 64 * 1024;
+
+/// [`encode_rows_from`] of a whole ingestion, in contiguous parts on up to
+/// four threads: history entries, aggregation-index entries and the newest
+/// row per entity (merged in part order, so later rows still win ties).
+fn encode_in_parts(
+    view: &FeatureView,
+    mut parsed: Vec<ParsedRow>,
+    version: u64,
+    masks: &BTreeSet<u8>,
+) -> Result<(Entries, Entries, NewestRows)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let part_rows = parsed.len().div_ceil(threads).max(ENCODE_PART_ROWS);
+    let mut parts = Vec::new();
+    let mut first = 0;
+    while !parsed.is_empty() {
+        let rest = parsed.split_off(part_rows.min(parsed.len()));
+        let part = std::mem::replace(&mut parsed, rest);
+        let len = part.len();
+        parts.push((first, part));
+        first += len;
+    }
+    let encoded: Vec<Result<(Entries, Entries, NewestRows)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(first, part)| {
+                scope.spawn(move || {
+                    let mut history = Vec::with_capacity(part.len());
+                    let mut index = Vec::with_capacity(part.len() * masks.len());
+                    let mut newest = NewestRows::new();
+                    encode_rows_from(
+                        view,
+                        part,
+                        first,
+                        version,
+                        None,
+                        masks,
+                        &mut newest,
+                        &mut |cf, key, value| match cf {
+                            Cf::History => history.push((key, value)),
+                            _ => index.push((key, value)),
+                        },
+                    )?;
+                    Ok((history, index, newest))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an encoding thread panicked"))
+            .collect()
+    });
+    let (mut history, mut index, mut newest) = (Vec::new(), Vec::new(), NewestRows::new());
+    for part in encoded {
+        let (part_history, part_index, part_newest) = part?;
+        history.extend(part_history);
+        index.extend(part_index);
+        for (key, row) in part_newest {
+            match newest.entry(key) {
+                Entry::Occupied(slot) if row.0 < slot.get().0 => {}
+                Entry::Occupied(mut slot) => {
+                    slot.insert(row);
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(row);
+                }
+            }
+        }
+    }
+    Ok((history, index, newest))
 }

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use prost::Message;
+
 use serde_json::{Map, Value as Json};
 
 use crate::cf::Cf;
@@ -15,6 +17,7 @@ use crate::counters::Deltas;
 use crate::engine::WriteBatch;
 use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
+use crate::proto;
 use crate::registry::FeatureView;
 use crate::row::RawRow;
 use crate::time::{parse_rfc3339, Micros};
@@ -303,7 +306,7 @@ impl FeatureStore {
         for ((key, (ts, bytes)), current) in candidates.into_iter().zip(current) {
             let replaces = match current {
                 None => true,
-                Some(stored) => ts >= RawRow::decode(&stored, 0)?.event_ts,
+                Some(stored) => ts >= proto::RowTimes::decode(stored.as_slice())?.event_ts_micros,
             };
             if replaces {
                 updates.push((key, bytes));
@@ -330,7 +333,23 @@ pub(crate) fn encode_rows(
     newest: &mut NewestRows,
     put: &mut dyn FnMut(Cf, Vec<u8>, Vec<u8>),
 ) -> Result<()> {
-    for (seq, row) in rows.into_iter().enumerate() {
+    encode_rows_from(view, rows, 0, version, created, masks, newest, put)
+}
+
+/// [`encode_rows`] of rows that follow `first_seq` others of the same
+/// version (their sequence numbers in the history keys start there).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_rows_from(
+    view: &FeatureView,
+    rows: Vec<ParsedRow>,
+    first_seq: usize,
+    version: u64,
+    created: Option<Micros>,
+    masks: &std::collections::BTreeSet<u8>,
+    newest: &mut NewestRows,
+    put: &mut dyn FnMut(Cf, Vec<u8>, Vec<u8>),
+) -> Result<()> {
+    for (seq, row) in (first_seq..).zip(rows) {
         let prefix = codec::view_entity_prefix(view.id, &row.entity_key);
         let position = HistoryPosition {
             event_ts: row.event_ts,

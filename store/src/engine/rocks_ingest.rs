@@ -46,15 +46,28 @@ impl RocksEngine {
         );
         let dir = self.staging_root().join(&staging);
         std::fs::create_dir_all(&dir)?;
-        let mut files = Vec::new();
-        for (i, run) in runs.iter().enumerate() {
-            if run.entries.is_empty() {
-                continue;
-            }
-            let name = format!("{i}-{}.sst", run.cf.name());
-            write_sst(&dir.join(&name), run)?;
-            files.push((run.cf, name));
-        }
+        // One file per run, written side by side (compressing a run's
+        // blocks is most of the work).
+        let files: Vec<(Cf, String)> = std::thread::scope(|scope| {
+            let writers: Vec<_> = runs
+                .iter()
+                .enumerate()
+                .filter(|(_, run)| !run.entries.is_empty())
+                .map(|(i, run)| {
+                    let name = format!("{i}-{}.sst", run.cf.name());
+                    let path = dir.join(&name);
+                    let writer = scope.spawn(move || write_sst(&path, run));
+                    (run.cf, name, writer)
+                })
+                .collect();
+            writers
+                .into_iter()
+                .map(|(cf, name, writer)| {
+                    writer.join().expect("an SST writer panicked")?;
+                    Ok((cf, name))
+                })
+                .collect::<Result<_>>()
+        })?;
         // The files' names must survive a crash as long as the marker does:
         // the staging directory, its parent and the store's directory.
         for synced in [dir.as_path(), &self.staging_root(), &self.path] {
