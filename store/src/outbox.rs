@@ -7,7 +7,8 @@
 //!
 //! The outbox is off until a leader turns it on (a flag in the store, so a
 //! command-line push while the leader is down still fills it); turning it on
-//! queues a full publication first. A server started without a publisher
+//! queues a full publication first, unless the shared store is where this
+//! store last recorded leaving it. A server started without a publisher
 //! turns it off, so nothing accumulates that nobody drains.
 
 use prost::Message;
@@ -21,6 +22,18 @@ use crate::time::Micros;
 
 /// The meta key of the on/off flag.
 pub(crate) const ENABLED_KEY: &[u8] = b"outbox/enabled";
+
+/// The meta key of the version this store last saw the shared store
+/// publish.
+const PUBLISHED_KEY: &[u8] = b"outbox/published";
+
+fn put_published(batch: &mut WriteBatch, version: u64) {
+    batch.put(
+        Cf::Meta,
+        PUBLISHED_KEY.to_vec(),
+        version.to_be_bytes().to_vec(),
+    );
+}
 
 /// The meta keys that are definitions (besides the registry's records).
 pub(crate) const RETIRED_PREFIX: &[u8] = b"retired_view/";
@@ -140,32 +153,78 @@ impl FeatureStore {
         self.outbox.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Turns the outbox on (a leader starting to publish) and queues a full
-    /// publication (rows, events, definitions) at the current version:
-    /// commits made while it was off are listed nowhere, and the shared
-    /// store may have lost what it held (flushed, replaced). Returns whether
-    /// it was off.
-    pub fn enable_outbox(&self) -> Result<bool> {
+    /// Turns the outbox on: a leader starts publishing to a shared store
+    /// whose published version is `published`. A full publication (rows,
+    /// events, definitions) is queued at the current version unless the
+    /// outbox was already on and `published` is the version this store last
+    /// recorded publishing there: then the shared store holds everything up
+    /// to it and the entries still queued cover every later commit (a
+    /// command-line push while the leader was down queues its entry too),
+    /// so only the definitions are queued again. Otherwise commits made
+    /// while the outbox was off are listed nowhere, or the shared store
+    /// lost what it held (flushed, replaced, failed over to an older copy).
+    /// Returns whether a full publication was queued.
+    pub fn enable_outbox(&self, published: u64) -> Result<bool> {
         let _writer = self.lock_writer();
-        let was_off = !self.outbox_enabled();
+        let resync = !self.outbox_enabled() || self.recorded_publication()? != Some(published);
         let version = self.version();
         let entry = OutboxEntry {
             committed_at_micros: self.clock.now(),
             definitions: true,
-            resync: true,
+            resync,
             ..OutboxEntry::default()
         };
         let mut batch = WriteBatch::default();
         batch.put(Cf::Meta, ENABLED_KEY.to_vec(), b"1".to_vec());
+        // Entries are keyed by version: a later commit's entry replaces
+        // this one only by also being at the current version, which cannot
+        // happen under the writer lock; an older entry at this version (a
+        // commit since the last publication) is merged, not lost.
+        let entry = match self.engine.get(Cf::Outbox, &entry_key(version))? {
+            Some(bytes) => {
+                let mut queued = OutboxEntry::decode(bytes.as_slice())?;
+                queued.definitions = true;
+                queued.resync |= resync;
+                queued
+            }
+            None => entry,
+        };
         batch.put(Cf::Outbox, entry_key(version), entry.encode_to_vec());
         self.engine.write(batch)?;
         self.outbox
             .store(true, std::sync::atomic::Ordering::Release);
-        tracing::info!(
-            store_version = version,
-            "outbox on: full publication queued"
-        );
-        Ok(was_off)
+        if resync {
+            tracing::info!(
+                store_version = version,
+                "outbox on: full publication queued"
+            );
+        } else {
+            tracing::info!(
+                store_version = version,
+                published,
+                "outbox on: the shared store is where this store left it; publishing the queued entries"
+            );
+        }
+        Ok(resync)
+    }
+
+    /// The version this store last recorded the shared store publishing.
+    fn recorded_publication(&self) -> Result<Option<u64>> {
+        let Some(bytes) = self.engine.get(Cf::Meta, PUBLISHED_KEY)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("outbox/published".into()))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    /// Records that the shared store has published `version`.
+    pub fn record_publication(&self, version: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        put_published(&mut batch, version);
+        self.engine.write(batch)
     }
 
     /// Turns the outbox off and drops its entries (a server without a
@@ -178,6 +237,7 @@ impl FeatureStore {
         }
         let mut batch = WriteBatch::default();
         batch.delete(Cf::Meta, ENABLED_KEY.to_vec());
+        batch.delete(Cf::Meta, PUBLISHED_KEY.to_vec());
         self.engine.write(batch)?;
         self.engine.delete_prefix(Cf::Outbox, &[])?;
         self.outbox
@@ -215,8 +275,15 @@ impl FeatureStore {
     }
 
     /// Drops the entries of `versions` (published), in one write.
-    pub fn outbox_remove_all(&self, versions: impl Iterator<Item = u64>) -> Result<()> {
+    /// Removes the entries of `versions`, published by the shared store
+    /// up to `published`, and records that version in the same write.
+    pub fn outbox_remove_all(
+        &self,
+        versions: impl Iterator<Item = u64>,
+        published: u64,
+    ) -> Result<()> {
         let mut batch = WriteBatch::default();
+        put_published(&mut batch, published);
         for version in versions {
             batch.delete(Cf::Outbox, entry_key(version));
         }

@@ -134,7 +134,7 @@ impl Publisher {
         interval: Duration,
     ) -> reprise_store::Result<Self> {
         reprise_store::online_store::check_target(&store, shared.as_ref())?;
-        store.enable_outbox()?;
+        store.enable_outbox(shared.published_version()?)?;
         let status = Arc::new(PublisherStatus::default());
         status
             .published_version

@@ -80,7 +80,7 @@ pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result
         let taken = &entries[..merged_count(&entries)];
         publish_entry(store, target, &merged, &mut round)?;
         target.await_replicas()?;
-        store.outbox_remove_all(taken.iter().map(|p| p.version))?;
+        store.outbox_remove_all(taken.iter().map(|p| p.version), merged.version)?;
         round.entries += taken.len();
         round.published_version = Some(merged.version);
     }
@@ -90,6 +90,7 @@ pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result
     let head = store.outbox_entries(1)?;
     if head.is_empty() && target.published_version()? < version {
         target.publish_version(version)?;
+        store.record_publication(version)?;
         round.published_version = Some(version);
     }
     let leader = LeaderState {

@@ -184,7 +184,7 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
         // Written before the outbox is on: the first publication carries it.
         write(leader, 900, 1);
         assert!(leader.outbox_entries(10).unwrap().is_empty());
-        assert!(leader.enable_outbox().unwrap());
+        assert!(leader.enable_outbox(0).unwrap(), "off before: everything");
         write(leader, 950, 2);
 
         let shared = shared();
@@ -250,10 +250,35 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
             .unwrap()
             .is_empty());
 
+        // A leader restarting on the shared store it left, with a commit
+        // made meanwhile (a command-line push while it was down): only that
+        // commit's row and the definitions go out, not the whole view.
+        leader
+            .push(
+                "a",
+                &[json!({"user_id": "u1", "event_timestamp": ts(1_060), "x": 40})],
+                false,
+            )
+            .unwrap();
+        let published = shared.published_version().unwrap();
+        assert!(
+            !leader.enable_outbox(published).unwrap(),
+            "the shared store is where this store left it"
+        );
+        let round = publish_pending(leader, shared.as_ref()).unwrap();
+        assert_eq!(round.rows, 1, "{round:?}");
+        replica.follow(shared.published_version().unwrap());
+        assert_eq!(read(&replica), read(leader));
+
         // A leader restarting on an emptied shared store publishes it all
         // again; a shared store ahead of the leader is refused.
         let emptied = self::shared();
-        assert!(!leader.enable_outbox().unwrap(), "it was on");
+        assert!(
+            leader
+                .enable_outbox(emptied.published_version().unwrap())
+                .unwrap(),
+            "on, but the shared store lost what this store published: everything again"
+        );
         publish_pending(leader, emptied.as_ref()).unwrap();
         let again = FeatureStore::replica(
             emptied.clone(),
@@ -276,7 +301,7 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
 fn definitions_reach_replicas_and_the_outbox_stays_empty_when_off() {
     let t = store_with(Kind::Memory, DEFINITIONS, 1_000);
     let leader = &t.store;
-    leader.enable_outbox().unwrap();
+    leader.enable_outbox(0).unwrap();
     let shared = shared();
     publish_pending(leader, shared.as_ref()).unwrap();
     let replica = FeatureStore::replica(
