@@ -288,10 +288,12 @@ impl FeatureStore {
         for (arena, run) in arenas.into_iter().enumerate() {
             let run = run?;
             for span in run.spans {
-                answers.spans[positions[at] as usize] = Span {
-                    arena: arena as u32,
-                    ..span
-                };
+                if span.arena != Span::NONE.arena {
+                    answers.spans[positions[at] as usize] = Span {
+                        arena: arena as u32,
+                        ..span
+                    };
+                }
                 at += 1;
             }
             answers.arenas.push(run.bytes);

@@ -112,9 +112,12 @@ fn online_and_offline_values_are_bit_identical() {
         .iter()
         .map(|f| format!("t:{}", f.name))
         .collect();
+    // And an entity without rows: no derived value either (not the hour of
+    // an empty row's time).
     let ids: Vec<String> = users
         .iter()
         .map(|u| u["user_id"].as_str().unwrap().to_owned())
+        .chain(["u_missing".to_owned()])
         .collect();
     let entities: Vec<_> = ids
         .iter()
@@ -165,7 +168,8 @@ fn online_and_offline_values_are_bit_identical() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 5 * 13);
+    assert_eq!(compared, 6 * 13);
+    assert!(offline[5].values.iter().all(Option::is_none));
     // The derived values are really computed (not all null).
     assert_eq!(online.rows[0].values[6], Some(Value::Int64(2)));
     assert_eq!(online.rows[4].values[11], Some(Value::Int64(-1)));
