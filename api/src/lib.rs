@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub shared_online_store: Option<Arc<dyn reprise_store::online_store::OnlineStore>>,
     /// How often the publisher (leader) or follower (replica) runs.
     pub replication_interval: std::time::Duration,
+    /// A leader publishes the whole online view at start even when the
+    /// shared store is where it left it (after Redis lost keys but kept
+    /// its published version).
+    pub republish_online_store: bool,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             metrics_open: true,
             shared_online_store: None,
             replication_interval: std::time::Duration::from_millis(20),
+            republish_online_store: false,
         }
     }
 }
@@ -121,6 +126,7 @@ pub fn state(
             Arc::clone(&store),
             Arc::clone(shared),
             config.replication_interval,
+            config.republish_online_store,
         )?),
         None => {
             if store.disable_outbox()? {

@@ -387,6 +387,11 @@ pub struct ServeArgs {
     /// cluster without replicas.
     #[arg(long, env = "REPRISE_ONLINE_STORE_REPLICAS", default_value_t = 1)]
     pub online_store_replicas: usize,
+    /// A leader publishes the whole online view at start even when Redis
+    /// is where it left it (by default it publishes only what was committed
+    /// since): after Redis lost keys but kept its published version.
+    #[arg(long, env = "REPRISE_ONLINE_STORE_REPUBLISH")]
+    pub online_store_republish: bool,
     /// A replica's leader (`http://host:port`): writes and every route but
     /// online reads go there.
     #[arg(long, env = "REPRISE_LEADER")]

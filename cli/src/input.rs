@@ -51,11 +51,12 @@ pub fn read_rows(
 }
 
 /// Rows read and parsed on a thread of their own, a few thousand ahead of
-/// the caller, so parsing overlaps what the caller does with them.
+/// the caller, so parsing overlaps what the caller does with them. A reader
+/// that panicked ends the rows with an error, never a silently short input.
 pub fn read_ahead(rows: Rows) -> impl Iterator<Item = Result<Json, String>> {
     const BATCH: usize = 4096;
     let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Result<Json, String>>>(2);
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut rows = rows.peekable();
         while rows.peek().is_some() {
             // The receiver gone (the caller stopped reading): stop too.
@@ -64,7 +65,14 @@ pub fn read_ahead(rows: Rows) -> impl Iterator<Item = Result<Json, String>> {
             }
         }
     });
-    receive.into_iter().flatten()
+    let mut reader = Some(reader);
+    receive
+        .into_iter()
+        .flatten()
+        .chain(std::iter::from_fn(move || {
+            let panicked = reader.take()?.join().is_err();
+            panicked.then(|| Err("reading the rows failed (the reader thread panicked)".to_owned()))
+        }))
 }
 
 /// Whether `path` is read as CSV (by its extension).
@@ -102,5 +110,24 @@ pub fn infer_cell(text: &str) -> Json {
         "true" => Json::Bool(true),
         "false" => Json::Bool(false),
         _ => Json::String(text.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ahead_keeps_the_order_and_reports_a_reader_that_panicked() {
+        let rows: Rows = Box::new((0..10_000).map(|i| Ok(Json::from(i))));
+        let read: Vec<Json> = read_ahead(rows).map(Result::unwrap).collect();
+        assert_eq!(read, (0..10_000).map(Json::from).collect::<Vec<_>>());
+
+        let panicking: Rows = Box::new((0..10).map(|i| {
+            assert!(i < 5, "a parser bug");
+            Ok(Json::from(i))
+        }));
+        let read: Vec<Result<Json, String>> = read_ahead(panicking).collect();
+        assert!(read.last().unwrap().is_err(), "{read:?}");
     }
 }

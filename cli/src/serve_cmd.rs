@@ -126,6 +126,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         keys,
         shared_online_store: shared,
         replication_interval: interval,
+        republish_online_store: args.online_store_republish,
         metrics_open: !args.close_metrics,
         ..ServerConfig::default()
     };

@@ -154,7 +154,8 @@ impl FeatureStore {
     }
 
     /// Turns the outbox on: a leader starts publishing to a shared store
-    /// whose published version is `published`. A full publication (rows,
+    /// whose published version is `published` (`None`: publish everything
+    /// whatever it holds). A full publication (rows,
     /// events, definitions) is queued at the current version unless the
     /// outbox was already on and `published` is the version this store last
     /// recorded publishing there: then the shared store holds everything up
@@ -164,9 +165,11 @@ impl FeatureStore {
     /// while the outbox was off are listed nowhere, or the shared store
     /// lost what it held (flushed, replaced, failed over to an older copy).
     /// Returns whether a full publication was queued.
-    pub fn enable_outbox(&self, published: u64) -> Result<bool> {
+    pub fn enable_outbox(&self, published: Option<u64>) -> Result<bool> {
         let _writer = self.lock_writer();
-        let resync = !self.outbox_enabled() || self.recorded_publication()? != Some(published);
+        let resync = !self.outbox_enabled()
+            || published.is_none()
+            || self.recorded_publication()? != published;
         let version = self.version();
         let entry = OutboxEntry {
             committed_at_micros: self.clock.now(),
@@ -201,7 +204,7 @@ impl FeatureStore {
         } else {
             tracing::info!(
                 store_version = version,
-                published,
+                published = published.unwrap_or_default(),
                 "outbox on: the shared store is where this store left it; publishing the queued entries"
             );
         }

@@ -127,14 +127,19 @@ pub struct Publisher {
 
 impl Publisher {
     /// Turns the store's outbox on and starts draining it into `shared`
-    /// every `interval` (must run inside an actix system).
+    /// every `interval` (must run inside an actix system); with `republish`,
+    /// the whole online view goes out first whatever `shared` holds.
     pub fn start(
         store: Arc<FeatureStore>,
         shared: Arc<dyn OnlineStore>,
         interval: Duration,
+        republish: bool,
     ) -> reprise_store::Result<Self> {
         reprise_store::online_store::check_target(&store, shared.as_ref())?;
-        store.enable_outbox(shared.published_version()?)?;
+        let published = (!republish)
+            .then(|| shared.published_version())
+            .transpose()?;
+        store.enable_outbox(published)?;
         let status = Arc::new(PublisherStatus::default());
         status
             .published_version

@@ -53,7 +53,8 @@ struct ViewPlan {
 
 impl FeatureStore {
     /// Computes the snapshot's rows in input order and hands them to `visit`
-    /// a chunk at a time. Memory use is bounded by one chunk.
+    /// a chunk at a time. Memory use is bounded by one pass (up to 1M entity
+    /// rows: each view's lookups and the encoded rows they found).
     pub fn read_snapshot(
         &self,
         id: &str,

@@ -184,7 +184,10 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
         // Written before the outbox is on: the first publication carries it.
         write(leader, 900, 1);
         assert!(leader.outbox_entries(10).unwrap().is_empty());
-        assert!(leader.enable_outbox(0).unwrap(), "off before: everything");
+        assert!(
+            leader.enable_outbox(Some(0)).unwrap(),
+            "off before: everything"
+        );
         write(leader, 950, 2);
 
         let shared = shared();
@@ -262,11 +265,17 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
             .unwrap();
         let published = shared.published_version().unwrap();
         assert!(
-            !leader.enable_outbox(published).unwrap(),
+            !leader.enable_outbox(Some(published)).unwrap(),
             "the shared store is where this store left it"
         );
         let round = publish_pending(leader, shared.as_ref()).unwrap();
         assert_eq!(round.rows, 1, "{round:?}");
+        replica.follow(shared.published_version().unwrap());
+        assert_eq!(read(&replica), read(leader));
+        // Asked to (`--online-store-republish`), it publishes it all.
+        assert!(leader.enable_outbox(None).unwrap());
+        let round = publish_pending(leader, shared.as_ref()).unwrap();
+        assert!(round.rows > 1, "{round:?}");
         replica.follow(shared.published_version().unwrap());
         assert_eq!(read(&replica), read(leader));
 
@@ -275,7 +284,7 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
         let emptied = self::shared();
         assert!(
             leader
-                .enable_outbox(emptied.published_version().unwrap())
+                .enable_outbox(Some(emptied.published_version().unwrap()))
                 .unwrap(),
             "on, but the shared store lost what this store published: everything again"
         );
@@ -301,7 +310,7 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
 fn definitions_reach_replicas_and_the_outbox_stays_empty_when_off() {
     let t = store_with(Kind::Memory, DEFINITIONS, 1_000);
     let leader = &t.store;
-    leader.enable_outbox(0).unwrap();
+    leader.enable_outbox(Some(0)).unwrap();
     let shared = shared();
     publish_pending(leader, shared.as_ref()).unwrap();
     let replica = FeatureStore::replica(
