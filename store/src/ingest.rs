@@ -14,7 +14,7 @@ use crate::cf::Cf;
 use crate::engine::{SortedRun, WriteBatch};
 use crate::error::Result;
 use crate::feature_store::{put_store_version, FeatureStore};
-use crate::push::{encode_rows_from, retired, NewestRows, ParsedRow, PushOutcome};
+use crate::push::{encode_rows, retired, NewestRows, ParsedRow, PushOutcome};
 use crate::registry::FeatureView;
 use crate::text_rows::TextColumns;
 
@@ -80,7 +80,7 @@ type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 /// Rows per part when a batch is encoded in parts side by side.
 const ENCODE_PART_ROWS: usize = 64 * 1024;
 
-/// [`encode_rows_from`] of a whole ingestion, in contiguous parts on up to
+/// [`encode_rows`] of a whole ingestion, in contiguous parts on up to
 /// four threads: history entries, aggregation-index entries and the newest
 /// row per entity (merged in part order, so later rows still win ties).
 fn encode_in_parts(
@@ -110,7 +110,7 @@ fn encode_in_parts(
                     let mut history = Vec::with_capacity(part.len());
                     let mut index = Vec::with_capacity(part.len() * masks.len());
                     let mut newest = NewestRows::new();
-                    encode_rows_from(
+                    encode_rows(
                         view,
                         part,
                         first,

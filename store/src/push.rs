@@ -268,6 +268,7 @@ impl FeatureStore {
             encode_rows(
                 &pending.view,
                 rows,
+                0,
                 version,
                 created,
                 masks,
@@ -319,27 +320,14 @@ impl FeatureStore {
 /// The newest row per (view, entity) over the batches being written.
 pub(crate) type NewestRows = HashMap<Vec<u8>, Newest>;
 
-/// Encodes `rows` of `view` written at store `version`: each row's history
-/// entry and its aggregation-index entries (one per grouping in `masks`) go
-/// to `put`; `newest` keeps each entity's newest row (later rows win ties
-/// on event time). `created`: the created time, or `None` for a backfill
-/// (each row's event time).
-pub(crate) fn encode_rows(
-    view: &FeatureView,
-    rows: Vec<ParsedRow>,
-    version: u64,
-    created: Option<Micros>,
-    masks: &std::collections::BTreeSet<u8>,
-    newest: &mut NewestRows,
-    put: &mut dyn FnMut(Cf, Vec<u8>, Vec<u8>),
-) -> Result<()> {
-    encode_rows_from(view, rows, 0, version, created, masks, newest, put)
-}
-
-/// [`encode_rows`] of rows that follow `first_seq` others of the same
-/// version (their sequence numbers in the history keys start there).
+/// Encodes `rows` of `view` written at store `version`, after `first_seq`
+/// others of that version (their sequence numbers in the history keys start
+/// there): each row's history entry and its aggregation-index entries (one
+/// per grouping in `masks`) go to `put`; `newest` keeps each entity's newest
+/// row (later rows win ties on event time). `created`: the created time, or
+/// `None` for a backfill (each row's event time).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn encode_rows_from(
+pub(crate) fn encode_rows(
     view: &FeatureView,
     rows: Vec<ParsedRow>,
     first_seq: usize,
