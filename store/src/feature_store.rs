@@ -37,6 +37,9 @@ pub struct StoreConfig {
     /// clock; `None`: no bound. (A year-9999 row would stay the latest value
     /// of its key forever.)
     pub max_future: Option<Micros>,
+    /// Entity rows a snapshot computes in one pass (one read of each view's
+    /// history; memory grows with it). Rounded up to whole stored chunks.
+    pub snapshot_pass_rows: usize,
 }
 
 impl Default for StoreConfig {
@@ -45,6 +48,7 @@ impl Default for StoreConfig {
             online_cache_bytes: 128 << 20,
             clock: Clock::system(),
             max_future: None,
+            snapshot_pass_rows: 1 << 20,
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct FeatureStore {
     pub(crate) cache: OnlineCache,
     pub(crate) clock: Clock,
     pub(crate) max_future: Option<Micros>,
+    /// Stored entity-row chunks per snapshot pass (at least one).
+    pub(crate) snapshot_pass_chunks: u32,
     /// Whether commits write outbox entries (`outbox.rs`).
     pub(crate) outbox: std::sync::atomic::AtomicBool,
     /// Set on a replica: online reads go to this shared online store
@@ -120,6 +126,10 @@ impl FeatureStore {
             cache: OnlineCache::new(config.online_cache_bytes),
             clock: config.clock,
             max_future: config.max_future,
+            snapshot_pass_chunks: config
+                .snapshot_pass_rows
+                .div_ceil(crate::snapshot::ENTITY_ROW_CHUNK)
+                .clamp(1, u32::MAX as usize) as u32,
             outbox: std::sync::atomic::AtomicBool::new(outbox),
             remote_online: std::sync::OnceLock::new(),
         })

@@ -27,14 +27,6 @@ pub struct OutputRow {
     pub values: Vec<Option<Value>>,
 }
 
-/// Entity rows whose lookups are merged with each view's history in one
-/// pass. A pass reads the stretch of history its lookups touch once, so
-/// the fewer passes the better (1M entity rows over 1M entities step
-/// through the whole history: four passes read it four times); memory grows
-/// with it: the visible rows' bytes, about 100 bytes per entity row and view
-/// for ten scalar features.
-const PASS_CHUNKS: u32 = (1 << 20) / super::ENTITY_ROW_CHUNK as u32;
-
 /// The entity key of `plan`'s view in an entity row.
 fn plan_key(plan: &ViewPlan, row: &EntityRow) -> Vec<u8> {
     let keys: Vec<&str> = plan
@@ -114,13 +106,19 @@ impl FeatureStore {
         // input order. A producer thread computes while this thread hands
         // finished chunks to `visit` (the Parquet or JSON encoder), so
         // encoding overlaps the lookups.
+        // Entity rows whose lookups are merged with each view's history in
+        // one pass (`StoreConfig::snapshot_pass_rows`). A pass reads the
+        // stretch of history its lookups touch once, so the fewer passes
+        // the better (1M entity rows over 1M entities step through the
+        // whole history: in windows of 262k rows it was read four times).
+        let pass_chunks = self.snapshot_pass_chunks;
         std::thread::scope(|scope| {
             let (sender, chunks) = std::sync::mpsc::sync_channel::<Result<Vec<OutputRow>>>(2);
             let (meta, plans, slots) = (&meta, &plans, &feature_slots);
             scope.spawn(move || {
                 let mut first = 0;
                 while first < meta.chunks {
-                    let pass = first..(first + PASS_CHUNKS).min(meta.chunks);
+                    let pass = first..(first + pass_chunks).min(meta.chunks);
                     first = pass.end;
                     let emit = |rows| sender.send(rows).is_ok();
                     match self.compute_pass(id, meta, plans, slots, cutoff, pass, emit) {

@@ -82,13 +82,23 @@ pub fn store(kind: Kind, start_seconds: i64) -> TestStore {
 }
 
 pub fn store_with(kind: Kind, definitions: &str, start_seconds: i64) -> TestStore {
+    store_configured(kind, definitions, start_seconds, StoreConfig::default())
+}
+
+/// [`store_with`] under `config` (its clock replaced by a manual one).
+pub fn store_configured(
+    kind: Kind,
+    definitions: &str,
+    start_seconds: i64,
+    config: StoreConfig,
+) -> TestStore {
     let (engine, data_dir) = engine(kind);
     let clock = Clock::manual(seconds(start_seconds));
     let store = FeatureStore::with_engine(
         engine,
         StoreConfig {
             clock: clock.clone(),
-            ..StoreConfig::default()
+            ..config
         },
     )
     .unwrap();

@@ -1,6 +1,6 @@
 //! The snapshot's forward merge at sizes the property test does not reach:
 //! thousands of entities (the merge steps between near ones and seeks to far
-//! ones), more entity rows than one computing window, and one entity whose
+//! ones), entity rows over many computing passes, and one entity whose
 //! history overflows the merge's buffer (its lookups fall back to one
 //! backwards seek each). Every value is compared with a linear scan.
 
@@ -8,11 +8,12 @@ use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use reprise_store::snapshot::ENTITY_ROW_CHUNK;
 use reprise_store::time::Micros;
-use reprise_store::{Cutoff, SnapshotSpec};
+use reprise_store::{Cutoff, SnapshotSpec, StoreConfig};
 use serde_json::{json, Value as Json};
 
-use crate::common::{seconds, store, ts, Kind, TestStore};
+use crate::common::{seconds, store, store_configured, ts, Kind, TestStore, DEFINITIONS};
 
 /// (event time, created time, value) per user, in write order.
 type Written = HashMap<String, Vec<(Micros, Micros, i64)>>;
@@ -82,8 +83,14 @@ fn snapshot(t: &TestStore, queries: &[(String, i64)], cutoff: Cutoff) -> Vec<Jso
 }
 
 #[test]
-fn merge_matches_a_linear_scan_over_many_entities_and_windows() {
-    let t = store(Kind::Rocks, 0);
+fn merge_matches_a_linear_scan_over_many_entities_and_passes() {
+    // Passes of 3 stored chunks (12,288 entity rows): the 300,000 below
+    // take 25, the last one partial.
+    let config = StoreConfig {
+        snapshot_pass_rows: 3 * ENTITY_ROW_CHUNK,
+        ..StoreConfig::default()
+    };
+    let t = store_configured(Kind::Rocks, DEFINITIONS, 0, config);
     let mut rng = StdRng::seed_from_u64(5);
     let (mut a, mut b) = (Written::new(), Written::new());
     // 5,000 users; some with no rows, some with many, ties on event time.
@@ -111,8 +118,7 @@ fn merge_matches_a_linear_scan_over_many_entities_and_windows() {
         .collect();
     push_rows(&t, &mut b, "b", &b_rows, 900);
 
-    // More entity rows than one window (64 chunks of 4,096), users drawn
-    // from a wider range than was written.
+    // Users drawn from a wider range than was written.
     let queries: Vec<(String, i64)> = (0..300_000)
         .map(|_| {
             (
