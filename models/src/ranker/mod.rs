@@ -3,6 +3,7 @@
 //! (`ranker = "logistic"` or `"gbdt"`), trained, saved, served and explained
 //! through this one type.
 
+mod flat_forest;
 mod logistic;
 mod trees;
 

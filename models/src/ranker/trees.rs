@@ -13,6 +13,7 @@ use forust_ml::Matrix;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use super::flat_forest::FlatForest;
 use super::sigmoid;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +44,8 @@ impl Default for TreesParams {
 #[derive(Clone)]
 pub struct BoostedTrees {
     booster: Arc<GradientBooster>,
+    /// The same trees laid out for serving (`None`: predict through forust).
+    flat: Option<Arc<FlatForest>>,
     /// The booster's JSON: its identity (what is saved and compared).
     json: String,
 }
@@ -89,6 +92,7 @@ impl BoostedTrees {
     fn from_booster(booster: GradientBooster) -> Self {
         let json = booster.json_dump().unwrap_or_default();
         BoostedTrees {
+            flat: FlatForest::of(&booster).map(Arc::new),
             booster: Arc::new(booster),
             json,
         }
@@ -111,6 +115,14 @@ impl BoostedTrees {
         let Some(cols) = rows.first().map(|r| r.len()) else {
             return Vec::new();
         };
+        if let Some(scores) = self.flat.as_ref().and_then(|f| f.predict(rows)) {
+            return scores.into_iter().map(sigmoid).collect();
+        }
+        self.predict_through_forust(rows, cols)
+    }
+
+    /// [`BoostedTrees::predict_rows`] by forust's own walk.
+    fn predict_through_forust(&self, rows: &[&[f64]], cols: usize) -> Vec<f64> {
         let columns: Vec<f64> = (0..cols)
             .flat_map(|c| rows.iter().map(move |r| r.get(c).copied().unwrap_or(0.0)))
             .collect();
