@@ -2,13 +2,14 @@
 //! (from the cache, or ANN over the user's embedding + item-kNN over their
 //! history + popular + recent history), one batched online read of the
 //! context features of all candidates, the same feature vectors the ranker
-//! was trained on, probabilities, and the served-feature log.
+//! was trained on, probabilities; then the served-feature log (written
+//! off the worker, see `Recommender::recommend`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use reprise_models::pipeline::Source;
-use reprise_store::time::format_rfc3339;
+use reprise_store::time::{format_rfc3339, Micros};
 use reprise_store::{FeatureStore, Value};
 use serde_json::{json, Map, Value as Json};
 
@@ -32,6 +33,23 @@ pub struct Shared {
     /// How many new items in the genres of the user's recent plays are
     /// added.
     pub metadata_candidates: usize,
+}
+
+/// What the served-feature log records of one response.
+pub struct ServedLog {
+    pub request_id: String,
+    pub user_id: String,
+    pub context: RequestContext,
+    pub model_version: String,
+    pub arm: String,
+    /// The experiment's tally the served items count in.
+    pub tally: Option<Tally>,
+    pub items: Vec<ScoredItem>,
+    /// Each item's model inputs (none for a cold-start list).
+    pub features: Vec<Vec<f64>>,
+    /// The request's time (taken before its features were read: what a
+    /// replay recomputes them at).
+    pub at: Micros,
 }
 
 /// One ranked candidate with the inputs the model saw.
@@ -411,24 +429,22 @@ impl Shared {
     }
 
     /// Writes the served-feature log of one response (and the request's
-    /// context) through the push path: durable before the reply. `at` is
-    /// the request's time (taken before its features were read: what a
-    /// replay recomputes them at).
-    #[allow(clippy::too_many_arguments)]
-    pub fn log_served(
-        &self,
-        request_id: &str,
-        user: &str,
-        context: &RequestContext,
-        model_version: &str,
-        arm: &str,
-        tally: Option<&Tally>,
-        items: &[ScoredItem],
-        features: &[Vec<f64>],
-        at: reprise_store::time::Micros,
-    ) -> Result<(), ActorError> {
+    /// context) through the push path: durable before the reply.
+    pub fn log_served(&self, log: &ServedLog) -> Result<(), ActorError> {
+        let ServedLog {
+            request_id,
+            user_id: user,
+            context,
+            model_version,
+            arm,
+            tally,
+            items,
+            features,
+            at,
+        } = log;
+        let tally = tally.as_ref();
         let _span = tracing::info_span!("recommend.log", items = items.len()).entered();
-        let now = format_rfc3339(at);
+        let now = format_rfc3339(*at);
         // The hour the ranker saw (given, or the server clock's).
         let ctx = json!({"request_id": request_id, "event_timestamp": now, "user_id": user,
                          "device": context.device, "country": context.country, "hour": context.hour});

@@ -15,7 +15,7 @@ use super::candidate_cache::CandidateCache;
 use super::catalog::Catalog;
 use super::cold_start::{ColdStart, ColdStartConfig, ColdStartItems, RecordPlay};
 use super::histories::Histories;
-use super::ranking::Shared;
+use super::ranking::{ServedLog, Shared};
 use super::request::{
     check_context, RankRequest, Ranked, RecommendRequest, Recommendation, RequestContext,
     ScoredItem,
@@ -69,7 +69,7 @@ impl Default for RecommenderConfig {
 
 /// Work for a ranker worker.
 #[derive(Message)]
-#[rtype(result = "Result<Recommendation, ActorError>")]
+#[rtype(result = "Result<(Recommendation, ServedLog), ActorError>")]
 struct Recommend {
     request_id: String,
     user_id: String,
@@ -113,7 +113,7 @@ impl Actor for RankWorker {
 }
 
 impl Handler<Recommend> for RankWorker {
-    type Result = Result<Recommendation, ActorError>;
+    type Result = Result<(Recommendation, ServedLog), ActorError>;
 
     fn handle(&mut self, msg: Recommend, _: &mut Self::Context) -> Self::Result {
         let trace = msg.trace.clone();
@@ -156,25 +156,26 @@ impl Handler<Recommend> for RankWorker {
                         )
                     }
                 };
-                shared.log_served(
-                    &msg.request_id,
-                    &msg.user_id,
-                    &msg.context,
-                    &version,
-                    &msg.arm,
-                    msg.tally.as_ref(),
-                    &items,
-                    &features,
+                let log = ServedLog {
+                    request_id: msg.request_id.clone(),
+                    user_id: msg.user_id,
+                    context: msg.context,
+                    model_version: version.clone(),
+                    arm: msg.arm.clone(),
+                    tally: msg.tally,
+                    items: items.clone(),
+                    features,
                     at,
-                )?;
-                Ok(Recommendation {
+                };
+                let recommendation = Recommendation {
                     request_id: msg.request_id,
                     model_version: Some(version),
                     arm: msg.arm,
                     cold_start,
                     items,
                     explanations,
-                })
+                };
+                Ok((recommendation, log))
             })
         })
     }
@@ -668,12 +669,9 @@ impl Recommender {
         Ok(())
     }
 
-    async fn send<M, T>(&self, msg: M) -> Result<T, ActorError>
-    where
-        M: Message<Result = Result<T, ActorError>> + Send + 'static,
-        T: Send + 'static,
-        RankWorker: Handler<M>,
-    {
+    /// A place in the ranker's queue (refused when it is full), held until
+    /// the request's work is done.
+    fn admit(&self) -> Result<Admitted, ActorError> {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.config.queue {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(ActorError::Overloaded {
@@ -681,8 +679,17 @@ impl Recommender {
                 capacity: self.config.queue,
             });
         }
+        Ok(Admitted(Arc::clone(&self.in_flight)))
+    }
+
+    /// Asks a ranker worker (the caller holds a place in the queue).
+    async fn ask<M, T>(&self, msg: M) -> Result<T, ActorError>
+    where
+        M: Message<Result = Result<T, ActorError>> + Send + 'static,
+        T: Send + 'static,
+        RankWorker: Handler<M>,
+    {
         let reply = self.workers.send(msg).await;
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         reply.map_err(|_| ActorError::Stopped(NAME))?
     }
 
@@ -765,19 +772,36 @@ impl Recommender {
             }
             None => (None, DEFAULT_ARM.to_owned(), None),
         };
-        self.send(Recommend {
-            request_id,
-            user_id: req.user_id,
-            context,
-            k: req.k,
-            cold_items,
-            model_version,
-            arm,
-            tally,
-            explain: req.explain,
-            trace: TraceContext::current(),
+        let _admitted = self.admit()?;
+        let (recommendation, log) = self
+            .ask(Recommend {
+                request_id,
+                user_id: req.user_id,
+                context,
+                k: req.k,
+                cold_items,
+                model_version,
+                arm,
+                tally,
+                explain: req.explain,
+                trace: TraceContext::current(),
+            })
+            .await?;
+        // The synced log write waits on the blocking pool, not on a ranker
+        // worker: the workers score the next requests meanwhile, and the
+        // writes of concurrent requests share one WAL sync (the store's
+        // group commit). The response waits for it: a served request is in
+        // the log.
+        let shared = Arc::clone(&self.shared);
+        let trace = TraceContext::current();
+        actix_rt::task::spawn_blocking(move || {
+            trace.in_child("recommend.log", || {
+                supervised("served log", || shared.log_served(&log))
+            })
         })
         .await
+        .map_err(|_| ActorError::Stopped("served log"))??;
+        Ok(recommendation)
     }
 
     /// Before any play event, the cold-start list is the serving model's
@@ -815,7 +839,8 @@ impl Recommender {
         }
         let request_id = new_request_id();
         let context = self.checked_context(&request_id, &req.user_id, &req.context)?;
-        self.send(Rank {
+        let _admitted = self.admit()?;
+        self.ask(Rank {
             request_id,
             user_id: req.user_id,
             context,
@@ -1040,6 +1065,15 @@ impl Recommender {
 /// milliseconds, then a counter and random bits), so the served-feature log
 /// and feedback, keyed by request id first, are in time order and a time
 /// window is a key range (`reprise_trainer::served_log`).
+/// A place in the ranker's queue, given back when dropped.
+struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 pub fn new_request_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
