@@ -75,6 +75,9 @@ pub struct FeatureStore {
     /// instead of the engine (`online.rs`), and the store version is the
     /// version it has published.
     pub(crate) remote_online: std::sync::OnceLock<Arc<dyn crate::online_store::OnlineStore>>,
+    /// A replica's cache of the shared store's rows and the change feed
+    /// that keeps it current (`online_store/replica.rs`).
+    pub(crate) replica_cache: crate::online_store::ReplicaCache,
 }
 
 impl FeatureStore {
@@ -132,6 +135,7 @@ impl FeatureStore {
                 .clamp(1, u32::MAX as usize) as u32,
             outbox: std::sync::atomic::AtomicBool::new(outbox),
             remote_online: std::sync::OnceLock::new(),
+            replica_cache: crate::online_store::ReplicaCache::default(),
         })
     }
 
@@ -186,7 +190,10 @@ impl FeatureStore {
     }
 
     pub fn cache_stats(&self) -> crate::online_cache::CacheStats {
-        self.cache.stats()
+        // A replica's reads go through its own cache.
+        self.replica_cache
+            .stats()
+            .unwrap_or_else(|| self.cache.stats())
     }
 
     /// Checks the files in `dir` against the applied ones and applies the new

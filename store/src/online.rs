@@ -337,19 +337,62 @@ impl FeatureStore {
 }
 
 impl FeatureStore {
-    /// The latest rows of `keys` from a replica's shared online store (no
-    /// cache: the shared store has no invalidations to follow), and the
-    /// published version read after them.
+    /// The latest rows of `keys` on a replica: from its cache (kept by the
+    /// change feed, `online_store/replica.rs`), the others from the shared
+    /// online store; and the version the answer is as of (no row is from a
+    /// later one): the replica's, or the published version read after the
+    /// rows when that is higher.
     fn remote_rows(
         &self,
         remote: &dyn crate::online_store::OnlineStore,
         keys: &[Vec<u8>],
     ) -> Result<(Vec<Option<Arc<RawRow>>>, u64)> {
         let _span = tracing::info_span!("shared_store", keys = keys.len()).entered();
+        let cached = self.replica_cache.active();
+        let mut out: Vec<Option<Arc<RawRow>>> = Vec::with_capacity(keys.len());
+        let mut misses: Vec<usize> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match cached.as_ref().and_then(|(cache, _)| cache.get(key)) {
+                Some(row) => out.push(row),
+                None => {
+                    out.push(None);
+                    misses.push(i);
+                }
+            }
+        }
+        // Read after the lookups: a cached row is the shared store's row as
+        // of the replica's version when it was looked up (or a newer one,
+        // read from the shared store ahead of the feed: its own version).
+        let replica_version = out
+            .iter()
+            .flatten()
+            .map(|row| row.store_version)
+            .fold(self.version(), u64::max);
+        if misses.is_empty() {
+            return Ok((out, replica_version));
+        }
+        let miss_keys: Vec<Vec<u8>> = misses.iter().map(|&i| keys[i].clone()).collect();
+        let (fetched, published) = self.decoded_remote_rows(remote, &miss_keys)?;
+        for ((&i, key), row) in misses.iter().zip(miss_keys).zip(fetched) {
+            if let Some((cache, epoch)) = &cached {
+                cache.insert_if(key, row.clone(), || {
+                    self.replica_cache.unchanged_since(*epoch)
+                });
+            }
+            out[i] = row;
+        }
+        Ok((out, published.max(replica_version)))
+    }
+
+    /// Rows of `keys` read from the shared online store, decoded, and the
+    /// published version read after them.
+    fn decoded_remote_rows(
+        &self,
+        remote: &dyn crate::online_store::OnlineStore,
+        keys: &[Vec<u8>],
+    ) -> Result<(Vec<Option<Arc<RawRow>>>, u64)> {
         let registry = self.registry();
         let (rows, published) = remote.latest_with_version(keys)?;
-        // The follower's version may be behind what this read saw.
-        self.follow(published);
         let rows = rows
             .into_iter()
             .zip(keys)

@@ -36,13 +36,21 @@ pub struct OnlineCache {
 
 impl OnlineCache {
     pub fn new(max_bytes: u64) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(max_bytes)
-            .weigher(|key: &Vec<u8>, row: &Option<Arc<RawRow>>| {
+        Self::with_time_to_live(max_bytes, None)
+    }
+
+    /// A cache whose entries also expire `ttl` after they went in.
+    pub fn with_time_to_live(max_bytes: u64, ttl: Option<std::time::Duration>) -> Self {
+        let mut builder = Cache::builder().max_capacity(max_bytes).weigher(
+            |key: &Vec<u8>, row: &Option<Arc<RawRow>>| {
                 let row_bytes = row.as_ref().map_or(0, |r| approximate_size(r));
                 u32::try_from(key.len() + row_bytes + 64).unwrap_or(u32::MAX)
-            })
-            .build();
+            },
+        );
+        if let Some(ttl) = ttl {
+            builder = builder.time_to_live(ttl);
+        }
+        let cache = builder.build();
         OnlineCache {
             cache,
             hits: AtomicU64::new(0),

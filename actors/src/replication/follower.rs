@@ -1,5 +1,6 @@
 //! A replica's follower: keeps the replica store's version at the one the
-//! shared online store has published, reloads the definitions when the
+//! shared online store has published (after dropping the cached rows its
+//! change records name), reloads the definitions when the
 //! leader publishes new ones, and measures the lag.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,7 +81,9 @@ impl FollowWorker {
             self.definitions_read = Some(Instant::now());
         }
         let published = shared.published_version()?;
-        self.store.follow(published);
+        // Cached rows the published versions changed are dropped before
+        // the replica's version moves.
+        self.store.follow_changes(published)?;
         let lag = ReplicaLag::of(published, shared.leader_state()?, self.store.clock().now());
         *self.status.lag.lock().unwrap_or_else(|p| p.into_inner()) = Some(lag);
         *self

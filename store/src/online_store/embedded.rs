@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use prost::Message;
 
-use super::{LeaderState, OnlineChanges, OnlineStore};
+use super::{ChangeRecord, LeaderState, OnlineChanges, OnlineStore, CHANGE_RECORDS_KEPT};
 use crate::proto::Definitions;
 
 /// The meta keys of the published version, the definitions and the
@@ -21,6 +21,13 @@ use crate::proto::Definitions;
 const PUBLISHED_KEY: &[u8] = b"online_store/published";
 const DEFINITIONS_KEY: &[u8] = b"online_store/definitions";
 const LEADER_KEY: &[u8] = b"online_store/leader";
+/// Change records: this prefix ++ version (big-endian) -> previous
+/// (big-endian) ++ encoded keys.
+const CHANGES_PREFIX: &[u8] = b"online_store/changes/";
+
+fn change_key(version: u64) -> Vec<u8> {
+    [CHANGES_PREFIX, &version.to_be_bytes()[..]].concat()
+}
 
 pub struct EngineOnlineStore {
     engine: Box<dyn Engine>,
@@ -105,6 +112,61 @@ impl OnlineStore for EngineOnlineStore {
             .engine
             .get(Cf::Meta, LEADER_KEY)?
             .and_then(|bytes| LeaderState::decode(&String::from_utf8_lossy(&bytes))))
+    }
+
+    fn record_changes(&self, version: u64, keys: &[Vec<u8>], everything: bool) -> Result<()> {
+        let _one_writer = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        let records = self.engine.scan_prefix(Cf::Meta, CHANGES_PREFIX)?;
+        let previous = match records.last() {
+            Some((key, _)) => codec::decode_u64(&key[CHANGES_PREFIX.len()..])?,
+            None => 0,
+        };
+        if version <= previous {
+            return Ok(());
+        }
+        let record = ChangeRecord {
+            version,
+            previous,
+            keys: keys.to_vec(),
+            everything,
+        };
+        let mut batch = WriteBatch::default();
+        let value = [&previous.to_be_bytes()[..], &record.encode_keys()].concat();
+        batch.put(Cf::Meta, change_key(version), value);
+        let excess = (records.len() + 1).saturating_sub(CHANGE_RECORDS_KEPT);
+        for (key, _) in records.into_iter().take(excess) {
+            batch.delete(Cf::Meta, key);
+        }
+        self.engine.write(batch)
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
+        let page = self.engine.scan_prefix_page(
+            Cf::Meta,
+            CHANGES_PREFIX,
+            Some(&change_key(after)),
+            limit,
+        )?;
+        page.into_iter()
+            .map(|(key, value)| {
+                let corrupt = || crate::error::StoreError::Corrupt("a change record".into());
+                let (previous, keys) = value.split_at_checked(8).ok_or_else(corrupt)?;
+                let (keys, everything) = ChangeRecord::decode_keys(keys)?;
+                Ok(ChangeRecord {
+                    version: codec::decode_u64(&key[CHANGES_PREFIX.len()..])?,
+                    previous: codec::decode_u64(previous)?,
+                    keys,
+                    everything,
+                })
+            })
+            .collect()
+    }
+
+    fn newest_change(&self) -> Result<u64> {
+        match self.engine.scan_prefix(Cf::Meta, CHANGES_PREFIX)?.last() {
+            Some((key, _)) => codec::decode_u64(&key[CHANGES_PREFIX.len()..]),
+            None => Ok(0),
+        }
     }
 
     fn published_version(&self) -> Result<u64> {

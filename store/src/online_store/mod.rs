@@ -40,7 +40,7 @@ mod replica;
 pub use embedded::EngineOnlineStore;
 pub use publisher::{check_target, publish_pending, PublishRound};
 pub use redis_cluster::RedisClusterOnlineStore;
-pub use replica::{definitions_of, ReplicaLag};
+pub use replica::{definitions_of, FeedRound, ReplicaCache, ReplicaLag, REPLICA_CACHE_TTL};
 
 use crate::error::Result;
 use crate::proto::Definitions;
@@ -125,6 +125,57 @@ impl LeaderState {
     }
 }
 
+/// Which online rows one publication round changed, recorded before its
+/// version is published, so a replica caching rows knows which to drop.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeRecord {
+    /// The round's (published) version.
+    pub version: u64,
+    /// The version of the record before this one (0: none): a reader that
+    /// last saw another one has missed records (trimmed) and must assume
+    /// every row changed.
+    pub previous: u64,
+    /// The online keys whose row changed.
+    pub keys: Vec<Vec<u8>>,
+    /// Every row may have changed (a whole publication).
+    pub everything: bool,
+}
+
+/// Change records kept by a shared store (older ones are trimmed).
+pub const CHANGE_RECORDS_KEPT: usize = 1_000;
+
+/// A round that changed more keys than this is recorded as "everything":
+/// records stay small (a replica then drops its whole cache).
+pub const RECORDED_KEYS_MAX: usize = 2_000;
+
+impl ChangeRecord {
+    /// The record's keys (or "everything") as one value: a flag byte, then
+    /// each key length-prefixed.
+    pub fn encode_keys(&self) -> Vec<u8> {
+        let mut out = vec![u8::from(self.everything)];
+        for key in &self.keys {
+            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            out.extend_from_slice(key);
+        }
+        out
+    }
+
+    /// `(keys, everything)` from [`ChangeRecord::encode_keys`]'s bytes.
+    pub fn decode_keys(bytes: &[u8]) -> Result<(Vec<Vec<u8>>, bool)> {
+        let corrupt = || crate::error::StoreError::Corrupt("a change record's keys".into());
+        let (&flag, mut rest) = bytes.split_first().ok_or_else(corrupt)?;
+        let mut keys = Vec::new();
+        while !rest.is_empty() {
+            let (len, tail) = rest.split_at_checked(4).ok_or_else(corrupt)?;
+            let len = u32::from_le_bytes(len.try_into().map_err(|_| corrupt())?) as usize;
+            let (key, tail) = tail.split_at_checked(len).ok_or_else(corrupt)?;
+            keys.push(key.to_vec());
+            rest = tail;
+        }
+        Ok((keys, flag == 1))
+    }
+}
+
 /// An online view published in store-version order, with what replicas
 /// need besides (the definitions, the leader's state).
 pub trait OnlineStore: Send + Sync + std::fmt::Debug {
@@ -183,6 +234,20 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     fn set_leader_state(&self, state: &LeaderState) -> Result<()>;
 
     fn leader_state(&self) -> Result<Option<LeaderState>>;
+
+    /// Appends the record of a round's changed keys (`keys`, or every key
+    /// when `everything`) at `version`, after the newest record; recording
+    /// a version not above the newest again does nothing (a round
+    /// published again after a crash). Keeps the newest
+    /// [`CHANGE_RECORDS_KEPT`].
+    fn record_changes(&self, version: u64, keys: &[Vec<u8>], everything: bool) -> Result<()>;
+
+    /// Up to `limit` change records with a version above `after`, oldest
+    /// first.
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>>;
+
+    /// The newest change record's version (0: none).
+    fn newest_change(&self) -> Result<u64>;
 }
 
 #[cfg(test)]

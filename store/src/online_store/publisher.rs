@@ -11,7 +11,7 @@ use crate::feature_store::FeatureStore;
 use crate::outbox::PendingEntry;
 use crate::row::RawRow;
 
-use super::{definitions_of, LeaderState, OnlineChanges, OnlineStore};
+use super::{definitions_of, LeaderState, OnlineChanges, OnlineStore, RECORDED_KEYS_MAX};
 
 /// Entries taken per round, at most: a round publishes them together, as
 /// one change at the last one's version (readers see none of them before
@@ -214,6 +214,13 @@ fn publish_entry(
                 event_horizon: horizons.clone(),
             })?;
         }
+    }
+    // Before the version is visible: a replica that reads it has the
+    // record of what it changed.
+    let everything = entry.resync || entry.online_keys.len() > RECORDED_KEYS_MAX;
+    let keys: &[Vec<u8>] = if everything { &[] } else { &entry.online_keys };
+    if everything || !keys.is_empty() {
+        target.record_changes(version, keys, everything)?;
     }
     target.publish_version(version)
 }

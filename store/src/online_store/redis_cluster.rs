@@ -28,7 +28,7 @@ use crate::time::Micros;
 
 use prost::Message;
 
-use super::{LeaderState, OnlineChanges, OnlineStore};
+use super::{ChangeRecord, LeaderState, OnlineChanges, OnlineStore, CHANGE_RECORDS_KEPT};
 use crate::proto::Definitions;
 
 /// Writes a row at its version, prunes the versions no reader needs, and
@@ -69,6 +69,19 @@ end
 return 1
 ";
 
+/// Appends a change record to the stream KEYS[1] under the id
+/// `<version>-0`, with the previous record's version, unless a record at
+/// that version or a later one is there; keeps about ARGV[3] records:
+/// ARGV version, encoded keys, records kept.
+const RECORD_CHANGES: &str = r"
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local previous = '0'
+if #last > 0 then previous = string.match(last[1][1], '^(%d+)') end
+if tonumber(previous) >= tonumber(ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], ARGV[1] .. '-0', 'previous', previous, 'keys', ARGV[2])
+return 1
+";
+
 /// Raises the published version, never lowers it: KEYS[1], ARGV version.
 const PUBLISH: &str = r"
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -91,6 +104,7 @@ pub struct RedisClusterOnlineStore {
     connections: Vec<Mutex<Pooled>>,
     next: AtomicUsize,
     publish: Script,
+    record: Script,
 }
 
 impl std::fmt::Debug for RedisClusterOnlineStore {
@@ -149,6 +163,7 @@ impl RedisClusterOnlineStore {
             connections,
             next: AtomicUsize::new(0),
             publish: Script::new(PUBLISH),
+            record: Script::new(RECORD_CHANGES),
         })
     }
 
@@ -167,6 +182,10 @@ impl RedisClusterOnlineStore {
 
     fn definitions_key(&self) -> String {
         format!("{}:definitions", self.namespace)
+    }
+
+    fn changes_key(&self) -> String {
+        format!("{}:changes", self.namespace)
     }
 
     fn leader_key(&self) -> String {
@@ -362,6 +381,61 @@ impl OnlineStore for RedisClusterOnlineStore {
     fn leader_state(&self) -> Result<Option<LeaderState>> {
         let text: Option<String> = self.run(|c| c.get(self.leader_key()))?;
         Ok(text.as_deref().and_then(LeaderState::decode))
+    }
+
+    fn record_changes(&self, version: u64, keys: &[Vec<u8>], everything: bool) -> Result<()> {
+        let record = ChangeRecord {
+            keys: keys.to_vec(),
+            everything,
+            ..Default::default()
+        };
+        self.write(|c| {
+            self.record
+                .key(self.changes_key())
+                .arg(version)
+                .arg(record.encode_keys())
+                .arg(CHANGE_RECORDS_KEPT)
+                .invoke::<i64>(c)
+        })?;
+        Ok(())
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
+        // Ids are `<version>-0`: `<after>-1` is past `after`'s record.
+        let reply: redis::streams::StreamRangeReply =
+            self.run(|c| c.xrange_count(self.changes_key(), format!("{after}-1"), "+", limit))?;
+        reply
+            .ids
+            .into_iter()
+            .map(|entry| {
+                let corrupt = || StoreError::Corrupt(format!("change record `{}`", entry.id));
+                let version = entry
+                    .id
+                    .split('-')
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(corrupt)?;
+                let previous: u64 = entry.get("previous").ok_or_else(corrupt)?;
+                let bytes: Vec<u8> = entry.get("keys").ok_or_else(corrupt)?;
+                let (keys, everything) = ChangeRecord::decode_keys(&bytes)?;
+                Ok(ChangeRecord {
+                    version,
+                    previous,
+                    keys,
+                    everything,
+                })
+            })
+            .collect()
+    }
+
+    fn newest_change(&self) -> Result<u64> {
+        let reply: redis::streams::StreamRangeReply =
+            self.run(|c| c.xrevrange_count(self.changes_key(), "+", "-", 1))?;
+        Ok(reply
+            .ids
+            .first()
+            .and_then(|e| e.id.split('-').next()?.parse().ok())
+            .unwrap_or(0))
     }
 
     fn published_version(&self) -> Result<u64> {

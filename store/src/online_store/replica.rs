@@ -2,8 +2,27 @@
 //! from the definitions the leader published and its online reads answered
 //! by the shared online store (see `online.rs`), following the version the
 //! shared store has published.
+//!
+//! A replica caches the rows it read. The leader records which keys each
+//! publication changed before publishing it ([`OnlineStore::
+//! record_changes`]); the follower reads those records, drops the keys
+//! they name, and only then moves the replica's version up to the published
+//! one ([`FeatureStore::follow_changes`]), so a cached row is the shared
+//! store's row as of the replica's version. A reader caches a row only if
+//! no record was applied while it read (checked under the key's lock, as
+//! the leader's cache does with commits). Records missed (trimmed, or a
+//! record chain that does not continue the one seen: a failover, an emptied
+//! store) drop the whole cache. Redis replicates asynchronously, so a
+//! failover may lose a record the follower already applied while the row
+//! it announced is published again later under the same record; entries
+//! therefore also expire [`REPLICA_CACHE_TTL`] after they were read, which
+//! bounds how long such a row can stay stale.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::online_cache::OnlineCache;
 
 use crate::cf::Cf;
 use crate::engine::{MemoryEngine, WriteBatch};
@@ -13,6 +32,62 @@ use crate::proto::{Definitions, StoredEntry};
 use crate::time::Micros;
 
 use super::{LeaderState, OnlineStore};
+
+/// How long a replica keeps a cached row at most.
+pub const REPLICA_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Change records read per call, at most.
+const RECORDS_PER_READ: usize = 256;
+
+/// A replica's row cache and where its change feed stands.
+#[derive(Default)]
+pub struct ReplicaCache {
+    /// Set when the replica store is built.
+    cache: OnceLock<OnlineCache>,
+    /// The version of the last change record applied; `None` before the
+    /// follower's first round (nothing is cached until then).
+    position: Mutex<Option<u64>>,
+    /// Moves before every invalidation.
+    epoch: AtomicU64,
+    /// Rounds that dropped everything.
+    dropped_all: AtomicU64,
+}
+
+/// What one [`FeatureStore::follow_changes`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FeedRound {
+    pub records: usize,
+    pub keys_dropped: usize,
+    /// The whole cache was dropped (records missed, or one said so).
+    pub dropped_all: bool,
+}
+
+impl ReplicaCache {
+    fn position(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.position.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cache, when the feed is followed (a reader may use it).
+    pub(crate) fn active(&self) -> Option<(&OnlineCache, u64)> {
+        let cache = self.cache.get()?;
+        self.position().as_ref()?;
+        Some((cache, self.epoch.load(Ordering::Acquire)))
+    }
+
+    /// Whether no record was applied since `epoch` was read.
+    pub(crate) fn unchanged_since(&self, epoch: u64) -> bool {
+        self.epoch.load(Ordering::Acquire) == epoch
+    }
+
+    pub fn stats(&self) -> Option<crate::online_cache::CacheStats> {
+        self.cache.get().map(OnlineCache::stats)
+    }
+
+    /// Rounds that dropped the whole cache.
+    pub fn dropped_all(&self) -> u64 {
+        self.dropped_all.load(Ordering::Relaxed)
+    }
+}
 
 /// The keyspaces definitions are carried from.
 fn carried(cf: &str) -> Option<Cf> {
@@ -63,7 +138,12 @@ impl FeatureStore {
         definitions: &Definitions,
         config: StoreConfig,
     ) -> Result<Self> {
+        let cache_bytes = config.online_cache_bytes;
         let store = FeatureStore::with_engine(Box::new(MemoryEngine::new()), config)?;
+        let cache = OnlineCache::with_time_to_live(cache_bytes, Some(REPLICA_CACHE_TTL));
+        if store.replica_cache.cache.set(cache).is_err() {
+            unreachable!("a new store has no replica cache yet");
+        }
         write_definitions(&store, definitions)?;
         store.reload_registry()?;
         store.follow(shared.published_version()?);
@@ -89,11 +169,70 @@ impl FeatureStore {
         self.reload_registry()
     }
 
+    /// Applies the change records after the last one applied (dropping
+    /// the cached rows they name), then moves the version up to
+    /// `published`, which the caller read before calling: every record up
+    /// to it was written before it was published.
+    pub fn follow_changes(&self, published: u64) -> Result<FeedRound> {
+        let remote = self.shared_online_store().ok_or_else(|| {
+            StoreError::invalid("online_store", "only a replica follows a change feed")
+        })?;
+        let feed = &self.replica_cache;
+        let Some(cache) = feed.cache.get() else {
+            self.follow(published);
+            return Ok(FeedRound::default());
+        };
+        let mut round = FeedRound::default();
+        let mut position = feed.position();
+        let newest = remote.newest_change()?;
+        let mut last = match *position {
+            // The first round: nothing is cached yet.
+            None => newest,
+            Some(last) if newest < last => {
+                // The feed went back (an emptied or replaced store).
+                drop_all(feed, cache, &mut round);
+                newest
+            }
+            Some(last) => last,
+        };
+        while last < newest {
+            let records = remote.changes_after(last, RECORDS_PER_READ)?;
+            let Some(final_version) = records.last().map(|r| r.version) else {
+                break;
+            };
+            for record in &records {
+                round.records += 1;
+                if record.everything || record.previous != last {
+                    drop_all(feed, cache, &mut round);
+                } else {
+                    feed.epoch.fetch_add(1, Ordering::AcqRel);
+                    for key in &record.keys {
+                        cache.invalidate(key);
+                    }
+                    round.keys_dropped += record.keys.len();
+                }
+                last = record.version;
+            }
+            debug_assert_eq!(last, final_version);
+        }
+        *position = Some(last);
+        drop(position);
+        self.follow(published);
+        Ok(round)
+    }
+
     /// Moves a replica's store version up to `published` (never down).
     pub fn follow(&self, published: u64) {
         self.version
             .fetch_max(published, std::sync::atomic::Ordering::AcqRel);
     }
+}
+
+fn drop_all(feed: &ReplicaCache, cache: &OnlineCache, round: &mut FeedRound) {
+    feed.epoch.fetch_add(1, Ordering::AcqRel);
+    cache.clear();
+    feed.dropped_all.fetch_add(1, Ordering::Relaxed);
+    round.dropped_all = true;
 }
 
 /// How far a replica is behind its leader.

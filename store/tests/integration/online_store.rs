@@ -227,6 +227,47 @@ fn conformance(store: &dyn OnlineStore) {
     assert_eq!(store.published_version().unwrap(), 2);
     assert_eq!(latest(store), [Some("a2".into()), Some("b1".into()), None]);
     assert_eq!(event_times(store, 0, 100).len(), 4);
+    change_records(store);
+}
+
+/// The change feed replicas' caches follow: records in version order,
+/// each naming the one before; a version recorded again adds nothing;
+/// only the newest `CHANGE_RECORDS_KEPT` stay.
+fn change_records(store: &dyn OnlineStore) {
+    let k = keys();
+    assert_eq!(store.newest_change().unwrap(), 0);
+    assert!(store.changes_after(0, 10).unwrap().is_empty());
+    store.record_changes(3, &k[..2], false).unwrap();
+    store.record_changes(5, &[], true).unwrap();
+    store.record_changes(5, &k[2..], false).unwrap();
+    store.record_changes(4, &k[2..], false).unwrap();
+    store.record_changes(9, &k[2..], false).unwrap();
+    assert_eq!(store.newest_change().unwrap(), 9);
+    let all = store.changes_after(0, 10).unwrap();
+    let summary: Vec<(u64, u64, usize, bool)> = all
+        .iter()
+        .map(|r| (r.version, r.previous, r.keys.len(), r.everything))
+        .collect();
+    assert_eq!(
+        summary,
+        [(3, 0, 2, false), (5, 3, 0, true), (9, 5, 1, false)]
+    );
+    assert_eq!(all[0].keys, k[..2]);
+    assert_eq!(all[2].keys, k[2..]);
+    assert_eq!(store.changes_after(3, 10).unwrap(), all[1..]);
+    assert_eq!(store.changes_after(4, 1).unwrap(), all[1..2]);
+    assert!(store.changes_after(9, 10).unwrap().is_empty());
+
+    let kept = reprise_store::online_store::CHANGE_RECORDS_KEPT as u64;
+    for version in 10..10 + kept + 300 {
+        store.record_changes(version, &k[..1], false).unwrap();
+    }
+    let first = store.changes_after(0, 1).unwrap();
+    assert!(
+        first[0].version > 9 && first[0].version <= 310,
+        "older records trimmed (Redis trims approximately): {:?}",
+        first[0].version
+    );
 }
 
 #[test]

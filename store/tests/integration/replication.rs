@@ -12,7 +12,8 @@ use std::sync::Arc;
 use reprise_store::codec;
 use reprise_store::engine::MemoryEngine;
 use reprise_store::online_store::{
-    check_target, publish_pending, EngineOnlineStore, LeaderState, OnlineChanges, OnlineStore,
+    check_target, publish_pending, ChangeRecord, EngineOnlineStore, LeaderState, OnlineChanges,
+    OnlineStore,
 };
 use reprise_store::proto::Definitions;
 use reprise_store::time::Micros;
@@ -165,6 +166,23 @@ impl OnlineStore for Flaky {
     }
     fn leader_state(&self) -> reprise_store::Result<Option<LeaderState>> {
         self.inner.leader_state()
+    }
+    fn record_changes(
+        &self,
+        version: u64,
+        keys: &[Vec<u8>],
+        everything: bool,
+    ) -> reprise_store::Result<()> {
+        self.check()?;
+        self.inner.record_changes(version, keys, everything)
+    }
+    fn changes_after(&self, after: u64, limit: usize) -> reprise_store::Result<Vec<ChangeRecord>> {
+        self.check()?;
+        self.inner.changes_after(after, limit)
+    }
+    fn newest_change(&self) -> reprise_store::Result<u64> {
+        self.check()?;
+        self.inner.newest_change()
     }
 }
 
@@ -369,4 +387,89 @@ type = "int64"
         )
         .unwrap();
     assert!(leader.outbox_entries(10).unwrap().is_empty());
+}
+
+/// `a:x` (and its derived `a:x_log`) only: rows a replica caches.
+fn read_x(store: &FeatureStore) -> OnlineResult {
+    let features = vec!["a:x".to_string(), "b:y".to_string()];
+    store.online_features(&features, &entities()).unwrap()
+}
+
+#[test]
+fn a_replica_caches_rows_until_a_change_record_names_them() {
+    let t = store_with(Kind::Memory, &format!("{DEFINITIONS}\n{EVENTS}"), 1_000);
+    let leader = &t.store;
+    leader.enable_outbox(Some(0)).unwrap();
+    write(leader, 950, 1);
+    let shared = shared();
+    publish_pending(leader, shared.as_ref()).unwrap();
+    let replica = FeatureStore::replica(
+        shared.clone(),
+        &shared.definitions().unwrap().unwrap(),
+        StoreConfig {
+            clock: t.clock.clone(),
+            ..StoreConfig::default()
+        },
+    )
+    .unwrap();
+    // Before the follower's first round, nothing is cached.
+    assert_eq!(read_x(&replica), read_x(leader));
+    assert_eq!(replica.cache_stats().hits + replica.cache_stats().misses, 0);
+
+    replica
+        .follow_changes(shared.published_version().unwrap())
+        .unwrap();
+    let first = read_x(&replica);
+    assert_eq!(first, read_x(leader));
+    let hits = replica.cache_stats().hits;
+    assert_eq!(read_x(&replica), first);
+    assert_eq!(replica.cache_stats().hits, hits + 6, "3 entities x 2 views");
+
+    // The leader changes the rows: published, but not yet followed, the
+    // cached rows answer, named with the replica's (older) version.
+    write(leader, 980, 2);
+    publish_pending(leader, shared.as_ref()).unwrap();
+    assert_eq!(read_x(&replica), first, "served from the cache");
+    assert_ne!(read_x(leader).rows, first.rows);
+    let round = replica
+        .follow_changes(shared.published_version().unwrap())
+        .unwrap();
+    assert!(round.keys_dropped >= 3 && !round.dropped_all, "{round:?}");
+    assert_eq!(
+        read_x(&replica),
+        read_x(leader),
+        "the changed keys were dropped"
+    );
+
+    // A record of "everything" (a whole publication) drops it all.
+    assert_eq!(read_x(&replica), read_x(leader));
+    leader
+        .push(
+            "b",
+            &[json!({"user_id": "u1", "event_timestamp": ts(990), "y": 7})],
+            false,
+        )
+        .unwrap();
+    assert!(leader.enable_outbox(None).unwrap());
+    publish_pending(leader, shared.as_ref()).unwrap();
+    let round = replica
+        .follow_changes(shared.published_version().unwrap())
+        .unwrap();
+    assert!(round.dropped_all, "{round:?}");
+    assert_eq!(read_x(&replica), read_x(leader));
+
+    // Records the replica never saw (trimmed while it was away: the chain
+    // does not continue from its last one) drop it all too.
+    let kept = reprise_store::online_store::CHANGE_RECORDS_KEPT as u64;
+    let next = shared.newest_change().unwrap() + 1;
+    for version in next..next + kept + 1 {
+        shared
+            .record_changes(version, &[b"gone".to_vec()], false)
+            .unwrap();
+    }
+    let round = replica
+        .follow_changes(shared.published_version().unwrap())
+        .unwrap();
+    assert!(round.dropped_all, "{round:?}");
+    assert_eq!(read_x(&replica), read_x(leader));
 }
