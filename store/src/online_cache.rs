@@ -98,6 +98,19 @@ impl OnlineCache {
 
     /// Drops every entry (after a compaction reclaimed expired rows).
     pub fn clear(&self) {
+        self.clear_with(|| ());
+    }
+
+    /// Runs `first`, then drops every entry, holding every stripe lock: a
+    /// reader checking its condition under its key's lock sees what `first`
+    /// changed, or went in before the drop.
+    pub fn clear_with(&self, first: impl FnOnce()) {
+        let _all: Vec<_> = self
+            .stripes
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        first();
         self.cache.invalidate_all();
     }
 

@@ -772,7 +772,7 @@ impl Recommender {
             }
             None => (None, DEFAULT_ARM.to_owned(), None),
         };
-        let _admitted = self.admit()?;
+        let admitted = self.admit()?;
         let (recommendation, log) = self
             .ask(Recommend {
                 request_id,
@@ -791,10 +791,12 @@ impl Recommender {
         // worker: the workers score the next requests meanwhile, and the
         // writes of concurrent requests share one WAL sync (the store's
         // group commit). The response waits for it: a served request is in
-        // the log.
+        // the log. The queue place goes with the write, which runs to its
+        // end even if the caller goes away.
         let shared = Arc::clone(&self.shared);
         let trace = TraceContext::current();
         actix_rt::task::spawn_blocking(move || {
+            let _admitted = admitted;
             trace.in_child("recommend.log", || {
                 supervised("served log", || shared.log_served(&log))
             })
@@ -1061,10 +1063,6 @@ impl Recommender {
     }
 }
 
-/// A new request id: a UUIDv7 (its first 48 bits are the Unix time in
-/// milliseconds, then a counter and random bits), so the served-feature log
-/// and feedback, keyed by request id first, are in time order and a time
-/// window is a key range (`reprise_trainer::served_log`).
 /// A place in the ranker's queue, given back when dropped.
 struct Admitted(Arc<AtomicUsize>);
 
@@ -1074,6 +1072,10 @@ impl Drop for Admitted {
     }
 }
 
+/// A new request id: a UUIDv7 (its first 48 bits are the Unix time in
+/// milliseconds, then a counter and random bits), so the served-feature log
+/// and feedback, keyed by request id first, are in time order and a time
+/// window is a key range (`reprise_trainer::served_log`).
 pub fn new_request_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }

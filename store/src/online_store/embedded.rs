@@ -116,11 +116,7 @@ impl OnlineStore for EngineOnlineStore {
 
     fn record_changes(&self, version: u64, keys: &[Vec<u8>], everything: bool) -> Result<()> {
         let _one_writer = self.staged.lock().unwrap_or_else(|p| p.into_inner());
-        let records = self.engine.scan_prefix(Cf::Meta, CHANGES_PREFIX)?;
-        let previous = match records.last() {
-            Some((key, _)) => codec::decode_u64(&key[CHANGES_PREFIX.len()..])?,
-            None => 0,
-        };
+        let previous = self.newest_change()?;
         if version <= previous {
             return Ok(());
         }
@@ -133,11 +129,18 @@ impl OnlineStore for EngineOnlineStore {
         let mut batch = WriteBatch::default();
         let value = [&previous.to_be_bytes()[..], &record.encode_keys()].concat();
         batch.put(Cf::Meta, change_key(version), value);
-        let excess = (records.len() + 1).saturating_sub(CHANGE_RECORDS_KEPT);
-        for (key, _) in records.into_iter().take(excess) {
-            batch.delete(Cf::Meta, key);
+        self.engine.write(batch)?;
+        // Trimmed a hundred records at a time (a scan of them all).
+        if version % 100 == 0 {
+            let records = self.engine.scan_prefix(Cf::Meta, CHANGES_PREFIX)?;
+            let excess = records.len().saturating_sub(CHANGE_RECORDS_KEPT);
+            let mut batch = WriteBatch::default();
+            for (key, _) in records.into_iter().take(excess) {
+                batch.delete(Cf::Meta, key);
+            }
+            self.engine.write(batch)?;
         }
-        self.engine.write(batch)
+        Ok(())
     }
 
     fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
@@ -163,9 +166,13 @@ impl OnlineStore for EngineOnlineStore {
     }
 
     fn newest_change(&self) -> Result<u64> {
-        match self.engine.scan_prefix(Cf::Meta, CHANGES_PREFIX)?.last() {
-            Some((key, _)) => codec::decode_u64(&key[CHANGES_PREFIX.len()..]),
-            None => Ok(0),
+        let mut cursor = self.engine.cursor(Cf::Meta)?;
+        cursor.seek_for_prev(&change_key(u64::MAX));
+        match cursor.entry() {
+            Some((key, _)) if key.starts_with(CHANGES_PREFIX) => {
+                codec::decode_u64(&key[CHANGES_PREFIX.len()..])
+            }
+            _ => Ok(0),
         }
     }
 

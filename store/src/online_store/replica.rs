@@ -40,17 +40,33 @@ pub const REPLICA_CACHE_TTL: Duration = Duration::from_secs(1);
 const RECORDS_PER_READ: usize = 256;
 
 /// A replica's row cache and where its change feed stands.
-#[derive(Default)]
 pub struct ReplicaCache {
     /// Set when the replica store is built.
     cache: OnceLock<OnlineCache>,
-    /// The version of the last change record applied; `None` before the
-    /// follower's first round (nothing is cached until then).
-    position: Mutex<Option<u64>>,
+    /// The version of the last change record applied, or [`NOT_FOLLOWING`]
+    /// (before the follower's first round, after a feed error): nothing
+    /// is read from or put in the cache then.
+    position: AtomicU64,
+    /// One follower round at a time.
+    round: Mutex<()>,
     /// Moves before every invalidation.
     epoch: AtomicU64,
     /// Rounds that dropped everything.
     dropped_all: AtomicU64,
+}
+
+const NOT_FOLLOWING: u64 = u64::MAX;
+
+impl Default for ReplicaCache {
+    fn default() -> Self {
+        ReplicaCache {
+            cache: OnceLock::new(),
+            position: AtomicU64::new(NOT_FOLLOWING),
+            round: Mutex::new(()),
+            epoch: AtomicU64::new(0),
+            dropped_all: AtomicU64::new(0),
+        }
+    }
 }
 
 /// What one [`FeatureStore::follow_changes`] call did.
@@ -63,15 +79,13 @@ pub struct FeedRound {
 }
 
 impl ReplicaCache {
-    fn position(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
-        self.position.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The cache, when the feed is followed (a reader may use it).
+    /// The cache, when the feed is followed (a reader may use it), and the
+    /// epoch to check before putting a row in.
     pub(crate) fn active(&self) -> Option<(&OnlineCache, u64)> {
         let cache = self.cache.get()?;
-        self.position().as_ref()?;
-        Some((cache, self.epoch.load(Ordering::Acquire)))
+        // The epoch first: a round that stops following moves it after.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        (self.position.load(Ordering::Acquire) != NOT_FOLLOWING).then_some((cache, epoch))
     }
 
     /// Whether no record was applied since `epoch` was read.
@@ -86,6 +100,76 @@ impl ReplicaCache {
     /// Rounds that dropped the whole cache.
     pub fn dropped_all(&self) -> u64 {
         self.dropped_all.load(Ordering::Relaxed)
+    }
+
+    /// Drops every cached row (no reader puts one back that it read
+    /// before).
+    fn drop_all(&self, round: &mut FeedRound) {
+        if let Some(cache) = self.cache.get() {
+            cache.clear_with(|| {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+            });
+        }
+        self.dropped_all.fetch_add(1, Ordering::Relaxed);
+        round.dropped_all = true;
+    }
+
+    /// Applies the records after the last one applied, up to `published`.
+    fn apply_records(
+        &self,
+        remote: &dyn OnlineStore,
+        published: u64,
+        round: &mut FeedRound,
+    ) -> Result<()> {
+        let Some(cache) = self.cache.get() else {
+            return Ok(());
+        };
+        let newest = remote.newest_change()?;
+        let mut last = match self.position.load(Ordering::Acquire) {
+            // The first round: nothing is cached yet. A record above the
+            // published version is not in force yet: start next round.
+            NOT_FOLLOWING if newest > published => return Ok(()),
+            NOT_FOLLOWING => newest,
+            last if newest < last => {
+                // The feed went back (an emptied or replaced store).
+                self.drop_all(round);
+                newest.min(published)
+            }
+            last => last,
+        };
+        'feed: while last < newest.min(published) {
+            let records = remote.changes_after(last, RECORDS_PER_READ)?;
+            if records.is_empty() {
+                break;
+            }
+            for record in &records {
+                // Recorded before it is published: not in force yet.
+                if record.version > published {
+                    break 'feed;
+                }
+                round.records += 1;
+                if record.everything || record.previous != last {
+                    self.drop_all(round);
+                } else {
+                    self.epoch.fetch_add(1, Ordering::AcqRel);
+                    for key in &record.keys {
+                        cache.invalidate(key);
+                    }
+                    round.keys_dropped += record.keys.len();
+                }
+                last = record.version;
+                self.position.store(last, Ordering::Release);
+            }
+        }
+        self.position.store(last, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops using the cache (the feed could not be read: what changed is
+    /// unknown) until a round succeeds.
+    fn stop_following(&self, round: &mut FeedRound) {
+        self.position.store(NOT_FOLLOWING, Ordering::Release);
+        self.drop_all(round);
     }
 }
 
@@ -163,62 +247,33 @@ impl FeatureStore {
         self.remote_online.get()
     }
 
-    /// Replaces a replica's definitions (the leader published new ones).
+    /// Replaces a replica's definitions (the leader published new ones);
+    /// cached rows, decoded under the old ones, are dropped.
     pub fn load_definitions(&self, definitions: &Definitions) -> Result<()> {
         write_definitions(self, definitions)?;
-        self.reload_registry()
+        self.reload_registry()?;
+        self.replica_cache.drop_all(&mut FeedRound::default());
+        Ok(())
     }
 
-    /// Applies the change records after the last one applied (dropping
-    /// the cached rows they name), then moves the version up to
-    /// `published`, which the caller read before calling: every record up
-    /// to it was written before it was published.
+    /// Applies the change records after the last one applied, up to
+    /// `published` (dropping the cached rows they name), then moves the
+    /// version up to `published`, which the caller read before calling.
+    /// When the feed cannot be read, the cache is dropped and not used
+    /// until a round succeeds; the version moves all the same.
     pub fn follow_changes(&self, published: u64) -> Result<FeedRound> {
         let remote = self.shared_online_store().ok_or_else(|| {
             StoreError::invalid("online_store", "only a replica follows a change feed")
         })?;
         let feed = &self.replica_cache;
-        let Some(cache) = feed.cache.get() else {
-            self.follow(published);
-            return Ok(FeedRound::default());
-        };
+        let _one_round = feed.round.lock().unwrap_or_else(|p| p.into_inner());
         let mut round = FeedRound::default();
-        let mut position = feed.position();
-        let newest = remote.newest_change()?;
-        let mut last = match *position {
-            // The first round: nothing is cached yet.
-            None => newest,
-            Some(last) if newest < last => {
-                // The feed went back (an emptied or replaced store).
-                drop_all(feed, cache, &mut round);
-                newest
-            }
-            Some(last) => last,
-        };
-        while last < newest {
-            let records = remote.changes_after(last, RECORDS_PER_READ)?;
-            let Some(final_version) = records.last().map(|r| r.version) else {
-                break;
-            };
-            for record in &records {
-                round.records += 1;
-                if record.everything || record.previous != last {
-                    drop_all(feed, cache, &mut round);
-                } else {
-                    feed.epoch.fetch_add(1, Ordering::AcqRel);
-                    for key in &record.keys {
-                        cache.invalidate(key);
-                    }
-                    round.keys_dropped += record.keys.len();
-                }
-                last = record.version;
-            }
-            debug_assert_eq!(last, final_version);
+        let applied = feed.apply_records(remote.as_ref(), published, &mut round);
+        if applied.is_err() {
+            feed.stop_following(&mut round);
         }
-        *position = Some(last);
-        drop(position);
         self.follow(published);
-        Ok(round)
+        applied.map(|()| round)
     }
 
     /// Moves a replica's store version up to `published` (never down).
@@ -226,13 +281,6 @@ impl FeatureStore {
         self.version
             .fetch_max(published, std::sync::atomic::Ordering::AcqRel);
     }
-}
-
-fn drop_all(feed: &ReplicaCache, cache: &OnlineCache, round: &mut FeedRound) {
-    feed.epoch.fetch_add(1, Ordering::AcqRel);
-    cache.clear();
-    feed.dropped_all.fetch_add(1, Ordering::Relaxed);
-    round.dropped_all = true;
 }
 
 /// How far a replica is behind its leader.

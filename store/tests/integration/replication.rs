@@ -119,6 +119,9 @@ fn write(store: &FeatureStore, at: i64, n: i64) {
 struct Flaky {
     inner: EngineOnlineStore,
     down: AtomicBool,
+    /// Publishing a version fails (a leader that dies between recording a
+    /// round's changes and publishing it).
+    refuse_publish: AtomicBool,
 }
 
 impl Flaky {
@@ -137,6 +140,11 @@ impl OnlineStore for Flaky {
     }
     fn publish_version(&self, version: u64) -> reprise_store::Result<()> {
         self.check()?;
+        if self.refuse_publish.load(Ordering::SeqCst) {
+            return Err(StoreError::Engine(
+                "the leader died before publishing".into(),
+            ));
+        }
         self.inner.publish_version(version)
     }
     fn published_version(&self) -> reprise_store::Result<u64> {
@@ -190,6 +198,7 @@ fn shared() -> Arc<Flaky> {
     Arc::new(Flaky {
         inner: EngineOnlineStore::new(Box::new(MemoryEngine::new())),
         down: AtomicBool::new(false),
+        refuse_publish: AtomicBool::new(false),
     })
 }
 
@@ -441,8 +450,47 @@ fn a_replica_caches_rows_until_a_change_record_names_them() {
         "the changed keys were dropped"
     );
 
-    // A record of "everything" (a whole publication) drops it all.
+    // A round recorded but not yet published is not applied: a row read
+    // meanwhile (the published, older one) is cached, and dropped when the
+    // version is published.
+    let before = read_x(leader);
+    write(leader, 985, 3);
+    shared.refuse_publish.store(true, Ordering::SeqCst);
+    assert!(publish_pending(leader, shared.as_ref()).is_err());
+    let published = shared.published_version().unwrap();
+    assert!(shared.newest_change().unwrap() > published);
+    let round = replica.follow_changes(published).unwrap();
+    assert_eq!(round.records, 0, "{round:?}");
+    assert_eq!(read_x(&replica), before);
+    shared.refuse_publish.store(false, Ordering::SeqCst);
+    publish_pending(leader, shared.as_ref()).unwrap();
+    replica
+        .follow_changes(shared.published_version().unwrap())
+        .unwrap();
     assert_eq!(read_x(&replica), read_x(leader));
+    assert_ne!(read_x(leader), before);
+
+    // The feed unreadable: the cache is dropped and not used; the version
+    // still moves.
+    let ahead = shared.published_version().unwrap() + 3;
+    shared.down.store(true, Ordering::SeqCst);
+    assert!(replica.follow_changes(ahead).is_err());
+    assert_eq!(replica.version(), ahead);
+    shared.down.store(false, Ordering::SeqCst);
+    let lookups = |s: reprise_store::online_cache::CacheStats| s.hits + s.misses;
+    let before = lookups(replica.cache_stats());
+    assert_eq!(read_x(&replica).rows, read_x(leader).rows);
+    assert_eq!(
+        lookups(replica.cache_stats()),
+        before,
+        "the cache is not read"
+    );
+    replica
+        .follow_changes(shared.published_version().unwrap())
+        .unwrap();
+
+    // A record of "everything" (a whole publication) drops it all.
+    assert_eq!(read_x(&replica).rows, read_x(leader).rows);
     leader
         .push(
             "b",
@@ -456,20 +504,21 @@ fn a_replica_caches_rows_until_a_change_record_names_them() {
         .follow_changes(shared.published_version().unwrap())
         .unwrap();
     assert!(round.dropped_all, "{round:?}");
-    assert_eq!(read_x(&replica), read_x(leader));
+    assert_eq!(read_x(&replica).rows, read_x(leader).rows);
 
     // Records the replica never saw (trimmed while it was away: the chain
     // does not continue from its last one) drop it all too.
     let kept = reprise_store::online_store::CHANGE_RECORDS_KEPT as u64;
     let next = shared.newest_change().unwrap() + 1;
-    for version in next..next + kept + 1 {
+    for version in next..next + kept + 200 {
         shared
             .record_changes(version, &[b"gone".to_vec()], false)
             .unwrap();
     }
+    shared.publish_version(next + kept + 199).unwrap();
     let round = replica
         .follow_changes(shared.published_version().unwrap())
         .unwrap();
     assert!(round.dropped_all, "{round:?}");
-    assert_eq!(read_x(&replica), read_x(leader));
+    assert_eq!(read_x(&replica).rows, read_x(leader).rows);
 }
