@@ -400,9 +400,14 @@ pub struct ServeArgs {
     /// 503 on `/readyz` (it keeps serving reads).
     #[arg(long, env = "REPRISE_MAX_LAG", default_value = "5s")]
     pub max_lag: String,
-    /// How often (milliseconds) the leader publishes and a replica follows.
+    /// How often (milliseconds) the leader publishes.
     #[arg(long, env = "REPRISE_REPLICATION_INTERVAL_MS", default_value_t = 20)]
     pub replication_interval_ms: u64,
+    /// How often (milliseconds) a replica reads the published version and
+    /// the change records that drop its cached rows: how long a published
+    /// write can stay unseen behind a cached row.
+    #[arg(long, env = "REPRISE_FOLLOW_INTERVAL_MS", default_value_t = 5)]
+    pub follow_interval_ms: u64,
 }
 
 /// What a `reprise serve` process is in a fleet.

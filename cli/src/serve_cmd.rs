@@ -50,7 +50,11 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             anyhow::bail!("--demo and --movielens load data: run them on the leader");
         }
         let definitions = wait_for_definitions(shared.as_ref())?;
-        let store = FeatureStore::replica(shared, &definitions, StoreConfig::default())?;
+        let config = StoreConfig {
+            online_cache_bytes: store_args.cache_bytes,
+            ..StoreConfig::default()
+        };
+        let store = FeatureStore::replica(shared, &definitions, config)?;
         let config = ReplicaConfig {
             listen: args.listen,
             http_workers: args.http_workers,
@@ -64,7 +68,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(store),
             definitions.store_version,
             config,
-            interval,
+            std::time::Duration::from_millis(args.follow_interval_ms.max(1)),
         ))?;
         return Ok(());
     }
