@@ -42,6 +42,7 @@ pub mod snapshot;
 pub mod text_rows;
 pub mod time;
 pub mod transform;
+pub mod typed_push;
 pub mod types;
 
 /// prost types of `proto/reprise.proto`.

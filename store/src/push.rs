@@ -99,7 +99,7 @@ impl FeatureStore {
     }
 
     /// Writes validated batches (with `counters`) by group commit.
-    fn write_batches(
+    pub(crate) fn write_batches(
         &self,
         batches: Vec<(Arc<FeatureView>, Vec<ParsedRow>)>,
         backfill: bool,

@@ -9,9 +9,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use reprise_models::pipeline::Source;
-use reprise_store::time::{format_rfc3339, Micros};
+use reprise_store::time::Micros;
+use reprise_store::typed_push::TypedRow;
 use reprise_store::{FeatureStore, Value};
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json};
 
 use super::candidate_cache::{CachedCandidates, CandidateCache};
 use super::catalog::{ItemContext, LoadedModel};
@@ -444,37 +445,59 @@ impl Shared {
         } = log;
         let tally = tally.as_ref();
         let _span = tracing::info_span!("recommend.log", items = items.len()).entered();
-        let now = format_rfc3339(*at);
+        let text = |s: &str| Value::String(s.to_owned());
         // The hour the ranker saw (given, or the server clock's).
-        let ctx = json!({"request_id": request_id, "event_timestamp": now, "user_id": user,
-                         "device": context.device, "country": context.country, "hour": context.hour});
+        let context_row = TypedRow {
+            keys: vec![request_id.clone()],
+            event_ts: *at,
+            values: vec![
+                ("user_id", text(user)),
+                ("device", text(&context.device)),
+                ("country", text(&context.country)),
+                ("hour", Value::Int64(context.hour)),
+            ],
+        };
         let registry = self.store.registry();
-        let rows: Vec<Json> = items
+        let rows: Vec<TypedRow<'_>> = items
             .iter()
             .enumerate()
-            .map(|(position, item)| {
-                json!({"request_id": request_id, "item_id": item.item_id, "event_timestamp": now,
-                       "user_id": user, "position": position as i64, "model_version": model_version,
-                       "arm": arm, "source": item.source, "score": item.score,
-                       "features": features.get(position).cloned().unwrap_or_default()})
+            .map(|(position, item)| TypedRow {
+                keys: vec![request_id.clone(), item.item_id.clone()],
+                event_ts: *at,
+                values: vec![
+                    ("user_id", text(user)),
+                    ("position", Value::Int64(position as i64)),
+                    ("model_version", text(model_version)),
+                    ("arm", text(arm)),
+                    ("source", text(item.source)),
+                    ("score", Value::Float64(item.score)),
+                    (
+                        "features",
+                        Value::FloatVector(
+                            features
+                                .get(position)
+                                .map_or_else(Vec::new, |f| f.iter().map(|&v| v as f32).collect()),
+                        ),
+                    ),
+                ],
             })
             .collect();
-        let context_rows = [ctx];
-        let mut batches: Vec<(&str, &[Json])> = Vec::with_capacity(2);
+        let logged = rows.len();
+        let mut batches: Vec<(&str, Vec<TypedRow<'_>>)> = Vec::with_capacity(2);
         if registry.view("request_context").is_some() {
-            batches.push(("request_context", &context_rows));
+            batches.push(("request_context", vec![context_row]));
         }
         let mut counters = Vec::new();
-        if !rows.is_empty() && registry.view("served_item").is_some() {
-            batches.push(("served_item", &rows));
+        if logged > 0 && registry.view("served_item").is_some() {
+            batches.push(("served_item", rows));
             // The experiment's impressions count exactly the logged rows.
             if let Some(tally) = tally {
-                counters.push((tally.arm(arm, Count::Impressions), rows.len() as i64));
+                counters.push((tally.arm(arm, Count::Impressions), logged as i64));
             }
         }
         if !batches.is_empty() {
             // One engine write, one WAL sync, for both.
-            self.store.push_all_counting(&batches, false, &counters)?;
+            self.store.push_typed_counting(batches, &counters)?;
         }
         ServingStats::add(&self.stats.served_items, items.len() as u64);
         Ok(())

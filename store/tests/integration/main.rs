@@ -19,3 +19,4 @@ mod snapshot_merge;
 mod snapshots;
 mod time_index;
 mod transforms;
+mod typed_push;
