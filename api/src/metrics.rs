@@ -472,7 +472,7 @@ impl Metrics {
     ) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
         self.sample_store(store);
-        self.replication.sample_replica(follower);
+        self.replication.sample_replica(store, follower);
         self.encode()
     }
 

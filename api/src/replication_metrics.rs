@@ -15,6 +15,7 @@ pub struct ReplicationMetrics {
     errors: IntCounter,
     rows: IntCounter,
     events: IntCounter,
+    cache_dropped: IntCounter,
 }
 
 fn raise(counter: &IntCounter, value: u64) {
@@ -58,11 +59,15 @@ impl ReplicationMetrics {
                 "reprise_replication_events_total",
                 "Aggregation events published to the shared online store",
             ),
+            cache_dropped: counter(
+                "reprise_replication_cache_dropped_total",
+                "Times a replica dropped its whole row cache (change records missed, a whole publication, new definitions, an unreadable feed)",
+            ),
         }
     }
 
     pub fn register(&self, registry: &Registry) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
             Box::new(self.published_version.clone()),
             Box::new(self.lag_versions.clone()),
             Box::new(self.lag_seconds.clone()),
@@ -70,6 +75,7 @@ impl ReplicationMetrics {
             Box::new(self.errors.clone()),
             Box::new(self.rows.clone()),
             Box::new(self.events.clone()),
+            Box::new(self.cache_dropped.clone()),
         ];
         for c in collectors {
             registry.register(c).expect("metric names are unique");
@@ -93,7 +99,8 @@ impl ReplicationMetrics {
         raise(&self.events, status.events_total.load(Ordering::Relaxed));
     }
 
-    pub fn sample_replica(&self, status: &FollowerStatus) {
+    pub fn sample_replica(&self, store: &FeatureStore, status: &FollowerStatus) {
+        raise(&self.cache_dropped, store.replica_cache_drops());
         if let Some(lag) = status.lag() {
             self.published_version.set(lag.published_version as i64);
             self.lag_versions.set(lag.versions as i64);

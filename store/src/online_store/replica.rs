@@ -276,6 +276,11 @@ impl FeatureStore {
         applied.map(|()| round)
     }
 
+    /// Times this replica dropped its whole row cache.
+    pub fn replica_cache_drops(&self) -> u64 {
+        self.replica_cache.dropped_all()
+    }
+
     /// Moves a replica's store version up to `published` (never down).
     pub fn follow(&self, published: u64) {
         self.version

@@ -500,10 +500,12 @@ fn a_replica_caches_rows_until_a_change_record_names_them() {
         .unwrap();
     assert!(leader.enable_outbox(None).unwrap());
     publish_pending(leader, shared.as_ref()).unwrap();
+    let drops = replica.replica_cache_drops();
     let round = replica
         .follow_changes(shared.published_version().unwrap())
         .unwrap();
     assert!(round.dropped_all, "{round:?}");
+    assert_eq!(replica.replica_cache_drops(), drops + 1);
     assert_eq!(read_x(&replica).rows, read_x(leader).rows);
 
     // Records the replica never saw (trimmed while it was away: the chain
