@@ -63,6 +63,12 @@ fn checked(view: &FeatureView, index: usize, row: TypedRow<'_>) -> Result<Parsed
             ),
         ));
     }
+    if let Some(at) = row.keys.iter().position(String::is_empty) {
+        return Err(StoreError::invalid(
+            format!("rows[{index}].{}", view.join_keys[at]),
+            "must not be empty",
+        ));
+    }
     let mut values = vec![None; view.features.len()];
     for (name, value) in row.values {
         let at = view
@@ -71,7 +77,11 @@ fn checked(view: &FeatureView, index: usize, row: TypedRow<'_>) -> Result<Parsed
                 field: field(name),
                 feature: format!("{}:{name}", view.name),
             })?;
-        let feature = writable_feature(view, at, &field(name))?;
+        let feature = match writable_feature(view, at, "") {
+            Ok(feature) => feature,
+            // Said again with the field's name (built only on an error).
+            Err(_) => return Err(writable_feature(view, at, &field(name)).unwrap_err()),
+        };
         fits(feature, &value).map_err(|got| StoreError::WrongType {
             field: field(name),
             expected: feature.feature_type.name().into(),
@@ -87,7 +97,9 @@ fn checked(view: &FeatureView, index: usize, row: TypedRow<'_>) -> Result<Parsed
     })
 }
 
-/// What `Value::from_json` would have refused, said the same way.
+/// What `Value::from_json` would have refused, said the same way; and a
+/// value of another type than the declared one (no integer for a float:
+/// typed rows carry the declared type).
 fn fits(feature: &Feature, value: &Value) -> std::result::Result<(), String> {
     if value.feature_type() != feature.feature_type {
         return Err(value.feature_type().name().to_owned());

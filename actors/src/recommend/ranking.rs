@@ -461,25 +461,31 @@ impl Shared {
         let rows: Vec<TypedRow<'_>> = items
             .iter()
             .enumerate()
-            .map(|(position, item)| TypedRow {
-                keys: vec![request_id.clone(), item.item_id.clone()],
-                event_ts: *at,
-                values: vec![
-                    ("user_id", text(user)),
-                    ("position", Value::Int64(position as i64)),
-                    ("model_version", text(model_version)),
-                    ("arm", text(arm)),
-                    ("source", text(item.source)),
-                    ("score", Value::Float64(item.score)),
-                    (
-                        "features",
-                        Value::FloatVector(
-                            features
-                                .get(position)
-                                .map_or_else(Vec::new, |f| f.iter().map(|&v| v as f32).collect()),
+            .map(|(position, item)| {
+                let mut row = TypedRow {
+                    keys: vec![request_id.clone(), item.item_id.clone()],
+                    event_ts: *at,
+                    values: vec![
+                        ("user_id", text(user)),
+                        ("position", Value::Int64(position as i64)),
+                        ("model_version", text(model_version)),
+                        ("arm", text(arm)),
+                        ("source", text(item.source)),
+                        (
+                            "features",
+                            Value::FloatVector(
+                                features.get(position).map_or_else(Vec::new, |f| {
+                                    f.iter().map(|&v| v as f32).collect()
+                                }),
+                            ),
                         ),
-                    ),
-                ],
+                    ],
+                };
+                // A score that is not a number is logged as absent.
+                if item.score.is_finite() {
+                    row.values.push(("score", Value::Float64(item.score)));
+                }
+                row
             })
             .collect();
         let logged = rows.len();

@@ -51,7 +51,7 @@ pub struct ReplicaCache {
     round: Mutex<()>,
     /// Moves before every invalidation.
     epoch: AtomicU64,
-    /// Rounds that dropped everything.
+    /// Times the whole cache was dropped.
     dropped_all: AtomicU64,
 }
 
@@ -97,7 +97,7 @@ impl ReplicaCache {
         self.cache.get().map(OnlineCache::stats)
     }
 
-    /// Rounds that dropped the whole cache.
+    /// Times the whole cache was dropped.
     pub fn dropped_all(&self) -> u64 {
         self.dropped_all.load(Ordering::Relaxed)
     }

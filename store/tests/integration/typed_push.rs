@@ -1,6 +1,6 @@
 //! The server's typed push (the served-feature log's path) stores what the
-//! same rows pushed as JSON store, and refuses what JSON would refuse,
-//! naming the field.
+//! same rows pushed as JSON store, and refuses what a JSON push refuses
+//! (a typed value of another type than declared too), naming the field.
 
 use reprise_store::time::Micros;
 use reprise_store::typed_push::TypedRow;
@@ -168,6 +168,10 @@ fn a_typed_push_refuses_what_json_would_and_writes_nothing() {
             r.keys.pop();
         })),
         "rows[1]"
+    );
+    assert_eq!(
+        field(refused(&|r| r.keys[0] = String::new())),
+        "rows[1].request_id"
     );
     assert_eq!(t.store.version(), version, "nothing written");
     assert!(read(&t.store).rows.iter().all(|r| r.values[0].is_none()));
