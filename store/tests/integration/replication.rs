@@ -20,7 +20,7 @@ use reprise_store::time::Micros;
 use reprise_store::{FeatureStore, OnlineResult, StoreConfig, StoreError};
 use serde_json::json;
 
-use crate::common::{object, seconds, store_with, ts, Kind, DEFINITIONS};
+use crate::common::{object, seconds, store_with, ts, Kind, TestStore, DEFINITIONS};
 
 const EVENTS: &str = r#"
 [[feature_view]]
@@ -194,6 +194,19 @@ impl OnlineStore for Flaky {
     }
 }
 
+/// A replica of what `shared` published, on `t`'s clock.
+fn replica_of(shared: &Arc<Flaky>, t: &TestStore) -> FeatureStore {
+    let definitions = shared
+        .definitions()
+        .unwrap()
+        .expect("definitions published");
+    let config = StoreConfig {
+        clock: t.clock.clone(),
+        ..StoreConfig::default()
+    };
+    FeatureStore::replica(shared.clone(), &definitions, config).unwrap()
+}
+
 fn shared() -> Arc<Flaky> {
     Arc::new(Flaky {
         inner: EngineOnlineStore::new(Box::new(MemoryEngine::new())),
@@ -221,18 +234,7 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
         let round = publish_pending(leader, shared.as_ref()).unwrap();
         assert_eq!(round.published_version, Some(leader.version()));
         assert!(leader.outbox_entries(10).unwrap().is_empty());
-        let replica = FeatureStore::replica(
-            shared.clone(),
-            &shared
-                .definitions()
-                .unwrap()
-                .expect("definitions published"),
-            StoreConfig {
-                clock: t.clock.clone(),
-                ..StoreConfig::default()
-            },
-        )
-        .unwrap();
+        let replica = replica_of(&shared, &t);
         assert!(replica.is_replica());
         let caught_up = read(leader);
         assert_eq!(read(&replica), caught_up, "{kind:?}");
@@ -316,15 +318,7 @@ fn a_caught_up_replica_answers_as_the_leader_and_an_outage_loses_nothing() {
             "on, but the shared store lost what this store published: everything again"
         );
         publish_pending(leader, emptied.as_ref()).unwrap();
-        let again = FeatureStore::replica(
-            emptied.clone(),
-            &emptied.definitions().unwrap().unwrap(),
-            StoreConfig {
-                clock: t.clock.clone(),
-                ..StoreConfig::default()
-            },
-        )
-        .unwrap();
+        let again = replica_of(&emptied, &t);
         assert_eq!(read(&again), read(leader));
         let ahead = self::shared();
         ahead.publish_version(leader.version() + 5).unwrap();
@@ -340,15 +334,7 @@ fn definitions_reach_replicas_and_the_outbox_stays_empty_when_off() {
     leader.enable_outbox(Some(0)).unwrap();
     let shared = shared();
     publish_pending(leader, shared.as_ref()).unwrap();
-    let replica = FeatureStore::replica(
-        shared.clone(),
-        &shared.definitions().unwrap().unwrap(),
-        StoreConfig {
-            clock: t.clock.clone(),
-            ..StoreConfig::default()
-        },
-    )
-    .unwrap();
+    let replica = replica_of(&shared, &t);
 
     // A new version of `a`, then the old one retired.
     let a2 = r#"
@@ -412,15 +398,7 @@ fn a_replica_caches_rows_until_a_change_record_names_them() {
     write(leader, 950, 1);
     let shared = shared();
     publish_pending(leader, shared.as_ref()).unwrap();
-    let replica = FeatureStore::replica(
-        shared.clone(),
-        &shared.definitions().unwrap().unwrap(),
-        StoreConfig {
-            clock: t.clock.clone(),
-            ..StoreConfig::default()
-        },
-    )
-    .unwrap();
+    let replica = replica_of(&shared, &t);
     // Before the follower's first round, nothing is cached.
     assert_eq!(read_x(&replica), read_x(leader));
     assert_eq!(replica.cache_stats().hits + replica.cache_stats().misses, 0);
