@@ -77,11 +77,7 @@ fn checked(view: &FeatureView, index: usize, row: TypedRow<'_>) -> Result<Parsed
                 field: field(name),
                 feature: format!("{}:{name}", view.name),
             })?;
-        let feature = match writable_feature(view, at, "") {
-            Ok(feature) => feature,
-            // Said again with the field's name (built only on an error).
-            Err(_) => return Err(writable_feature(view, at, &field(name)).unwrap_err()),
-        };
+        let feature = writable_feature(view, at, &field(name))?;
         fits(feature, &value).map_err(|got| StoreError::WrongType {
             field: field(name),
             expected: feature.feature_type.name().into(),

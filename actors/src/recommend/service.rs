@@ -672,14 +672,7 @@ impl Recommender {
     /// A place in the ranker's queue (refused when it is full), held until
     /// the request's work is done.
     fn admit(&self) -> Result<Admitted, ActorError> {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.config.queue {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return Err(ActorError::Overloaded {
-                actor: NAME,
-                capacity: self.config.queue,
-            });
-        }
-        Ok(Admitted(Arc::clone(&self.in_flight)))
+        Admitted::take(&self.in_flight, self.config.queue)
     }
 
     /// Asks a ranker worker (the caller holds a place in the queue).
@@ -1066,6 +1059,20 @@ impl Recommender {
 /// A place in the ranker's queue, given back when dropped.
 struct Admitted(Arc<AtomicUsize>);
 
+impl Admitted {
+    /// One of `capacity` places counted by `in_flight`, or `Overloaded`.
+    fn take(in_flight: &Arc<AtomicUsize>, capacity: usize) -> Result<Self, ActorError> {
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= capacity {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(ActorError::Overloaded {
+                actor: NAME,
+                capacity,
+            });
+        }
+        Ok(Admitted(Arc::clone(in_flight)))
+    }
+}
+
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
@@ -1078,4 +1085,30 @@ impl Drop for Admitted {
 /// window is a key range (`reprise_trainer::served_log`).
 pub fn new_request_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_holds_at_most_its_capacity_and_a_dropped_place_frees_one() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let first = Admitted::take(&in_flight, 2).unwrap();
+        let _second = Admitted::take(&in_flight, 2).unwrap();
+        assert!(matches!(
+            Admitted::take(&in_flight, 2),
+            Err(ActorError::Overloaded { capacity: 2, .. })
+        ));
+        assert_eq!(
+            in_flight.load(Ordering::Acquire),
+            2,
+            "a refusal takes no place"
+        );
+        // A place moved into a blocking task (the served-log write) is
+        // held until that task ends, whoever awaited it.
+        let task = std::thread::spawn(move || drop(first));
+        task.join().unwrap();
+        assert!(Admitted::take(&in_flight, 2).is_ok());
+    }
 }
