@@ -8,6 +8,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
@@ -24,10 +25,18 @@ impl FeatureStore {
     pub fn write_snapshot_parquet<W: Write + Send>(&self, id: &str, out: W) -> Result<u64> {
         let meta = self.snapshot_meta(id)?;
         let schema = schema_of(&meta)?;
-        let properties = WriterProperties::builder()
+        let mut properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+        // Floats rarely repeat: a dictionary would be built (every value
+        // hashed) only to be abandoned when it fills.
+        for field in schema.fields() {
+            if field.data_type() == &DataType::Float64 {
+                properties = properties
+                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+        }
+        let properties = properties.build();
         let mut writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(properties))
             .map_err(parquet_error)?;
         let mut count = 0;

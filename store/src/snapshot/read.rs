@@ -166,7 +166,14 @@ impl FeatureStore {
         mut emit: impl FnMut(Result<Vec<OutputRow>>) -> bool,
     ) -> Result<bool> {
         // Each view's lookups, with their entity rows' positions in the pass.
-        let mut lookups: Vec<Vec<(PitQuery, u32)>> = vec![Vec::new(); plans.len()];
+        // Sized for the pass up front: growing a million-entry vector
+        // doubles it (and faults in fresh pages) twenty times.
+        let pass_rows = (pass.len() as u64 * meta.rows)
+            .div_ceil(u64::from(meta.chunks.max(1)))
+            .min(meta.rows) as usize;
+        let mut lookups: Vec<Vec<(PitQuery, u32)>> = (0..plans.len())
+            .map(|_| Vec::with_capacity(pass_rows))
+            .collect();
         let mut earliest = Micros::MAX;
         let mut position = 0u32;
         for chunk_index in pass.clone() {
