@@ -152,12 +152,17 @@ pub fn model_counter_key(kind: &str) -> Vec<u8> {
     [b"model_seq/".as_slice(), kind.as_bytes()].concat()
 }
 
+/// Meta keys of each model kind's serving pointer.
+pub const SERVING_MODEL_PREFIX: &[u8] = b"serving_model/";
+/// Meta keys of each model kind's promotion history.
+pub const SERVING_HISTORY_PREFIX: &[u8] = b"serving_history/";
+
 pub fn serving_model_key(kind: &str) -> Vec<u8> {
-    [b"serving_model/".as_slice(), kind.as_bytes()].concat()
+    [SERVING_MODEL_PREFIX, kind.as_bytes()].concat()
 }
 
 pub fn serving_history_key(kind: &str) -> Vec<u8> {
-    [b"serving_history/".as_slice(), kind.as_bytes()].concat()
+    [SERVING_HISTORY_PREFIX, kind.as_bytes()].concat()
 }
 
 pub fn migration_key(file_name: &str) -> Vec<u8> {

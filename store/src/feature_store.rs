@@ -78,6 +78,11 @@ pub struct FeatureStore {
     /// A replica's cache of the shared store's rows and the change feed
     /// that keeps it current (`online_store/replica.rs`).
     pub(crate) replica_cache: crate::online_store::ReplicaCache,
+    /// Bumped by every write to the model registry (models, serving
+    /// pointers), which a leader publishes with the definitions.
+    pub(crate) models_changed: AtomicU64,
+    /// The `models_changed` the leader last published.
+    pub(crate) models_published: AtomicU64,
 }
 
 impl FeatureStore {
@@ -136,6 +141,8 @@ impl FeatureStore {
             outbox: std::sync::atomic::AtomicBool::new(outbox),
             remote_online: std::sync::OnceLock::new(),
             replica_cache: crate::online_store::ReplicaCache::default(),
+            models_changed: AtomicU64::new(0),
+            models_published: AtomicU64::new(0),
         })
     }
 

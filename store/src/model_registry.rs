@@ -2,7 +2,11 @@
 //! version, `{kind}-{n}` with `n` counting per kind, prost-encoded with its
 //! training snapshot, store version, feature refs, hyper-parameters, metrics
 //! and code version. Saving a model does not change feature data, so it takes
-//! no store version of its own; it records the one it was trained at.
+//! no store version of its own; it records the one it was trained at. A
+//! leader publishes the registry (records and serving pointers) with its
+//! definitions, so replicas serve the same models.
+
+use std::sync::atomic::Ordering;
 
 use prost::Message;
 
@@ -46,6 +50,7 @@ impl FeatureStore {
         );
         batch.put(Cf::Meta, counter_key, n.to_be_bytes().to_vec());
         self.engine.write(batch)?;
+        self.models_changed.fetch_add(1, Ordering::AcqRel);
         tracing::info!(version = %record.version, "model saved");
         Ok(record.version)
     }
@@ -122,7 +127,9 @@ impl FeatureStore {
             codec::serving_history_key(kind),
             serde_json::to_vec(history).expect("strings serialise"),
         );
-        self.engine.write(batch)
+        self.engine.write(batch)?;
+        self.models_changed.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     /// The version recorded as serving for `kind`, if any.
@@ -157,6 +164,7 @@ impl FeatureStore {
         let mut batch = WriteBatch::default();
         batch.delete(Cf::Models, version.as_bytes().to_vec());
         self.engine.write(batch)?;
+        self.models_changed.fetch_add(1, Ordering::AcqRel);
         tracing::info!(%version, "model deleted");
         Ok(())
     }

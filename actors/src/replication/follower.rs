@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use reprise_store::online_store::ReplicaLag;
+use reprise_store::online_store::{definitions_digest, ReplicaLag};
 use reprise_store::FeatureStore;
 
 /// What the follower last saw, for `/metrics` and `/readyz`.
@@ -19,6 +19,8 @@ pub struct FollowerStatus {
     pub last_contact: Mutex<Option<Instant>>,
     pub errors_total: AtomicU64,
     pub definitions_version: AtomicU64,
+    /// [`definitions_digest`] of the definitions loaded (0: not yet read).
+    pub definitions_digest: AtomicU64,
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -65,13 +67,21 @@ impl FollowWorker {
             .is_none_or(|t| t.elapsed() >= DEFINITIONS_EVERY)
         {
             if let Some(definitions) = shared.definitions()? {
+                // Newer, or as new with other content (the model registry
+                // changes without a store version); never older (a shared
+                // store failed over to an older copy).
+                let digest = definitions_digest(&definitions);
                 if definitions.store_version
-                    > self.status.definitions_version.load(Ordering::Acquire)
+                    >= self.status.definitions_version.load(Ordering::Acquire)
+                    && digest != self.status.definitions_digest.load(Ordering::Acquire)
                 {
                     self.store.load_definitions(&definitions)?;
                     self.status
                         .definitions_version
                         .store(definitions.store_version, Ordering::Release);
+                    self.status
+                        .definitions_digest
+                        .store(digest, Ordering::Release);
                     tracing::info!(
                         store_version = definitions.store_version,
                         "definitions reloaded from the shared online store"

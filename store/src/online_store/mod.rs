@@ -176,6 +176,20 @@ impl ChangeRecord {
     }
 }
 
+/// A digest of what `definitions` carry (not the version they were
+/// published at): a replica reloads when it changes, which a model saved
+/// or promoted does without a new store version.
+pub fn definitions_digest(definitions: &Definitions) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for entry in &definitions.entries {
+        for part in [entry.cf.as_bytes(), &entry.key, &entry.value] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+    }
+    hasher.digest()
+}
+
 /// An online view published in store-version order, with what replicas
 /// need besides (the definitions, the leader's state).
 pub trait OnlineStore: Send + Sync + std::fmt::Debug {

@@ -5,6 +5,8 @@
 //! entry is deleted only after that, so a failure anywhere (Redis down, a
 //! crash) leaves it to be published again, which is harmless.
 
+use std::sync::atomic::Ordering;
+
 use crate::cf::Cf;
 use crate::error::Result;
 use crate::feature_store::FeatureStore;
@@ -52,6 +54,8 @@ pub struct PublishRound {
     pub published_version: Option<u64>,
     /// The leader's state as written to the shared store.
     pub leader: Option<LeaderState>,
+    /// Whether the definitions were published for a model registry change.
+    pub definitions: bool,
 }
 
 /// Publishes up to a round's worth of outbox entries, oldest first; when
@@ -92,6 +96,16 @@ pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result
         target.publish_version(version)?;
         store.record_publication(version)?;
         round.published_version = Some(version);
+    }
+    // The model registry changes without a store version (a model saved,
+    // promoted, rolled back or deleted): published with the definitions
+    // once the round's rows are out, so a replica that follows a new
+    // serving pointer finds the rows it was trained with.
+    let models = store.models_changed.load(Ordering::Acquire);
+    if models != store.models_published.load(Ordering::Acquire) {
+        target.publish_definitions(&definitions_of(store)?)?;
+        store.models_published.store(models, Ordering::Release);
+        round.definitions = true;
     }
     let leader = LeaderState {
         store_version: version,

@@ -175,19 +175,26 @@ impl ReplicaCache {
 
 /// The keyspaces definitions are carried from.
 fn carried(cf: &str) -> Option<Cf> {
-    [Cf::Registry, Cf::Meta]
+    [Cf::Registry, Cf::Meta, Cf::Models]
         .into_iter()
         .find(|c| c.name() == cf)
 }
 
-/// The store's definitions now: its migration records and retired-view
-/// records.
+/// What definitions carry: the registry's migration records, retired-view
+/// records, and the model registry (every stored model and each kind's
+/// serving pointer and promotion history).
+const CARRIED: [(Cf, &[u8]); 5] = [
+    (Cf::Registry, b""),
+    (Cf::Meta, crate::outbox::RETIRED_PREFIX),
+    (Cf::Models, b""),
+    (Cf::Meta, crate::codec::SERVING_MODEL_PREFIX),
+    (Cf::Meta, crate::codec::SERVING_HISTORY_PREFIX),
+];
+
+/// The store's definitions now (see [`CARRIED`]).
 pub fn definitions_of(store: &FeatureStore) -> Result<Definitions> {
     let mut entries = Vec::new();
-    for (cf, prefix) in [
-        (Cf::Registry, &[][..]),
-        (Cf::Meta, crate::outbox::RETIRED_PREFIX),
-    ] {
+    for (cf, prefix) in CARRIED {
         for (key, value) in store.engine.scan_prefix(cf, prefix)? {
             entries.push(StoredEntry {
                 cf: cf.name().to_owned(),
@@ -204,6 +211,20 @@ pub fn definitions_of(store: &FeatureStore) -> Result<Definitions> {
 
 fn write_definitions(store: &FeatureStore, definitions: &Definitions) -> Result<()> {
     let mut batch = WriteBatch::default();
+    // Models the leader deleted (and pointers it dropped) go here too:
+    // carried keys the new definitions lack are deleted first.
+    let kept: std::collections::HashSet<(&str, &[u8])> = definitions
+        .entries
+        .iter()
+        .map(|e| (e.cf.as_str(), e.key.as_slice()))
+        .collect();
+    for (cf, prefix) in CARRIED {
+        for (key, _) in store.engine.scan_prefix(cf, prefix)? {
+            if !kept.contains(&(cf.name(), key.as_slice())) {
+                batch.delete(cf, key);
+            }
+        }
+    }
     for entry in &definitions.entries {
         let cf = carried(&entry.cf).ok_or_else(|| {
             StoreError::Corrupt(format!("definitions name keyspace `{}`", entry.cf))

@@ -502,3 +502,80 @@ fn a_replica_caches_rows_until_a_change_record_names_them() {
     assert!(round.dropped_all, "{round:?}");
     assert_eq!(read_x(&replica).rows, read_x(leader).rows);
 }
+
+/// The model registry reaches replicas with the definitions: records,
+/// serving pointers and promotion histories, saved, promoted, rolled back
+/// and deleted without a store version of their own.
+#[test]
+fn the_model_registry_reaches_replicas_without_a_store_version() {
+    use reprise_store::online_store::definitions_digest;
+    use reprise_store::proto::ModelRecord;
+    let t = store_with(Kind::Memory, DEFINITIONS, 1_000);
+    let leader = &t.store;
+    leader.enable_outbox(Some(0)).unwrap();
+    let shared = shared();
+    publish_pending(leader, shared.as_ref()).unwrap();
+    let replica = replica_of(&shared, &t);
+    let sync = |replica: &FeatureStore| {
+        let round = publish_pending(leader, shared.as_ref()).unwrap();
+        replica
+            .load_definitions(&shared.definitions().unwrap().unwrap())
+            .unwrap();
+        round
+    };
+    let ranker = |payload: &[u8]| ModelRecord {
+        kind: "ranker".into(),
+        payload: payload.to_vec(),
+        ..Default::default()
+    };
+    let version = leader.version();
+    let first = leader.save_model(ranker(b"one")).unwrap();
+    let second = leader.save_model(ranker(b"two")).unwrap();
+    leader.set_serving_model(&first).unwrap();
+    leader.set_serving_model(&second).unwrap();
+    assert_eq!(
+        leader.version(),
+        version,
+        "the registry takes no store version"
+    );
+    let before = definitions_digest(&shared.definitions().unwrap().unwrap());
+    assert!(
+        sync(&replica).definitions,
+        "published for the registry change"
+    );
+    assert_ne!(
+        definitions_digest(&shared.definitions().unwrap().unwrap()),
+        before
+    );
+    assert_eq!(
+        replica.load_model(&second).unwrap(),
+        leader.load_model(&second).unwrap()
+    );
+    assert_eq!(
+        replica.serving_model("ranker").unwrap(),
+        Some(second.clone())
+    );
+    assert!(
+        !sync(&replica).definitions,
+        "nothing changed: not published again"
+    );
+
+    // A rollback and a deletion reach it too.
+    assert_eq!(leader.rollback_serving_model("ranker").unwrap(), first);
+    leader.trim_serving_history("ranker", 1).unwrap();
+    leader.delete_model(&second).unwrap();
+    sync(&replica);
+    assert_eq!(
+        replica.serving_model("ranker").unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        replica.serving_history("ranker").unwrap(),
+        vec![first.clone()]
+    );
+    assert!(matches!(
+        replica.load_model(&second),
+        Err(StoreError::UnknownModel(_))
+    ));
+    assert_eq!(replica.load_model(&first).unwrap().payload, b"one".to_vec());
+}
