@@ -17,7 +17,13 @@ pub async fn json_object(
 ) -> Result<JsonObject, ApiError> {
     // The body's bytes stay counted until it is parsed.
     let (bytes, _held) = read_body(req, payload, limits).await?;
-    match serde_json::from_slice::<Json>(&bytes) {
+    parse_object(&bytes, limits)
+}
+
+/// A body already read, parsed as a JSON object and checked against
+/// `limits`.
+pub fn parse_object(bytes: &[u8], limits: &Limits) -> Result<JsonObject, ApiError> {
+    match serde_json::from_slice::<Json>(bytes) {
         Ok(Json::Object(map)) => {
             limits.check(&map)?;
             Ok(JsonObject(map))

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod console;
 pub mod error;
+pub mod fleet;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
@@ -98,7 +99,14 @@ pub fn state(
     config: &ServerConfig,
 ) -> Result<web::Data<AppState>, ActorError> {
     let workers = StoreWorkers::start(Arc::clone(&store), config.store_workers, config.store_queue);
-    let recommender = Recommender::start(Arc::clone(&store), config.recommender.clone())?;
+    let recommender = Recommender::start(
+        Arc::clone(&store),
+        RecommenderConfig {
+            // A leader publishes histories for its replicas.
+            fleet_leader: config.shared_online_store.is_some(),
+            ..config.recommender.clone()
+        },
+    )?;
     let retrainer = Retrainer::start(
         Arc::clone(&store),
         recommender.clone(),
@@ -173,6 +181,7 @@ pub fn app(
     gated_app(gate, move |cfg| {
         cfg.app_data(state);
         routes::configure(cfg);
+        fleet::configure(cfg);
         console::configure(cfg);
     })
 }

@@ -1,8 +1,12 @@
 //! A replica's HTTP face (`reprise serve --role replica`): stateless, it
 //! answers online reads from the shared online store the leader publishes
-//! to, and forwards every other route (writes, events, snapshots, models,
-//! recommendations) to the leader, so a load balancer may send any request
-//! to any process of the fleet. Access control, admission, timeouts,
+//! to, and recommendations and rank with the models and histories the
+//! leader publishes (its served-feature log goes to the leader, signed, see
+//! `fleet.rs`); a request it cannot answer as the leader would (a user
+//! without a published history, an experiment running, `explain`) and
+//! every other route (writes, events, snapshots, models) is forwarded to
+//! the leader, so a load balancer may send any request to any process of
+//! the fleet. Access control, admission, timeouts,
 //! tracing and metrics are the leader's middleware ([`crate::gated_app`]);
 //! a forwarded request keeps its `x-api-key`, so the leader checks it too.
 //! With the leader down, forwarded requests get 503 `leader_unavailable`
@@ -18,20 +22,30 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt;
+use reprise_actors::recommend::forwarded::ForwardedLog;
+use reprise_actors::recommend::ranking::ServedLog;
+use reprise_actors::recommend::Recommender;
 use reprise_actors::replication::Follower;
 use reprise_store::FeatureStore;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::body::parse_object;
 use crate::error::ApiError;
 use crate::limits::{Admission, Limits};
 use crate::metrics::Metrics;
+use crate::routes::recommendations::{
+    rank_request, rank_response, recommend_request, recommendation_response,
+};
 use crate::routes::{online, ops, ROUTES};
 use crate::schema::{Ready, ReplicationState};
-use crate::{auth, console, Gate};
+use crate::{auth, console, fleet, Gate};
 
 /// The routes a replica answers itself; every other one of [`ROUTES`] is
 /// forwarded.
 pub const LOCAL_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/online-features"),
+    ("post", "/v1/recommendations"),
+    ("post", "/v1/rank"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -61,12 +75,23 @@ pub struct ReplicaConfig {
     /// Not ready (503 on `/readyz`) when the oldest unpublished commit is
     /// older than this.
     pub max_lag: Duration,
+    /// The ranker's settings (workers, queue).
+    pub recommender: reprise_actors::recommend::RecommenderConfig,
 }
 
 /// What a replica's handlers share.
 pub struct ReplicaState {
     pub store: Arc<FeatureStore>,
     pub follower: Follower,
+    /// Recommendations and rank from the published models and histories.
+    pub recommender: Recommender,
+    /// Signs the served-feature logs sent to the leader (`None`: no keys
+    /// file, no access control).
+    pub fleet_secret: Option<[u8; 32]>,
+    /// Recommendation and rank requests answered here, and sent to the
+    /// leader.
+    pub ranked_here: AtomicU64,
+    pub ranked_by_leader: AtomicU64,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub max_lag: Duration,
@@ -111,6 +136,8 @@ pub fn replica_app(
         cfg.app_data(state)
             .app_data(leader)
             .route("/v1/online-features", web::post().to(online_features))
+            .route("/v1/recommendations", web::post().to(recommendations))
+            .route("/v1/rank", web::post().to(rank))
             .route("/healthz", web::get().to(ops::healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
@@ -135,6 +162,97 @@ async fn online_features(
     online::read_online(&state.store, &state.metrics, &state.limits, &req, payload).await
 }
 
+/// Whether this replica answers `user_id`'s request itself (an online
+/// read of their published history, off the HTTP worker); counted.
+async fn serves_locally(state: &web::Data<ReplicaState>, user_id: &str) -> bool {
+    let (state, user) = (state.clone(), user_id.to_owned());
+    let local = web::block(move || state.recommender.serves_locally(&user))
+        .await
+        .unwrap_or(false);
+    local
+}
+
+async fn recommendations(
+    leader: web::Data<Leader>,
+    state: web::Data<ReplicaState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (bytes, _held) = crate::body::read_body(&req, payload, &state.limits).await?;
+    let request = recommend_request(parse_object(&bytes, &state.limits)?)?;
+    if request.explain || !serves_locally(&state, &request.user_id).await {
+        state.ranked_by_leader.fetch_add(1, Ordering::Relaxed);
+        return forward_bytes(&leader, &req, bytes).await;
+    }
+    state.ranked_here.fetch_add(1, Ordering::Relaxed);
+    let (recommendation, log, admitted) = state.recommender.recommend_unlogged(request).await?;
+    // Answered once the leader has the log, as the leader answers once its
+    // write is durable; the request holds its queue place until then.
+    send_served_log(&leader, state.fleet_secret.as_ref(), &log).await?;
+    drop(admitted);
+    Ok(HttpResponse::Ok().json(recommendation_response(recommendation)))
+}
+
+async fn rank(
+    leader: web::Data<Leader>,
+    state: web::Data<ReplicaState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (bytes, _held) = crate::body::read_body(&req, payload, &state.limits).await?;
+    let request = rank_request(parse_object(&bytes, &state.limits)?)?;
+    if !serves_locally(&state, &request.user_id).await {
+        state.ranked_by_leader.fetch_add(1, Ordering::Relaxed);
+        return forward_bytes(&leader, &req, bytes).await;
+    }
+    state.ranked_here.fetch_add(1, Ordering::Relaxed);
+    let ranked = state.recommender.rank(request).await?;
+    Ok(HttpResponse::Ok().json(rank_response(ranked)))
+}
+
+/// Sends a served-feature log to the leader, signed, and waits until it is
+/// written.
+async fn send_served_log(
+    leader: &Leader,
+    secret: Option<&[u8; 32]>,
+    log: &ServedLog,
+) -> Result<(), ApiError> {
+    let body = serde_json::to_vec(&ForwardedLog::from(log)).expect("a served log serialises");
+    let mut request = leader
+        .client
+        .post(format!("{}{}", leader.base, fleet::SERVED_LOG_PATH))
+        .header("content-type", "application/json");
+    if let Some(secret) = secret {
+        request = request.header(fleet::SIGNATURE_HEADER, fleet::sign(secret, &body));
+    }
+    let answer = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| leader_error(leader, e))?;
+    if answer.status().is_success() {
+        return Ok(());
+    }
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    Err(ApiError::LeaderFailed {
+        leader: leader.base.clone(),
+        reason: format!("the served-feature log was refused ({status}): {text}"),
+    })
+}
+
+/// A failed call to the leader. Not connected: nothing reached the leader,
+/// retrying is safe. Any later failure (a timeout, a dropped answer) may
+/// follow a write the leader applied: no retry hint then.
+fn leader_error(leader: &Leader, e: reqwest::Error) -> ApiError {
+    let (leader, reason) = (leader.base.clone(), e.to_string());
+    if e.is_connect() {
+        ApiError::LeaderUnavailable { leader, reason }
+    } else {
+        ApiError::LeaderFailed { leader, reason }
+    }
+}
+
 /// Sends the request to the leader and streams its answer back.
 async fn forward(
     leader: web::Data<Leader>,
@@ -143,6 +261,15 @@ async fn forward(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (body, _held) = crate::body::read_body(&req, payload, &state.limits).await?;
+    forward_bytes(&leader, &req, body).await
+}
+
+/// Sends `req` with `body` to the leader and streams its answer back.
+async fn forward_bytes(
+    leader: &Leader,
+    req: &HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let target = req
         .uri()
         .path_and_query()
@@ -158,18 +285,7 @@ async fn forward(
             request = request.header(*name, value.as_bytes());
         }
     }
-    // Not connected: nothing reached the leader, retrying is safe. Any
-    // later failure (a timeout, a dropped answer) may follow a write the
-    // leader applied: no retry hint then.
-    let unavailable = |e: reqwest::Error| {
-        let (leader, reason) = (leader.base.clone(), e.to_string());
-        if e.is_connect() {
-            ApiError::LeaderUnavailable { leader, reason }
-        } else {
-            ApiError::LeaderFailed { leader, reason }
-        }
-    };
-    let answer = request.send().await.map_err(unavailable)?;
+    let answer = request.send().await.map_err(|e| leader_error(leader, e))?;
     let status =
         StatusCode::from_u16(answer.status().as_u16()).expect("the leader answers a valid status");
     let mut response = HttpResponse::build(status);
@@ -264,11 +380,30 @@ async fn readyz(state: web::Data<ReplicaState>) -> HttpResponse {
 async fn metrics(state: web::Data<ReplicaState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(
+        .body(format!(
+            "{}{}",
             state
                 .metrics
                 .render_replica(&state.store, &state.follower.status),
-        )
+            ranking_metrics(&state)
+        ))
+}
+
+/// Where this replica's recommendation and rank requests were answered.
+fn ranking_metrics(state: &ReplicaState) -> String {
+    let stats = state.recommender.stats();
+    format!(
+        "# HELP reprise_replica_ranked_total Recommendation and rank requests by where they were answered (here: the published models and histories; leader: forwarded).\n\
+         # TYPE reprise_replica_ranked_total counter\n\
+         reprise_replica_ranked_total{{answered_by=\"replica\"}} {}\n\
+         reprise_replica_ranked_total{{answered_by=\"leader\"}} {}\n\
+         # HELP reprise_replica_model_swaps_total Serving models this replica has loaded from the leader's publications.\n\
+         # TYPE reprise_replica_model_swaps_total counter\n\
+         reprise_replica_model_swaps_total {}\n",
+        state.ranked_here.load(Ordering::Relaxed),
+        state.ranked_by_leader.load(Ordering::Relaxed),
+        stats.model_swaps.load(Ordering::Relaxed),
+    )
 }
 
 /// Serves a replica of the store `store` (built by
@@ -282,9 +417,15 @@ pub async fn serve_replica(
 ) -> std::io::Result<()> {
     let follower = Follower::start(Arc::clone(&store), definitions_version, interval);
     let metrics = Metrics::new();
+    let recommender = Recommender::start_replica(Arc::clone(&store), config.recommender.clone())
+        .map_err(std::io::Error::other)?;
     let state = web::Data::new(ReplicaState {
         store,
         follower,
+        recommender,
+        fleet_secret: config.keys.as_ref().map(auth::KeyRing::fleet_secret),
+        ranked_here: AtomicU64::new(0),
+        ranked_by_leader: AtomicU64::new(0),
         metrics: Arc::clone(&metrics),
         limits: config.limits.clone(),
         max_lag: config.max_lag,

@@ -63,6 +63,10 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
             metrics_open: !args.close_metrics,
             leader,
             max_lag: duration_flag("--max-lag", &args.max_lag)?,
+            recommender: reprise_actors::recommend::RecommenderConfig {
+                workers: args.ranker_workers,
+                ..Default::default()
+            },
         };
         actix_rt::System::new().block_on(reprise_api::replica::serve_replica(
             Arc::new(store),

@@ -157,6 +157,9 @@ pub const SERVING_MODEL_PREFIX: &[u8] = b"serving_model/";
 /// Meta keys of each model kind's promotion history.
 pub const SERVING_HISTORY_PREFIX: &[u8] = b"serving_history/";
 
+/// The Meta key of the experiment routing traffic, if any.
+pub const ACTIVE_EXPERIMENT_KEY: &[u8] = b"serving_experiment";
+
 pub fn serving_model_key(kind: &str) -> Vec<u8> {
     [SERVING_MODEL_PREFIX, kind.as_bytes()].concat()
 }

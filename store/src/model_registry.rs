@@ -132,6 +132,37 @@ impl FeatureStore {
         Ok(())
     }
 
+    /// Records the experiment routing traffic (`None`: none), for replicas
+    /// (they leave its requests to the leader, which keeps its tallies).
+    pub fn set_active_experiment(&self, name: Option<&str>) -> Result<()> {
+        if self.active_experiment()?.as_deref() == name {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        match name {
+            Some(name) => batch.put(
+                Cf::Meta,
+                codec::ACTIVE_EXPERIMENT_KEY.to_vec(),
+                name.as_bytes().to_vec(),
+            ),
+            None => batch.delete(Cf::Meta, codec::ACTIVE_EXPERIMENT_KEY.to_vec()),
+        }
+        self.engine.write(batch)?;
+        self.models_changed.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The experiment recorded as routing traffic, if any.
+    pub fn active_experiment(&self) -> Result<Option<String>> {
+        self.engine
+            .get(Cf::Meta, codec::ACTIVE_EXPERIMENT_KEY)?
+            .map(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("active experiment: {e}")))
+            })
+            .transpose()
+    }
+
     /// The version recorded as serving for `kind`, if any.
     pub fn serving_model(&self, kind: &str) -> Result<Option<String>> {
         self.engine

@@ -60,8 +60,8 @@ fn item_metadata(store: &FeatureStore, model: &ServingModel) -> Result<ItemMetad
         .filter(|s| s.view.entities.len() == 1);
     if let Some(segment) = segment {
         // Ordered by item, then time: the last row of an item wins.
-        for row in store.view_history(&segment.view.label(), store.version())? {
-            let Some(i) = row.keys.first().and_then(|id| model.item_index(id)) else {
+        for row in item_rows(store, &segment.view.label(), model)? {
+            let Some(i) = model.item_index(&row.item_id) else {
                 continue;
             };
             segments[i as usize] = match &row.values[segment.feature] {
@@ -87,6 +87,79 @@ fn item_metadata(store: &FeatureStore, model: &ServingModel) -> Result<ItemMetad
         });
     }
     Ok((segments, by_segment))
+}
+
+/// One row of an item-keyed view.
+struct ItemRow {
+    item_id: String,
+    event_ts: reprise_store::time::Micros,
+    /// One value per feature of the view, in declaration order.
+    values: Vec<Option<Value>>,
+}
+
+/// Items read online per request on a replica.
+const ITEM_READ_CHUNK: usize = 1_000;
+
+/// The rows of the item-keyed view `label` a model is loaded from, in item
+/// order, an item's newest row last: on the leader its history; on a
+/// replica (which holds no history) each of the model's items' latest row
+/// as the leader published it.
+fn item_rows(
+    store: &FeatureStore,
+    label: &str,
+    model: &ServingModel,
+) -> Result<Vec<ItemRow>, ActorError> {
+    if !store.is_replica() {
+        return Ok(store
+            .view_history(label, store.version())?
+            .into_iter()
+            .filter_map(|row| {
+                Some(ItemRow {
+                    item_id: row.keys.into_iter().next()?,
+                    event_ts: row.event_ts,
+                    values: row.values,
+                })
+            })
+            .collect());
+    }
+    let registry = store.registry();
+    let view = registry
+        .view(label)
+        .ok_or_else(|| ActorError::invalid("model", format!("view `{label}` is not defined")))?;
+    let Some(join_key) = view.join_keys.first() else {
+        return Ok(Vec::new());
+    };
+    let refs: Vec<String> = view
+        .features
+        .iter()
+        .map(|f| format!("{label}:{}", f.name))
+        .collect();
+    let ids: Vec<&str> = (0..model.item_count() as u32)
+        .map(|i| model.item_id(i))
+        .collect();
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(ITEM_READ_CHUNK) {
+        let entities: Vec<serde_json::Map<String, serde_json::Value>> = chunk
+            .iter()
+            .map(|id| {
+                let mut entity = serde_json::Map::new();
+                entity.insert(join_key.clone(), serde_json::Value::from(*id));
+                entity
+            })
+            .collect();
+        let read = store.online_features(&refs, &entities)?;
+        for (id, row) in chunk.iter().zip(read.rows) {
+            let Some(event_ts) = row.event_timestamps.iter().flatten().max().copied() else {
+                continue;
+            };
+            rows.push(ItemRow {
+                item_id: (*id).to_owned(),
+                event_ts,
+                values: row.values,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// The embedding view (`name@N`) of `view_name` among a model's refs.
@@ -115,13 +188,11 @@ impl LoadedModel {
         // The latest stored vector of every item, in the model's item order.
         let mut vectors = model.item_factors.clone();
         let mut found = 0usize;
-        for row in store.view_history(&item_view, store.version())? {
-            let (Some(id), Some(Some(Value::FloatVector(v)))) =
-                (row.keys.first(), row.values.first())
-            else {
+        for row in item_rows(store, &item_view, &model)? {
+            let Some(Some(Value::FloatVector(v))) = row.values.first() else {
                 continue;
             };
-            if let Some(i) = model.item_index(id) {
+            if let Some(i) = model.item_index(&row.item_id) {
                 if v.len() == vectors.ncols() {
                     vectors
                         .row_mut(i as usize)
@@ -203,6 +274,15 @@ impl Catalog {
             .entry(version.to_owned())
             .or_insert_with(|| Arc::clone(&loaded));
         Ok(loaded)
+    }
+
+    /// Lets every loaded model but `version` go (a replica keeps only the
+    /// one serving).
+    pub fn keep_only(&self, version: &str) {
+        self.models
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|v, _| v == version);
     }
 
     /// Model `version` if the catalogue holds it loaded.

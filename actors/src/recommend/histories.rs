@@ -1,13 +1,23 @@
 //! Users' played items, loaded from the declared interactions view's history at start-up
 //! and appended to as play events arrive, so a new user moves from the
 //! cold-start path to the main path after their first plays.
+//!
+//! A fleet's leader also publishes them: each changed user's items are
+//! written to the `user_history` system view (`publish_rows`), which the
+//! outbox carries to the shared store; a replica's histories read that
+//! view ([`Histories::published`]), so leader and replicas rank with the
+//! same items.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use reprise_store::FeatureStore;
+use reprise_store::time::Micros;
+use reprise_store::typed_push::TypedRow;
+use reprise_store::{FeatureStore, Value};
+use serde_json::{Map, Value as Json};
 
 use crate::error::ActorError;
+use crate::system_views::USER_HISTORY_VIEW;
 
 /// The items kept per user when nothing else is configured: the newest
 /// ones (history candidates and the ranker read the recent past).
@@ -16,6 +26,11 @@ pub const DEFAULT_MAX_ITEMS_PER_USER: usize = 500;
 pub struct Histories {
     by_user: RwLock<HashMap<String, Vec<String>>>,
     max_items: usize,
+    /// A replica's: read from the published view of this store instead.
+    published: Option<Arc<FeatureStore>>,
+    /// The event time of the last published row: rows of one user are
+    /// published in strictly increasing time, so the newest one wins.
+    last_published: std::sync::Mutex<Micros>,
 }
 
 impl Default for Histories {
@@ -29,7 +44,81 @@ impl Histories {
         Histories {
             by_user: RwLock::default(),
             max_items: max_items.max(1),
+            published: None,
+            last_published: std::sync::Mutex::new(Micros::MIN),
         }
+    }
+
+    /// A replica's histories: each user's items as the leader published
+    /// them (`store` is the replica store; its cache holds what it read).
+    pub fn published(store: Arc<FeatureStore>) -> Self {
+        Histories {
+            published: Some(store),
+            ..Histories::new(DEFAULT_MAX_ITEMS_PER_USER)
+        }
+    }
+
+    /// Whether these are a replica's (read from the published view).
+    pub fn is_published(&self) -> bool {
+        self.published.is_some()
+    }
+
+    /// The rows that publish the current items of `users` (a user without
+    /// a history gets none), timed after every row published before.
+    pub fn publish_rows(&self, users: &[&str], now: Micros) -> Vec<TypedRow<'static>> {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        let mut last = self
+            .last_published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        users
+            .iter()
+            .filter_map(|user| {
+                let items = map.get(*user)?;
+                *last = now.max(last.saturating_add(1));
+                Some(TypedRow {
+                    keys: vec![(*user).to_owned()],
+                    event_ts: *last,
+                    values: vec![("items", Value::StringList(items.clone()))],
+                })
+            })
+            .collect()
+    }
+
+    /// Publishes the current items of `users` in one durable write.
+    pub fn publish(&self, store: &FeatureStore, users: &[&str]) -> Result<(), ActorError> {
+        let rows = self.publish_rows(users, store.clock().now());
+        if !rows.is_empty() {
+            store.push_typed_counting(vec![(USER_HISTORY_VIEW, rows)], &[])?;
+        }
+        Ok(())
+    }
+
+    /// Publishes every history the published view lacks or holds
+    /// differently (at a leader's start: histories were rebuilt from the
+    /// interactions and feedback, and plays since the last publication may
+    /// not have reached it before a crash). Returns how many were written.
+    pub fn publish_differences(&self, store: &FeatureStore) -> Result<usize, ActorError> {
+        let users: Vec<String> = self
+            .by_user
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut written = 0;
+        for chunk in users.chunks(1_000) {
+            let stored = read_published(store, chunk)?;
+            let differing: Vec<&str> = chunk
+                .iter()
+                .zip(stored)
+                .filter(|(user, stored)| *stored != self.get(user))
+                .map(|(user, _)| user.as_str())
+                .collect();
+            self.publish(store, &differing)?;
+            written += differing.len();
+        }
+        Ok(written)
     }
 
     /// Every user's newest `max_items` items from the interactions view, in
@@ -98,6 +187,16 @@ impl Histories {
 
     /// The user's items, oldest first.
     pub fn get(&self, user: &str) -> Vec<String> {
+        if let Some(store) = &self.published {
+            return match read_published(store, &[user.to_owned()]) {
+                Ok(mut items) => items.pop().unwrap_or_default(),
+                Err(e) => {
+                    // Read as no history: the request goes to the leader.
+                    tracing::warn!(%user, error = %e, "published history not read");
+                    Vec::new()
+                }
+            };
+        }
         self.by_user
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -113,6 +212,28 @@ impl Histories {
         users.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         users.into_iter().take(n).map(|(u, _)| u.clone()).collect()
     }
+}
+
+/// The published items of each of `users` (empty: none published).
+fn read_published(store: &FeatureStore, users: &[String]) -> Result<Vec<Vec<String>>, ActorError> {
+    let refs = [format!("{USER_HISTORY_VIEW}:items")];
+    let entities: Vec<Map<String, Json>> = users
+        .iter()
+        .map(|user| {
+            let mut entity = Map::new();
+            entity.insert("user_id".to_owned(), Json::String(user.clone()));
+            entity
+        })
+        .collect();
+    Ok(store
+        .online_features(&refs, &entities)?
+        .rows
+        .into_iter()
+        .map(|row| match row.values.into_iter().next().flatten() {
+            Some(Value::StringList(items)) => items,
+            _ => Vec::new(),
+        })
+        .collect())
 }
 
 #[cfg(test)]

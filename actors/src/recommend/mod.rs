@@ -8,6 +8,7 @@ pub mod candidate_cache;
 pub mod catalog;
 pub mod cold_start;
 pub mod explain;
+pub mod forwarded;
 pub mod histories;
 pub mod interactions;
 pub mod ranking;

@@ -37,6 +37,7 @@ pub struct Shared {
 }
 
 /// What the served-feature log records of one response.
+#[derive(Debug)]
 pub struct ServedLog {
     pub request_id: String,
     pub user_id: String,
@@ -128,16 +129,30 @@ impl Shared {
         let model = &loaded.model;
         let _span =
             tracing::info_span!("recommend.candidates", cached = tracing::field::Empty).entered();
+        let history_of = || -> Vec<u32> {
+            self.histories
+                .get(user)
+                .iter()
+                .filter_map(|i| model.item_index(i))
+                .collect()
+        };
+        // A replica hears of no plays: its entry is used while the user's
+        // published history is the one it was built from. (The leader
+        // drops an entry when the user plays.)
+        let mut read_history = None;
         if let Some(c) = self.cache.get(user, &model.version) {
-            tracing::Span::current().record("cached", true);
-            return Ok(c);
+            if !self.histories.is_published() {
+                tracing::Span::current().record("cached", true);
+                return Ok(c);
+            }
+            let current = history_of();
+            if current == c.history {
+                tracing::Span::current().record("cached", true);
+                return Ok(c);
+            }
+            read_history = Some(current);
         }
-        let history: Vec<u32> = self
-            .histories
-            .get(user)
-            .iter()
-            .filter_map(|i| model.item_index(i))
-            .collect();
+        let history: Vec<u32> = read_history.unwrap_or_else(history_of);
         let exclude: HashSet<u32> = history.iter().copied().collect();
         let user_vector = self.user_vector(loaded, user)?;
         let als_top = match &user_vector {

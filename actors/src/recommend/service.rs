@@ -14,6 +14,7 @@ use serde_json::{json, Value as Json};
 use super::candidate_cache::CandidateCache;
 use super::catalog::Catalog;
 use super::cold_start::{ColdStart, ColdStartConfig, ColdStartItems, RecordPlay};
+use super::forwarded::ForwardedLog;
 use super::histories::Histories;
 use super::ranking::{ServedLog, Shared};
 use super::request::{
@@ -47,6 +48,10 @@ pub struct RecommenderConfig {
     pub warm_interval: std::time::Duration,
     /// Items kept per user's history (the newest).
     pub max_history_items: usize,
+    /// A fleet's leader: histories are published for replicas (written
+    /// to the `user_history` view when they change), and the model it
+    /// serves is recorded as serving, so replicas serve the same one.
+    pub fleet_leader: bool,
 }
 
 impl Default for RecommenderConfig {
@@ -63,6 +68,7 @@ impl Default for RecommenderConfig {
             warm_users: 1_000,
             warm_interval: std::time::Duration::from_secs(300),
             max_history_items: super::histories::DEFAULT_MAX_ITEMS_PER_USER,
+            fleet_leader: false,
         }
     }
 }
@@ -200,6 +206,35 @@ impl Handler<WarmCandidates> for RankWorker {
         }
         tracing::debug!(warmed, "candidate cache warmed");
         warmed
+    }
+}
+
+/// A replica's check of the published serving pointer, every second, on
+/// the blocking pool (a model load builds an ANN index); one at a time.
+struct ServingFollower {
+    recommender: Recommender,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Actor for ServingFollower {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(std::time::Duration::from_secs(1), |follower, _| {
+            if follower.busy.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let (recommender, busy) = (follower.recommender.clone(), follower.busy.clone());
+            actix_rt::spawn(async move {
+                let _ = actix_rt::task::spawn_blocking(move || {
+                    if let Err(e) = recommender.follow_serving() {
+                        tracing::warn!(error = %e, "the published serving model is not loaded");
+                    }
+                    busy.store(false, Ordering::Release);
+                })
+                .await;
+            });
+        });
     }
 }
 
@@ -458,6 +493,21 @@ impl Recommender {
         });
         let mut cold_start = ColdStart::new(config.cold_start);
         replay_feedback(&shared, &mut cold_start)?;
+        if config.fleet_leader {
+            let written = shared.histories.publish_differences(&shared.store)?;
+            tracing::info!(written, "histories published for replicas");
+            // Served as the newest stored without a promotion: recorded, so
+            // replicas (which follow the pointer) serve the same model.
+            if let Some(version) = shared.catalog.serving_version() {
+                if shared
+                    .store
+                    .serving_model(reprise_trainer::model_io::RANKER_KIND)?
+                    .is_none()
+                {
+                    shared.store.set_serving_model(&version)?;
+                }
+            }
+        }
         let cold = cold_start.start();
         if config.warm_users > 0 {
             CacheWarmer {
@@ -469,28 +519,103 @@ impl Recommender {
             .start();
         }
         let serving_before = Arc::new(std::sync::Mutex::new(shared.catalog.serving_version()));
-        let experiment = Arc::new(std::sync::RwLock::new(experiments::registry::active(
-            &shared.store,
-        )?));
-        let tallied = Arc::new(std::sync::RwLock::new(experiments::tally::tallied(
+        let active = experiments::registry::active(&shared.store)?;
+        shared
+            .store
+            .set_active_experiment(active.as_ref().map(|e| e.name.as_str()))?;
+        let tallied = experiments::tally::tallied(
             &shared.store,
             experiments::registry::definitions(&shared.store)?,
-        )?));
+        )?;
         Ok(Recommender {
+            experiment: Arc::new(std::sync::RwLock::new(active)),
+            tallied: Arc::new(std::sync::RwLock::new(tallied)),
+            serving_before,
+            ..Recommender::assemble(shared, workers, cold, config)
+        })
+    }
+
+    /// A replica's recommender over the replica store `store` (must run
+    /// inside an actix system): the models the leader published (it
+    /// follows the serving pointer every second), histories as published,
+    /// no experiments and no cold-start counts (those requests are the
+    /// leader's, see [`serves_locally`](Self::serves_locally)). It writes
+    /// nothing: [`recommend_unlogged`](Self::recommend_unlogged) hands the
+    /// served-feature log to the caller, who sends it to the leader.
+    pub fn start_replica(
+        store: Arc<FeatureStore>,
+        config: RecommenderConfig,
+    ) -> Result<Self, ActorError> {
+        let stats = Arc::new(ServingStats::default());
+        let shared = Arc::new(Shared {
+            catalog: Arc::new(Catalog::default()),
+            histories: Arc::new(Histories::published(Arc::clone(&store))),
+            cache: CandidateCache::new(config.cache_capacity, Arc::clone(&stats)),
+            stats,
+            history_candidates: config.history_candidates,
+            metadata_candidates: config.metadata_candidates,
+            store,
+        });
+        let for_workers = Arc::clone(&shared);
+        let threads = config.workers.clamp(1, super::ann::MAX_SEARCH_THREADS);
+        let workers = SyncArbiter::start(threads, move || RankWorker {
+            shared: Arc::clone(&for_workers),
+        });
+        let cold = ColdStart::new(config.cold_start).start();
+        let recommender = Recommender::assemble(shared, workers, cold, config);
+        if let Err(e) = recommender.follow_serving() {
+            tracing::warn!(error = %e, "the published serving model is not loaded yet");
+        }
+        ServingFollower {
+            recommender: recommender.clone(),
+            busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+        .start();
+        Ok(recommender)
+    }
+
+    /// The parts every recommender has, no experiment defined.
+    fn assemble(
+        shared: Arc<Shared>,
+        workers: Addr<RankWorker>,
+        cold: Addr<ColdStart>,
+        config: RecommenderConfig,
+    ) -> Self {
+        Recommender {
             feedback_hook: Arc::new(std::sync::OnceLock::new()),
-            experiment,
-            tallied,
+            experiment: Arc::new(std::sync::RwLock::new(None)),
+            tallied: Arc::new(std::sync::RwLock::new(Arc::from(Vec::new()))),
             lifecycle: Arc::new(std::sync::Mutex::new(())),
             feedback_locks: (0..FEEDBACK_LOCK_STRIPES)
                 .map(|_| std::sync::Mutex::new(()))
                 .collect(),
-            serving_before,
+            serving_before: Arc::new(std::sync::Mutex::new(shared.catalog.serving_version())),
             shared,
             workers,
             cold,
             in_flight: Arc::new(AtomicUsize::new(0)),
             config,
-        })
+        }
+    }
+
+    /// A replica: serves the model the published serving pointer names
+    /// (loaded off to the side, then swapped in; other loaded models are
+    /// let go). Returns whether it changed.
+    pub fn follow_serving(&self) -> Result<bool, ActorError> {
+        let store = &self.shared.store;
+        let Some(version) = store.serving_model(reprise_trainer::model_io::RANKER_KIND)? else {
+            return Ok(false);
+        };
+        if self.shared.catalog.serving_version().as_deref() == Some(version.as_str()) {
+            return Ok(false);
+        }
+        let _lifecycle = self.lifecycle();
+        self.shared.catalog.promote(store, &version)?;
+        self.shared.catalog.keep_only(&version);
+        self.shared.cache.invalidate_all();
+        ServingStats::add(&self.shared.stats.model_swaps, 1);
+        tracing::info!(%version, "serving the model the leader published");
+        Ok(true)
     }
 
     /// Sets the hook that hears feedback verdicts (once; later calls are
@@ -572,8 +697,11 @@ impl Recommender {
             &self.shared.store,
             experiments::registry::definitions(&self.shared.store)?,
         )?;
-        *self.experiment.write().unwrap_or_else(|p| p.into_inner()) =
-            experiments::registry::active(&self.shared.store)?;
+        let active = experiments::registry::active(&self.shared.store)?;
+        self.shared
+            .store
+            .set_active_experiment(active.as_ref().map(|e| e.name.as_str()))?;
+        *self.experiment.write().unwrap_or_else(|p| p.into_inner()) = active;
         Ok(())
     }
 
@@ -715,6 +843,33 @@ impl Recommender {
     }
 
     pub async fn recommend(&self, req: RecommendRequest) -> Result<Recommendation, ActorError> {
+        let (recommendation, log, admitted) = self.recommend_unlogged(req).await?;
+        // The synced log write waits on the blocking pool, not on a ranker
+        // worker: the workers score the next requests meanwhile, and the
+        // writes of concurrent requests share one WAL sync (the store's
+        // group commit). The response waits for it: a served request is in
+        // the log. The queue place goes with the write, which runs to its
+        // end even if the caller goes away.
+        let shared = Arc::clone(&self.shared);
+        let trace = TraceContext::current();
+        actix_rt::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            trace.in_child("recommend.log", || {
+                supervised("served log", || shared.log_served(&log))
+            })
+        })
+        .await
+        .map_err(|_| ActorError::Stopped("served log"))??;
+        Ok(recommendation)
+    }
+
+    /// A recommendation and the served-feature log it needs, not yet
+    /// written (a replica sends it to its leader), with the request's place
+    /// in the ranker's queue, to hold until the log is written.
+    pub async fn recommend_unlogged(
+        &self,
+        req: RecommendRequest,
+    ) -> Result<(Recommendation, ServedLog, Admitted), ActorError> {
         if req.user_id.is_empty() {
             return Err(ActorError::invalid("user_id", "must not be empty"));
         }
@@ -780,23 +935,27 @@ impl Recommender {
                 trace: TraceContext::current(),
             })
             .await?;
-        // The synced log write waits on the blocking pool, not on a ranker
-        // worker: the workers score the next requests meanwhile, and the
-        // writes of concurrent requests share one WAL sync (the store's
-        // group commit). The response waits for it: a served request is in
-        // the log. The queue place goes with the write, which runs to its
-        // end even if the caller goes away.
+        Ok((recommendation, log, admitted))
+    }
+
+    /// Writes the served-feature log a replica sent (blocking pool).
+    pub async fn log_forwarded(&self, log: ForwardedLog) -> Result<(), ActorError> {
+        let log = log.into_served()?;
         let shared = Arc::clone(&self.shared);
-        let trace = TraceContext::current();
-        actix_rt::task::spawn_blocking(move || {
-            let _admitted = admitted;
-            trace.in_child("recommend.log", || {
-                supervised("served log", || shared.log_served(&log))
-            })
-        })
-        .await
-        .map_err(|_| ActorError::Stopped("served log"))??;
-        Ok(recommendation)
+        actix_rt::task::spawn_blocking(move || supervised("served log", || shared.log_served(&log)))
+            .await
+            .map_err(|_| ActorError::Stopped("served log"))?
+    }
+
+    /// Whether this replica answers `user_id` itself: a model serves, no
+    /// experiment routes traffic (the leader keeps its tallies), and the
+    /// user has a published history (a user without one may be cold, which
+    /// the leader's cold-start counts answer). Anything else goes to the
+    /// leader, which answers as it would have.
+    pub fn serves_locally(&self, user_id: &str) -> bool {
+        self.shared.catalog.serving().is_ok()
+            && matches!(self.shared.store.active_experiment(), Ok(None))
+            && !self.shared.histories.get(user_id).is_empty()
     }
 
     /// Before any play event, the cold-start list is the serving model's
@@ -1008,6 +1167,7 @@ impl Recommender {
                 hook(&served);
             }
         }
+        let mut changed: Vec<&str> = Vec::new();
         for ((e, at), engaged) in events.iter().zip(times).zip(verdicts) {
             // Engaged plays, clicks and likes count; skips and short plays do not.
             if engaged != Some(true) {
@@ -1015,6 +1175,7 @@ impl Recommender {
             }
             if self.shared.histories.record(&e.user_id, &e.item_id) {
                 self.shared.cache.invalidate(&e.user_id);
+                changed.push(&e.user_id);
             }
             let (country, device) = self.segment_of(e.request_id.as_deref());
             self.cold.do_send(RecordPlay {
@@ -1023,6 +1184,15 @@ impl Recommender {
                 device,
                 at,
             });
+        }
+        if self.config.fleet_leader && !changed.is_empty() {
+            changed.sort_unstable();
+            changed.dedup();
+            // The events are stored: a failure here is repaired at the
+            // leader's next start (it publishes every history that differs).
+            if let Err(e) = self.shared.histories.publish(store, &changed) {
+                tracing::warn!(error = %e, users = changed.len(), "histories not published");
+            }
         }
         ServingStats::add(&self.shared.stats.events, events.len() as u64);
         Ok(events.len())
@@ -1057,7 +1227,7 @@ impl Recommender {
 }
 
 /// A place in the ranker's queue, given back when dropped.
-struct Admitted(Arc<AtomicUsize>);
+pub struct Admitted(Arc<AtomicUsize>);
 
 impl Admitted {
     /// One of `capacity` places counted by `in_flight`, or `Overloaded`.

@@ -1,7 +1,7 @@
 //! `POST /v1/recommendations` and `POST /v1/rank`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use reprise_actors::recommend::{RankRequest, RecommendRequest};
+use reprise_actors::recommend::{RankRequest, Ranked, RecommendRequest, Recommendation};
 use serde_json::{Map, Value as Json};
 
 use crate::body::{json_object, JsonObject};
@@ -61,22 +61,32 @@ pub(crate) async fn recommendations(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, &state.limits).await?;
+    let body = json_object(&req, payload, &state.limits).await?;
+    let result = state
+        .recommender
+        .recommend(recommend_request(body)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(recommendation_response(result)))
+}
+
+/// The recommendation request a body asks for.
+pub(crate) fn recommend_request(mut body: JsonObject) -> Result<RecommendRequest, ApiError> {
     let user_id = body.string("user_id")?;
     let context = context(&mut body)?;
     let k = body.optional_u64("k")?.unwrap_or(DEFAULT_K) as usize;
     let explain = body.optional_bool("explain")?.unwrap_or(false);
-    let result = state
-        .recommender
-        .recommend(RecommendRequest {
-            user_id,
-            context,
-            k,
-            explain,
-        })
-        .await?;
+    Ok(RecommendRequest {
+        user_id,
+        context,
+        k,
+        explain,
+    })
+}
+
+/// The answer to a recommendation request.
+pub(crate) fn recommendation_response(result: Recommendation) -> RecommendationResponse {
     let mut explanations = result.explanations.into_iter();
-    Ok(HttpResponse::Ok().json(RecommendationResponse {
+    RecommendationResponse {
         request_id: result.request_id,
         model_version: result.model_version,
         arm: result.arm,
@@ -91,7 +101,7 @@ pub(crate) async fn recommendations(
                 explanation: explanations.next().map(explanation),
             })
             .collect(),
-    }))
+    }
 }
 
 /// Engagement probabilities of the given items for a user, from the
@@ -107,19 +117,26 @@ pub(crate) async fn rank(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = json_object(&req, payload, &state.limits).await?;
+    let body = json_object(&req, payload, &state.limits).await?;
+    let result = state.recommender.rank(rank_request(body)?).await?;
+    Ok(HttpResponse::Ok().json(rank_response(result)))
+}
+
+/// The rank request a body asks for.
+pub(crate) fn rank_request(mut body: JsonObject) -> Result<RankRequest, ApiError> {
     let user_id = body.string("user_id")?;
     let context = context(&mut body)?;
     let item_ids = body.strings("item_ids")?;
-    let result = state
-        .recommender
-        .rank(RankRequest {
-            user_id,
-            context,
-            item_ids,
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(RankResponse {
+    Ok(RankRequest {
+        user_id,
+        context,
+        item_ids,
+    })
+}
+
+/// The answer to a rank request.
+pub(crate) fn rank_response(result: Ranked) -> RankResponse {
+    RankResponse {
         request_id: result.request_id,
         model_version: result.model_version,
         scores: result
@@ -130,5 +147,5 @@ pub(crate) async fn rank(
                 probability,
             })
             .collect(),
-    }))
+    }
 }

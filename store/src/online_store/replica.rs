@@ -181,14 +181,15 @@ fn carried(cf: &str) -> Option<Cf> {
 }
 
 /// What definitions carry: the registry's migration records, retired-view
-/// records, and the model registry (every stored model and each kind's
-/// serving pointer and promotion history).
-const CARRIED: [(Cf, &[u8]); 5] = [
+/// records, and the model registry (every stored model, each kind's
+/// serving pointer and promotion history, the active experiment's name).
+const CARRIED: [(Cf, &[u8]); 6] = [
     (Cf::Registry, b""),
     (Cf::Meta, crate::outbox::RETIRED_PREFIX),
     (Cf::Models, b""),
     (Cf::Meta, crate::codec::SERVING_MODEL_PREFIX),
     (Cf::Meta, crate::codec::SERVING_HISTORY_PREFIX),
+    (Cf::Meta, crate::codec::ACTIVE_EXPERIMENT_KEY),
 ];
 
 /// The store's definitions now (see [`CARRIED`]).
