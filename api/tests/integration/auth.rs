@@ -202,6 +202,10 @@ async fn the_open_routes_pass_and_metrics_can_be_closed() {
         });
         let app = test::init_service(reprise_api::app(state)).await;
         for pattern in OPEN_ROUTES {
+            if *pattern == reprise_api::fleet::SERVED_LOG_PATH {
+                // A POST, signed (the next test).
+                continue;
+            }
             // The console's files by name; `/ui` redirects to `/ui/`.
             let path = pattern.replace("{asset}", "app.js");
             let response =
@@ -218,4 +222,80 @@ async fn the_open_routes_pass_and_metrics_can_be_closed() {
             }
         }
     }
+}
+
+/// A replica's served-feature log is taken only with the fleet's signature
+/// (a secret derived from the keys file): no client key, whatever its
+/// scopes, writes one.
+#[actix_rt::test]
+async fn a_served_log_is_taken_only_signed_by_the_fleet() {
+    use reprise_actors::recommend::forwarded::{ForwardedItem, ForwardedLog};
+    use reprise_api::fleet::{sign, SERVED_LOG_PATH, SIGNATURE_HEADER};
+
+    let store = reprise_store::FeatureStore::in_memory(Default::default()).unwrap();
+    reprise_actors::system_views::ensure(&store).unwrap();
+    let ring = keys();
+    let secret = ring.fleet_secret();
+    let state = reprise_api::state(
+        std::sync::Arc::new(store),
+        &ServerConfig {
+            keys: Some(ring),
+            ..ServerConfig::default()
+        },
+    )
+    .unwrap();
+    let app = test::init_service(reprise_api::app(state.clone())).await;
+    let log = ForwardedLog {
+        request_id: "r-fleet-1".into(),
+        user_id: "u1".into(),
+        country: "SE".into(),
+        device: "tv".into(),
+        hour: 9,
+        context: Default::default(),
+        model_version: "ranker-1".into(),
+        arm: "control".into(),
+        items: vec![ForwardedItem {
+            item_id: "i1".into(),
+            score: Some(0.5),
+            source: "ann".into(),
+        }],
+        features: vec![vec![Some(1.0), Some(-2.5)]],
+        at: state.store.clock().now(),
+    };
+    let body = serde_json::to_vec(&log).unwrap();
+    let post = |signature: Option<String>, key: Option<&str>| {
+        let mut request = test::TestRequest::post()
+            .uri(SERVED_LOG_PATH)
+            .insert_header(("content-type", "application/json"))
+            .set_payload(body.clone());
+        if let Some(signature) = signature {
+            request = request.insert_header((SIGNATURE_HEADER, signature));
+        }
+        if let Some(key) = key {
+            request = request.insert_header(("x-api-key", key));
+        }
+        request.to_request()
+    };
+    let refused = [
+        (None, None),
+        (None, Some("admin-key")),
+        (None, Some("write-key")),
+        (Some(sign(&[0u8; 32], &body)), None),
+        (Some(sign(&secret, b"another body")), Some("admin-key")),
+    ];
+    for (signature, key) in refused {
+        let response = test::call_service(&app, post(signature.clone(), key)).await;
+        assert_eq!(response.status(), 401, "{signature:?} {key:?}");
+    }
+    assert!(
+        state.recommender.served("r-fleet-1", None).is_err(),
+        "nothing written"
+    );
+    let response = test::call_service(&app, post(Some(sign(&secret, &body)), None)).await;
+    let status = response.status();
+    let text = test::read_body(response).await;
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&text));
+    let served = state.recommender.served("r-fleet-1", None).unwrap();
+    assert_eq!(served.items.len(), 1);
+    assert_eq!(served.items[0].item_id, "i1");
 }

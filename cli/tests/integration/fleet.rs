@@ -215,6 +215,86 @@ fn push_body(i: u64) -> Value {
 }
 
 /// A POST with its status, `Retry-After` and JSON body.
+/// Requests answered by `replica` itself (its `/metrics`).
+fn ranked_here(replica: &Server) -> u64 {
+    let (_, text) = replica.get_text("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("reprise_replica_ranked_total{answered_by=\"replica\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The items of a recommendation (not its request id).
+fn items(answer: &Value) -> Value {
+    json!([
+        answer["model_version"],
+        answer["cold_start"],
+        answer["items"]
+    ])
+}
+
+/// Recommendations and rank from replicas: a user with a published history
+/// is ranked by the replica itself with the leader's model and history,
+/// exactly as the leader ranks them, and the leader holds its served log; a
+/// play sent through a replica reaches the history both rank with; a user
+/// without a history gets the leader's cold start.
+fn recommendations_from_replicas(leader: &Server, replicas: &[Server]) {
+    let context = json!({"country": "SE", "device": "tv"});
+    let rank = json!({"user_id": "u1", "item_ids": ["i1", "i2", "i3"], "context": context});
+    let recommend = json!({"user_id": "u1", "k": 5, "context": context});
+    let (status, expected_rank) = leader.post("/v1/rank", &rank);
+    assert_eq!(status, 200, "{expected_rank}");
+    let (_, expected) = leader.post("/v1/recommendations", &recommend);
+    for replica in replicas {
+        // The replica loads the published model within a second or so.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let answer = loop {
+            let before = ranked_here(replica);
+            let (status, answer) = replica.post("/v1/rank", &rank);
+            assert_eq!(status, 200, "{answer}");
+            if ranked_here(replica) > before {
+                break answer;
+            }
+            assert!(Instant::now() < deadline, "the replica never ranked itself");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(answer["scores"], expected_rank["scores"]);
+        assert_eq!(answer["model_version"], expected_rank["model_version"]);
+        let before = ranked_here(replica);
+        let (status, answer) = replica.post("/v1/recommendations", &recommend);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(ranked_here(replica), before + 1, "answered by the replica");
+        assert_eq!(items(&answer), items(&expected));
+        let id = answer["request_id"].as_str().unwrap();
+        let (status, served) = leader.get(&format!("/v1/served/{id}"));
+        assert_eq!(status, 200, "the leader holds the replica's log: {served}");
+        assert_eq!(served["items"].as_array().unwrap().len(), 5);
+    }
+
+    // A like through a replica: both rank with the longer history.
+    let (status, _) = replicas[0].post(
+        "/v1/events",
+        &json!({"events": [{"user_id": "u1", "item_id": "i7", "type": "like",
+                            "timestamp": an_hour_ago()}]}),
+    );
+    assert_eq!(status, 200);
+    let (_, expected) = leader.post("/v1/recommendations", &recommend);
+    for replica in replicas {
+        caught_up(leader, replica);
+        let (_, answer) = replica.post("/v1/recommendations", &recommend);
+        assert_eq!(items(&answer), items(&expected));
+    }
+
+    // No history: the leader's cold start, through the replica.
+    let cold = json!({"user_id": "nobody-yet", "k": 3, "context": context});
+    let (_, expected) = leader.post("/v1/recommendations", &cold);
+    assert_eq!(expected["cold_start"], true, "{expected}");
+    let before = ranked_here(&replicas[1]);
+    let (_, answer) = replicas[1].post("/v1/recommendations", &cold);
+    assert_eq!(items(&answer), items(&expected));
+    assert_eq!(ranked_here(&replicas[1]), before, "sent to the leader");
+}
+
 fn post_raw(url: &str, path: &str, body: &Value) -> (u16, Option<String>, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -284,6 +364,7 @@ fn a_fleet_answers_as_its_leader_through_a_redis_failover_and_a_leader_crash() {
         // A forwarded route answers as the leader.
         assert_eq!(replica.get("/v1/models"), leader.get("/v1/models"));
     }
+    recommendations_from_replicas(&leader, &replicas);
 
     // Load: pushes through replica 0 (forwarded to the leader), reads from
     // replica 1; a Redis master dies after a second and a half.
