@@ -170,6 +170,29 @@ impl FeatureStore {
             }
         };
         let mut fetched = fetched.into_iter();
+        // A replica reads every aggregation group's events in the widest
+        // window from the shared online store, all groups at once.
+        let mut remote_events = match self.remote_online.get() {
+            Some(remote) => {
+                let groups: Vec<crate::online_store::EventGroup> = entity_keys
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, entity_key)| {
+                        let spec = view_slots[i % view_slots.len()].view.aggregation()?;
+                        let prefix =
+                            codec::agg_index_prefix(spec.source.id, spec.group_mask(), entity_key);
+                        let from = match spec.horizon {
+                            0 => Micros::MIN,
+                            horizon => now.saturating_sub(horizon),
+                        };
+                        Some((prefix, from, now))
+                    })
+                    .collect();
+                self.remote_group_events(remote.as_ref(), &groups)?
+                    .into_iter()
+            }
+            None => Vec::new().into_iter(),
+        };
         let mut stored: Vec<Option<Arc<RawRow>>> = Vec::with_capacity(entity_keys.len());
         let mut agg_cursor = None;
         for (i, entity_key) in entity_keys.iter().enumerate() {
@@ -179,20 +202,10 @@ impl FeatureStore {
                 Some(spec) => {
                     let mut remote_cursor;
                     let cursor: &mut dyn crate::engine::Cursor = match self.remote_online.get() {
-                        // A replica: the group's events in the widest
-                        // window, from the shared online store.
-                        Some(remote) => {
-                            let prefix = codec::agg_index_prefix(
-                                spec.source.id,
-                                spec.group_mask(),
-                                entity_key,
-                            );
-                            let from = match spec.horizon {
-                                0 => Micros::MIN,
-                                horizon => now.saturating_sub(horizon),
-                            };
+                        // A replica: the group's events, read above.
+                        Some(_) => {
                             remote_cursor = crate::engine::SliceCursor::new(
-                                remote.group_events(&prefix, from, now)?,
+                                remote_events.next().expect("one read per aggregation slot"),
                             );
                             &mut remote_cursor
                         }
@@ -384,6 +397,51 @@ impl FeatureStore {
         Ok((out, published.max(replica_version)))
     }
 
+    /// The published events of each of `groups` (a replica's aggregation
+    /// reads): from the replica's cache, which change records keep current
+    /// as they do rows, else from the shared store in one round trip (every
+    /// event after the window's start, cached for later windows).
+    fn remote_group_events(
+        &self,
+        remote: &dyn crate::online_store::OnlineStore,
+        groups: &[crate::online_store::EventGroup],
+    ) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
+        let cached = self.replica_cache.active_events();
+        let mut out: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); groups.len()];
+        let mut misses = Vec::new();
+        for (i, (prefix, from, to)) in groups.iter().enumerate() {
+            let hit = cached
+                .as_ref()
+                .and_then(|(cache, _)| cache.get(prefix))
+                .filter(|c| c.from <= *from);
+            match hit {
+                Some(c) => out[i] = events_within(prefix, &c.events, *from, *to),
+                None => misses.push(i),
+            }
+        }
+        if misses.is_empty() {
+            return Ok(out);
+        }
+        let wanted: Vec<crate::online_store::EventGroup> = misses
+            .iter()
+            .map(|&i| (groups[i].0.clone(), groups[i].1, Micros::MAX))
+            .collect();
+        for (&i, events) in misses.iter().zip(remote.group_events_many(&wanted)?) {
+            let (prefix, from, to) = &groups[i];
+            out[i] = events_within(prefix, &events, *from, *to);
+            if let Some((cache, epoch)) = &cached {
+                let entry = Arc::new(crate::online_store::CachedEvents {
+                    from: *from,
+                    events,
+                });
+                cache.insert_if(prefix.clone(), entry, || {
+                    self.replica_cache.unchanged_since(*epoch)
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Rows of `keys` read from the shared online store, decoded, and the
     /// published version read after them.
     fn decoded_remote_rows(
@@ -408,4 +466,22 @@ impl FeatureStore {
             .collect::<Result<_>>()?;
         Ok((rows, published))
     }
+}
+
+/// The events of group `prefix` with an event time in `(from, to]`, in
+/// index order.
+fn events_within(
+    prefix: &[u8],
+    events: &[(Vec<u8>, Vec<u8>)],
+    from: Micros,
+    to: Micros,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    events
+        .iter()
+        .filter(|(key, _)| {
+            codec::history_position(prefix, key)
+                .is_some_and(|p| p.event_ts > from && p.event_ts <= to)
+        })
+        .cloned()
+        .collect()
 }

@@ -27,12 +27,17 @@ pub struct CacheStats {
 /// Stripes of the check-and-insert / invalidate locks.
 const STRIPES: usize = 64;
 
-pub struct OnlineCache {
-    cache: Cache<Vec<u8>, Option<Arc<RawRow>>>,
+/// A byte-bounded moka cache of values by key, with the striped
+/// check-and-insert / invalidate locks of the consistency note.
+pub struct StripedCache<V: Clone + Send + Sync + 'static> {
+    cache: Cache<Vec<u8>, V>,
     hits: AtomicU64,
     misses: AtomicU64,
     stripes: Vec<Mutex<()>>,
 }
+
+/// Online rows by online key (`None`: a cached "no such row").
+pub type OnlineCache = StripedCache<Option<Arc<RawRow>>>;
 
 impl OnlineCache {
     pub fn new(max_bytes: u64) -> Self {
@@ -41,26 +46,35 @@ impl OnlineCache {
 
     /// A cache whose entries also expire `ttl` after they went in.
     pub fn with_time_to_live(max_bytes: u64, ttl: Option<std::time::Duration>) -> Self {
-        let mut builder = Cache::builder().max_capacity(max_bytes).weigher(
-            |key: &Vec<u8>, row: &Option<Arc<RawRow>>| {
-                let row_bytes = row.as_ref().map_or(0, |r| approximate_size(r));
-                u32::try_from(key.len() + row_bytes + 64).unwrap_or(u32::MAX)
-            },
-        );
+        StripedCache::build(max_bytes, ttl, |row: &Option<Arc<RawRow>>| {
+            row.as_ref().map_or(0, |r| approximate_size(r))
+        })
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> StripedCache<V> {
+    /// A cache of at most `max_bytes` (each entry weighs its key, `weigh`
+    /// of its value and 64 bytes), entries expiring `ttl` after they went
+    /// in, if given.
+    pub fn build(max_bytes: u64, ttl: Option<std::time::Duration>, weigh: fn(&V) -> usize) -> Self {
+        let mut builder =
+            Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(move |key: &Vec<u8>, value: &V| {
+                    u32::try_from(key.len() + weigh(value) + 64).unwrap_or(u32::MAX)
+                });
         if let Some(ttl) = ttl {
             builder = builder.time_to_live(ttl);
         }
-        let cache = builder.build();
-        OnlineCache {
-            cache,
+        StripedCache {
+            cache: builder.build(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         }
     }
 
-    /// `Some(None)` is a cached "no such row".
-    pub fn get(&self, key: &[u8]) -> Option<Option<Arc<RawRow>>> {
+    pub fn get(&self, key: &[u8]) -> Option<V> {
         let found = self.cache.get(key);
         let counter = if found.is_some() {
             &self.hits
@@ -78,15 +92,10 @@ impl OnlineCache {
 
     /// Caches `row` under `key` if `still_current()` holds, checked under
     /// the key's stripe lock (see the module's consistency note).
-    pub fn insert_if(
-        &self,
-        key: Vec<u8>,
-        row: Option<Arc<RawRow>>,
-        still_current: impl Fn() -> bool,
-    ) {
+    pub fn insert_if(&self, key: Vec<u8>, value: V, still_current: impl Fn() -> bool) {
         let _stripe = self.stripe(&key);
         if still_current() {
-            self.cache.insert(key, row);
+            self.cache.insert(key, value);
         }
     }
 

@@ -214,6 +214,8 @@ impl Handler<WarmCandidates> for RankWorker {
 struct ServingFollower {
     recommender: Recommender,
     busy: Arc<std::sync::atomic::AtomicBool>,
+    /// The last failure said (a failure is said once, not every second).
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Actor for ServingFollower {
@@ -225,11 +227,15 @@ impl Actor for ServingFollower {
                 return;
             }
             let (recommender, busy) = (follower.recommender.clone(), follower.busy.clone());
+            let last_error = Arc::clone(&follower.last_error);
             actix_rt::spawn(async move {
                 let _ = actix_rt::task::spawn_blocking(move || {
-                    if let Err(e) = recommender.follow_serving() {
-                        tracing::warn!(error = %e, "the published serving model is not loaded");
+                    let error = recommender.follow_serving().err().map(|e| e.to_string());
+                    let mut last = last_error.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(e) = error.as_ref().filter(|e| last.as_ref() != Some(*e)) {
+                        tracing::warn!(error = %e, "the published serving model is not loaded (retried every second)");
                     }
+                    *last = error;
                     busy.store(false, Ordering::Release);
                 })
                 .await;
@@ -569,6 +575,7 @@ impl Recommender {
         ServingFollower {
             recommender: recommender.clone(),
             busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            last_error: Arc::default(),
         }
         .start();
         Ok(recommender)

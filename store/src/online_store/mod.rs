@@ -40,7 +40,9 @@ mod replica;
 pub use embedded::EngineOnlineStore;
 pub use publisher::{check_target, publish_pending, PublishRound};
 pub use redis_cluster::RedisClusterOnlineStore;
-pub use replica::{definitions_of, FeedRound, ReplicaCache, ReplicaLag, REPLICA_CACHE_TTL};
+pub use replica::{
+    definitions_of, CachedEvents, FeedRound, ReplicaCache, ReplicaLag, REPLICA_CACHE_TTL,
+};
 
 use crate::error::Result;
 use crate::proto::Definitions;
@@ -176,6 +178,10 @@ impl ChangeRecord {
     }
 }
 
+/// An aggregation group's index prefix and the event times `(from, to]`
+/// read from it.
+pub type EventGroup = (Vec<u8>, Micros, Micros);
+
 /// A digest of what `definitions` carry (not the version they were
 /// published at): a replica reloads when it changes, which a model saved
 /// or promoted does without a new store version.
@@ -238,6 +244,16 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
         from: Micros,
         to: Micros,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// [`group_events`](Self::group_events) of several groups, each
+    /// `(prefix, from, to)`, answered in order (a shared store answers them
+    /// in one round trip).
+    fn group_events_many(&self, groups: &[EventGroup]) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
+        groups
+            .iter()
+            .map(|(prefix, from, to)| self.group_events(prefix, *from, *to))
+            .collect()
+    }
 
     /// Replaces the definitions replicas build their registry from.
     fn publish_definitions(&self, definitions: &Definitions) -> Result<()>;

@@ -189,6 +189,10 @@ fn publish_entry(
     }
     let retention = retentions(store);
     let horizons = event_horizons(store);
+    // The aggregation groups this entry adds events to: named in the
+    // change record with the online keys, so replicas drop their cached
+    // events too.
+    let mut groups: Vec<Vec<u8>> = Vec::new();
     if entry.resync {
         publish_everything(store, target, version, &retention, &horizons, round)?;
     } else {
@@ -210,6 +214,16 @@ fn publish_entry(
             .filter(|key| is_read(&horizons, key))
             .cloned()
             .collect();
+        groups = read
+            .iter()
+            .filter_map(|key| {
+                key.len()
+                    .checked_sub(crate::codec::HistoryPosition::LEN)
+                    .map(|end| key[..end].to_vec())
+            })
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
         for keys in read.chunks(CHUNK) {
             let found = store.engine.multi_get(Cf::AggIndex, keys)?;
             let events: Vec<(Vec<u8>, Vec<u8>)> = keys
@@ -231,10 +245,15 @@ fn publish_entry(
     }
     // Before the version is visible: a replica that reads it has the
     // record of what it changed.
-    let everything = entry.resync || entry.online_keys.len() > RECORDED_KEYS_MAX;
-    let keys: &[Vec<u8>] = if everything { &[] } else { &entry.online_keys };
+    let changed = entry.online_keys.len() + groups.len();
+    let everything = entry.resync || changed > RECORDED_KEYS_MAX;
+    let keys: Vec<Vec<u8>> = if everything {
+        Vec::new()
+    } else {
+        entry.online_keys.iter().cloned().chain(groups).collect()
+    };
     if everything || !keys.is_empty() {
-        target.record_changes(version, keys, everything)?;
+        target.record_changes(version, &keys, everything)?;
     }
     target.publish_version(version)
 }

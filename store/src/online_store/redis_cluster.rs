@@ -28,7 +28,9 @@ use crate::time::Micros;
 
 use prost::Message;
 
-use super::{ChangeRecord, LeaderState, OnlineChanges, OnlineStore, CHANGE_RECORDS_KEPT};
+use super::{
+    ChangeRecord, EventGroup, LeaderState, OnlineChanges, OnlineStore, CHANGE_RECORDS_KEPT,
+};
 use crate::proto::Definitions;
 
 /// Writes a row at its version, prunes the versions no reader needs, and
@@ -480,10 +482,41 @@ impl OnlineStore for RedisClusterOnlineStore {
         from: Micros,
         to: Micros,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let members: Vec<Vec<u8>> =
-            self.run(|c| c.zrangebyscore(self.events_key(prefix), format!("({from}"), to))?;
+        let mut many = self.group_events_many(&[(prefix.to_vec(), from, to)])?;
+        Ok(many.pop().unwrap_or_default())
+    }
+
+    fn group_events_many(&self, groups: &[EventGroup]) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = cluster_pipe();
+        for (prefix, from, to) in groups {
+            pipe.zrangebyscore(self.events_key(prefix), format!("({from}"), *to);
+        }
+        let members: Vec<Vec<Vec<u8>>> = self.run(|c| pipe.query(c))?;
         // Read after the events, as in `latest`.
         let published = self.published_version()?;
+        groups
+            .iter()
+            .zip(members)
+            .map(|((prefix, from, to), members)| {
+                published_events(prefix, *from, *to, members, published)
+            })
+            .collect()
+    }
+}
+
+/// The events of one group's sorted-set `members` in `(from, to]` and
+/// published, as (full index key, encoded row), in index order.
+fn published_events(
+    prefix: &[u8],
+    from: Micros,
+    to: Micros,
+    members: Vec<Vec<u8>>,
+    published: u64,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    {
         let mut out = Vec::with_capacity(members.len());
         for member in members {
             if member.len() < HistoryPosition::LEN {

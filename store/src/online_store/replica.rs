@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::online_cache::OnlineCache;
+use crate::online_cache::{OnlineCache, StripedCache};
 
 use crate::cf::Cf;
 use crate::engine::{MemoryEngine, WriteBatch};
@@ -39,10 +39,25 @@ pub const REPLICA_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Change records read per call, at most.
 const RECORDS_PER_READ: usize = 256;
 
+/// An aggregation group's published events with an event time after
+/// `from`, as read from the shared store (every later one: the read is not
+/// bounded above, so an event published early with a later time is there
+/// when the clock reaches it).
+pub struct CachedEvents {
+    pub from: Micros,
+    pub events: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Aggregation groups' events by group index prefix.
+pub(crate) type EventCache = StripedCache<Arc<CachedEvents>>;
+
 /// A replica's row cache and where its change feed stands.
 pub struct ReplicaCache {
     /// Set when the replica store is built.
     cache: OnceLock<OnlineCache>,
+    /// Aggregation events, kept like rows: change records name the groups
+    /// a publication added events to.
+    events: OnceLock<EventCache>,
     /// The version of the last change record applied, or [`NOT_FOLLOWING`]
     /// (before the follower's first round, after a feed error): nothing
     /// is read from or put in the cache then.
@@ -61,6 +76,7 @@ impl Default for ReplicaCache {
     fn default() -> Self {
         ReplicaCache {
             cache: OnceLock::new(),
+            events: OnceLock::new(),
             position: AtomicU64::new(NOT_FOLLOWING),
             round: Mutex::new(()),
             epoch: AtomicU64::new(0),
@@ -88,6 +104,14 @@ impl ReplicaCache {
         (self.position.load(Ordering::Acquire) != NOT_FOLLOWING).then_some((cache, epoch))
     }
 
+    /// The events cache, when the feed is followed, and the epoch to check
+    /// before putting an entry in.
+    pub(crate) fn active_events(&self) -> Option<(&EventCache, u64)> {
+        let events = self.events.get()?;
+        let epoch = self.epoch.load(Ordering::Acquire);
+        (self.position.load(Ordering::Acquire) != NOT_FOLLOWING).then_some((events, epoch))
+    }
+
     /// Whether no record was applied since `epoch` was read.
     pub(crate) fn unchanged_since(&self, epoch: u64) -> bool {
         self.epoch.load(Ordering::Acquire) == epoch
@@ -105,10 +129,14 @@ impl ReplicaCache {
     /// Drops every cached row (no reader puts one back that it read
     /// before).
     fn drop_all(&self, round: &mut FeedRound) {
-        if let Some(cache) = self.cache.get() {
-            cache.clear_with(|| {
-                self.epoch.fetch_add(1, Ordering::AcqRel);
-            });
+        let bump = || {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        };
+        match (self.cache.get(), self.events.get()) {
+            (Some(cache), Some(events)) => events.clear_with(|| cache.clear_with(bump)),
+            (Some(cache), None) => cache.clear_with(bump),
+            (None, Some(events)) => events.clear_with(bump),
+            (None, None) => bump(),
         }
         self.dropped_all.fetch_add(1, Ordering::Relaxed);
         round.dropped_all = true;
@@ -154,6 +182,9 @@ impl ReplicaCache {
                     self.epoch.fetch_add(1, Ordering::AcqRel);
                     for key in &record.keys {
                         cache.invalidate(key);
+                        if let Some(events) = self.events.get() {
+                            events.invalidate(key);
+                        }
                     }
                     round.keys_dropped += record.keys.len();
                 }
@@ -249,6 +280,16 @@ impl FeatureStore {
         let cache = OnlineCache::with_time_to_live(cache_bytes, Some(REPLICA_CACHE_TTL));
         if store.replica_cache.cache.set(cache).is_err() {
             unreachable!("a new store has no replica cache yet");
+        }
+        let events = EventCache::build(cache_bytes, Some(REPLICA_CACHE_TTL), |cached| {
+            cached
+                .events
+                .iter()
+                .map(|(key, row)| key.len() + row.len() + 48)
+                .sum()
+        });
+        if store.replica_cache.events.set(events).is_err() {
+            unreachable!("a new store has no events cache yet");
         }
         write_definitions(&store, definitions)?;
         store.reload_registry()?;

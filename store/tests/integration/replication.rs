@@ -122,6 +122,8 @@ struct Flaky {
     /// Publishing a version fails (a leader that dies between recording a
     /// round's changes and publishing it).
     refuse_publish: AtomicBool,
+    /// Aggregation groups read.
+    group_reads: std::sync::atomic::AtomicU64,
 }
 
 impl Flaky {
@@ -159,6 +161,7 @@ impl OnlineStore for Flaky {
         from: Micros,
         to: Micros,
     ) -> reprise_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.group_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.group_events(prefix, from, to)
     }
     fn publish_definitions(&self, definitions: &Definitions) -> reprise_store::Result<()> {
@@ -212,6 +215,7 @@ fn shared() -> Arc<Flaky> {
         inner: EngineOnlineStore::new(Box::new(MemoryEngine::new())),
         down: AtomicBool::new(false),
         refuse_publish: AtomicBool::new(false),
+        group_reads: std::sync::atomic::AtomicU64::new(0),
     })
 }
 
@@ -578,4 +582,55 @@ fn the_model_registry_reaches_replicas_without_a_store_version() {
         Err(StoreError::UnknownModel(_))
     ));
     assert_eq!(replica.load_model(&first).unwrap().payload, b"one".to_vec());
+}
+
+/// A replica caches an aggregation group's events (every one after the
+/// window's start) until a change record names the group: later reads,
+/// at later clock times too, are computed from the cache and equal the
+/// leader's; an event published for the group drops it.
+#[test]
+fn a_replica_caches_aggregation_events_until_a_change_record_names_their_group() {
+    let t = store_with(Kind::Memory, &format!("{DEFINITIONS}\n{EVENTS}"), 1_000);
+    let leader = &t.store;
+    leader.enable_outbox(Some(0)).unwrap();
+    write(leader, 950, 1);
+    let shared = shared();
+    publish_pending(leader, shared.as_ref()).unwrap();
+    let replica = replica_of(&shared, &t);
+    replica
+        .follow_changes(shared.published_version().unwrap())
+        .unwrap();
+    let features: Vec<String> = [
+        "user_plays:plays_50s",
+        "user_plays:plays_all",
+        "user_plays:seconds_sum_50s",
+    ]
+    .map(String::from)
+    .to_vec();
+    let read = |store: &FeatureStore| store.online_features(&features, &entities()).unwrap().rows;
+    let reads = || shared.group_reads.load(Ordering::SeqCst);
+    assert_eq!(read(&replica), read(leader));
+    let after_first = reads();
+    assert!(after_first > 0);
+    assert_eq!(read(&replica), read(leader));
+    assert_eq!(reads(), after_first, "answered from the cache");
+
+    // The clock moves: the 50 s window drops the old plays, from the cache.
+    t.clock.set(seconds(1_030));
+    assert_eq!(read(&replica), read(leader));
+    assert_eq!(reads(), after_first, "a later window, from the cache");
+
+    // New plays: published, not yet followed, the cache answers; once the
+    // record is applied, the group is read again and equals the leader's.
+    let before = read(leader);
+    write(leader, 1_020, 5);
+    publish_pending(leader, shared.as_ref()).unwrap();
+    assert_ne!(read(leader), before);
+    assert_eq!(read(&replica), before, "served from the cache");
+    let round = replica
+        .follow_changes(shared.published_version().unwrap())
+        .unwrap();
+    assert!(!round.dropped_all, "{round:?}");
+    assert_eq!(read(&replica), read(leader), "the groups were dropped");
+    assert!(reads() > after_first);
 }
