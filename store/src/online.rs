@@ -342,7 +342,7 @@ impl FeatureStore {
             }
             if cacheable {
                 self.cache
-                    .insert_if(key, row, || self.version() == version_before);
+                    .insert_if(key, row, |_| self.version() == version_before);
             }
         }
         Ok(Some(out))
@@ -387,9 +387,9 @@ impl FeatureStore {
         let miss_keys: Vec<Vec<u8>> = misses.iter().map(|&i| keys[i].clone()).collect();
         let (fetched, published) = self.decoded_remote_rows(remote, &miss_keys)?;
         for ((&i, key), row) in misses.iter().zip(miss_keys).zip(fetched) {
-            if let Some((cache, epoch)) = &cached {
-                cache.insert_if(key, row.clone(), || {
-                    self.replica_cache.unchanged_since(*epoch)
+            if let Some((cache, mark)) = &cached {
+                cache.insert_if(key, row.clone(), |key| {
+                    self.replica_cache.unchanged_since(*mark, key)
                 });
             }
             out[i] = row;
@@ -405,9 +405,9 @@ impl FeatureStore {
         &self,
         remote: &dyn crate::online_store::OnlineStore,
         groups: &[crate::online_store::EventGroup],
-    ) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
+    ) -> Result<Vec<crate::online_store::GroupEvents>> {
         let cached = self.replica_cache.active_events();
-        let mut out: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); groups.len()];
+        let mut out: Vec<crate::online_store::GroupEvents> = vec![Vec::new(); groups.len()];
         let mut misses = Vec::new();
         for (i, (prefix, from, to)) in groups.iter().enumerate() {
             let hit = cached
@@ -429,13 +429,13 @@ impl FeatureStore {
         for (&i, events) in misses.iter().zip(remote.group_events_many(&wanted)?) {
             let (prefix, from, to) = &groups[i];
             out[i] = events_within(prefix, &events, *from, *to);
-            if let Some((cache, epoch)) = &cached {
+            if let Some((cache, mark)) = &cached {
                 let entry = Arc::new(crate::online_store::CachedEvents {
                     from: *from,
                     events,
                 });
-                cache.insert_if(prefix.clone(), entry, || {
-                    self.replica_cache.unchanged_since(*epoch)
+                cache.insert_if(prefix.clone(), entry, |prefix| {
+                    self.replica_cache.unchanged_since(*mark, prefix)
                 });
             }
         }

@@ -92,9 +92,9 @@ impl<V: Clone + Send + Sync + 'static> StripedCache<V> {
 
     /// Caches `row` under `key` if `still_current()` holds, checked under
     /// the key's stripe lock (see the module's consistency note).
-    pub fn insert_if(&self, key: Vec<u8>, value: V, still_current: impl Fn() -> bool) {
+    pub fn insert_if(&self, key: Vec<u8>, value: V, still_current: impl Fn(&[u8]) -> bool) {
         let _stripe = self.stripe(&key);
-        if still_current() {
+        if still_current(&key) {
             self.cache.insert(key, value);
         }
     }

@@ -889,8 +889,12 @@ impl Recommender {
         let request_id = new_request_id();
         let context = self.checked_context(&request_id, &req.user_id, &req.context)?;
         // A user without history may be cold: fetch the cold-start list now
-        // (an actor message), the worker decides.
-        let cold_items = if self.shared.histories.get(&req.user_id).is_empty() {
+        // (an actor message), the worker decides. (A replica has no
+        // cold-start counts: it answers users with a published history
+        // only, and reading that history here would block the HTTP worker.)
+        let cold_items = if !self.shared.histories.is_published()
+            && self.shared.histories.get(&req.user_id).is_empty()
+        {
             let items = self
                 .cold
                 .send(ColdStartItems {

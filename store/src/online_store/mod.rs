@@ -182,6 +182,9 @@ impl ChangeRecord {
 /// read from it.
 pub type EventGroup = (Vec<u8>, Micros, Micros);
 
+/// A group's events, as (full index key, encoded row), in index order.
+pub type GroupEvents = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A digest of what `definitions` carry (not the version they were
 /// published at): a replica reloads when it changes, which a model saved
 /// or promoted does without a new store version.
@@ -248,7 +251,7 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     /// [`group_events`](Self::group_events) of several groups, each
     /// `(prefix, from, to)`, answered in order (a shared store answers them
     /// in one round trip).
-    fn group_events_many(&self, groups: &[EventGroup]) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
+    fn group_events_many(&self, groups: &[EventGroup]) -> Result<Vec<GroupEvents>> {
         groups
             .iter()
             .map(|(prefix, from, to)| self.group_events(prefix, *from, *to))

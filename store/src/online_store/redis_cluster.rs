@@ -29,7 +29,8 @@ use crate::time::Micros;
 use prost::Message;
 
 use super::{
-    ChangeRecord, EventGroup, LeaderState, OnlineChanges, OnlineStore, CHANGE_RECORDS_KEPT,
+    ChangeRecord, EventGroup, GroupEvents, LeaderState, OnlineChanges, OnlineStore,
+    CHANGE_RECORDS_KEPT,
 };
 use crate::proto::Definitions;
 
@@ -486,7 +487,7 @@ impl OnlineStore for RedisClusterOnlineStore {
         Ok(many.pop().unwrap_or_default())
     }
 
-    fn group_events_many(&self, groups: &[EventGroup]) -> Result<Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
+    fn group_events_many(&self, groups: &[EventGroup]) -> Result<Vec<GroupEvents>> {
         if groups.is_empty() {
             return Ok(Vec::new());
         }

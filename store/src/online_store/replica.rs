@@ -64,13 +64,34 @@ pub struct ReplicaCache {
     position: AtomicU64,
     /// One follower round at a time.
     round: Mutex<()>,
-    /// Moves before every invalidation.
+    /// Moves before the whole cache is dropped.
     epoch: AtomicU64,
+    /// The change records applied lately, with the keys each named, and
+    /// the version of the newest one no longer kept: a reader caches what
+    /// it read unless a record applied since it started names the key (a
+    /// global "anything changed?" would refuse nearly every read while the
+    /// leader writes, however unrelated).
+    recent: Mutex<RecentRecords>,
     /// Times the whole cache was dropped.
     dropped_all: AtomicU64,
 }
 
 const NOT_FOLLOWING: u64 = u64::MAX;
+
+/// Change records kept to check reads against (a read that started before
+/// the oldest kept is not cached).
+const RECENT_RECORDS: usize = 256;
+
+/// Applied change records (version, keys named), oldest first, and the
+/// version of the newest one dropped from the list.
+type RecentRecords = (std::collections::VecDeque<(u64, Arc<Vec<Vec<u8>>>)>, u64);
+
+/// Where the change feed stood when a read started.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadMark {
+    epoch: u64,
+    position: u64,
+}
 
 impl Default for ReplicaCache {
     fn default() -> Self {
@@ -80,6 +101,7 @@ impl Default for ReplicaCache {
             position: AtomicU64::new(NOT_FOLLOWING),
             round: Mutex::new(()),
             epoch: AtomicU64::new(0),
+            recent: Mutex::new((std::collections::VecDeque::new(), 0)),
             dropped_all: AtomicU64::new(0),
         }
     }
@@ -95,26 +117,54 @@ pub struct FeedRound {
 }
 
 impl ReplicaCache {
-    /// The cache, when the feed is followed (a reader may use it), and the
-    /// epoch to check before putting a row in.
-    pub(crate) fn active(&self) -> Option<(&OnlineCache, u64)> {
-        let cache = self.cache.get()?;
+    /// Where the feed stood when a read started.
+    fn mark(&self) -> Option<ReadMark> {
         // The epoch first: a round that stops following moves it after.
         let epoch = self.epoch.load(Ordering::Acquire);
-        (self.position.load(Ordering::Acquire) != NOT_FOLLOWING).then_some((cache, epoch))
+        let position = self.position.load(Ordering::Acquire);
+        (position != NOT_FOLLOWING).then_some(ReadMark { epoch, position })
     }
 
-    /// The events cache, when the feed is followed, and the epoch to check
+    /// The cache, when the feed is followed (a reader may use it), and the
+    /// mark to check before putting a row in.
+    pub(crate) fn active(&self) -> Option<(&OnlineCache, ReadMark)> {
+        Some((self.cache.get()?, self.mark()?))
+    }
+
+    /// The events cache, when the feed is followed, and the mark to check
     /// before putting an entry in.
-    pub(crate) fn active_events(&self) -> Option<(&EventCache, u64)> {
-        let events = self.events.get()?;
-        let epoch = self.epoch.load(Ordering::Acquire);
-        (self.position.load(Ordering::Acquire) != NOT_FOLLOWING).then_some((events, epoch))
+    pub(crate) fn active_events(&self) -> Option<(&EventCache, ReadMark)> {
+        Some((self.events.get()?, self.mark()?))
     }
 
-    /// Whether no record was applied since `epoch` was read.
-    pub(crate) fn unchanged_since(&self, epoch: u64) -> bool {
-        self.epoch.load(Ordering::Acquire) == epoch
+    /// Whether `key`, read from `mark` on, may be cached: the cache was not
+    /// dropped since, and no record applied since names it (checked under
+    /// the key's lock; a record is listed here before its keys are dropped,
+    /// so a read that missed it put its row in before the drop).
+    pub(crate) fn unchanged_since(&self, mark: ReadMark, key: &[u8]) -> bool {
+        if self.epoch.load(Ordering::Acquire) != mark.epoch {
+            return false;
+        }
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let (records, forgotten) = &*recent;
+        *forgotten <= mark.position
+            && records
+                .iter()
+                .rev()
+                .take_while(|(version, _)| *version > mark.position)
+                .all(|(_, keys)| !keys.iter().any(|k| k == key))
+    }
+
+    /// Lists a record's keys as applied (before they are dropped).
+    fn note_record(&self, version: u64, keys: &[Vec<u8>]) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let (records, forgotten) = &mut *recent;
+        records.push_back((version, Arc::new(keys.to_vec())));
+        while records.len() > RECENT_RECORDS {
+            if let Some((version, _)) = records.pop_front() {
+                *forgotten = version;
+            }
+        }
     }
 
     pub fn stats(&self) -> Option<crate::online_cache::CacheStats> {
@@ -179,7 +229,7 @@ impl ReplicaCache {
                 if record.everything || record.previous != last {
                     self.drop_all(round);
                 } else {
-                    self.epoch.fetch_add(1, Ordering::AcqRel);
+                    self.note_record(record.version, &record.keys);
                     for key in &record.keys {
                         cache.invalidate(key);
                         if let Some(events) = self.events.get() {
