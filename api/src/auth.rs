@@ -24,8 +24,8 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/readyz",
     "/metrics",
     "/openapi.json",
-    // A replica's served-feature log: signed by the fleet, not keyed
-    // (`fleet.rs`).
+    // A replica's served-feature log: signed with the fleet's secret, not
+    // keyed (`fleet.rs`).
     crate::fleet::SERVED_LOG_PATH,
     // The console's static files (its data comes from the API, with a key).
     "/ui",
@@ -189,25 +189,6 @@ impl KeyRing {
 
     /// The name of the key `given` when it may use `scope`; `None`: any
     /// valid key (a path no route matches, which answers 404).
-    /// The secret a fleet's processes sign their own requests with
-    /// (`fleet.rs`): derived from every key's name, hash and scopes, so
-    /// processes that load the same keys file share it and a client, who
-    /// knows at most its own key, does not.
-    pub fn fleet_secret(&self) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(b"reprise fleet secret v1\0");
-        for (hash, entry) in &self.keys {
-            hasher.update(hash);
-            hasher.update((entry.name.len() as u64).to_le_bytes());
-            hasher.update(entry.name.as_bytes());
-            for scope in &entry.scopes {
-                hasher.update(scope.name().as_bytes());
-                hasher.update(b"\0");
-            }
-        }
-        hasher.finalize().into()
-    }
-
     pub fn authorize(&self, given: Option<&[u8]>, scope: Option<Scope>) -> Result<&str, Denied> {
         let digest: [u8; 32] = Sha256::digest(given.ok_or(Denied::Unauthenticated)?).into();
         // Every entry is compared, each in constant time.

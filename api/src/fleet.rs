@@ -3,11 +3,14 @@
 //! to its leader (`POST /internal/v1/served-log`), which writes it (it owns
 //! the store), so feedback on those items finds their rows.
 //!
-//! The route takes no API key: the replica signs the body with HMAC-SHA256
-//! under a secret both derive from the keys file they share
-//! ([`crate::auth::KeyRing::fleet_secret`]), so a client's key, whatever
-//! its scopes, cannot write served-log rows. Without a keys file (no access
-//! control) the route is open like every other.
+//! The route takes no API key: the replica signs the timestamp and the body
+//! with HMAC-SHA256 under the fleet's own secret (`--fleet-secret-file`,
+//! the same file on every process; clients never see it), and the leader
+//! refuses a request more than a minute old or signed otherwise, checking
+//! the headers before it reads the body. With access control on (a keys
+//! file) and no fleet secret, the route refuses everything and replicas
+//! leave recommendations to the leader; with neither (loopback only), it is
+//! open like every other route.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use reprise_actors::recommend::forwarded::ForwardedLog;
@@ -21,8 +24,29 @@ pub const SERVED_LOG_PATH: &str = "/internal/v1/served-log";
 /// The header carrying a fleet request's signature (hex).
 pub const SIGNATURE_HEADER: &str = "x-reprise-fleet-signature";
 
+/// The header carrying when the request was signed (Unix seconds).
+pub const TIMESTAMP_HEADER: &str = "x-reprise-fleet-timestamp";
+
+/// How far a signed request's time may be from the leader's clock.
+const MAX_SKEW_SECONDS: i64 = 60;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(SERVED_LOG_PATH, web::post().to(served_log));
+}
+
+/// The fleet secret in a file (`--fleet-secret-file`): its trimmed
+/// contents, at least 16 bytes, hashed to 32.
+pub fn secret_from_file(path: &std::path::Path) -> Result<[u8; 32], String> {
+    use sha2::{Digest, Sha256};
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let trimmed = text.trim_ascii();
+    if trimmed.len() < 16 {
+        return Err(format!(
+            "{}: a fleet secret needs at least 16 bytes (e.g. `openssl rand -hex 32`)",
+            path.display()
+        ));
+    }
+    Ok(Sha256::digest(trimmed).into())
 }
 
 /// HMAC-SHA256 of `message` under `key` (RFC 2104).
@@ -43,19 +67,26 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-/// The signature header's value for `body`.
-pub fn sign(secret: &[u8; 32], body: &[u8]) -> String {
-    hex(&hmac_sha256(secret, body))
+/// The signature of `body` sent at `timestamp` (Unix seconds), as the
+/// signature header carries it.
+pub fn sign(secret: &[u8; 32], timestamp: i64, body: &[u8]) -> String {
+    hex(&hmac_sha256(secret, &signed_message(timestamp, body)))
+}
+
+fn signed_message(timestamp: i64, body: &[u8]) -> Vec<u8> {
+    let mut message = format!("{timestamp}\n").into_bytes();
+    message.extend_from_slice(body);
+    message
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether `signature` (hex) signs `body` under `secret`, compared in
-/// constant time.
-fn signed(secret: &[u8; 32], body: &[u8], signature: &[u8]) -> bool {
-    let expected = sign(secret, body);
+/// Whether `signature` (hex) signs `body` at `timestamp` under `secret`,
+/// compared in constant time.
+fn signed(secret: &[u8; 32], timestamp: i64, body: &[u8], signature: &[u8]) -> bool {
+    let expected = sign(secret, timestamp, body);
     expected.len() == signature.len()
         && expected
             .bytes()
@@ -64,19 +95,44 @@ fn signed(secret: &[u8; 32], body: &[u8], signature: &[u8]) -> bool {
             == 0
 }
 
+/// The current Unix time in seconds.
+pub fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The signed request's time and signature, if its headers are well formed
+/// and its time is near the leader's.
+fn signature_headers(req: &HttpRequest) -> Option<(i64, Vec<u8>)> {
+    let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
+    let timestamp: i64 = std::str::from_utf8(header(TIMESTAMP_HEADER)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let signature = header(SIGNATURE_HEADER)?;
+    ((now_seconds() - timestamp).abs() <= MAX_SKEW_SECONDS && signature.len() == 64)
+        .then(|| (timestamp, signature.to_vec()))
+}
+
 async fn served_log(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Checked before the body is read: an unsigned caller holds no part of
+    // the body budget.
+    let signature = match (&state.fleet_secret, &state.keys) {
+        (Some(secret), _) => Some((
+            *secret,
+            signature_headers(&req).ok_or(ApiError::Unauthorized)?,
+        )),
+        (None, Some(_)) => return Err(ApiError::Unauthorized),
+        (None, None) => None,
+    };
     let (body, _held) = crate::body::read_body(&req, payload, &state.limits).await?;
-    if let Some(keys) = &state.keys {
-        let signature = req
-            .headers()
-            .get(SIGNATURE_HEADER)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !signed(&keys.fleet_secret(), &body, signature) {
+    if let Some((secret, (timestamp, signature))) = signature {
+        if !signed(&secret, timestamp, &body, &signature) {
             return Err(ApiError::Unauthorized);
         }
     }
@@ -108,12 +164,13 @@ mod tests {
     }
 
     #[test]
-    fn only_the_body_signed_passes() {
+    fn only_the_body_signed_at_its_time_passes() {
         let secret = [7u8; 32];
-        let signature = sign(&secret, b"{\"a\":1}");
-        assert!(signed(&secret, b"{\"a\":1}", signature.as_bytes()));
-        assert!(!signed(&secret, b"{\"a\":2}", signature.as_bytes()));
-        assert!(!signed(&[8u8; 32], b"{\"a\":1}", signature.as_bytes()));
-        assert!(!signed(&secret, b"{\"a\":1}", b""));
+        let signature = sign(&secret, 100, b"{\"a\":1}");
+        assert!(signed(&secret, 100, b"{\"a\":1}", signature.as_bytes()));
+        assert!(!signed(&secret, 100, b"{\"a\":2}", signature.as_bytes()));
+        assert!(!signed(&secret, 101, b"{\"a\":1}", signature.as_bytes()));
+        assert!(!signed(&[8u8; 32], 100, b"{\"a\":1}", signature.as_bytes()));
+        assert!(!signed(&secret, 100, b"{\"a\":1}", b""));
     }
 }

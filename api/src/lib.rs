@@ -59,6 +59,9 @@ pub struct ServerConfig {
     /// then listens on loopback only, unless told `--insecure`).
     pub keys: Option<auth::KeyRing>,
     /// Whether `/metrics` is open without a key.
+    /// The secret a fleet's replicas sign their served-feature logs with
+    /// (`--fleet-secret-file`; `fleet.rs`).
+    pub fleet_secret: Option<[u8; 32]>,
     pub metrics_open: bool,
     /// A fleet's leader publishes the online view to this shared online
     /// store (`None`: a single server, which turns the outbox off).
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             retrain: RetrainConfig::default(),
             keys: None,
             metrics_open: true,
+            fleet_secret: None,
             shared_online_store: None,
             replication_interval: std::time::Duration::from_millis(20),
             republish_online_store: false,
@@ -154,6 +158,7 @@ pub fn state(
         admission: Arc::new(limits::Admission::default()),
         keys: config.keys.clone().map(Arc::new),
         metrics_open: config.metrics_open,
+        fleet_secret: config.fleet_secret,
         publisher,
     }))
 }

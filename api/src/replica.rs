@@ -77,6 +77,9 @@ pub struct ReplicaConfig {
     pub max_lag: Duration,
     /// The ranker's settings (workers, queue).
     pub recommender: reprise_actors::recommend::RecommenderConfig,
+    /// The secret served-feature logs are signed with
+    /// (`--fleet-secret-file`, the leader's too).
+    pub fleet_secret: Option<[u8; 32]>,
 }
 
 /// What a replica's handlers share.
@@ -85,9 +88,13 @@ pub struct ReplicaState {
     pub follower: Follower,
     /// Recommendations and rank from the published models and histories.
     pub recommender: Recommender,
-    /// Signs the served-feature logs sent to the leader (`None`: no keys
-    /// file, no access control).
+    /// Signs the served-feature logs sent to the leader (`None`: unsigned,
+    /// which a leader without access control takes).
     pub fleet_secret: Option<[u8; 32]>,
+    /// Whether the leader takes this replica's served-feature logs (not
+    /// with access control on and no fleet secret): else recommendations
+    /// go to the leader.
+    pub logs_to_leader: bool,
     /// Recommendation and rank requests answered here, and sent to the
     /// leader.
     pub ranked_here: AtomicU64,
@@ -180,7 +187,7 @@ async fn recommendations(
 ) -> Result<HttpResponse, ApiError> {
     let (bytes, _held) = crate::body::read_body(&req, payload, &state.limits).await?;
     let request = recommend_request(parse_object(&bytes, &state.limits)?)?;
-    if request.explain || !serves_locally(&state, &request.user_id).await {
+    if request.explain || !state.logs_to_leader || !serves_locally(&state, &request.user_id).await {
         state.ranked_by_leader.fetch_add(1, Ordering::Relaxed);
         return forward_bytes(&leader, &req, bytes).await;
     }
@@ -223,7 +230,13 @@ async fn send_served_log(
         .post(format!("{}{}", leader.base, fleet::SERVED_LOG_PATH))
         .header("content-type", "application/json");
     if let Some(secret) = secret {
-        request = request.header(fleet::SIGNATURE_HEADER, fleet::sign(secret, &body));
+        let timestamp = fleet::now_seconds();
+        request = request
+            .header(fleet::TIMESTAMP_HEADER, timestamp.to_string())
+            .header(
+                fleet::SIGNATURE_HEADER,
+                fleet::sign(secret, timestamp, &body),
+            );
     }
     let answer = request
         .body(body)
@@ -423,7 +436,8 @@ pub async fn serve_replica(
         store,
         follower,
         recommender,
-        fleet_secret: config.keys.as_ref().map(auth::KeyRing::fleet_secret),
+        fleet_secret: config.fleet_secret,
+        logs_to_leader: config.keys.is_none() || config.fleet_secret.is_some(),
         ranked_here: AtomicU64::new(0),
         ranked_by_leader: AtomicU64::new(0),
         metrics: Arc::clone(&metrics),

@@ -24,6 +24,9 @@ pub struct AppState {
     /// The accepted keys (`None`: no access control).
     pub keys: Option<Arc<crate::auth::KeyRing>>,
     pub metrics_open: bool,
+    /// The secret replicas sign their served-feature logs with
+    /// (`fleet.rs`).
+    pub fleet_secret: Option<[u8; 32]>,
     /// A fleet's leader: the publisher of the online view to the shared
     /// online store.
     pub publisher: Option<reprise_actors::replication::Publisher>,

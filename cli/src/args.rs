@@ -353,6 +353,13 @@ pub struct ServeArgs {
     /// Without one, the server listens on loopback only.
     #[arg(long, env = "REPRISE_KEYS_FILE")]
     pub keys: Option<PathBuf>,
+    /// A file holding the fleet's own secret (at least 16 bytes, e.g.
+    /// `openssl rand -hex 32`; the same file on the leader and every
+    /// replica): replicas sign the served-feature logs they send the leader
+    /// with it. With a keys file and without it, replicas leave
+    /// recommendations to the leader.
+    #[arg(long, env = "REPRISE_FLEET_SECRET_FILE")]
+    pub fleet_secret_file: Option<PathBuf>,
     /// Listen on a non-loopback address without a keys file: anyone who
     /// reaches the port may do anything.
     #[arg(long)]

@@ -28,6 +28,17 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let keys = crate::keys_cmd::server_keys(&args)?;
+    let fleet_secret = args
+        .fleet_secret_file
+        .as_deref()
+        .map(reprise_api::fleet::secret_from_file)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--fleet-secret-file {e}"))?;
+    if keys.is_some() && fleet_secret.is_none() && args.role != Role::Single {
+        tracing::warn!(
+            "a keys file without --fleet-secret-file: replicas leave recommendations to the leader"
+        );
+    }
     let limits = limits(&args)?;
     let interval = std::time::Duration::from_millis(args.replication_interval_ms.max(1));
     let shared = match (args.role, args.online_store.is_empty()) {
@@ -67,6 +78,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
                 workers: args.ranker_workers,
                 ..Default::default()
             },
+            fleet_secret,
         };
         actix_rt::System::new().block_on(reprise_api::replica::serve_replica(
             Arc::new(store),
@@ -136,6 +148,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
         replication_interval: interval,
         republish_online_store: args.online_store_republish,
         metrics_open: !args.close_metrics,
+        fleet_secret,
         ..ServerConfig::default()
     };
     let store = Arc::new(store);

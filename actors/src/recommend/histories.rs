@@ -112,7 +112,7 @@ impl Histories {
             let differing: Vec<&str> = chunk
                 .iter()
                 .zip(stored)
-                .filter(|(user, stored)| *stored != self.get(user))
+                .filter(|(user, stored)| self.get(user).is_ok_and(|own| **stored != own))
                 .map(|(user, _)| user.as_str())
                 .collect();
             self.publish(store, &differing)?;
@@ -185,24 +185,21 @@ impl Histories {
         self.by_user.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// The user's items, oldest first.
-    pub fn get(&self, user: &str) -> Vec<String> {
+    /// The user's items, oldest first (on a replica, an error when the
+    /// shared store does not answer).
+    pub fn get(&self, user: &str) -> Result<Vec<String>, ActorError> {
         if let Some(store) = &self.published {
-            return match read_published(store, &[user.to_owned()]) {
-                Ok(mut items) => items.pop().unwrap_or_default(),
-                Err(e) => {
-                    // Read as no history: the request goes to the leader.
-                    tracing::warn!(%user, error = %e, "published history not read");
-                    Vec::new()
-                }
-            };
+            return Ok(read_published(store, &[user.to_owned()])?
+                .pop()
+                .unwrap_or_default());
         }
-        self.by_user
+        Ok(self
+            .by_user
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(user)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// The `n` users with the longest histories (the most active).
@@ -246,7 +243,7 @@ mod tests {
         for item in ["a", "b", "c", "b", "d", "e"] {
             histories.record("u", item);
         }
-        assert_eq!(histories.get("u"), vec!["c", "d", "e"]);
+        assert_eq!(histories.get("u").unwrap(), vec!["c", "d", "e"]);
         assert!(!histories.record("u", "d"), "a known item keeps its place");
         assert_eq!(histories.users(), 1);
     }

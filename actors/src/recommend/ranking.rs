@@ -100,7 +100,7 @@ impl Shared {
         // factors fixed), so the ANN path serves them without a retrain.
         let played: Vec<u32> = self
             .histories
-            .get(user)
+            .get(user)?
             .iter()
             .filter_map(|i| loaded.model.item_index(i))
             .collect();
@@ -117,7 +117,7 @@ impl Shared {
 
     /// Whether `user` has neither history nor an embedding.
     pub fn is_cold(&self, loaded: &LoadedModel, user: &str) -> Result<bool, ActorError> {
-        Ok(self.histories.get(user).is_empty() && self.user_vector(loaded, user)?.is_none())
+        Ok(self.histories.get(user)?.is_empty() && self.user_vector(loaded, user)?.is_none())
     }
 
     /// The user's candidates for `loaded`, from the cache or computed.
@@ -129,12 +129,13 @@ impl Shared {
         let model = &loaded.model;
         let _span =
             tracing::info_span!("recommend.candidates", cached = tracing::field::Empty).entered();
-        let history_of = || -> Vec<u32> {
-            self.histories
-                .get(user)
+        let history_of = || -> Result<Vec<u32>, ActorError> {
+            Ok(self
+                .histories
+                .get(user)?
                 .iter()
                 .filter_map(|i| model.item_index(i))
-                .collect()
+                .collect())
         };
         // A replica hears of no plays: its entry is used while the user's
         // published history is the one it was built from. (The leader
@@ -145,14 +146,17 @@ impl Shared {
                 tracing::Span::current().record("cached", true);
                 return Ok(c);
             }
-            let current = history_of();
+            let current = history_of()?;
             if current == c.history {
                 tracing::Span::current().record("cached", true);
                 return Ok(c);
             }
             read_history = Some(current);
         }
-        let history: Vec<u32> = read_history.unwrap_or_else(history_of);
+        let history: Vec<u32> = match read_history {
+            Some(history) => history,
+            None => history_of()?,
+        };
         let exclude: HashSet<u32> = history.iter().copied().collect();
         let user_vector = self.user_vector(loaded, user)?;
         let als_top = match &user_vector {

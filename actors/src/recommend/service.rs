@@ -825,7 +825,8 @@ impl Recommender {
     fn record_anomaly(&self, request_id: &str, user: &str, field: &str) {
         ServingStats::add(&self.shared.stats.missing_context, 1);
         let store = &self.shared.store;
-        if store.registry().view("serving_anomaly").is_some() {
+        // A replica writes nothing (its store is the leader's publication).
+        if !store.is_replica() && store.registry().view("serving_anomaly").is_some() {
             let row = json!({"request_id": request_id, "event_timestamp":
                 reprise_store::time::format_rfc3339(store.clock().now()),
                 "kind": "missing_field", "field": field, "user_id": user});
@@ -893,7 +894,7 @@ impl Recommender {
         // cold-start counts: it answers users with a published history
         // only, and reading that history here would block the HTTP worker.)
         let cold_items = if !self.shared.histories.is_published()
-            && self.shared.histories.get(&req.user_id).is_empty()
+            && self.shared.histories.get(&req.user_id)?.is_empty()
         {
             let items = self
                 .cold
@@ -966,7 +967,11 @@ impl Recommender {
     pub fn serves_locally(&self, user_id: &str) -> bool {
         self.shared.catalog.serving().is_ok()
             && matches!(self.shared.store.active_experiment(), Ok(None))
-            && !self.shared.histories.get(user_id).is_empty()
+            && self
+                .shared
+                .histories
+                .get(user_id)
+                .is_ok_and(|items| !items.is_empty())
     }
 
     /// Before any play event, the cold-start list is the serving model's

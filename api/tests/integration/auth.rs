@@ -225,25 +225,31 @@ async fn the_open_routes_pass_and_metrics_can_be_closed() {
 }
 
 /// A replica's served-feature log is taken only with the fleet's signature
-/// (a secret derived from the keys file): no client key, whatever its
-/// scopes, writes one.
+/// (its own secret, which no client holds), signed within the last minute:
+/// no client key, whatever its scopes, writes one; without a fleet secret
+/// and with access control on, nothing is taken.
 #[actix_rt::test]
 async fn a_served_log_is_taken_only_signed_by_the_fleet() {
     use reprise_actors::recommend::forwarded::{ForwardedItem, ForwardedLog};
-    use reprise_api::fleet::{sign, SERVED_LOG_PATH, SIGNATURE_HEADER};
+    use reprise_api::fleet::{
+        now_seconds, sign, SERVED_LOG_PATH, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    };
 
-    let store = reprise_store::FeatureStore::in_memory(Default::default()).unwrap();
-    reprise_actors::system_views::ensure(&store).unwrap();
-    let ring = keys();
-    let secret = ring.fleet_secret();
-    let state = reprise_api::state(
-        std::sync::Arc::new(store),
-        &ServerConfig {
-            keys: Some(ring),
-            ..ServerConfig::default()
-        },
-    )
-    .unwrap();
+    let secret = [42u8; 32];
+    let state_with_secret = |fleet_secret: Option<[u8; 32]>| {
+        let store = reprise_store::FeatureStore::in_memory(Default::default()).unwrap();
+        reprise_actors::system_views::ensure(&store).unwrap();
+        reprise_api::state(
+            std::sync::Arc::new(store),
+            &ServerConfig {
+                keys: Some(keys()),
+                fleet_secret,
+                ..ServerConfig::default()
+            },
+        )
+        .unwrap()
+    };
+    let state = state_with_secret(Some(secret));
     let app = test::init_service(reprise_api::app(state.clone())).await;
     let log = ForwardedLog {
         request_id: "r-fleet-1".into(),
@@ -263,13 +269,16 @@ async fn a_served_log_is_taken_only_signed_by_the_fleet() {
         at: state.store.clock().now(),
     };
     let body = serde_json::to_vec(&log).unwrap();
-    let post = |signature: Option<String>, key: Option<&str>| {
+    let now = now_seconds();
+    let post = |signature: Option<(i64, String)>, key: Option<&str>| {
         let mut request = test::TestRequest::post()
             .uri(SERVED_LOG_PATH)
             .insert_header(("content-type", "application/json"))
             .set_payload(body.clone());
-        if let Some(signature) = signature {
-            request = request.insert_header((SIGNATURE_HEADER, signature));
+        if let Some((timestamp, signature)) = signature {
+            request = request
+                .insert_header((TIMESTAMP_HEADER, timestamp.to_string()))
+                .insert_header((SIGNATURE_HEADER, signature));
         }
         if let Some(key) = key {
             request = request.insert_header(("x-api-key", key));
@@ -280,8 +289,14 @@ async fn a_served_log_is_taken_only_signed_by_the_fleet() {
         (None, None),
         (None, Some("admin-key")),
         (None, Some("write-key")),
-        (Some(sign(&[0u8; 32], &body)), None),
-        (Some(sign(&secret, b"another body")), Some("admin-key")),
+        (Some((now, sign(&[0u8; 32], now, &body))), None),
+        (
+            Some((now, sign(&secret, now, b"another body"))),
+            Some("admin-key"),
+        ),
+        // Signed, but long ago (a replay), or with another time than sent.
+        (Some((now - 600, sign(&secret, now - 600, &body))), None),
+        (Some((now, sign(&secret, now - 1, &body))), None),
     ];
     for (signature, key) in refused {
         let response = test::call_service(&app, post(signature.clone(), key)).await;
@@ -291,11 +306,19 @@ async fn a_served_log_is_taken_only_signed_by_the_fleet() {
         state.recommender.served("r-fleet-1", None).is_err(),
         "nothing written"
     );
-    let response = test::call_service(&app, post(Some(sign(&secret, &body)), None)).await;
+    let response =
+        test::call_service(&app, post(Some((now, sign(&secret, now, &body))), None)).await;
     let status = response.status();
     let text = test::read_body(response).await;
     assert_eq!(status, 204, "{}", String::from_utf8_lossy(&text));
     let served = state.recommender.served("r-fleet-1", None).unwrap();
     assert_eq!(served.items.len(), 1);
     assert_eq!(served.items[0].item_id, "i1");
+
+    // Access control on and no fleet secret: nothing is taken.
+    let unset = state_with_secret(None);
+    let app = test::init_service(reprise_api::app(unset)).await;
+    let response =
+        test::call_service(&app, post(Some((now, sign(&secret, now, &body))), None)).await;
+    assert_eq!(response.status(), 401);
 }

@@ -104,6 +104,7 @@ pub fn publish_pending(store: &FeatureStore, target: &dyn OnlineStore) -> Result
     let models = store.models_changed.load(Ordering::Acquire);
     if models != store.models_published.load(Ordering::Acquire) {
         target.publish_definitions(&definitions_of(store)?)?;
+        target.await_replicas()?;
         store.models_published.store(models, Ordering::Release);
         round.definitions = true;
     }

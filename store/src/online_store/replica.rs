@@ -327,11 +327,12 @@ impl FeatureStore {
     ) -> Result<Self> {
         let cache_bytes = config.online_cache_bytes;
         let store = FeatureStore::with_engine(Box::new(MemoryEngine::new()), config)?;
-        let cache = OnlineCache::with_time_to_live(cache_bytes, Some(REPLICA_CACHE_TTL));
+        // Rows and aggregation events share the budget.
+        let cache = OnlineCache::with_time_to_live(cache_bytes / 2, Some(REPLICA_CACHE_TTL));
         if store.replica_cache.cache.set(cache).is_err() {
             unreachable!("a new store has no replica cache yet");
         }
-        let events = EventCache::build(cache_bytes, Some(REPLICA_CACHE_TTL), |cached| {
+        let events = EventCache::build(cache_bytes / 2, Some(REPLICA_CACHE_TTL), |cached| {
             cached
                 .events
                 .iter()
