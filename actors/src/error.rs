@@ -57,6 +57,11 @@ pub enum ActorError {
         feature: String,
     },
 
+    /// A replica ranked a request while an experiment was starting: the
+    /// leader keeps its tallies, so it answers such requests itself.
+    #[error("experiment `{0}` routes traffic: the leader answers its requests")]
+    ExperimentRunning(String),
+
     /// A worker panicked on this message (it keeps serving others).
     #[error("internal error in the {worker} worker: {message}")]
     Panicked {

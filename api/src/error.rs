@@ -120,6 +120,9 @@ impl ApiError {
             ApiError::Actor(ActorError::PromotionBlocked { .. }) => {
                 (StatusCode::CONFLICT, "promotion_blocked")
             }
+            ApiError::Actor(ActorError::ExperimentRunning(_)) => {
+                (StatusCode::CONFLICT, "experiment_running")
+            }
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::PayloadTooLarge { .. } => {
@@ -161,7 +164,8 @@ impl ApiError {
                 | ActorError::UnknownAlert(_)
                 | ActorError::UnknownRequest(_)
                 | ActorError::UnknownExperiment(_)
-                | ActorError::PromotionBlocked { .. },
+                | ActorError::PromotionBlocked { .. }
+                | ActorError::ExperimentRunning(_),
             )
             | ApiError::MalformedJson(_)
             | ApiError::BodyBudget { .. }

@@ -194,8 +194,17 @@ async fn recommendations(
     state.ranked_here.fetch_add(1, Ordering::Relaxed);
     let (recommendation, log, admitted) = state.recommender.recommend_unlogged(request).await?;
     // Answered once the leader has the log, as the leader answers once its
-    // write is durable; the request holds its queue place until then.
-    send_served_log(&leader, state.fleet_secret.as_ref(), &log).await?;
+    // write is durable; the request holds its queue place until then. An
+    // experiment this replica has not heard of yet: the leader answers.
+    match send_served_log(&leader, state.fleet_secret.as_ref(), &log).await {
+        Ok(()) => {}
+        Err(Refused::ExperimentRunning) => {
+            drop(admitted);
+            state.ranked_by_leader.fetch_add(1, Ordering::Relaxed);
+            return forward_bytes(&leader, &req, bytes).await;
+        }
+        Err(Refused::Error(e)) => return Err(e),
+    }
     drop(admitted);
     Ok(HttpResponse::Ok().json(recommendation_response(recommendation)))
 }
@@ -217,13 +226,26 @@ async fn rank(
     Ok(HttpResponse::Ok().json(rank_response(ranked)))
 }
 
+/// Why the leader did not write a served-feature log.
+enum Refused {
+    /// An experiment routes traffic (the leader answers the request).
+    ExperimentRunning,
+    Error(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused::Error(e)
+    }
+}
+
 /// Sends a served-feature log to the leader, signed, and waits until it is
 /// written.
 async fn send_served_log(
     leader: &Leader,
     secret: Option<&[u8; 32]>,
     log: &ServedLog,
-) -> Result<(), ApiError> {
+) -> Result<(), Refused> {
     let body = serde_json::to_vec(&ForwardedLog::from(log)).expect("a served log serialises");
     let mut request = leader
         .client
@@ -242,16 +264,19 @@ async fn send_served_log(
         .body(body)
         .send()
         .await
-        .map_err(|e| leader_error(leader, e))?;
+        .map_err(|e| Refused::Error(leader_error(leader, e)))?;
     if answer.status().is_success() {
         return Ok(());
     }
     let status = answer.status();
     let text = answer.text().await.unwrap_or_default();
-    Err(ApiError::LeaderFailed {
+    if status == reqwest::StatusCode::CONFLICT && text.contains("experiment_running") {
+        return Err(Refused::ExperimentRunning);
+    }
+    Err(Refused::Error(ApiError::LeaderFailed {
         leader: leader.base.clone(),
         reason: format!("the served-feature log was refused ({status}): {text}"),
-    })
+    }))
 }
 
 /// A failed call to the leader. Not connected: nothing reached the leader,

@@ -952,6 +952,11 @@ impl Recommender {
 
     /// Writes the served-feature log a replica sent (blocking pool).
     pub async fn log_forwarded(&self, log: ForwardedLog) -> Result<(), ActorError> {
+        // A replica that has not yet heard of an experiment ranked outside
+        // it: refused, so the replica sends the request here instead.
+        if let Some(experiment) = self.experiment() {
+            return Err(ActorError::ExperimentRunning(experiment.name));
+        }
         let log = log.into_served()?;
         let shared = Arc::clone(&self.shared);
         actix_rt::task::spawn_blocking(move || supervised("served log", || shared.log_served(&log)))
