@@ -209,6 +209,32 @@ impl Handler<WarmCandidates> for RankWorker {
     }
 }
 
+/// What the serving path shares, over `catalog` and `histories`, and the
+/// ranker workers that use it.
+fn start_workers(
+    store: Arc<FeatureStore>,
+    catalog: Catalog,
+    histories: Histories,
+    config: &RecommenderConfig,
+) -> (Arc<Shared>, Addr<RankWorker>) {
+    let stats = Arc::new(ServingStats::default());
+    let shared = Arc::new(Shared {
+        catalog: Arc::new(catalog),
+        histories: Arc::new(histories),
+        cache: CandidateCache::new(config.cache_capacity, Arc::clone(&stats)),
+        stats,
+        history_candidates: config.history_candidates,
+        metadata_candidates: config.metadata_candidates,
+        store,
+    });
+    let for_workers = Arc::clone(&shared);
+    let threads = config.workers.clamp(1, super::ann::MAX_SEARCH_THREADS);
+    let workers = SyncArbiter::start(threads, move || RankWorker {
+        shared: Arc::clone(&for_workers),
+    });
+    (shared, workers)
+}
+
 /// A replica's check of the published serving pointer, every second, on
 /// the blocking pool (a model load builds an ANN index); one at a time.
 struct ServingFollower {
@@ -479,24 +505,12 @@ impl Recommender {
     /// Loads histories and the newest ranker from `store` and starts the
     /// actors (must run inside an actix system).
     pub fn start(store: Arc<FeatureStore>, config: RecommenderConfig) -> Result<Self, ActorError> {
-        let stats = Arc::new(ServingStats::default());
         // Request ids are UUIDv7 from here on (`new_request_id`): windows of
         // the served log after this moment are key ranges.
         reprise_trainer::served_log::mark_time_ordered_ids(&store)?;
-        let shared = Arc::new(Shared {
-            catalog: Arc::new(Catalog::load_latest(&store)?),
-            histories: Arc::new(Histories::load(&store, config.max_history_items)?),
-            cache: CandidateCache::new(config.cache_capacity, Arc::clone(&stats)),
-            stats,
-            history_candidates: config.history_candidates,
-            metadata_candidates: config.metadata_candidates,
-            store,
-        });
-        let for_workers = Arc::clone(&shared);
-        let threads = config.workers.clamp(1, super::ann::MAX_SEARCH_THREADS);
-        let workers = SyncArbiter::start(threads, move || RankWorker {
-            shared: Arc::clone(&for_workers),
-        });
+        let catalog = Catalog::load_latest(&store)?;
+        let histories = Histories::load(&store, config.max_history_items)?;
+        let (shared, workers) = start_workers(store, catalog, histories, &config);
         let mut cold_start = ColdStart::new(config.cold_start);
         replay_feedback(&shared, &mut cold_start)?;
         if config.fleet_leader {
@@ -552,21 +566,8 @@ impl Recommender {
         store: Arc<FeatureStore>,
         config: RecommenderConfig,
     ) -> Result<Self, ActorError> {
-        let stats = Arc::new(ServingStats::default());
-        let shared = Arc::new(Shared {
-            catalog: Arc::new(Catalog::default()),
-            histories: Arc::new(Histories::published(Arc::clone(&store))),
-            cache: CandidateCache::new(config.cache_capacity, Arc::clone(&stats)),
-            stats,
-            history_candidates: config.history_candidates,
-            metadata_candidates: config.metadata_candidates,
-            store,
-        });
-        let for_workers = Arc::clone(&shared);
-        let threads = config.workers.clamp(1, super::ann::MAX_SEARCH_THREADS);
-        let workers = SyncArbiter::start(threads, move || RankWorker {
-            shared: Arc::clone(&for_workers),
-        });
+        let histories = Histories::published(Arc::clone(&store));
+        let (shared, workers) = start_workers(store, Catalog::default(), histories, &config);
         let cold = ColdStart::new(config.cold_start).start();
         let recommender = Recommender::assemble(shared, workers, cold, config);
         if let Err(e) = recommender.follow_serving() {
