@@ -173,10 +173,20 @@ async fn online_features(
 /// read of their published history, off the HTTP worker); counted.
 async fn serves_locally(state: &web::Data<ReplicaState>, user_id: &str) -> bool {
     let (state, user) = (state.clone(), user_id.to_owned());
-    let local = web::block(move || state.recommender.serves_locally(&user))
+    web::block(move || state.recommender.serves_locally(&user))
         .await
-        .unwrap_or(false);
-    local
+        .unwrap_or(false)
+}
+
+/// Sends a recommendation or rank request to the leader, counted.
+async fn ranked_by_leader(
+    leader: &Leader,
+    state: &ReplicaState,
+    req: &HttpRequest,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    state.ranked_by_leader.fetch_add(1, Ordering::Relaxed);
+    forward_bytes(leader, req, bytes).await
 }
 
 async fn recommendations(
@@ -188,8 +198,7 @@ async fn recommendations(
     let (bytes, _held) = crate::body::read_body(&req, payload, &state.limits).await?;
     let request = recommend_request(parse_object(&bytes, &state.limits)?)?;
     if request.explain || !state.logs_to_leader || !serves_locally(&state, &request.user_id).await {
-        state.ranked_by_leader.fetch_add(1, Ordering::Relaxed);
-        return forward_bytes(&leader, &req, bytes).await;
+        return ranked_by_leader(&leader, &state, &req, bytes).await;
     }
     state.ranked_here.fetch_add(1, Ordering::Relaxed);
     let (recommendation, log, admitted) = state.recommender.recommend_unlogged(request).await?;
@@ -200,8 +209,7 @@ async fn recommendations(
         Ok(()) => {}
         Err(Refused::ExperimentRunning) => {
             drop(admitted);
-            state.ranked_by_leader.fetch_add(1, Ordering::Relaxed);
-            return forward_bytes(&leader, &req, bytes).await;
+            return ranked_by_leader(&leader, &state, &req, bytes).await;
         }
         Err(Refused::Error(e)) => return Err(e),
     }
@@ -218,8 +226,7 @@ async fn rank(
     let (bytes, _held) = crate::body::read_body(&req, payload, &state.limits).await?;
     let request = rank_request(parse_object(&bytes, &state.limits)?)?;
     if !serves_locally(&state, &request.user_id).await {
-        state.ranked_by_leader.fetch_add(1, Ordering::Relaxed);
-        return forward_bytes(&leader, &req, bytes).await;
+        return ranked_by_leader(&leader, &state, &req, bytes).await;
     }
     state.ranked_here.fetch_add(1, Ordering::Relaxed);
     let ranked = state.recommender.rank(request).await?;

@@ -443,3 +443,37 @@ impl ReplicaLag {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_is_cacheable_unless_a_record_since_names_its_key_and_the_list_is_bounded() {
+        let feed = ReplicaCache::default();
+        feed.position.store(10, Ordering::Release);
+        let mark = feed.mark().expect("following");
+        feed.note_record(11, &[b"a".to_vec()]);
+        assert!(
+            !feed.unchanged_since(mark, b"a"),
+            "named since the read began"
+        );
+        assert!(feed.unchanged_since(mark, b"b"), "another key");
+        // A read that began after the record is cacheable.
+        feed.position.store(11, Ordering::Release);
+        assert!(feed.unchanged_since(feed.mark().unwrap(), b"a"));
+        // Past the kept records, a read older than the oldest kept is not.
+        for version in 12..12 + RECENT_RECORDS as u64 {
+            feed.note_record(version, &[b"z".to_vec()]);
+        }
+        assert_eq!(feed.recent.lock().unwrap().0.len(), RECENT_RECORDS);
+        assert!(!feed.unchanged_since(mark, b"b"), "records were forgotten");
+        // A dropped cache refuses every read begun before the drop.
+        let late = ReadMark {
+            epoch: feed.epoch.load(Ordering::Acquire),
+            position: u64::MAX - 1,
+        };
+        feed.drop_all(&mut FeedRound::default());
+        assert!(!feed.unchanged_since(late, b"b"));
+    }
+}
