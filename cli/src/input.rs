@@ -1,61 +1,20 @@
-//! Reading rows from JSONL or CSV files as JSON objects.
+//! Reading rows from files: JSON lines, and any rows read ahead on a
+//! thread of their own.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use anyhow::Context;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
-/// Turns one CSV cell (column name, text) into a JSON value.
-pub type CellParser = Box<dyn Fn(&str, &str) -> Result<Json, String> + Send>;
-
-pub type Rows = Box<dyn Iterator<Item = Result<Json, String>> + Send>;
-
-/// Rows of `path`: CSV when it ends in `.csv` (cells through `cell`), else
-/// JSON lines. `wrap` lets the caller count bytes read (for progress).
-pub fn read_rows(
-    path: &Path,
-    wrap: impl FnOnce(File) -> Box<dyn Read + Send>,
-    cell: CellParser,
-) -> anyhow::Result<Rows> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader = wrap(file);
-    if is_csv(path) {
-        let mut csv = csv::Reader::from_reader(reader);
-        let headers: Vec<String> = csv
-            .headers()
-            .with_context(|| format!("reading the CSV header of {}", path.display()))?
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        Ok(Box::new(csv.into_records().enumerate().map(
-            move |(i, record)| {
-                let record = record.map_err(|e| format!("CSV record {}: {e}", i + 1))?;
-                let mut object = Map::new();
-                for (name, text) in headers.iter().zip(record.iter()) {
-                    let value = if text.is_empty() {
-                        Json::Null
-                    } else {
-                        cell(name, text)
-                            .map_err(|e| format!("line {}: column `{name}`: {e}", i + 2))?
-                    };
-                    object.insert(name.clone(), value);
-                }
-                Ok(Json::Object(object))
-            },
-        )))
-    } else {
-        Ok(json_lines(reader))
-    }
-}
+/// Rows of a file, or why one could not be read.
+pub type Rows<T = Json> = Box<dyn Iterator<Item = Result<T, String>> + Send>;
 
 /// Rows read and parsed on a thread of their own, a few thousand ahead of
 /// the caller, so parsing overlaps what the caller does with them. A reader
 /// that panicked ends the rows with an error, never a silently short input.
-pub fn read_ahead(rows: Rows) -> impl Iterator<Item = Result<Json, String>> {
+pub fn read_ahead<T: Send + 'static>(rows: Rows<T>) -> impl Iterator<Item = Result<T, String>> {
     const BATCH: usize = 4096;
-    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Result<Json, String>>>(2);
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Result<T, String>>>(2);
     let reader = std::thread::spawn(move || {
         let mut rows = rows.peekable();
         while rows.peek().is_some() {
@@ -93,24 +52,6 @@ pub fn json_lines(reader: Box<dyn Read + Send>) -> Rows {
                 serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))
             }),
     )
-}
-
-/// A CSV cell whose type is not declared: a number or boolean when it reads
-/// as one, else a string.
-pub fn infer_cell(text: &str) -> Json {
-    if let Ok(v) = text.parse::<i64>() {
-        return Json::from(v);
-    }
-    if let Ok(v) = text.parse::<f64>() {
-        if let Some(n) = serde_json::Number::from_f64(v) {
-            return Json::Number(n);
-        }
-    }
-    match text {
-        "true" => Json::Bool(true),
-        "false" => Json::Bool(false),
-        _ => Json::String(text.to_owned()),
-    }
 }
 
 #[cfg(test)]

@@ -1,52 +1,53 @@
 //! `reprise snapshot`: create a point-in-time snapshot from a file of entity
 //! rows and write its rows to a JSONL or Parquet file.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Read};
 
 use anyhow::Context;
-use reprise_store::transform::EVENT_TIMESTAMP;
 use reprise_store::{Cutoff, SnapshotSpec};
-use serde_json::Value as Json;
 
 use crate::args::{SnapshotArgs, StoreArgs};
-use crate::input::{infer_cell, read_ahead, read_rows};
+use crate::input::{is_csv, json_lines, read_ahead};
 use crate::progress;
 
 pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
     let store = crate::args::open_store(store_args)?;
     let cutoff = Cutoff::parse(&args.cutoff)
         .with_context(|| format!("--cutoff `{}` is not created or event", args.cutoff))?;
-    let registry = store.registry();
-    let mut key_columns: HashSet<String> = HashSet::from([EVENT_TIMESTAMP.to_owned()]);
-    for (i, feature) in args.features.iter().enumerate() {
-        let resolved = registry.resolve(feature, &format!("--features[{i}]"))?;
-        key_columns.extend(resolved.view.join_keys.iter().cloned());
-    }
     let size = std::fs::metadata(&args.entities)
         .with_context(|| format!("reading {}", args.entities.display()))?
         .len();
     let bar = progress::bytes(size, "store entity rows");
-    let wrap_bar = bar.clone();
-    let rows = read_rows(
-        &args.entities,
-        move |file| Box::new(wrap_bar.wrap_read(file)) as Box<dyn Read + Send>,
-        Box::new(move |column, text| {
-            Ok(if key_columns.contains(column) {
-                Json::String(text.to_owned())
-            } else {
-                infer_cell(text)
-            })
-        }),
-    )?;
+    let file = File::open(&args.entities)
+        .with_context(|| format!("opening {}", args.entities.display()))?;
+    let reader = Box::new(bar.wrap_read(file)) as Box<dyn Read + Send>;
     let spec = SnapshotSpec {
         features: args.features.clone(),
         as_of_version: args.as_of_version,
         cutoff,
         owner: String::new(),
     };
-    let info = store.create_snapshot(&spec, read_ahead(rows))?;
+    let info = if is_csv(&args.entities) {
+        let mut csv = csv::Reader::from_reader(reader);
+        let headers: Vec<String> = csv
+            .headers()
+            .with_context(|| format!("reading the CSV header of {}", args.entities.display()))?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let records = csv
+            .into_records()
+            .enumerate()
+            .map(|(i, record)| record.map_err(|e| format!("CSV record {}: {e}", i + 1)));
+        store.create_snapshot_from_text::<_, csv::StringRecord>(
+            &spec,
+            &headers,
+            read_ahead(Box::new(records)),
+        )?
+    } else {
+        store.create_snapshot(&spec, read_ahead(json_lines(reader)))?
+    };
     bar.finish_and_clear();
     let stored = bar.elapsed();
 

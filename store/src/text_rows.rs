@@ -144,6 +144,25 @@ impl TextColumns {
     }
 }
 
+/// A non-empty cell whose type is not declared, as JSON: a number or
+/// boolean when it reads as one, else a string.
+pub fn infer_cell(text: &str) -> serde_json::Value {
+    use serde_json::Value as Json;
+    if let Ok(v) = text.parse::<i64>() {
+        return Json::from(v);
+    }
+    if let Ok(v) = text.parse::<f64>() {
+        if let Some(n) = serde_json::Number::from_f64(v) {
+            return Json::Number(n);
+        }
+    }
+    match text {
+        "true" => Json::Bool(true),
+        "false" => Json::Bool(false),
+        _ => Json::String(text.to_owned()),
+    }
+}
+
 /// One non-empty cell as a value of `ty`; the error describes what it holds.
 fn parse_cell(
     text: &str,

@@ -5,6 +5,7 @@
 use prost::Message;
 use serde_json::{Map, Value as Json};
 
+use super::entity_text::EntityTextColumns;
 use super::{Cutoff, SnapshotInfo};
 use crate::cf::Cf;
 use crate::codec;
@@ -46,12 +47,53 @@ impl FeatureStore {
     where
         I: IntoIterator<Item = std::result::Result<Json, String>>,
     {
-        let _span =
-            tracing::info_span!("store.snapshot_create", features = spec.features.len()).entered();
         let plan = self.plan_snapshot(spec)?;
+        let mut rows = entity_rows.into_iter().enumerate();
+        self.create_planned(plan, |meta, columns| {
+            let (i, row) = rows.next()?;
+            Some(json_entity_row(meta, columns, i, row))
+        })
+    }
+
+    /// Creates a snapshot of `spec.features` for entity rows given as text
+    /// cells under `headers` (a CSV file): the same rows as
+    /// [`create_snapshot`](Self::create_snapshot) with each cell a JSON
+    /// value (empty = null, numbers and booleans in their JSON spelling),
+    /// without a JSON object per row.
+    pub fn create_snapshot_from_text<I, R>(
+        &self,
+        spec: &SnapshotSpec,
+        headers: &[String],
+        entity_rows: I,
+    ) -> Result<SnapshotInfo>
+    where
+        I: IntoIterator<Item = std::result::Result<R, String>>,
+        for<'a> &'a R: IntoIterator<Item: AsRef<str>>,
+    {
+        let plan = self.plan_snapshot(spec)?;
+        let text = EntityTextColumns::new(&plan, headers)?;
+        let mut rows = entity_rows.into_iter().enumerate();
+        self.create_planned(plan, |_, columns| {
+            let (i, row) = rows.next()?;
+            Some(
+                row.map_err(|message| StoreError::invalid(format!("entity_rows[{i}]"), message))
+                    .and_then(|cells| text.row(columns, i, &cells)),
+            )
+        })
+    }
+
+    /// Stores the entity rows `next_row` hands out, then the metadata (the
+    /// commit point); a rejected request deletes what it wrote.
+    fn create_planned(
+        &self,
+        plan: SnapshotMeta,
+        next_row: impl FnMut(&SnapshotMeta, &mut PassthroughColumns) -> Option<Result<EntityRow>>,
+    ) -> Result<SnapshotInfo> {
+        let _span =
+            tracing::info_span!("store.snapshot_create", features = plan.features.len()).entered();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut written: Vec<Vec<u8>> = Vec::new();
-        match self.store_entity_rows(&id, &plan, entity_rows, &mut written) {
+        match self.store_entity_rows(&id, &plan, next_row, &mut written) {
             Ok(meta) => {
                 let mut batch = WriteBatch::default();
                 batch.put(
@@ -143,16 +185,13 @@ impl FeatureStore {
         })
     }
 
-    fn store_entity_rows<I>(
+    fn store_entity_rows(
         &self,
         id: &str,
         plan: &SnapshotMeta,
-        entity_rows: I,
+        mut next_row: impl FnMut(&SnapshotMeta, &mut PassthroughColumns) -> Option<Result<EntityRow>>,
         written: &mut Vec<Vec<u8>>,
-    ) -> Result<SnapshotMeta>
-    where
-        I: IntoIterator<Item = std::result::Result<Json, String>>,
-    {
+    ) -> Result<SnapshotMeta> {
         let mut meta = SnapshotMeta {
             id: id.to_owned(),
             ..plan.clone()
@@ -162,39 +201,12 @@ impl FeatureStore {
         let mut pending = WriteBatch::default();
         // The earliest entity row and its index, checked against retention.
         let mut earliest: Option<(i64, usize)> = None;
-        for (i, row) in entity_rows.into_iter().enumerate() {
-            let row =
-                row.map_err(|message| StoreError::invalid(format!("entity_rows[{i}]"), message))?;
-            let object = row.as_object().ok_or_else(|| StoreError::WrongType {
-                field: format!("entity_rows[{i}]"),
-                expected: "an object".into(),
-                got: json_kind(&row).into(),
-            })?;
-            let field = |k: &str| format!("entity_rows[{i}].{k}");
-            let keys = join_key_values(object, &meta.join_keys, &field)?;
-            let event_ts = timestamp_field(object, &field)?;
-            if earliest.is_none_or(|(t, _)| event_ts < t) {
-                earliest = Some((event_ts, i));
+        while let Some(row) = next_row(plan, &mut columns) {
+            let row = row?;
+            if earliest.is_none_or(|(t, _)| row.event_ts_micros < t) {
+                earliest = Some((row.event_ts_micros, meta.rows as usize));
             }
-            let mut passthrough = Map::new();
-            for (name, value) in object {
-                if name == EVENT_TIMESTAMP || meta.join_keys.contains(name) {
-                    continue;
-                }
-                if meta.features.iter().any(|f| &f.column == name) {
-                    return Err(StoreError::invalid(
-                        field(name),
-                        "a passthrough column clashes with a feature column",
-                    ));
-                }
-                columns.observe(name, value);
-                passthrough.insert(name.clone(), value.clone());
-            }
-            chunk.rows.push(EntityRow {
-                keys,
-                event_ts_micros: event_ts,
-                passthrough_json: Json::Object(passthrough).to_string(),
-            });
+            chunk.rows.push(row);
             meta.rows += 1;
             if chunk.rows.len() == super::ENTITY_ROW_CHUNK {
                 self.write_chunk(
@@ -255,10 +267,53 @@ impl FeatureStore {
     }
 }
 
+/// A JSON entity row checked and split as stored: join keys in the
+/// snapshot's order, event time, passthrough columns as a JSON object.
+fn json_entity_row(
+    meta: &SnapshotMeta,
+    columns: &mut PassthroughColumns,
+    i: usize,
+    row: std::result::Result<Json, String>,
+) -> Result<EntityRow> {
+    let row = row.map_err(|message| StoreError::invalid(format!("entity_rows[{i}]"), message))?;
+    let object = row.as_object().ok_or_else(|| StoreError::WrongType {
+        field: format!("entity_rows[{i}]"),
+        expected: "an object".into(),
+        got: json_kind(&row).into(),
+    })?;
+    let field = |k: &str| format!("entity_rows[{i}].{k}");
+    let keys = join_key_values(object, &meta.join_keys, &field)?;
+    let event_ts = timestamp_field(object, &field)?;
+    let mut passthrough = Map::new();
+    for (name, value) in object {
+        if name == EVENT_TIMESTAMP || meta.join_keys.contains(name) {
+            continue;
+        }
+        if is_feature_column(meta, name) {
+            return Err(StoreError::invalid(
+                field(name),
+                "a passthrough column clashes with a feature column",
+            ));
+        }
+        columns.observe(name, value);
+        passthrough.insert(name.clone(), value.clone());
+    }
+    Ok(EntityRow {
+        keys,
+        event_ts_micros: event_ts,
+        passthrough_json: Json::Object(passthrough).to_string(),
+    })
+}
+
+/// Whether `name` is one of the snapshot's feature columns.
+pub(super) fn is_feature_column(meta: &SnapshotMeta, name: &str) -> bool {
+    meta.features.iter().any(|f| f.column == name)
+}
+
 /// Passthrough columns in order of first appearance, with a type that fits
 /// every non-null value seen.
 #[derive(Default)]
-struct PassthroughColumns {
+pub(super) struct PassthroughColumns {
     columns: Vec<(String, ColumnKind)>,
 }
 
@@ -306,7 +361,7 @@ impl ColumnKind {
 }
 
 impl PassthroughColumns {
-    fn observe(&mut self, name: &str, value: &Json) {
+    pub(super) fn observe(&mut self, name: &str, value: &Json) {
         let kind = ColumnKind::of(value);
         match self.columns.iter_mut().find(|(n, _)| n == name) {
             Some((_, existing)) => *existing = existing.join(kind),

@@ -7,6 +7,7 @@
 
 mod attachment;
 mod create;
+mod entity_text;
 mod jsonl;
 mod parquet;
 mod pit;
