@@ -46,7 +46,8 @@ struct ViewPlan {
 impl FeatureStore {
     /// Computes the snapshot's rows in input order and hands them to `visit`
     /// a chunk at a time. Memory use is bounded by one pass (up to 1M entity
-    /// rows: each view's lookups and the encoded rows they found).
+    /// rows: their stored chunks, each view's lookups and the encoded rows
+    /// they found).
     pub fn read_snapshot(
         &self,
         id: &str,
@@ -140,15 +141,11 @@ impl FeatureStore {
         Ok(meta)
     }
 
-    /// The entity rows of one stored chunk.
-    fn snapshot_chunk(&self, id: &str, chunk_index: u32) -> Result<Vec<EntityRow>> {
-        let bytes = self
-            .engine
+    /// One stored chunk of entity rows, still encoded.
+    fn snapshot_chunk(&self, id: &str, chunk_index: u32) -> Result<Vec<u8>> {
+        self.engine
             .get(Cf::Snapshots, &codec::snapshot_chunk_key(id, chunk_index))?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("snapshot {id} lost chunk {chunk_index}"))
-            })?;
-        Ok(EntityRowChunk::decode(bytes.as_slice())?.rows)
+            .ok_or_else(|| StoreError::Corrupt(format!("snapshot {id} lost chunk {chunk_index}")))
     }
 
     /// Computes the entity rows of the stored chunks `pass` and hands their
@@ -165,29 +162,44 @@ impl FeatureStore {
         pass: std::ops::Range<u32>,
         mut emit: impl FnMut(Result<Vec<OutputRow>>) -> bool,
     ) -> Result<bool> {
-        // Each view's lookups, with their entity rows' positions in the pass.
-        // Sized for the pass up front: growing a million-entry vector
-        // doubles it (and faults in fresh pages) twenty times.
-        let pass_rows = (pass.len() as u64 * meta.rows)
-            .div_ceil(u64::from(meta.chunks.max(1)))
-            .min(meta.rows) as usize;
-        let mut lookups: Vec<Vec<(PitQuery, u32)>> = (0..plans.len())
-            .map(|_| Vec::with_capacity(pass_rows))
-            .collect();
+        // The pass's stored chunks and each view's lookups (sorted, with their
+        // rows' positions in the pass), read in as many parts as there are
+        // cores.
+        let parts = pass_parts(pass.clone(), parallelism());
+        let read: Vec<Result<PassPart>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts
+                .iter()
+                .map(|chunks| scope.spawn(|| self.read_pass_part(id, meta, plans, chunks.clone())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("snapshot reader panicked"))
+                .collect()
+        });
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let mut pass_rows = 0u32;
+        let mut lookups: Vec<Vec<(PitQuery, u32)>> = plans.iter().map(|_| Vec::new()).collect();
         let mut earliest = Micros::MAX;
-        let mut position = 0u32;
-        for chunk_index in pass.clone() {
-            for row in self.snapshot_chunk(id, chunk_index)? {
-                earliest = earliest.min(row.event_ts_micros);
-                for (plan, lookups) in plans.iter().zip(&mut lookups) {
-                    let query = PitQuery {
-                        entity_key: plan_key(plan, &row),
-                        at: row.event_ts_micros,
-                    };
-                    lookups.push((query, position));
+        for part in read {
+            let part = part?;
+            let offset = pass_rows;
+            pass_rows += part.rows;
+            earliest = earliest.min(part.earliest);
+            for (all, mut some) in lookups.iter_mut().zip(part.lookups) {
+                if all.is_empty() {
+                    *all = some;
+                } else {
+                    some.iter_mut()
+                        .for_each(|(_, position)| *position += offset);
+                    all.append(&mut some);
                 }
-                position += 1;
             }
+            chunks.extend(part.chunks);
+        }
+        // Each part's lookups are sorted: a stable sort finds the runs and
+        // merges them.
+        for lookups in &mut lookups {
+            lookups.sort();
         }
         {
             let registry = self.registry();
@@ -212,8 +224,8 @@ impl FeatureStore {
             .map(|(i, slot)| !feature_slots[i + 1..].contains(slot))
             .collect();
         let mut position = 0usize;
-        for chunk_index in pass {
-            let entity_rows = self.snapshot_chunk(id, chunk_index)?;
+        for chunk in chunks {
+            let entity_rows = EntityRowChunk::decode(chunk.as_slice())?.rows;
             let mut rows = Vec::with_capacity(entity_rows.len());
             for entity_row in entity_rows {
                 let mut computed: Vec<Option<Vec<Option<Value>>>> = plans
@@ -257,7 +269,7 @@ impl FeatureStore {
     }
 
     /// One view's stored rows visible to every lookup of a pass: the
-    /// lookups sorted by (entity key, time), cut at entity boundaries into
+    /// lookups (sorted by entity key, time and position), cut at entity boundaries into
     /// one run per core, each run merged with the view's history (or its
     /// aggregation index) by its own cursor.
     fn answer_plan(
@@ -265,14 +277,10 @@ impl FeatureStore {
         meta: &SnapshotMeta,
         plan: &ViewPlan,
         cutoff: Cutoff,
-        mut lookups: Vec<(PitQuery, u32)>,
+        lookups: Vec<(PitQuery, u32)>,
     ) -> Result<PassAnswers> {
-        lookups.sort_unstable();
         let (queries, positions): (Vec<PitQuery>, Vec<u32>) = lookups.into_iter().unzip();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(4);
-        let runs = entity_runs(&queries, threads);
+        let runs = entity_runs(&queries, parallelism());
         let arenas: Vec<Result<RunAnswers>> = std::thread::scope(|scope| {
             let handles: Vec<_> = runs
                 .iter()
@@ -305,6 +313,46 @@ impl FeatureStore {
             answers.arenas.push(run.bytes);
         }
         Ok(answers)
+    }
+
+    /// The stored chunks `chunks` of entity rows and each view's lookups
+    /// for them, sorted, positions counted from the part's start.
+    fn read_pass_part(
+        &self,
+        id: &str,
+        meta: &SnapshotMeta,
+        plans: &[ViewPlan],
+        chunks: std::ops::Range<u32>,
+    ) -> Result<PassPart> {
+        // Sized up front: growing a million-entry vector doubles it (and
+        // faults in fresh pages) twenty times.
+        let expected = (chunks.len() * super::ENTITY_ROW_CHUNK).min(meta.rows as usize);
+        let mut part = PassPart {
+            chunks: Vec::with_capacity(chunks.len()),
+            rows: 0,
+            lookups: plans.iter().map(|_| Vec::with_capacity(expected)).collect(),
+            earliest: Micros::MAX,
+        };
+        for chunk_index in chunks {
+            let chunk = self.snapshot_chunk(id, chunk_index)?;
+            for row in EntityRowChunk::decode(chunk.as_slice())?.rows {
+                part.earliest = part.earliest.min(row.event_ts_micros);
+                let position = part.rows;
+                for (plan, lookups) in plans.iter().zip(&mut part.lookups) {
+                    let query = PitQuery {
+                        entity_key: plan_key(plan, &row),
+                        at: row.event_ts_micros,
+                    };
+                    lookups.push((query, position));
+                }
+                part.rows += 1;
+            }
+            part.chunks.push(chunk);
+        }
+        for lookups in &mut part.lookups {
+            lookups.sort_unstable();
+        }
+        Ok(part)
     }
 
     /// The rows of `plan`'s view visible to sorted lookups, still encoded.
@@ -441,4 +489,46 @@ fn entity_runs(queries: &[PitQuery], parts: usize) -> Vec<std::ops::Range<usize>
         start = end;
     }
     runs
+}
+
+/// One part of a pass, read on its own thread.
+struct PassPart {
+    /// Its stored chunks of entity rows, still encoded, and their rows.
+    chunks: Vec<Vec<u8>>,
+    rows: u32,
+    /// Per view, sorted; positions count from the part's first row.
+    lookups: Vec<Vec<(PitQuery, u32)>>,
+    earliest: Micros,
+}
+
+/// Threads a pass's reading and merging use: the cores, at most four.
+fn parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+}
+
+/// Cuts a pass's chunks into at most `parts` contiguous ranges of about
+/// equal length.
+fn pass_parts(pass: std::ops::Range<u32>, parts: usize) -> Vec<std::ops::Range<u32>> {
+    let len = pass.len() as u32;
+    let parts = (parts as u32).clamp(1, len.max(1));
+    (0..parts)
+        .map(|i| pass.start + len * i / parts..pass.start + len * (i + 1) / parts)
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_is_cut_into_contiguous_parts_that_cover_it() {
+        assert_eq!(pass_parts(0..10, 2), vec![0..5, 5..10]);
+        assert_eq!(pass_parts(3..10, 2), vec![3..6, 6..10]);
+        assert_eq!(pass_parts(4..5, 4), vec![4..5]);
+        assert_eq!(pass_parts(0..3, 4), vec![0..1, 1..2, 2..3]);
+        assert!(pass_parts(2..2, 2).is_empty());
+    }
 }
