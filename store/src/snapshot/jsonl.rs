@@ -32,12 +32,8 @@ impl FeatureStore {
                 key(&mut line, EVENT_TIMESTAMP);
                 serde_json::to_writer(&mut line, &format_rfc3339(row.event_ts))
                     .expect("writing to a Vec cannot fail");
-                for column in &meta.passthrough {
+                for (column, value) in meta.passthrough.iter().zip(&row.passthrough) {
                     key(&mut line, &column.name);
-                    let value = row
-                        .passthrough
-                        .get(&column.name)
-                        .unwrap_or(&serde_json::Value::Null);
                     serde_json::to_writer(&mut line, value).expect("writing to a Vec cannot fail");
                 }
                 for (feature, value) in meta.features.iter().zip(&row.values) {

@@ -40,7 +40,7 @@ impl FeatureStore {
         let mut writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(properties))
             .map_err(parquet_error)?;
         let mut count = 0;
-        self.read_snapshot(id, |meta, rows| {
+        self.read_snapshot(id, |_, rows| {
             let mut columns: Vec<ColumnBuilder> = schema
                 .fields()
                 .iter()
@@ -54,12 +54,10 @@ impl FeatureStore {
                 c.next()
                     .expect("a timestamp column")
                     .append_timestamp(row.event_ts);
-                for column in &meta.passthrough {
-                    c.next().expect("a column per passthrough").append_json(
-                        row.passthrough
-                            .get(&column.name)
-                            .unwrap_or(&serde_json::Value::Null),
-                    );
+                for value in &row.passthrough {
+                    c.next()
+                        .expect("a column per passthrough")
+                        .append_json(value);
                 }
                 for value in &row.values {
                     c.next()

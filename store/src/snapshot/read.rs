@@ -1,7 +1,8 @@
 //! Computing a snapshot's rows, one stored chunk of entity rows at a time.
 
 use prost::Message;
-use serde_json::{Map, Value as Json};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value as Json;
 
 use super::pit::{merge_point_in_time, PitQuery};
 use super::Cutoff;
@@ -10,7 +11,7 @@ use crate::cf::Cf;
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
-use crate::proto::{EntityRow, EntityRowChunk, SnapshotMeta};
+use crate::proto::{EntityRow, EntityRowChunk, PassthroughColumn, SnapshotMeta};
 use crate::registry::FeatureView;
 use crate::row::RawRow;
 use crate::time::Micros;
@@ -18,12 +19,13 @@ use crate::types::Value;
 use std::sync::Arc;
 
 /// One output row: join keys (in `meta.join_keys` order), event time,
-/// passthrough columns and one value per feature (in `meta.features` order).
+/// passthrough values (in `meta.passthrough` order) and one value per
+/// feature (in `meta.features` order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputRow {
     pub keys: Vec<String>,
     pub event_ts: Micros,
-    pub passthrough: Map<String, Json>,
+    pub passthrough: Vec<Json>,
     pub values: Vec<Option<Value>>,
 }
 
@@ -178,29 +180,21 @@ impl FeatureStore {
         });
         let mut chunks: Vec<Vec<u8>> = Vec::new();
         let mut pass_rows = 0u32;
-        let mut lookups: Vec<Vec<(PitQuery, u32)>> = plans.iter().map(|_| Vec::new()).collect();
+        // Per view, each part's sorted lookups, positions in the pass.
+        let mut runs: Vec<Vec<Vec<(PitQuery, u32)>>> = plans.iter().map(|_| Vec::new()).collect();
         let mut earliest = Micros::MAX;
         for part in read {
             let part = part?;
             let offset = pass_rows;
             pass_rows += part.rows;
             earliest = earliest.min(part.earliest);
-            for (all, mut some) in lookups.iter_mut().zip(part.lookups) {
-                if all.is_empty() {
-                    *all = some;
-                } else {
-                    some.iter_mut()
-                        .for_each(|(_, position)| *position += offset);
-                    all.append(&mut some);
-                }
+            for (runs, mut run) in runs.iter_mut().zip(part.lookups) {
+                run.iter_mut().for_each(|(_, position)| *position += offset);
+                runs.push(run);
             }
             chunks.extend(part.chunks);
         }
-        // Each part's lookups are sorted: a stable sort finds the runs and
-        // merges them.
-        for lookups in &mut lookups {
-            lookups.sort();
-        }
+        let lookups: Vec<(Vec<PitQuery>, Vec<u32>)> = runs.into_iter().map(merge_sorted).collect();
         {
             let registry = self.registry();
             let now = self.clock.now();
@@ -269,17 +263,16 @@ impl FeatureStore {
     }
 
     /// One view's stored rows visible to every lookup of a pass: the
-    /// lookups (sorted by entity key, time and position), cut at entity boundaries into
-    /// one run per core, each run merged with the view's history (or its
+    /// lookups (sorted by entity key and time, with their positions), cut
+    /// at entity boundaries into one run per core, each run merged with the view's history (or its
     /// aggregation index) by its own cursor.
     fn answer_plan(
         &self,
         meta: &SnapshotMeta,
         plan: &ViewPlan,
         cutoff: Cutoff,
-        lookups: Vec<(PitQuery, u32)>,
+        (queries, positions): (Vec<PitQuery>, Vec<u32>),
     ) -> Result<PassAnswers> {
-        let (queries, positions): (Vec<PitQuery>, Vec<u32>) = lookups.into_iter().unzip();
         let runs = entity_runs(&queries, parallelism());
         let arenas: Vec<Result<RunAnswers>> = std::thread::scope(|scope| {
             let handles: Vec<_> = runs
@@ -406,17 +399,81 @@ impl FeatureStore {
     }
 }
 
-/// The passthrough columns of a stored entity row.
-fn passthrough_of(meta: &SnapshotMeta, stored: &str) -> Result<Map<String, Json>> {
-    match stored {
-        "{}" => Ok(Map::new()),
-        text => match serde_json::from_str(text) {
-            Ok(Json::Object(map)) => Ok(map),
-            _ => Err(StoreError::Corrupt(format!(
-                "passthrough of snapshot {}",
-                meta.id
-            ))),
-        },
+/// The passthrough values of a stored entity row, one per column of
+/// `meta.passthrough` (null where the row has none), read without building
+/// a map of the row's object.
+fn passthrough_of(meta: &SnapshotMeta, stored: &str) -> Result<Vec<Json>> {
+    let mut values = vec![Json::Null; meta.passthrough.len()];
+    if stored != "{}" {
+        let mut json = serde_json::Deserializer::from_str(stored);
+        PassthroughValues {
+            columns: &meta.passthrough,
+            values: &mut values,
+        }
+        .deserialize(&mut json)
+        .and_then(|()| json.end())
+        .map_err(|_| StoreError::Corrupt(format!("passthrough of snapshot {}", meta.id)))?;
+    }
+    Ok(values)
+}
+
+/// Reads a stored passthrough object into one value per column.
+struct PassthroughValues<'a> {
+    columns: &'a [PassthroughColumn],
+    values: &'a mut [Json],
+}
+
+impl<'de> DeserializeSeed<'de> for PassthroughValues<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, json: D) -> std::result::Result<(), D::Error> {
+        json.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PassthroughValues<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(column) = map.next_key_seed(ColumnOf(self.columns))? {
+            match column {
+                Some(i) => self.values[i] = map.next_value()?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A passthrough object's key as the position of its column.
+struct ColumnOf<'a>(&'a [PassthroughColumn]);
+
+impl<'de> DeserializeSeed<'de> for ColumnOf<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        json: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        json.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ColumnOf<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a column name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> std::result::Result<Self::Value, E> {
+        Ok(self.0.iter().position(|c| c.name == name))
     }
 }
 
@@ -501,6 +558,31 @@ struct PassPart {
     earliest: Micros,
 }
 
+/// Sorted runs of pairs merged into one sorted run (ties in run order),
+/// unzipped: each side allocated once (fresh pages are dear: the kernel
+/// zeroes each one), the elements moved.
+fn merge_sorted<A: Ord, B: Ord>(runs: Vec<Vec<(A, B)>>) -> (Vec<A>, Vec<B>) {
+    let len = runs.iter().map(Vec::len).sum();
+    let mut merged = (Vec::with_capacity(len), Vec::with_capacity(len));
+    let mut rests: Vec<std::vec::IntoIter<(A, B)>> = runs.into_iter().map(Vec::into_iter).collect();
+    let mut heads: Vec<Option<(A, B)>> = rests.iter_mut().map(Iterator::next).collect();
+    loop {
+        let mut least: Option<usize> = None;
+        for (i, head) in heads.iter().enumerate() {
+            if let Some(head) = head {
+                if least.is_none_or(|l| heads[l].as_ref().is_some_and(|best| head < best)) {
+                    least = Some(i);
+                }
+            }
+        }
+        let Some(i) = least else {
+            return merged;
+        };
+        merged.extend(heads[i].take());
+        heads[i] = rests[i].next();
+    }
+}
+
 /// Threads a pass's reading and merging use: the cores, at most four.
 fn parallelism() -> usize {
     std::thread::available_parallelism()
@@ -522,6 +604,58 @@ fn pass_parts(pass: std::ops::Range<u32>, parts: usize) -> Vec<std::ops::Range<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_runs_merge_into_one_sorted_run_unzipped() {
+        let runs = vec![
+            vec![(1, 'a'), (4, 'a'), (9, 'a')],
+            vec![],
+            vec![(1, 'b'), (2, 'b'), (10, 'b')],
+            vec![(3, 'c')],
+        ];
+        assert_eq!(
+            merge_sorted(runs),
+            (
+                vec![1, 1, 2, 3, 4, 9, 10],
+                vec!['a', 'b', 'b', 'c', 'a', 'a', 'b']
+            )
+        );
+        assert_eq!(
+            merge_sorted(vec![vec![(5, 0), (6, 1)]]),
+            (vec![5, 6], vec![0, 1])
+        );
+        assert_eq!(merge_sorted(Vec::<Vec<(u8, u8)>>::new()), (vec![], vec![]));
+    }
+
+    #[test]
+    fn passthrough_values_come_in_column_order() {
+        let meta = SnapshotMeta {
+            passthrough: ["label", "tag \"q\"", "extra"]
+                .map(|name| PassthroughColumn {
+                    name: name.into(),
+                    column_type: "json".into(),
+                })
+                .to_vec(),
+            ..SnapshotMeta::default()
+        };
+        let stored = r#"{"extra":{"a":[1,2]},"label":0.5,"other":7,"tag \"q\"":"x"}"#;
+        assert_eq!(
+            passthrough_of(&meta, stored).unwrap(),
+            vec![
+                serde_json::json!(0.5),
+                serde_json::json!("x"),
+                serde_json::json!({"a": [1, 2]})
+            ]
+        );
+        assert_eq!(
+            passthrough_of(&meta, r#"{"label":1}"#).unwrap(),
+            vec![serde_json::json!(1), Json::Null, Json::Null]
+        );
+        assert_eq!(passthrough_of(&meta, "{}").unwrap(), vec![Json::Null; 3]);
+        assert!(passthrough_of(&meta, r#"{"label":1"#).is_err());
+        assert!(passthrough_of(&meta, r#"[1]"#).is_err());
+        assert!(passthrough_of(&meta, r#"{"label":1} x"#).is_err());
+    }
 
     #[test]
     fn a_pass_is_cut_into_contiguous_parts_that_cover_it() {
