@@ -1,10 +1,10 @@
 //! A stored row of one feature view for one entity, decoded.
 
 use prost::encoding::{
-    check_wire_type, decode_key, int64, merge_loop, message, skip_field, uint32, uint64,
-    DecodeContext, WireType,
+    check_wire_type, decode_key, double, encode_key, encode_varint, encoded_len_varint, float,
+    int64, key_len, merge_loop, message, skip_field, string, uint32, uint64, DecodeContext,
+    WireType,
 };
-use prost::Message;
 
 use crate::error::Result;
 use crate::proto;
@@ -22,25 +22,39 @@ pub struct RawRow {
 }
 
 impl RawRow {
+    /// Encodes the row as a `Row` message, byte for byte what prost writes
+    /// for it, without building the message (no value is cloned).
     pub fn encode(&self) -> Vec<u8> {
-        let fields = self
-            .values
-            .iter()
-            .enumerate()
-            .filter_map(|(id, value)| {
-                value.clone().map(|v| proto::Field {
-                    feature_id: id as u32,
-                    value: Some(v.into()),
-                })
-            })
-            .collect();
-        proto::Row {
-            event_ts_micros: self.event_ts,
-            created_ts_micros: self.created_ts,
-            store_version: self.store_version,
-            fields,
+        let mut buf = Vec::with_capacity(32 + 16 * self.values.len());
+        if self.event_ts != 0 {
+            int64::encode(1, &self.event_ts, &mut buf);
         }
-        .encode_to_vec()
+        if self.created_ts != 0 {
+            int64::encode(2, &self.created_ts, &mut buf);
+        }
+        if self.store_version != 0 {
+            uint64::encode(3, &self.store_version, &mut buf);
+        }
+        for (id, value) in self.values.iter().enumerate() {
+            let Some(value) = value else { continue };
+            let id = id as u32;
+            let value_len = value_encoded_len(value);
+            let id_len = if id == 0 {
+                0
+            } else {
+                key_len(1) + encoded_len_varint(u64::from(id))
+            };
+            let field_len = id_len + key_len(2) + encoded_len_varint(value_len as u64) + value_len;
+            encode_key(4, WireType::LengthDelimited, &mut buf);
+            encode_varint(field_len as u64, &mut buf);
+            if id != 0 {
+                uint32::encode(1, &id, &mut buf);
+            }
+            encode_key(2, WireType::LengthDelimited, &mut buf);
+            encode_varint(value_len as u64, &mut buf);
+            encode_value(value, &mut buf);
+        }
+        buf
     }
 
     /// Decodes a stored row of a view that has `feature_count` features now.
@@ -98,9 +112,49 @@ impl RawRow {
     }
 }
 
+/// The encoded length of a `Value` message holding `value` (its oneof
+/// field is written even when it holds a default).
+fn value_encoded_len(value: &Value) -> usize {
+    match value {
+        Value::Bool(_) => key_len(1) + 1,
+        Value::Int64(v) => int64::encoded_len(2, v),
+        Value::Float64(_) => key_len(3) + 8,
+        Value::String(v) => string::encoded_len(4, v),
+        Value::FloatVector(v) => {
+            let len = float::encoded_len_packed(1, v);
+            key_len(5) + encoded_len_varint(len as u64) + len
+        }
+        Value::StringList(v) => {
+            let len = string::encoded_len_repeated(1, v);
+            key_len(6) + encoded_len_varint(len as u64) + len
+        }
+    }
+}
+
+/// The fields of a `Value` message holding `value`.
+fn encode_value(value: &Value, buf: &mut Vec<u8>) {
+    match value {
+        Value::Bool(v) => prost::encoding::bool::encode(1, v, buf),
+        Value::Int64(v) => int64::encode(2, v, buf),
+        Value::Float64(v) => double::encode(3, v, buf),
+        Value::String(v) => string::encode(4, v, buf),
+        Value::FloatVector(v) => {
+            encode_key(5, WireType::LengthDelimited, buf);
+            encode_varint(float::encoded_len_packed(1, v) as u64, buf);
+            float::encode_packed(1, v, buf);
+        }
+        Value::StringList(v) => {
+            encode_key(6, WireType::LengthDelimited, buf);
+            encode_varint(string::encoded_len_repeated(1, v) as u64, buf);
+            string::encode_repeated(1, v, buf);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
     fn rows_written_before_a_view_grew_still_decode() {
@@ -118,6 +172,70 @@ mod tests {
             (10, 11, 3)
         );
         assert_eq!(RawRow::decode(&bytes, 2).unwrap(), row);
+    }
+
+    /// The direct encoder writes what prost writes for the `Row` message:
+    /// every value kind, defaults (zero times, feature id 0, empty values).
+    #[test]
+    fn encoding_directly_equals_encoding_the_message() {
+        let via_message = |row: &RawRow| {
+            proto::Row {
+                event_ts_micros: row.event_ts,
+                created_ts_micros: row.created_ts,
+                store_version: row.store_version,
+                fields: row
+                    .values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(id, value)| {
+                        value.clone().map(|v| proto::Field {
+                            feature_id: id as u32,
+                            value: Some(v.into()),
+                        })
+                    })
+                    .collect(),
+            }
+            .encode_to_vec()
+        };
+        let rows = [
+            RawRow {
+                event_ts: -5,
+                created_ts: 1_700_000_000_000_000,
+                store_version: u64::MAX,
+                values: vec![
+                    Some(Value::Bool(false)),
+                    Some(Value::Int64(-7)),
+                    None,
+                    Some(Value::Float64(0.0)),
+                    Some(Value::String(String::new())),
+                    Some(Value::String("jazz é".into())),
+                    Some(Value::FloatVector(vec![0.5, -1.0])),
+                    Some(Value::FloatVector(Vec::new())),
+                    Some(Value::StringList(vec!["a".into(), String::new()])),
+                    Some(Value::StringList(Vec::new())),
+                    Some(Value::Int64(i64::MIN)),
+                ],
+            },
+            RawRow {
+                event_ts: 0,
+                created_ts: 0,
+                store_version: 0,
+                values: vec![None; 3],
+            },
+            RawRow {
+                event_ts: 1,
+                created_ts: 2,
+                store_version: 3,
+                values: (0..300).map(|i| Some(Value::Int64(i))).collect(),
+            },
+        ];
+        for row in &rows {
+            assert_eq!(row.encode(), via_message(row), "{row:?}");
+            assert_eq!(
+                &RawRow::decode(&row.encode(), row.values.len()).unwrap(),
+                row
+            );
+        }
     }
 
     /// The field-by-field decoder reads what `proto::Row::decode` reads:
