@@ -40,6 +40,10 @@ pub struct StoreConfig {
     /// Entity rows a snapshot computes in one pass (one read of each view's
     /// history; memory grows with it). Rounded up to whole stored chunks.
     pub snapshot_pass_rows: usize,
+    /// Bytes of encoded entity rows a pass keeps from reading them until it
+    /// builds output rows (~40 MB for 1M rows with a key and a short
+    /// passthrough); a pass with wider rows reads them again instead.
+    pub snapshot_kept_chunk_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -49,6 +53,7 @@ impl Default for StoreConfig {
             clock: Clock::system(),
             max_future: None,
             snapshot_pass_rows: 1 << 20,
+            snapshot_kept_chunk_bytes: 128 << 20,
         }
     }
 }
@@ -69,6 +74,7 @@ pub struct FeatureStore {
     pub(crate) max_future: Option<Micros>,
     /// Stored entity-row chunks per snapshot pass (at least one).
     pub(crate) snapshot_pass_chunks: u32,
+    pub(crate) snapshot_kept_chunk_bytes: usize,
     /// Whether commits write outbox entries (`outbox.rs`).
     pub(crate) outbox: std::sync::atomic::AtomicBool,
     /// Set on a replica: online reads go to this shared online store
@@ -138,6 +144,7 @@ impl FeatureStore {
                 .snapshot_pass_rows
                 .div_ceil(crate::snapshot::ENTITY_ROW_CHUNK)
                 .clamp(1, u32::MAX as usize) as u32,
+            snapshot_kept_chunk_bytes: config.snapshot_kept_chunk_bytes,
             outbox: std::sync::atomic::AtomicBool::new(outbox),
             remote_online: std::sync::OnceLock::new(),
             replica_cache: crate::online_store::ReplicaCache::default(),

@@ -214,6 +214,10 @@ mod tests {
                     Some(Value::StringList(vec!["a".into(), String::new()])),
                     Some(Value::StringList(Vec::new())),
                     Some(Value::Int64(i64::MIN)),
+                    // Lengths that take more than one varint byte.
+                    Some(Value::String("x".repeat(300))),
+                    Some(Value::FloatVector((0..64).map(|i| i as f32).collect())),
+                    Some(Value::StringList(vec!["y".repeat(200); 3])),
                 ],
             },
             RawRow {

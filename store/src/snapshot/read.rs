@@ -48,8 +48,8 @@ struct ViewPlan {
 impl FeatureStore {
     /// Computes the snapshot's rows in input order and hands them to `visit`
     /// a chunk at a time. Memory use is bounded by one pass (up to 1M entity
-    /// rows: their stored chunks, each view's lookups and the encoded rows
-    /// they found).
+    /// rows: their stored chunks up to `StoreConfig::snapshot_kept_chunk_bytes`,
+    /// each view's lookups and the encoded rows they found).
     pub fn read_snapshot(
         &self,
         id: &str,
@@ -168,22 +168,26 @@ impl FeatureStore {
         // rows' positions in the pass), read in as many parts as there are
         // cores.
         let parts = pass_parts(pass.clone(), parallelism());
+        let keep_bytes = self.snapshot_kept_chunk_bytes / parts.len().max(1);
         let read: Vec<Result<PassPart>> = std::thread::scope(|scope| {
             let handles: Vec<_> = parts
                 .iter()
-                .map(|chunks| scope.spawn(|| self.read_pass_part(id, meta, plans, chunks.clone())))
+                .map(|chunks| {
+                    scope.spawn(|| self.read_pass_part(id, meta, plans, chunks.clone(), keep_bytes))
+                })
                 .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().expect("snapshot reader panicked"))
                 .collect()
         });
-        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        // The pass's chunks in order, each kept from reading or `None`.
+        let mut chunks: Vec<Option<Vec<u8>>> = Vec::with_capacity(pass.len());
         let mut pass_rows = 0u32;
         // Per view, each part's sorted lookups, positions in the pass.
         let mut runs: Vec<Vec<Vec<(PitQuery, u32)>>> = plans.iter().map(|_| Vec::new()).collect();
         let mut earliest = Micros::MAX;
-        for part in read {
+        for (part, part_chunks) in read.into_iter().zip(&parts) {
             let part = part?;
             let offset = pass_rows;
             pass_rows += part.rows;
@@ -192,7 +196,10 @@ impl FeatureStore {
                 run.iter_mut().for_each(|(_, position)| *position += offset);
                 runs.push(run);
             }
-            chunks.extend(part.chunks);
+            match part.chunks {
+                Some(kept) => chunks.extend(kept.into_iter().map(Some)),
+                None => chunks.extend(part_chunks.clone().map(|_| None)),
+            }
         }
         let lookups: Vec<(Vec<PitQuery>, Vec<u32>)> = runs.into_iter().map(merge_sorted).collect();
         {
@@ -218,7 +225,11 @@ impl FeatureStore {
             .map(|(i, slot)| !feature_slots[i + 1..].contains(slot))
             .collect();
         let mut position = 0usize;
-        for chunk in chunks {
+        for (chunk_index, kept) in pass.zip(chunks) {
+            let chunk = match kept {
+                Some(chunk) => chunk,
+                None => self.snapshot_chunk(id, chunk_index)?,
+            };
             let entity_rows = EntityRowChunk::decode(chunk.as_slice())?.rows;
             let mut rows = Vec::with_capacity(entity_rows.len());
             for entity_row in entity_rows {
@@ -308,20 +319,23 @@ impl FeatureStore {
         Ok(answers)
     }
 
-    /// The stored chunks `chunks` of entity rows and each view's lookups
-    /// for them, sorted, positions counted from the part's start.
+    /// The stored chunks `chunks` of entity rows (kept while they fit in
+    /// `keep_bytes`) and each view's lookups for them, sorted, positions
+    /// counted from the part's start.
     fn read_pass_part(
         &self,
         id: &str,
         meta: &SnapshotMeta,
         plans: &[ViewPlan],
         chunks: std::ops::Range<u32>,
+        keep_bytes: usize,
     ) -> Result<PassPart> {
         // Sized up front: growing a million-entry vector doubles it (and
         // faults in fresh pages) twenty times.
         let expected = (chunks.len() * super::ENTITY_ROW_CHUNK).min(meta.rows as usize);
+        let mut kept_bytes = 0;
         let mut part = PassPart {
-            chunks: Vec::with_capacity(chunks.len()),
+            chunks: Some(Vec::with_capacity(chunks.len())),
             rows: 0,
             lookups: plans.iter().map(|_| Vec::with_capacity(expected)).collect(),
             earliest: Micros::MAX,
@@ -340,7 +354,14 @@ impl FeatureStore {
                 }
                 part.rows += 1;
             }
-            part.chunks.push(chunk);
+            kept_bytes += chunk.len();
+            if kept_bytes > keep_bytes {
+                // Wide entity rows: read again when output rows are built.
+                part.chunks = None;
+            }
+            if let Some(kept) = &mut part.chunks {
+                kept.push(chunk);
+            }
         }
         for lookups in &mut part.lookups {
             lookups.sort_unstable();
@@ -550,8 +571,10 @@ fn entity_runs(queries: &[PitQuery], parts: usize) -> Vec<std::ops::Range<usize>
 
 /// One part of a pass, read on its own thread.
 struct PassPart {
-    /// Its stored chunks of entity rows, still encoded, and their rows.
-    chunks: Vec<Vec<u8>>,
+    /// Its stored chunks of entity rows, still encoded (`None` past the
+    /// part's share of `StoreConfig::snapshot_kept_chunk_bytes`), and their
+    /// rows.
+    chunks: Option<Vec<Vec<u8>>>,
     rows: u32,
     /// Per view, sorted; positions count from the part's first row.
     lookups: Vec<Vec<(PitQuery, u32)>>,

@@ -1,10 +1,10 @@
 //! Snapshot behaviour users rely on: pinned versions, order, passthrough,
 //! downloads, and rejected requests.
 
-use reprise_store::{Cutoff, SnapshotSpec, StoreError};
+use reprise_store::{Cutoff, SnapshotSpec, StoreConfig, StoreError};
 use serde_json::{json, Value as Json};
 
-use crate::common::{store, ts, Kind};
+use crate::common::{store, store_configured, ts, Kind, TestStore, DEFINITIONS};
 
 fn rows_of(store: &reprise_store::FeatureStore, id: &str) -> Vec<Json> {
     let mut out = Vec::new();
@@ -263,7 +263,18 @@ fn bad_snapshot_requests_are_rejected_and_leave_nothing() {
 
 #[test]
 fn large_snapshots_span_chunks_in_order_and_download_as_parquet() {
-    let t = store(Kind::Rocks, 0);
+    // Entity rows kept from reading them to building output rows, and (a
+    // budget of 0 bytes) read again.
+    for kept_bytes in [StoreConfig::default().snapshot_kept_chunk_bytes, 0] {
+        let config = StoreConfig {
+            snapshot_kept_chunk_bytes: kept_bytes,
+            ..StoreConfig::default()
+        };
+        large_snapshot_spans_chunks(store_configured(Kind::Rocks, DEFINITIONS, 0, config));
+    }
+}
+
+fn large_snapshot_spans_chunks(t: TestStore) {
     let s = &t.store;
     let n = reprise_store::snapshot::ENTITY_ROW_CHUNK * 2 + 17;
     let writes: Vec<Json> = (0..100)
