@@ -15,19 +15,21 @@ use crate::time::parse_rfc3339;
 use crate::transform::EVENT_TIMESTAMP;
 use crate::types::{FeatureType, Value};
 
-/// What one column holds.
+/// What one column of a text row holds.
 #[derive(Debug, Clone, Copy)]
-enum Column {
+pub(crate) enum CellRole {
+    /// The join key at this position.
     Key(usize),
     Time,
-    Feature(usize),
+    /// Anything else (a feature, a passthrough column) at this position.
+    Other(usize),
 }
 
 /// A view's columns in a file's order: parses its rows.
 pub struct TextColumns {
     view: Arc<FeatureView>,
     names: Vec<String>,
-    columns: Vec<Column>,
+    columns: Vec<CellRole>,
 }
 
 impl FeatureStore {
@@ -44,9 +46,9 @@ impl FeatureStore {
                 return Err(StoreError::invalid(field, "the column appears twice"));
             }
             let column = if name == EVENT_TIMESTAMP {
-                Column::Time
+                CellRole::Time
             } else if let Some(key) = view.join_keys.iter().position(|k| k == name) {
-                Column::Key(key)
+                CellRole::Key(key)
             } else {
                 let index = view
                     .feature_index(name)
@@ -55,7 +57,7 @@ impl FeatureStore {
                         feature: format!("{}:{name}", view.name),
                     })?;
                 writable_feature(&view, index, &field)?;
-                Column::Feature(index)
+                CellRole::Other(index)
             };
             columns.push(column);
         }
@@ -89,59 +91,85 @@ impl TextColumns {
     ) -> Result<ParsedRow> {
         let view = &self.view;
         let field = |column: usize| format!("rows[{index}].{}", self.names[column]);
-        let mut keys = vec![String::new(); view.join_keys.len()];
-        let mut event_ts = None;
         let mut values = vec![None; view.features.len()];
-        let mut count = 0;
-        for (column, text) in cells.into_iter().enumerate() {
-            count += 1;
-            let Some(role) = self.columns.get(column) else {
-                return Err(StoreError::invalid(
-                    format!("rows[{index}]"),
-                    format!(
-                        "has more than the {} columns of the header",
-                        self.columns.len()
-                    ),
-                ));
-            };
-            match *role {
-                Column::Key(_) | Column::Time if text.is_empty() => {
-                    return Err(StoreError::missing(field(column)))
-                }
-                Column::Key(key) => keys[key] = text.to_owned(),
-                Column::Time => {
-                    event_ts = Some(parse_rfc3339(text).ok_or_else(|| {
-                        StoreError::invalid(
-                            field(column),
-                            format!(
-                                "`{text}` is not an RFC 3339 timestamp like 2026-01-01T00:00:00Z"
-                            ),
-                        )
-                    })?)
-                }
-                Column::Feature(_) if text.is_empty() => {}
-                Column::Feature(feature) => {
-                    let spec = &view.features[feature];
-                    values[feature] = Some(parse_cell(text, spec.feature_type, spec.dim).map_err(
-                        |got| StoreError::WrongType {
-                            field: field(column),
-                            expected: spec.feature_type.name().into(),
-                            got,
-                        },
-                    )?);
-                }
-            }
-        }
-        if count < self.columns.len() {
-            return Err(StoreError::missing(field(count)));
-        }
+        let (keys, event_ts) = split_cells(
+            "rows",
+            index,
+            &self.names,
+            &self.columns,
+            view.join_keys.len(),
+            cells,
+            |feature, column, text| {
+                let spec = &view.features[feature];
+                values[feature] = Some(parse_cell(text, spec.feature_type, spec.dim).map_err(
+                    |got| StoreError::WrongType {
+                        field: field(column),
+                        expected: spec.feature_type.name().into(),
+                        got,
+                    },
+                )?);
+                Ok(())
+            },
+        )?;
         Ok(ParsedRow {
             entity_key: codec::entity_key(&keys),
             keys,
-            event_ts: event_ts.expect("the header has an event_timestamp column"),
+            event_ts,
             values,
         })
     }
+}
+
+/// Splits the cells of row `index` of a text file (error fields
+/// `{list}[index].{column}`) under a header of `names` whose columns hold
+/// `roles`: the join keys (required, `key_count` of them) and the RFC 3339
+/// `event_timestamp` (required) are returned, every other non-empty cell
+/// goes to `other(position, column, text)`. A row with more or fewer cells
+/// than the header is refused.
+pub(crate) fn split_cells(
+    list: &str,
+    index: usize,
+    names: &[String],
+    roles: &[CellRole],
+    key_count: usize,
+    cells: impl IntoIterator<Item: AsRef<str>>,
+    mut other: impl FnMut(usize, usize, &str) -> Result<()>,
+) -> Result<(Vec<String>, crate::time::Micros)> {
+    let field = |column: usize| format!("{list}[{index}].{}", names[column]);
+    let mut keys = vec![String::new(); key_count];
+    let mut event_ts = None;
+    let mut count = 0;
+    for (column, text) in cells.into_iter().enumerate() {
+        let text = text.as_ref();
+        count += 1;
+        let Some(role) = roles.get(column) else {
+            return Err(StoreError::invalid(
+                format!("{list}[{index}]"),
+                format!("has more than the {} columns of the header", roles.len()),
+            ));
+        };
+        match *role {
+            CellRole::Key(_) | CellRole::Time if text.is_empty() => {
+                return Err(StoreError::missing(field(column)))
+            }
+            CellRole::Key(key) => keys[key] = text.to_owned(),
+            CellRole::Time => {
+                event_ts = Some(parse_rfc3339(text).ok_or_else(|| {
+                    StoreError::invalid(
+                        field(column),
+                        format!("`{text}` is not an RFC 3339 timestamp like 2026-01-01T00:00:00Z"),
+                    )
+                })?)
+            }
+            CellRole::Other(_) if text.is_empty() => {}
+            CellRole::Other(position) => other(position, column, text)?,
+        }
+    }
+    if count < roles.len() {
+        return Err(StoreError::missing(field(count)));
+    }
+    let event_ts = event_ts.expect("the header has an event_timestamp column");
+    Ok((keys, event_ts))
 }
 
 /// A non-empty cell whose type is not declared, as JSON: a number or

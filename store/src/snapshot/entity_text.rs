@@ -6,24 +6,14 @@ use serde_json::Value as Json;
 use super::create::{is_feature_column, PassthroughColumns};
 use crate::error::{Result, StoreError};
 use crate::proto::{EntityRow, SnapshotMeta};
-use crate::text_rows::infer_cell;
-use crate::time::parse_rfc3339;
+use crate::text_rows::{infer_cell, split_cells, CellRole};
 use crate::transform::EVENT_TIMESTAMP;
-
-/// What one column holds.
-#[derive(Debug, Clone, Copy)]
-enum Column {
-    /// The join key at this position of the snapshot's keys.
-    Key(usize),
-    Time,
-    /// The passthrough column at this position of `passthrough`.
-    Passthrough(usize),
-}
 
 /// The snapshot's columns in a file's order: splits its rows.
 pub(super) struct EntityTextColumns {
     names: Vec<String>,
-    columns: Vec<Column>,
+    /// `Other(i)`: the passthrough column at `passthrough[i]`.
+    columns: Vec<CellRole>,
     key_count: usize,
     /// Passthrough columns by name (the order of a JSON object's keys):
     /// the name, its `"name":` prefix in JSON, and its cell's column.
@@ -43,9 +33,9 @@ impl EntityTextColumns {
                 return Err(StoreError::invalid(field, "the column appears twice"));
             }
             let column = if name == EVENT_TIMESTAMP {
-                Column::Time
+                CellRole::Time
             } else if let Some(key) = meta.join_keys.iter().position(|k| k == name) {
-                Column::Key(key)
+                CellRole::Key(key)
             } else if is_feature_column(meta, name) {
                 return Err(StoreError::invalid(
                     field,
@@ -54,7 +44,7 @@ impl EntityTextColumns {
             } else {
                 let prefix = format!("{}:", Json::String(name.clone()));
                 passthrough.push((name.clone(), prefix, i));
-                Column::Passthrough(0)
+                CellRole::Other(0)
             };
             columns.push(column);
         }
@@ -68,7 +58,7 @@ impl EntityTextColumns {
         }
         passthrough.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (at, (_, _, column)) in passthrough.iter().enumerate() {
-            columns[*column] = Column::Passthrough(at);
+            columns[*column] = CellRole::Other(at);
         }
         Ok(EntityTextColumns {
             names: headers.to_vec(),
@@ -86,45 +76,19 @@ impl EntityTextColumns {
         index: usize,
         cells: impl IntoIterator<Item: AsRef<str>>,
     ) -> Result<EntityRow> {
-        let field = |column: usize| format!("entity_rows[{index}].{}", self.names[column]);
-        let mut keys = vec![String::new(); self.key_count];
-        let mut event_ts = None;
         let mut values: Vec<Json> = vec![Json::Null; self.passthrough.len()];
-        let mut count = 0;
-        for (column, text) in cells.into_iter().enumerate() {
-            let text = text.as_ref();
-            count += 1;
-            let Some(role) = self.columns.get(column) else {
-                return Err(StoreError::invalid(
-                    format!("entity_rows[{index}]"),
-                    format!(
-                        "has more than the {} columns of the header",
-                        self.columns.len()
-                    ),
-                ));
-            };
-            match *role {
-                Column::Key(_) | Column::Time if text.is_empty() => {
-                    return Err(StoreError::missing(field(column)))
-                }
-                Column::Key(key) => keys[key] = text.to_owned(),
-                Column::Time => {
-                    event_ts = Some(parse_rfc3339(text).ok_or_else(|| {
-                        StoreError::invalid(
-                            field(column),
-                            format!(
-                                "`{text}` is not an RFC 3339 timestamp like 2026-01-01T00:00:00Z"
-                            ),
-                        )
-                    })?)
-                }
-                Column::Passthrough(_) if text.is_empty() => {}
-                Column::Passthrough(at) => values[at] = infer_cell(text),
-            }
-        }
-        if count < self.columns.len() {
-            return Err(StoreError::missing(field(count)));
-        }
+        let (keys, event_ts) = split_cells(
+            "entity_rows",
+            index,
+            &self.names,
+            &self.columns,
+            self.key_count,
+            cells,
+            |at, _, text| {
+                values[at] = infer_cell(text);
+                Ok(())
+            },
+        )?;
         // The JSON object of the passthrough values, keys in order.
         let mut json = Vec::with_capacity(2 + 16 * values.len());
         json.push(b'{');
@@ -139,7 +103,7 @@ impl EntityTextColumns {
         json.push(b'}');
         Ok(EntityRow {
             keys,
-            event_ts_micros: event_ts.expect("the header has an event_timestamp column"),
+            event_ts_micros: event_ts,
             passthrough_json: String::from_utf8(json).expect("serde_json writes UTF-8"),
         })
     }
