@@ -39,36 +39,16 @@ impl FeatureStore {
     pub fn text_columns(&self, view_spec: &str, headers: &[String]) -> Result<TextColumns> {
         let registry = self.registry();
         let view = Arc::clone(writable_view(&registry, view_spec)?);
-        let mut columns = Vec::with_capacity(headers.len());
-        for (i, name) in headers.iter().enumerate() {
-            let field = format!("columns.{name}");
-            if headers[..i].contains(name) {
-                return Err(StoreError::invalid(field, "the column appears twice"));
-            }
-            let column = if name == EVENT_TIMESTAMP {
-                CellRole::Time
-            } else if let Some(key) = view.join_keys.iter().position(|k| k == name) {
-                CellRole::Key(key)
-            } else {
-                let index = view
-                    .feature_index(name)
-                    .ok_or_else(|| StoreError::UnknownFeature {
-                        field: field.clone(),
-                        feature: format!("{}:{name}", view.name),
-                    })?;
-                writable_feature(&view, index, &field)?;
-                CellRole::Other(index)
-            };
-            columns.push(column);
-        }
-        for key in &view.join_keys {
-            if !headers.contains(key) {
-                return Err(StoreError::missing(format!("columns.{key}")));
-            }
-        }
-        if !headers.iter().any(|h| h == EVENT_TIMESTAMP) {
-            return Err(StoreError::missing(format!("columns.{EVENT_TIMESTAMP}")));
-        }
+        let columns = header_roles(headers, &view.join_keys, |_, name, field| {
+            let index = view
+                .feature_index(name)
+                .ok_or_else(|| StoreError::UnknownFeature {
+                    field: field.to_owned(),
+                    feature: format!("{}:{name}", view.name),
+                })?;
+            writable_feature(&view, index, field)?;
+            Ok(index)
+        })?;
         Ok(TextColumns {
             view,
             names: headers.to_vec(),
@@ -118,6 +98,41 @@ impl TextColumns {
             values,
         })
     }
+}
+
+/// The roles of a text file's columns under `headers`: `event_timestamp`,
+/// the join keys `join_keys`, and every other column's position as
+/// `other(column, name, field)` answers (or refuses) it. A column named
+/// twice is refused, and so is a header without every join key and the
+/// time (fields `columns.{name}`).
+pub(crate) fn header_roles(
+    headers: &[String],
+    join_keys: &[String],
+    mut other: impl FnMut(usize, &str, &str) -> Result<usize>,
+) -> Result<Vec<CellRole>> {
+    let mut roles = Vec::with_capacity(headers.len());
+    for (column, name) in headers.iter().enumerate() {
+        let field = format!("columns.{name}");
+        if headers[..column].contains(name) {
+            return Err(StoreError::invalid(field, "the column appears twice"));
+        }
+        roles.push(if name == EVENT_TIMESTAMP {
+            CellRole::Time
+        } else if let Some(key) = join_keys.iter().position(|k| k == name) {
+            CellRole::Key(key)
+        } else {
+            CellRole::Other(other(column, name, &field)?)
+        });
+    }
+    for key in join_keys {
+        if !headers.contains(key) {
+            return Err(StoreError::missing(format!("columns.{key}")));
+        }
+    }
+    if !headers.iter().any(|h| h == EVENT_TIMESTAMP) {
+        return Err(StoreError::missing(format!("columns.{EVENT_TIMESTAMP}")));
+    }
+    Ok(roles)
 }
 
 /// Splits the cells of row `index` of a text file (error fields

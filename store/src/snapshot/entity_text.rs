@@ -6,8 +6,7 @@ use serde_json::Value as Json;
 use super::create::{is_feature_column, PassthroughColumns};
 use crate::error::{Result, StoreError};
 use crate::proto::{EntityRow, SnapshotMeta};
-use crate::text_rows::{infer_cell, split_cells, CellRole};
-use crate::transform::EVENT_TIMESTAMP;
+use crate::text_rows::{header_roles, infer_cell, split_cells, CellRole};
 
 /// The snapshot's columns in a file's order: splits its rows.
 pub(super) struct EntityTextColumns {
@@ -25,37 +24,19 @@ impl EntityTextColumns {
     /// no column appears twice, no passthrough column is named like a
     /// feature column.
     pub(super) fn new(meta: &SnapshotMeta, headers: &[String]) -> Result<Self> {
-        let mut columns = Vec::with_capacity(headers.len());
         let mut passthrough = Vec::new();
-        for (i, name) in headers.iter().enumerate() {
-            let field = format!("columns.{name}");
-            if headers[..i].contains(name) {
-                return Err(StoreError::invalid(field, "the column appears twice"));
-            }
-            let column = if name == EVENT_TIMESTAMP {
-                CellRole::Time
-            } else if let Some(key) = meta.join_keys.iter().position(|k| k == name) {
-                CellRole::Key(key)
-            } else if is_feature_column(meta, name) {
+        let mut columns = header_roles(headers, &meta.join_keys, |column, name, field| {
+            if is_feature_column(meta, name) {
                 return Err(StoreError::invalid(
                     field,
                     "a passthrough column clashes with a feature column",
                 ));
-            } else {
-                let prefix = format!("{}:", Json::String(name.clone()));
-                passthrough.push((name.clone(), prefix, i));
-                CellRole::Other(0)
-            };
-            columns.push(column);
-        }
-        for key in &meta.join_keys {
-            if !headers.contains(key) {
-                return Err(StoreError::missing(format!("columns.{key}")));
             }
-        }
-        if !headers.iter().any(|h| h == EVENT_TIMESTAMP) {
-            return Err(StoreError::missing(format!("columns.{EVENT_TIMESTAMP}")));
-        }
+            let prefix = format!("{}:", Json::String(name.to_owned()));
+            passthrough.push((name.to_owned(), prefix, column));
+            // Its position once the passthrough columns are sorted, below.
+            Ok(0)
+        })?;
         passthrough.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (at, (_, _, column)) in passthrough.iter().enumerate() {
             columns[*column] = CellRole::Other(at);
