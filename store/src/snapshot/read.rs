@@ -11,7 +11,7 @@ use crate::cf::Cf;
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
-use crate::proto::{EntityRow, EntityRowChunk, PassthroughColumn, SnapshotMeta};
+use crate::proto::{EntityRow, EntityRowChunk, SnapshotMeta};
 use crate::registry::FeatureView;
 use crate::row::RawRow;
 use crate::time::Micros;
@@ -224,6 +224,7 @@ impl FeatureStore {
             .enumerate()
             .map(|(i, slot)| !feature_slots[i + 1..].contains(slot))
             .collect();
+        let names = column_names(meta);
         let mut position = 0usize;
         for (chunk_index, kept) in pass.zip(chunks) {
             let chunk = match kept {
@@ -262,7 +263,7 @@ impl FeatureStore {
                 rows.push(OutputRow {
                     keys: entity_row.keys,
                     event_ts: entity_row.event_ts_micros,
-                    passthrough: passthrough_of(meta, &entity_row.passthrough_json)?,
+                    passthrough: passthrough_of(meta, &names, &entity_row.passthrough_json)?,
                     values,
                 });
             }
@@ -420,15 +421,30 @@ impl FeatureStore {
     }
 }
 
+/// The passthrough columns' names, sorted, with each one's position in
+/// `meta.passthrough`: a stored object's keys are looked up here.
+type ColumnNames<'a> = Vec<(&'a str, usize)>;
+
+fn column_names(meta: &SnapshotMeta) -> ColumnNames<'_> {
+    let mut names: ColumnNames = meta
+        .passthrough
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// The passthrough values of a stored entity row, one per column of
 /// `meta.passthrough` (null where the row has none), read without building
 /// a map of the row's object.
-fn passthrough_of(meta: &SnapshotMeta, stored: &str) -> Result<Vec<Json>> {
+fn passthrough_of(meta: &SnapshotMeta, names: &ColumnNames, stored: &str) -> Result<Vec<Json>> {
     let mut values = vec![Json::Null; meta.passthrough.len()];
     if stored != "{}" {
         let mut json = serde_json::Deserializer::from_str(stored);
         PassthroughValues {
-            columns: &meta.passthrough,
+            names,
             values: &mut values,
         }
         .deserialize(&mut json)
@@ -440,7 +456,7 @@ fn passthrough_of(meta: &SnapshotMeta, stored: &str) -> Result<Vec<Json>> {
 
 /// Reads a stored passthrough object into one value per column.
 struct PassthroughValues<'a> {
-    columns: &'a [PassthroughColumn],
+    names: &'a [(&'a str, usize)],
     values: &'a mut [Json],
 }
 
@@ -460,7 +476,7 @@ impl<'de> Visitor<'de> for PassthroughValues<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(column) = map.next_key_seed(ColumnOf(self.columns))? {
+        while let Some(column) = map.next_key_seed(ColumnOf(self.names))? {
             match column {
                 Some(i) => self.values[i] = map.next_value()?,
                 None => {
@@ -473,7 +489,7 @@ impl<'de> Visitor<'de> for PassthroughValues<'_> {
 }
 
 /// A passthrough object's key as the position of its column.
-struct ColumnOf<'a>(&'a [PassthroughColumn]);
+struct ColumnOf<'a>(&'a [(&'a str, usize)]);
 
 impl<'de> DeserializeSeed<'de> for ColumnOf<'_> {
     type Value = Option<usize>;
@@ -494,7 +510,11 @@ impl<'de> Visitor<'de> for ColumnOf<'_> {
     }
 
     fn visit_str<E>(self, name: &str) -> std::result::Result<Self::Value, E> {
-        Ok(self.0.iter().position(|c| c.name == name))
+        Ok(self
+            .0
+            .binary_search_by(|(column, _)| (*column).cmp(name))
+            .ok()
+            .map(|at| self.0[at].1))
     }
 }
 
@@ -627,6 +647,7 @@ fn pass_parts(pass: std::ops::Range<u32>, parts: usize) -> Vec<std::ops::Range<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::PassthroughColumn;
 
     #[test]
     fn sorted_runs_merge_into_one_sorted_run_unzipped() {
@@ -661,9 +682,10 @@ mod tests {
                 .to_vec(),
             ..SnapshotMeta::default()
         };
+        let names = column_names(&meta);
         let stored = r#"{"extra":{"a":[1,2]},"label":0.5,"other":7,"tag \"q\"":"x"}"#;
         assert_eq!(
-            passthrough_of(&meta, stored).unwrap(),
+            passthrough_of(&meta, &names, stored).unwrap(),
             vec![
                 serde_json::json!(0.5),
                 serde_json::json!("x"),
@@ -671,13 +693,16 @@ mod tests {
             ]
         );
         assert_eq!(
-            passthrough_of(&meta, r#"{"label":1}"#).unwrap(),
+            passthrough_of(&meta, &names, r#"{"label":1}"#).unwrap(),
             vec![serde_json::json!(1), Json::Null, Json::Null]
         );
-        assert_eq!(passthrough_of(&meta, "{}").unwrap(), vec![Json::Null; 3]);
-        assert!(passthrough_of(&meta, r#"{"label":1"#).is_err());
-        assert!(passthrough_of(&meta, r#"[1]"#).is_err());
-        assert!(passthrough_of(&meta, r#"{"label":1} x"#).is_err());
+        assert_eq!(
+            passthrough_of(&meta, &names, "{}").unwrap(),
+            vec![Json::Null; 3]
+        );
+        assert!(passthrough_of(&meta, &names, r#"{"label":1"#).is_err());
+        assert!(passthrough_of(&meta, &names, r#"[1]"#).is_err());
+        assert!(passthrough_of(&meta, &names, r#"{"label":1} x"#).is_err());
     }
 
     #[test]
