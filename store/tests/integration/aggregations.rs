@@ -9,7 +9,7 @@ use reprise_store::time::Micros;
 use reprise_store::{Cutoff, SnapshotSpec};
 use serde_json::{json, Value as Json};
 
-use crate::common::{object, seconds, store_with, ts, Kind, TestStore};
+use crate::common::{object, seconds, snapshot_rows, store_with, ts, Kind, TestStore};
 
 pub const EVENTS: &str = r#"
 [[entity]]
@@ -380,16 +380,7 @@ fn run(
         .store
         .create_snapshot(&spec, entity_rows.into_iter().map(Ok))
         .unwrap();
-    let mut out = Vec::new();
-    store
-        .store
-        .write_snapshot_jsonl(&info.id, &mut out)
-        .unwrap();
-    let rows: Vec<Json> = out
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let rows = snapshot_rows(&store.store, &info.id);
     prop_assert_eq!(rows.len(), queries.len());
     for ((user, item, t), row) in queries.iter().zip(&rows) {
         let at = seconds(*t);

@@ -118,6 +118,16 @@ pub fn seconds(s: i64) -> Micros {
     s * MICROS_PER_SECOND
 }
 
+/// A snapshot's rows, read as JSON lines.
+pub fn snapshot_rows(store: &FeatureStore, id: &str) -> Vec<Json> {
+    let mut out = Vec::new();
+    store.write_snapshot_jsonl(id, &mut out).unwrap();
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
 pub fn ts(s: i64) -> String {
     reprise_store::time::format_rfc3339(seconds(s))
 }

@@ -6,7 +6,7 @@ use reprise_store::time::Micros;
 use reprise_store::{Cutoff, SnapshotSpec};
 use serde_json::{json, Value as Json};
 
-use crate::common::{seconds, store, ts, Kind, TestStore};
+use crate::common::{seconds, snapshot_rows, store, ts, Kind, TestStore};
 
 /// One written row, as the reference remembers it.
 #[derive(Debug, Clone)]
@@ -117,13 +117,7 @@ fn run(
     let info = store
         .create_snapshot(&spec, entity_rows.into_iter().map(Ok))
         .unwrap();
-    let mut out = Vec::new();
-    store.write_snapshot_jsonl(&info.id, &mut out).unwrap();
-    let rows: Vec<Json> = out
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let rows = snapshot_rows(&store, &info.id);
     prop_assert_eq!(rows.len(), queries.len());
     for (i, ((user, t), row)) in queries.iter().zip(&rows).enumerate() {
         prop_assert_eq!(&row["row"], &json!(i), "rows come back in input order");

@@ -5,7 +5,7 @@
 use reprise_store::{Cutoff, SnapshotSpec, StoreError};
 use serde_json::{json, Value as Json};
 
-use crate::common::{seconds, store_with, ts, Kind};
+use crate::common::{seconds, snapshot_rows, store_with, ts, Kind};
 
 const DAY: i64 = 86_400;
 
@@ -164,13 +164,7 @@ fn expired_rows_leave_at_compaction_and_what_is_inside_retention_stays() {
             .collect::<Vec<Result<Json, String>>>()
     };
     let info = t.store.create_snapshot(&spec, rows(&[16, 19])).unwrap();
-    let mut out = Vec::new();
-    t.store.write_snapshot_jsonl(&info.id, &mut out).unwrap();
-    let got: Vec<Json> = out
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let got = snapshot_rows(&t.store, &info.id);
     assert_eq!(got[0]["profile__level"], json!(16));
     assert_eq!(got[1]["profile__level"], json!(19));
     assert_eq!(got[1]["user_plays__plays_1d"], json!(1));

@@ -13,7 +13,9 @@ use reprise_store::time::Micros;
 use reprise_store::{Cutoff, SnapshotSpec, StoreConfig};
 use serde_json::{json, Value as Json};
 
-use crate::common::{seconds, store, store_configured, ts, Kind, TestStore, DEFINITIONS};
+use crate::common::{
+    seconds, snapshot_rows, store, store_configured, ts, Kind, TestStore, DEFINITIONS,
+};
 
 /// (event time, created time, value) per user, in write order.
 type Written = HashMap<String, Vec<(Micros, Micros, i64)>>;
@@ -74,12 +76,7 @@ fn snapshot(t: &TestStore, queries: &[(String, i64)], cutoff: Cutoff) -> Vec<Jso
         .iter()
         .map(|(user, at)| Ok(json!({"user_id": user, "event_timestamp": ts(*at)})));
     let info = t.store.create_snapshot(&spec, rows).unwrap();
-    let mut out = Vec::new();
-    t.store.write_snapshot_jsonl(&info.id, &mut out).unwrap();
-    out.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect()
+    snapshot_rows(&t.store, &info.id)
 }
 
 #[test]

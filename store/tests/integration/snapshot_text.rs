@@ -5,16 +5,7 @@
 use reprise_store::{FeatureStore, SnapshotInfo, SnapshotSpec, StoreError};
 use serde_json::{json, Value as Json};
 
-use crate::common::{store, ts, Kind};
-
-fn rows_of(store: &FeatureStore, id: &str) -> Vec<Json> {
-    let mut out = Vec::new();
-    store.write_snapshot_jsonl(id, &mut out).unwrap();
-    out.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect()
-}
+use crate::common::{snapshot_rows as rows_of, store, ts, Kind};
 
 fn parquet_of(store: &FeatureStore, id: &str) -> Vec<u8> {
     let mut out = Vec::new();

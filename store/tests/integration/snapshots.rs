@@ -4,16 +4,9 @@
 use reprise_store::{Cutoff, SnapshotSpec, StoreConfig, StoreError};
 use serde_json::{json, Value as Json};
 
-use crate::common::{store, store_configured, ts, Kind, TestStore, DEFINITIONS};
-
-fn rows_of(store: &reprise_store::FeatureStore, id: &str) -> Vec<Json> {
-    let mut out = Vec::new();
-    store.write_snapshot_jsonl(id, &mut out).unwrap();
-    out.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect()
-}
+use crate::common::{
+    snapshot_rows as rows_of, store, store_configured, ts, Kind, TestStore, DEFINITIONS,
+};
 
 fn entity_rows() -> Vec<Json> {
     vec![
