@@ -89,9 +89,7 @@ fn encode_in_parts(
     version: u64,
     masks: &BTreeSet<u8>,
 ) -> Result<(Entries, Entries, NewestRows)> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
+    let threads = crate::threads::worker_threads();
     let part_rows = parsed.len().div_ceil(threads).max(ENCODE_PART_ROWS);
     let mut parts = Vec::new();
     let mut first = 0;

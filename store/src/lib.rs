@@ -40,6 +40,7 @@ pub mod row;
 pub mod service_state;
 pub mod snapshot;
 pub mod text_rows;
+mod threads;
 pub mod time;
 pub mod transform;
 pub mod typed_push;

@@ -9,13 +9,14 @@ mod attachment;
 mod create;
 mod entity_text;
 mod jsonl;
+mod output;
 mod parquet;
 mod pit;
 mod read;
 
 pub use create::{SnapshotSpec, ENTITY_ROW_CHUNK, TRAINING_OWNER};
+pub use output::OutputRow;
 pub use pit::point_in_time;
-pub use read::OutputRow;
 
 use crate::proto::SnapshotMeta;
 use crate::time::Micros;

@@ -1,4 +1,5 @@
-//! Snapshot rows as a Parquet file, written one record batch per chunk.
+//! Snapshot rows as a Parquet file, written one record batch per stored
+//! chunk of entity rows, each built column by column.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -10,12 +11,14 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
+use super::output::{ChunkSink, OutputLayout};
+use super::ENTITY_ROW_CHUNK;
 use crate::error::{Result, StoreError};
 use crate::feature_store::FeatureStore;
 use crate::parquet_columns::{arrow_type, parquet_error, timestamp_type, ColumnBuilder};
-use crate::proto::SnapshotMeta;
+use crate::proto::{EntityRow, SnapshotMeta};
 use crate::transform::EVENT_TIMESTAMP;
-use crate::types::FeatureType;
+use crate::types::{FeatureType, Value};
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -40,40 +43,73 @@ impl FeatureStore {
         let mut writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(properties))
             .map_err(parquet_error)?;
         let mut count = 0;
-        self.read_snapshot(id, |_, rows| {
-            let mut columns: Vec<ColumnBuilder> = schema
-                .fields()
-                .iter()
-                .map(|f| ColumnBuilder::for_type(f.data_type(), rows.len()))
-                .collect();
-            for row in &rows {
-                let mut c = columns.iter_mut();
-                for key in &row.keys {
-                    c.next().expect("a column per key").append_str(key);
-                }
-                c.next()
-                    .expect("a timestamp column")
-                    .append_timestamp(row.event_ts);
-                for value in &row.passthrough {
-                    c.next()
-                        .expect("a column per passthrough")
-                        .append_json(value);
-                }
-                for value in &row.values {
-                    c.next()
-                        .expect("a column per feature")
-                        .append_value(value.as_ref());
-                }
-            }
-            let arrays: Vec<ArrayRef> = columns.into_iter().map(ColumnBuilder::finish).collect();
-            let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
-                .map_err(|e| StoreError::Engine(e.to_string()))?;
+        let sink = BatchSink::new(Arc::clone(&schema));
+        self.read_snapshot_chunks(id, sink, |_, batch| {
+            count += batch.num_rows() as u64;
             writer.write(&batch).map_err(parquet_error)?;
-            count += rows.len() as u64;
             Ok(())
         })?;
         writer.close().map_err(parquet_error)?;
         Ok(count)
+    }
+}
+
+/// Arrow record batches of a snapshot's output, built straight from the
+/// entity rows and computed values (no output row in between).
+struct BatchSink {
+    schema: SchemaRef,
+    columns: Vec<ColumnBuilder>,
+}
+
+impl BatchSink {
+    fn new(schema: SchemaRef) -> Self {
+        let columns = builders(&schema);
+        BatchSink { schema, columns }
+    }
+}
+
+/// Empty builders for a chunk of `schema`'s columns.
+fn builders(schema: &Schema) -> Vec<ColumnBuilder> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| ColumnBuilder::for_type(f.data_type(), ENTITY_ROW_CHUNK))
+        .collect()
+}
+
+impl ChunkSink for BatchSink {
+    type Chunk = RecordBatch;
+
+    fn push(
+        &mut self,
+        layout: &OutputLayout,
+        row: EntityRow,
+        computed: &mut [Option<Vec<Option<Value>>>],
+    ) -> Result<()> {
+        let mut c = self.columns.iter_mut();
+        for key in &row.keys {
+            c.next().expect("a column per key").append_str(key);
+        }
+        c.next()
+            .expect("a timestamp column")
+            .append_timestamp(row.event_ts_micros);
+        for value in &layout.passthrough(&row)? {
+            c.next()
+                .expect("a column per passthrough")
+                .append_json(value);
+        }
+        for &(view, feature) in layout.slots {
+            let value = computed[view].as_ref().and_then(|v| v[feature].as_ref());
+            c.next().expect("a column per feature").append_value(value);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &OutputLayout) -> Result<RecordBatch> {
+        let columns = std::mem::replace(&mut self.columns, builders(&self.schema));
+        let arrays: Vec<ArrayRef> = columns.into_iter().map(ColumnBuilder::finish).collect();
+        RecordBatch::try_new(Arc::clone(&self.schema), arrays)
+            .map_err(|e| StoreError::Engine(e.to_string()))
     }
 }
 

@@ -1,9 +1,8 @@
 //! Computing a snapshot's rows, one stored chunk of entity rows at a time.
 
 use prost::Message;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value as Json;
 
+use super::output::{ChunkSink, OutputLayout, OutputRow, RowsSink};
 use super::pit::{merge_point_in_time, PitQuery};
 use super::Cutoff;
 use crate::aggregation;
@@ -14,20 +13,10 @@ use crate::feature_store::FeatureStore;
 use crate::proto::{EntityRow, EntityRowChunk, SnapshotMeta};
 use crate::registry::FeatureView;
 use crate::row::RawRow;
+use crate::threads::worker_threads;
 use crate::time::Micros;
 use crate::types::Value;
 use std::sync::Arc;
-
-/// One output row: join keys (in `meta.join_keys` order), event time,
-/// passthrough values (in `meta.passthrough` order) and one value per
-/// feature (in `meta.features` order).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputRow {
-    pub keys: Vec<String>,
-    pub event_ts: Micros,
-    pub passthrough: Vec<Json>,
-    pub values: Vec<Option<Value>>,
-}
 
 /// The entity key of `plan`'s view in an entity row.
 fn plan_key(plan: &ViewPlan, row: &EntityRow) -> Vec<u8> {
@@ -53,7 +42,18 @@ impl FeatureStore {
     pub fn read_snapshot(
         &self,
         id: &str,
-        mut visit: impl FnMut(&SnapshotMeta, Vec<OutputRow>) -> Result<()>,
+        visit: impl FnMut(&SnapshotMeta, Vec<OutputRow>) -> Result<()>,
+    ) -> Result<SnapshotMeta> {
+        self.read_snapshot_chunks(id, RowsSink::default(), visit)
+    }
+
+    /// Computes the snapshot's rows in input order, builds each stored
+    /// chunk's output with `sink` and hands it to `visit`.
+    pub(crate) fn read_snapshot_chunks<S: ChunkSink>(
+        &self,
+        id: &str,
+        mut sink: S,
+        mut visit: impl FnMut(&SnapshotMeta, S::Chunk) -> Result<()>,
     ) -> Result<SnapshotMeta> {
         let _span = tracing::info_span!("store.snapshot_read", snapshot = id).entered();
         let meta = self.snapshot_meta(id)?;
@@ -116,15 +116,17 @@ impl FeatureStore {
         // whole history: in windows of 262k rows it was read four times).
         let pass_chunks = self.snapshot_pass_chunks;
         std::thread::scope(|scope| {
-            let (sender, chunks) = std::sync::mpsc::sync_channel::<Result<Vec<OutputRow>>>(2);
-            let (meta, plans, slots) = (&meta, &plans, &feature_slots);
+            let (sender, chunks) = std::sync::mpsc::sync_channel::<Result<S::Chunk>>(2);
+            let layout = OutputLayout::new(&meta, &feature_slots);
+            let (meta, plans) = (&meta, &plans);
             scope.spawn(move || {
+                let sink = &mut sink;
                 let mut first = 0;
                 while first < meta.chunks {
                     let pass = first..(first + pass_chunks).min(meta.chunks);
                     first = pass.end;
                     let emit = |rows| sender.send(rows).is_ok();
-                    match self.compute_pass(id, meta, plans, slots, cutoff, pass, emit) {
+                    match self.compute_pass(id, &layout, plans, cutoff, pass, sink, emit) {
                         // The receiver is gone (`visit` failed): stop.
                         Ok(false) => return,
                         Ok(true) => {}
@@ -151,23 +153,24 @@ impl FeatureStore {
     }
 
     /// Computes the entity rows of the stored chunks `pass` and hands their
-    /// output rows to `emit` a chunk at a time, in input order; `Ok(false)`
-    /// when `emit` refused one (nobody reads any more).
+    /// output (built by `sink`) to `emit` a chunk at a time, in input order;
+    /// `Ok(false)` when `emit` refused one (nobody reads any more).
     #[allow(clippy::too_many_arguments)]
-    fn compute_pass(
+    fn compute_pass<S: ChunkSink>(
         &self,
         id: &str,
-        meta: &SnapshotMeta,
+        layout: &OutputLayout,
         plans: &[ViewPlan],
-        feature_slots: &[(usize, usize)],
         cutoff: Cutoff,
         pass: std::ops::Range<u32>,
-        mut emit: impl FnMut(Result<Vec<OutputRow>>) -> bool,
+        sink: &mut S,
+        mut emit: impl FnMut(Result<S::Chunk>) -> bool,
     ) -> Result<bool> {
+        let meta = layout.meta;
         // The pass's stored chunks and each view's lookups (sorted, with their
         // rows' positions in the pass), read in as many parts as there are
         // cores.
-        let parts = pass_parts(pass.clone(), parallelism());
+        let parts = pass_parts(pass.clone(), worker_threads());
         let keep_bytes = self.snapshot_kept_chunk_bytes / parts.len().max(1);
         let read: Vec<Result<PassPart>> = std::thread::scope(|scope| {
             let handles: Vec<_> = parts
@@ -181,8 +184,9 @@ impl FeatureStore {
                 .map(|h| h.join().expect("snapshot reader panicked"))
                 .collect()
         });
-        // The pass's chunks in order, each kept from reading or `None`.
-        let mut chunks: Vec<Option<Vec<u8>>> = Vec::with_capacity(pass.len());
+        // The pass's chunks in order: each kept from reading or `None`, and
+        // the position in the pass of its first entity row.
+        let mut chunks: Vec<(Option<Vec<u8>>, usize)> = Vec::with_capacity(pass.len());
         let mut pass_rows = 0u32;
         // Per view, each part's sorted lookups, positions in the pass.
         let mut runs: Vec<Vec<Vec<(PitQuery, u32)>>> = plans.iter().map(|_| Vec::new()).collect();
@@ -196,9 +200,11 @@ impl FeatureStore {
                 run.iter_mut().for_each(|(_, position)| *position += offset);
                 runs.push(run);
             }
-            match part.chunks {
-                Some(kept) => chunks.extend(kept.into_iter().map(Some)),
-                None => chunks.extend(part_chunks.clone().map(|_| None)),
+            let mut kept = part.chunks.map(Vec::into_iter);
+            let mut first = offset as usize;
+            for (_, rows) in part_chunks.clone().zip(part.chunk_rows) {
+                chunks.push((kept.as_mut().and_then(Iterator::next), first));
+                first += rows as usize;
             }
         }
         let lookups: Vec<(Vec<PitQuery>, Vec<u32>)> = runs.into_iter().map(merge_sorted).collect();
@@ -217,61 +223,63 @@ impl FeatureStore {
             .map(|(plan, lookups)| self.answer_plan(meta, plan, cutoff, lookups))
             .collect::<Result<_>>()?;
 
-        // A value is moved into its last column and cloned into any earlier
-        // one (`v:f` and `v@N:f` name one feature under two columns).
-        let last_use: Vec<bool> = feature_slots
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| !feature_slots[i + 1..].contains(slot))
-            .collect();
-        let names = column_names(meta);
-        let mut position = 0usize;
-        for (chunk_index, kept) in pass.zip(chunks) {
-            let chunk = match kept {
-                Some(chunk) => chunk,
-                None => self.snapshot_chunk(id, chunk_index)?,
-            };
-            let entity_rows = EntityRowChunk::decode(chunk.as_slice())?.rows;
-            let mut rows = Vec::with_capacity(entity_rows.len());
-            for entity_row in entity_rows {
-                let mut computed: Vec<Option<Vec<Option<Value>>>> = plans
-                    .iter()
-                    .zip(&answers)
-                    .map(|(plan, answers)| {
-                        answers
-                            .get(position)
-                            .map(|bytes| {
-                                let row = RawRow::decode(bytes, plan.view.features.len())?;
-                                Ok(plan.view.compute_owned(row))
-                            })
-                            .transpose()
-                    })
-                    .collect::<Result<_>>()?;
-                position += 1;
-                let values = feature_slots
-                    .iter()
-                    .zip(&last_use)
-                    .map(|(&(plan, feature), &last)| {
-                        let computed = computed[plan].as_mut()?;
-                        if last {
-                            computed[feature].take()
-                        } else {
-                            computed[feature].clone()
-                        }
-                    })
-                    .collect();
-                rows.push(OutputRow {
-                    keys: entity_row.keys,
-                    event_ts: entity_row.event_ts_micros,
-                    passthrough: passthrough_of(meta, &names, &entity_row.passthrough_json)?,
-                    values,
-                });
-            }
-            if !emit(Ok(rows)) {
+        let mut decoded = EntityRowChunk::default();
+        for (chunk_index, (kept, first)) in pass.zip(chunks) {
+            let built = self.build_output_chunk(
+                id,
+                layout,
+                plans,
+                &answers,
+                chunk_index,
+                kept,
+                first,
+                &mut decoded,
+                sink,
+            )?;
+            if !emit(Ok(built)) {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// The output of one stored chunk of entity rows, whose first row is
+    /// entity row `first` of the pass.
+    #[allow(clippy::too_many_arguments)]
+    fn build_output_chunk<S: ChunkSink>(
+        &self,
+        id: &str,
+        layout: &OutputLayout,
+        plans: &[ViewPlan],
+        answers: &[PassAnswers],
+        chunk_index: u32,
+        kept: Option<Vec<u8>>,
+        first: usize,
+        decoded: &mut EntityRowChunk,
+        sink: &mut S,
+    ) -> Result<S::Chunk> {
+        let chunk = match kept {
+            Some(chunk) => chunk,
+            None => self.snapshot_chunk(id, chunk_index)?,
+        };
+        decode_reusing(decoded, &chunk)?;
+        // Per view, the feature values of the current entity row.
+        let mut computed: Vec<Option<Vec<Option<Value>>>> = Vec::with_capacity(plans.len());
+        for (position, entity_row) in (first..).zip(decoded.rows.drain(..)) {
+            computed.clear();
+            for (plan, answers) in plans.iter().zip(answers) {
+                let values = match answers.get(position) {
+                    Some(bytes) => {
+                        let row = RawRow::decode(bytes, plan.view.features.len())?;
+                        Some(plan.view.compute_owned(row))
+                    }
+                    None => None,
+                };
+                computed.push(values);
+            }
+            sink.push(layout, entity_row, &mut computed)?;
+        }
+        sink.finish(layout)
     }
 
     /// One view's stored rows visible to every lookup of a pass: the
@@ -285,7 +293,7 @@ impl FeatureStore {
         cutoff: Cutoff,
         (queries, positions): (Vec<PitQuery>, Vec<u32>),
     ) -> Result<PassAnswers> {
-        let runs = entity_runs(&queries, parallelism());
+        let runs = entity_runs(&queries, worker_threads());
         let arenas: Vec<Result<RunAnswers>> = std::thread::scope(|scope| {
             let handles: Vec<_> = runs
                 .iter()
@@ -300,22 +308,23 @@ impl FeatureStore {
                 .collect()
         });
         let mut answers = PassAnswers {
-            arenas: Vec::with_capacity(arenas.len()),
+            blocks: Vec::new(),
             spans: vec![Span::NONE; positions.len()],
         };
         let mut at = 0;
-        for (arena, run) in arenas.into_iter().enumerate() {
+        for run in arenas {
             let run = run?;
+            let first_block = answers.blocks.len() as u32;
             for span in run.spans {
-                if span.arena != Span::NONE.arena {
+                if span.block != Span::NONE.block {
                     answers.spans[positions[at] as usize] = Span {
-                        arena: arena as u32,
+                        block: first_block + span.block,
                         ..span
                     };
                 }
                 at += 1;
             }
-            answers.arenas.push(run.bytes);
+            answers.blocks.extend(run.blocks);
         }
         Ok(answers)
     }
@@ -338,23 +347,28 @@ impl FeatureStore {
         let mut part = PassPart {
             chunks: Some(Vec::with_capacity(chunks.len())),
             rows: 0,
+            chunk_rows: Vec::with_capacity(chunks.len()),
             lookups: plans.iter().map(|_| Vec::with_capacity(expected)).collect(),
             earliest: Micros::MAX,
         };
+        let mut decoded = EntityRowChunk::default();
         for chunk_index in chunks {
             let chunk = self.snapshot_chunk(id, chunk_index)?;
-            for row in EntityRowChunk::decode(chunk.as_slice())?.rows {
+            let first = part.rows;
+            decode_reusing(&mut decoded, &chunk)?;
+            for row in &decoded.rows {
                 part.earliest = part.earliest.min(row.event_ts_micros);
                 let position = part.rows;
                 for (plan, lookups) in plans.iter().zip(&mut part.lookups) {
                     let query = PitQuery {
-                        entity_key: plan_key(plan, &row),
+                        entity_key: plan_key(plan, row),
                         at: row.event_ts_micros,
                     };
                     lookups.push((query, position));
                 }
                 part.rows += 1;
             }
+            part.chunk_rows.push(part.rows - first);
             kept_bytes += chunk.len();
             if kept_bytes > keep_bytes {
                 // Wide entity rows: read again when output rows are built.
@@ -379,8 +393,7 @@ impl FeatureStore {
         queries: &[PitQuery],
     ) -> Result<RunAnswers> {
         let mut answers = RunAnswers {
-            // Most lookups find a row of a few dozen bytes.
-            bytes: Vec::with_capacity(queries.len() * 64),
+            blocks: Vec::new(),
             spans: Vec::with_capacity(queries.len()),
         };
         let Some(spec) = plan.view.aggregation() else {
@@ -421,155 +434,81 @@ impl FeatureStore {
     }
 }
 
-/// The passthrough columns' names, sorted, with each one's position in
-/// `meta.passthrough`: a stored object's keys are looked up here.
-type ColumnNames<'a> = Vec<(&'a str, usize)>;
-
-fn column_names(meta: &SnapshotMeta) -> ColumnNames<'_> {
-    let mut names: ColumnNames = meta
-        .passthrough
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name.as_str(), i))
-        .collect();
-    names.sort_unstable();
-    names
-}
-
-/// The passthrough values of a stored entity row, one per column of
-/// `meta.passthrough` (null where the row has none), read without building
-/// a map of the row's object.
-fn passthrough_of(meta: &SnapshotMeta, names: &ColumnNames, stored: &str) -> Result<Vec<Json>> {
-    let mut values = vec![Json::Null; meta.passthrough.len()];
-    if stored != "{}" {
-        let mut json = serde_json::Deserializer::from_str(stored);
-        PassthroughValues {
-            names,
-            values: &mut values,
-        }
-        .deserialize(&mut json)
-        .and_then(|()| json.end())
-        .map_err(|_| StoreError::Corrupt(format!("passthrough of snapshot {}", meta.id)))?;
-    }
-    Ok(values)
-}
-
-/// Reads a stored passthrough object into one value per column.
-struct PassthroughValues<'a> {
-    names: &'a [(&'a str, usize)],
-    values: &'a mut [Json],
-}
-
-impl<'de> DeserializeSeed<'de> for PassthroughValues<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, json: D) -> std::result::Result<(), D::Error> {
-        json.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PassthroughValues<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(column) = map.next_key_seed(ColumnOf(self.names))? {
-            match column {
-                Some(i) => self.values[i] = map.next_value()?,
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A passthrough object's key as the position of its column.
-struct ColumnOf<'a>(&'a [(&'a str, usize)]);
-
-impl<'de> DeserializeSeed<'de> for ColumnOf<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: Deserializer<'de>>(
-        self,
-        json: D,
-    ) -> std::result::Result<Self::Value, D::Error> {
-        json.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ColumnOf<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a column name")
-    }
-
-    fn visit_str<E>(self, name: &str) -> std::result::Result<Self::Value, E> {
-        Ok(self
-            .0
-            .binary_search_by(|(column, _)| (*column).cmp(name))
-            .ok()
-            .map(|at| self.0[at].1))
-    }
-}
-
-/// Where one lookup's answer sits: a range of one run's bytes.
+/// Where one lookup's answer sits: a range of one block of found rows.
 #[derive(Debug, Clone, Copy)]
 struct Span {
-    arena: u32,
+    block: u32,
     len: u32,
-    start: usize,
+    start: u32,
 }
 
 impl Span {
     /// No visible row.
     const NONE: Span = Span {
-        arena: u32::MAX,
+        block: u32::MAX,
         len: 0,
         start: 0,
     };
 }
 
+/// Bytes per block of found rows. Rows are copied into fixed blocks rather
+/// than one growing vector: growing it would copy every row found so far
+/// into fresh pages (which the kernel zeroes first) each time it doubled.
+const ANSWER_BLOCK_BYTES: usize = 4 << 20;
+
 /// The answers of one run of sorted lookups, in their order.
 struct RunAnswers {
-    bytes: Vec<u8>,
+    blocks: Vec<Vec<u8>>,
     spans: Vec<Span>,
 }
 
 impl RunAnswers {
     fn push(&mut self, row: Option<&[u8]>) {
-        self.spans.push(match row {
-            Some(row) => {
-                let span = Span {
-                    arena: 0,
-                    len: row.len() as u32,
-                    start: self.bytes.len(),
-                };
-                self.bytes.extend_from_slice(row);
-                span
-            }
-            None => Span::NONE,
+        let Some(row) = row else {
+            self.spans.push(Span::NONE);
+            return;
+        };
+        let full = self
+            .blocks
+            .last()
+            .is_none_or(|block| block.capacity() - block.len() < row.len());
+        if full {
+            self.blocks
+                .push(Vec::with_capacity(ANSWER_BLOCK_BYTES.max(row.len())));
+        }
+        let index = (self.blocks.len() - 1) as u32;
+        let block = self.blocks.last_mut().expect("a block with room");
+        self.spans.push(Span {
+            block: index,
+            len: row.len() as u32,
+            start: block.len() as u32,
         });
+        block.extend_from_slice(row);
     }
 }
 
 /// One view's answers for a pass, by the entity row's position in it.
 struct PassAnswers {
-    arenas: Vec<Vec<u8>>,
+    blocks: Vec<Vec<u8>>,
     spans: Vec<Span>,
 }
 
 impl PassAnswers {
     fn get(&self, position: usize) -> Option<&[u8]> {
         let span = self.spans[position];
-        let arena = self.arenas.get(span.arena as usize)?;
-        Some(&arena[span.start..span.start + span.len as usize])
+        let block = self.blocks.get(span.block as usize)?;
+        let start = span.start as usize;
+        Some(&block[start..start + span.len as usize])
     }
+}
+
+/// Decodes a stored chunk of entity rows into `decoded`, keeping its
+/// allocation: a vector of rows decoded afresh for each chunk grows by
+/// doubling, into fresh pages the kernel zeroes first, every time.
+fn decode_reusing(decoded: &mut EntityRowChunk, chunk: &[u8]) -> Result<()> {
+    decoded.clear();
+    decoded.merge(chunk)?;
+    Ok(())
 }
 
 /// Cuts sorted lookups into at most `parts` runs of about equal length that
@@ -596,6 +535,8 @@ struct PassPart {
     /// rows.
     chunks: Option<Vec<Vec<u8>>>,
     rows: u32,
+    /// Entity rows per chunk.
+    chunk_rows: Vec<u32>,
     /// Per view, sorted; positions count from the part's first row.
     lookups: Vec<Vec<(PitQuery, u32)>>,
     earliest: Micros,
@@ -626,13 +567,6 @@ fn merge_sorted<A: Ord, B: Ord>(runs: Vec<Vec<(A, B)>>) -> (Vec<A>, Vec<B>) {
     }
 }
 
-/// Threads a pass's reading and merging use: the cores, at most four.
-fn parallelism() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4)
-}
-
 /// Cuts a pass's chunks into at most `parts` contiguous ranges of about
 /// equal length.
 fn pass_parts(pass: std::ops::Range<u32>, parts: usize) -> Vec<std::ops::Range<u32>> {
@@ -647,7 +581,6 @@ fn pass_parts(pass: std::ops::Range<u32>, parts: usize) -> Vec<std::ops::Range<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::PassthroughColumn;
 
     #[test]
     fn sorted_runs_merge_into_one_sorted_run_unzipped() {
@@ -669,40 +602,6 @@ mod tests {
             (vec![5, 6], vec![0, 1])
         );
         assert_eq!(merge_sorted(Vec::<Vec<(u8, u8)>>::new()), (vec![], vec![]));
-    }
-
-    #[test]
-    fn passthrough_values_come_in_column_order() {
-        let meta = SnapshotMeta {
-            passthrough: ["label", "tag \"q\"", "extra"]
-                .map(|name| PassthroughColumn {
-                    name: name.into(),
-                    column_type: "json".into(),
-                })
-                .to_vec(),
-            ..SnapshotMeta::default()
-        };
-        let names = column_names(&meta);
-        let stored = r#"{"extra":{"a":[1,2]},"label":0.5,"other":7,"tag \"q\"":"x"}"#;
-        assert_eq!(
-            passthrough_of(&meta, &names, stored).unwrap(),
-            vec![
-                serde_json::json!(0.5),
-                serde_json::json!("x"),
-                serde_json::json!({"a": [1, 2]})
-            ]
-        );
-        assert_eq!(
-            passthrough_of(&meta, &names, r#"{"label":1}"#).unwrap(),
-            vec![serde_json::json!(1), Json::Null, Json::Null]
-        );
-        assert_eq!(
-            passthrough_of(&meta, &names, "{}").unwrap(),
-            vec![Json::Null; 3]
-        );
-        assert!(passthrough_of(&meta, &names, r#"{"label":1"#).is_err());
-        assert!(passthrough_of(&meta, &names, r#"[1]"#).is_err());
-        assert!(passthrough_of(&meta, &names, r#"{"label":1} x"#).is_err());
     }
 
     #[test]
