@@ -1,10 +1,13 @@
 //! Snapshot rows as a Parquet file, written one record batch per stored
 //! chunk of entity rows, each built column by column.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -28,30 +31,76 @@ impl FeatureStore {
     pub fn write_snapshot_parquet<W: Write + Send>(&self, id: &str, out: W) -> Result<u64> {
         let meta = self.snapshot_meta(id)?;
         let schema = schema_of(&meta)?;
-        let mut properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-        // Floats rarely repeat: a dictionary would be built (every value
-        // hashed) only to be abandoned when it fills.
-        for field in schema.fields() {
-            if field.data_type() == &DataType::Float64 {
-                properties = properties
-                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
-            }
-        }
-        let properties = properties.build();
-        let mut writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(properties))
-            .map_err(parquet_error)?;
+        // The writer is opened on the first batch: which columns get a
+        // dictionary is decided from it.
+        let mut out = Some(out);
+        let mut open = |first: Option<&RecordBatch>| {
+            let out = out.take().expect("one writer per snapshot");
+            ArrowWriter::try_new(out, Arc::clone(&schema), Some(properties(&schema, first)))
+                .map_err(parquet_error)
+        };
+        let mut writer = None;
         let mut count = 0;
         let sink = BatchSink::new(Arc::clone(&schema));
         self.read_snapshot_chunks(id, sink, |_, batch| {
             count += batch.num_rows() as u64;
+            let writer = match &mut writer {
+                Some(writer) => writer,
+                None => writer.insert(open(Some(&batch))?),
+            };
             writer.write(&batch).map_err(parquet_error)?;
             Ok(())
         })?;
+        let writer = match writer {
+            Some(writer) => writer,
+            None => open(None)?,
+        };
         writer.close().map_err(parquet_error)?;
         Ok(count)
     }
+}
+
+/// How a snapshot's columns are written: Snappy, row groups of 64k rows,
+/// and a dictionary only for columns whose values repeat.
+///
+/// A dictionary hashes every value; for columns of (nearly) distinct
+/// values, like an entity key over many entities or event times, it saves
+/// nothing, and a row group's worth of them rarely fills the dictionary
+/// page, so the writer would not give up on it either. Floats rarely
+/// repeat; a string, integer or timestamp column is written without one
+/// when more than half of the first batch's values are distinct (a guess
+/// from the first batch: a wrong one costs size or time, never a value).
+fn properties(schema: &Schema, first: Option<&RecordBatch>) -> WriterProperties {
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for (i, field) in schema.fields().iter().enumerate() {
+        let mostly_distinct = match field.data_type() {
+            DataType::Float64 => true,
+            _ => first.is_some_and(|batch| mostly_distinct(batch.column(i))),
+        };
+        if mostly_distinct {
+            properties = properties
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+    }
+    properties.build()
+}
+
+/// Whether more than half of a string, integer or timestamp column's
+/// values are distinct (other columns: no).
+fn mostly_distinct(column: &ArrayRef) -> bool {
+    let any = column.as_any();
+    let distinct = if let Some(strings) = any.downcast_ref::<StringArray>() {
+        strings.iter().flatten().collect::<HashSet<&str>>().len()
+    } else if let Some(ints) = any.downcast_ref::<Int64Array>() {
+        ints.iter().flatten().collect::<HashSet<i64>>().len()
+    } else if let Some(times) = any.downcast_ref::<TimestampMicrosecondArray>() {
+        times.iter().flatten().collect::<HashSet<i64>>().len()
+    } else {
+        return false;
+    };
+    distinct * 2 > column.len()
 }
 
 /// Arrow record batches of a snapshot's output, built straight from the
@@ -136,4 +185,59 @@ fn schema_of(meta: &SnapshotMeta) -> Result<SchemaRef> {
         fields.push(Field::new(&feature.column, data_type, true));
     }
     Ok(Arc::new(Schema::new(fields)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_columns_whose_values_repeat_get_a_dictionary() {
+        let schema = Schema::new(vec![
+            Field::new("user_id", DataType::Utf8, false),
+            Field::new("segment", DataType::Utf8, true),
+            Field::new("event_timestamp", timestamp_type(), false),
+            Field::new("clicks", DataType::Int64, true),
+            Field::new("score", DataType::Float64, true),
+            Field::new("liked", DataType::Boolean, true),
+        ]);
+        let rows = 100;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("u{i}")),
+            )),
+            Arc::new(StringArray::from_iter(
+                (0..rows).map(|i| (i % 7 != 0).then(|| ["a", "b"][i % 2])),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values((0..rows as i64).map(|i| i * 1_000))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Int64Array::from_iter_values(
+                (0..rows as i64).map(|i| i % 3),
+            )),
+            Arc::new(arrow_array::Float64Array::from_iter_values(
+                (0..rows).map(|i| i as f64),
+            )),
+            Arc::new(arrow_array::BooleanArray::from_iter(
+                (0..rows).map(|i| Some(i % 2 == 0)),
+            )),
+        ];
+        let batch = RecordBatch::try_new(Arc::new(schema.clone()), columns).unwrap();
+        let dictionary = |properties: &WriterProperties, column: &str| {
+            properties.dictionary_enabled(&ColumnPath::from(column))
+        };
+        let decided = properties(&schema, Some(&batch));
+        assert!(!dictionary(&decided, "user_id"), "distinct keys");
+        assert!(dictionary(&decided, "segment"), "two values and nulls");
+        assert!(!dictionary(&decided, "event_timestamp"), "distinct times");
+        assert!(dictionary(&decided, "clicks"), "three values");
+        assert!(!dictionary(&decided, "score"), "floats");
+        assert!(dictionary(&decided, "liked"));
+        // An empty snapshot: nothing to judge by, so only floats go without.
+        let empty = properties(&schema, None);
+        assert!(dictionary(&empty, "user_id"));
+        assert!(!dictionary(&empty, "score"));
+        assert_eq!(decided.max_row_group_row_count(), Some(ROW_GROUP_ROWS));
+    }
 }
