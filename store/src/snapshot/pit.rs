@@ -73,7 +73,7 @@ fn known_at(row: &[u8], at: Micros, cutoff: Cutoff) -> Result<bool> {
 
 /// One lookup of a merge: an entity key (as [`codec::entity_key`] encodes
 /// it) at a time.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PitQuery {
     pub entity_key: Vec<u8>,
     pub at: Micros,

@@ -207,7 +207,6 @@ impl FeatureStore {
                 first += rows as usize;
             }
         }
-        let lookups: Vec<(Vec<PitQuery>, Vec<u32>)> = runs.into_iter().map(merge_sorted).collect();
         {
             let registry = self.registry();
             let now = self.clock.now();
@@ -219,8 +218,8 @@ impl FeatureStore {
         }
         let answers: Vec<PassAnswers> = plans
             .iter()
-            .zip(lookups)
-            .map(|(plan, lookups)| self.answer_plan(meta, plan, cutoff, lookups))
+            .zip(runs)
+            .map(|(plan, runs)| self.answer_plan(meta, plan, cutoff, runs, pass_rows as usize))
             .collect::<Result<_>>()?;
 
         let mut decoded = EntityRowChunk::default();
@@ -282,24 +281,30 @@ impl FeatureStore {
         sink.finish(layout)
     }
 
-    /// One view's stored rows visible to every lookup of a pass: the
-    /// lookups (sorted by entity key and time, with their positions), cut
-    /// at entity boundaries into one run per core, each run merged with the view's history (or its
-    /// aggregation index) by its own cursor.
+    /// One view's stored rows visible to every lookup of a pass of `rows`
+    /// entity rows. The lookups come sorted in runs (one per part of the
+    /// pass); they are cut at the same entity keys into one key range per
+    /// core, and each core merges its range of every run into one sorted run
+    /// and merges that with the view's history (or its aggregation index)
+    /// by its own cursor.
     fn answer_plan(
         &self,
         meta: &SnapshotMeta,
         plan: &ViewPlan,
         cutoff: Cutoff,
-        (queries, positions): (Vec<PitQuery>, Vec<u32>),
+        mut runs: Vec<Vec<(PitQuery, u32)>>,
+        rows: usize,
     ) -> Result<PassAnswers> {
-        let runs = entity_runs(&queries, worker_threads());
-        let arenas: Vec<Result<RunAnswers>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = runs
-                .iter()
-                .map(|run| {
-                    let queries = &queries[run.clone()];
-                    scope.spawn(move || self.lookup_sorted(meta, plan, cutoff, queries))
+        let ranges = key_ranges(&mut runs, worker_threads());
+        let found: Vec<Result<(Vec<u32>, RunAnswers)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .into_iter()
+                .map(|range| {
+                    scope.spawn(move || {
+                        let (queries, positions) = merge_sorted(range);
+                        let answers = self.lookup_sorted(meta, plan, cutoff, &queries)?;
+                        Ok((positions, answers))
+                    })
                 })
                 .collect();
             handles
@@ -309,20 +314,18 @@ impl FeatureStore {
         });
         let mut answers = PassAnswers {
             blocks: Vec::new(),
-            spans: vec![Span::NONE; positions.len()],
+            spans: vec![Span::NONE; rows],
         };
-        let mut at = 0;
-        for run in arenas {
-            let run = run?;
+        for range in found {
+            let (positions, run) = range?;
             let first_block = answers.blocks.len() as u32;
-            for span in run.spans {
+            for (span, position) in run.spans.into_iter().zip(positions) {
                 if span.block != Span::NONE.block {
-                    answers.spans[positions[at] as usize] = Span {
+                    answers.spans[position as usize] = Span {
                         block: first_block + span.block,
                         ..span
                     };
                 }
-                at += 1;
             }
             answers.blocks.extend(run.blocks);
         }
@@ -511,21 +514,34 @@ fn decode_reusing(decoded: &mut EntityRowChunk, chunk: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Cuts sorted lookups into at most `parts` runs of about equal length that
-/// never split one entity's lookups.
-fn entity_runs(queries: &[PitQuery], parts: usize) -> Vec<std::ops::Range<usize>> {
-    let target = queries.len().div_ceil(parts.max(1)).max(1);
-    let mut runs = Vec::with_capacity(parts);
-    let mut start = 0;
-    while start < queries.len() {
-        let mut end = (start + target).min(queries.len());
-        while end < queries.len() && queries[end].entity_key == queries[end - 1].entity_key {
-            end += 1;
+/// Cuts sorted runs of lookups at the same entity keys into at most
+/// `parts` key ranges of about equal size: range `i` holds, from every run,
+/// the lookups whose entity key lies between pivots `i - 1` and `i`, so one
+/// entity's lookups never span two ranges. The pivots are the keys at even
+/// quantiles of the longest run (the parts of a pass are alike).
+fn key_ranges(runs: &mut [Vec<(PitQuery, u32)>], parts: usize) -> Vec<Vec<&mut [(PitQuery, u32)]>> {
+    let pivots: Vec<Vec<u8>> = match runs.iter().max_by_key(|run| run.len()) {
+        Some(run) if !run.is_empty() => (1..parts)
+            .map(|i| run[run.len() * i / parts].0.entity_key.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut ranges: Vec<Vec<&mut [(PitQuery, u32)]>> =
+        (0..=pivots.len()).map(|_| Vec::new()).collect();
+    for run in runs.iter_mut() {
+        let mut rest = run.as_mut_slice();
+        for (range, pivot) in ranges.iter_mut().zip(&pivots) {
+            let cut = rest.partition_point(|(query, _)| query.entity_key < *pivot);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(cut);
+            range.push(head);
+            rest = tail;
         }
-        runs.push(start..end);
-        start = end;
+        ranges
+            .last_mut()
+            .expect("a range past the pivots")
+            .push(rest);
     }
-    runs
+    ranges
 }
 
 /// One part of a pass, read on its own thread.
@@ -543,27 +559,31 @@ struct PassPart {
 }
 
 /// Sorted runs of pairs merged into one sorted run (ties in run order),
-/// unzipped: each side allocated once (fresh pages are dear: the kernel
-/// zeroes each one), the elements moved.
-fn merge_sorted<A: Ord, B: Ord>(runs: Vec<Vec<(A, B)>>) -> (Vec<A>, Vec<B>) {
-    let len = runs.iter().map(Vec::len).sum();
+/// unzipped, the elements moved out of the runs (left as defaults): each
+/// side allocated once (fresh pages are dear: the kernel zeroes each one).
+fn merge_sorted<A: Ord + Default, B: Ord + Default>(
+    mut runs: Vec<&mut [(A, B)]>,
+) -> (Vec<A>, Vec<B>) {
+    let len = runs.iter().map(|run| run.len()).sum();
     let mut merged = (Vec::with_capacity(len), Vec::with_capacity(len));
-    let mut rests: Vec<std::vec::IntoIter<(A, B)>> = runs.into_iter().map(Vec::into_iter).collect();
-    let mut heads: Vec<Option<(A, B)>> = rests.iter_mut().map(Iterator::next).collect();
+    let mut next = vec![0usize; runs.len()];
     loop {
         let mut least: Option<usize> = None;
-        for (i, head) in heads.iter().enumerate() {
-            if let Some(head) = head {
-                if least.is_none_or(|l| heads[l].as_ref().is_some_and(|best| head < best)) {
-                    least = Some(i);
-                }
+        for (i, run) in runs.iter().enumerate() {
+            let Some(head) = run.get(next[i]) else {
+                continue;
+            };
+            if least.is_none_or(|l| *head < runs[l][next[l]]) {
+                least = Some(i);
             }
         }
         let Some(i) = least else {
             return merged;
         };
-        merged.extend(heads[i].take());
-        heads[i] = rests[i].next();
+        let (a, b) = std::mem::take(&mut runs[i][next[i]]);
+        merged.0.push(a);
+        merged.1.push(b);
+        next[i] += 1;
     }
 }
 
@@ -584,24 +604,68 @@ mod tests {
 
     #[test]
     fn sorted_runs_merge_into_one_sorted_run_unzipped() {
-        let runs = vec![
+        let mut runs = [
             vec![(1, 'a'), (4, 'a'), (9, 'a')],
             vec![],
             vec![(1, 'b'), (2, 'b'), (10, 'b')],
             vec![(3, 'c')],
         ];
         assert_eq!(
-            merge_sorted(runs),
+            merge_sorted(runs.iter_mut().map(Vec::as_mut_slice).collect()),
             (
                 vec![1, 1, 2, 3, 4, 9, 10],
                 vec!['a', 'b', 'b', 'c', 'a', 'a', 'b']
             )
         );
         assert_eq!(
-            merge_sorted(vec![vec![(5, 0), (6, 1)]]),
+            merge_sorted(vec![&mut [(5, 0), (6, 1)][..]]),
             (vec![5, 6], vec![0, 1])
         );
-        assert_eq!(merge_sorted(Vec::<Vec<(u8, u8)>>::new()), (vec![], vec![]));
+        assert_eq!(
+            merge_sorted(Vec::<&mut [(u8, u8)]>::new()),
+            (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn runs_are_cut_at_the_same_entity_keys_into_ranges() {
+        let lookup = |key: &str, at: i64, position: u32| {
+            (
+                PitQuery {
+                    entity_key: key.as_bytes().to_vec(),
+                    at,
+                },
+                position,
+            )
+        };
+        let mut runs = vec![
+            vec![
+                lookup("a", 1, 0),
+                lookup("b", 1, 1),
+                lookup("b", 2, 2),
+                lookup("c", 1, 3),
+            ],
+            vec![lookup("b", 3, 4), lookup("d", 1, 5)],
+            vec![],
+        ];
+        let expected = runs.clone();
+        let ranges = key_ranges(&mut runs, 2);
+        // The pivot is the longest run's middle key, `b`: every `b` lookup
+        // lands in the second range, with `c` and `d`.
+        let keys = |range: &Vec<&mut [(PitQuery, u32)]>| -> Vec<Vec<u32>> {
+            range
+                .iter()
+                .map(|slice| slice.iter().map(|(_, p)| *p).collect())
+                .collect()
+        };
+        assert_eq!(ranges.len(), 2);
+        assert_eq!(keys(&ranges[0]), vec![vec![0], vec![], vec![]]);
+        assert_eq!(keys(&ranges[1]), vec![vec![1, 2, 3], vec![4, 5], vec![]]);
+        drop(ranges);
+        assert_eq!(runs, expected, "cutting moves nothing");
+        // One part, or no lookups: one range with everything.
+        assert_eq!(key_ranges(&mut runs, 1).len(), 1);
+        assert_eq!(key_ranges(&mut [Vec::new(), Vec::new()], 2).len(), 1);
     }
 
     #[test]
