@@ -72,7 +72,7 @@ pub(crate) trait ChunkSink: Send {
     ) -> Result<()>;
 
     /// The chunk of the rows pushed since the last one.
-    fn finish(&mut self, layout: &OutputLayout) -> Result<Self::Chunk>;
+    fn finish(&mut self) -> Result<Self::Chunk>;
 }
 
 /// Output rows, for callers that read a snapshot row by row.
@@ -112,7 +112,7 @@ impl ChunkSink for RowsSink {
         Ok(())
     }
 
-    fn finish(&mut self, _: &OutputLayout) -> Result<Vec<OutputRow>> {
+    fn finish(&mut self) -> Result<Vec<OutputRow>> {
         Ok(std::mem::take(&mut self.rows))
     }
 }

@@ -154,7 +154,7 @@ impl ChunkSink for BatchSink {
         Ok(())
     }
 
-    fn finish(&mut self, _: &OutputLayout) -> Result<RecordBatch> {
+    fn finish(&mut self) -> Result<RecordBatch> {
         let columns = std::mem::replace(&mut self.columns, builders(&self.schema));
         let arrays: Vec<ArrayRef> = columns.into_iter().map(ColumnBuilder::finish).collect();
         RecordBatch::try_new(Arc::clone(&self.schema), arrays)

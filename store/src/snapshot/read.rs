@@ -278,7 +278,7 @@ impl FeatureStore {
             }
             sink.push(layout, entity_row, &mut computed)?;
         }
-        sink.finish(layout)
+        sink.finish()
     }
 
     /// One view's stored rows visible to every lookup of a pass of `rows`
