@@ -104,9 +104,9 @@ impl FeatureStore {
         }
 
         // Entity rows are computed a pass at a time: each view's lookups
-        // sorted by (entity key, time) and merged with its history in key
-        // order on both cores, then output rows are built chunk by chunk in
-        // input order. A producer thread computes while this thread hands
+        // sorted by (entity key, time), cut into one key range per core and
+        // merged with its history in key order, then each chunk's output is
+        // built in input order. A producer thread computes while this thread hands
         // finished chunks to `visit` (the Parquet or JSON encoder), so
         // encoding overlaps the lookups.
         // Entity rows whose lookups are merged with each view's history in
@@ -318,6 +318,7 @@ impl FeatureStore {
         };
         for range in found {
             let (positions, run) = range?;
+            debug_assert_eq!(run.spans.len(), positions.len(), "an answer per lookup");
             let first_block = answers.blocks.len() as u32;
             for (span, position) in run.spans.into_iter().zip(positions) {
                 if span.block != Span::NONE.block {
@@ -332,9 +333,9 @@ impl FeatureStore {
         Ok(answers)
     }
 
-    /// The stored chunks `chunks` of entity rows (kept while they fit in
-    /// `keep_bytes`) and each view's lookups for them, sorted, positions
-    /// counted from the part's start.
+    /// The stored chunks `chunks` of entity rows (all of them kept if they
+    /// fit in `keep_bytes` together, else none) and each view's lookups for
+    /// them, sorted, positions counted from the part's start.
     fn read_pass_part(
         &self,
         id: &str,
@@ -459,7 +460,7 @@ impl Span {
 /// into fresh pages (which the kernel zeroes first) each time it doubled.
 const ANSWER_BLOCK_BYTES: usize = 4 << 20;
 
-/// The answers of one run of sorted lookups, in their order.
+/// The answers of one key range's sorted lookups, in their order.
 struct RunAnswers {
     blocks: Vec<Vec<u8>>,
     spans: Vec<Span>,
