@@ -318,7 +318,7 @@ impl FeatureStore {
         };
         for range in found {
             let (positions, run) = range?;
-            debug_assert_eq!(run.spans.len(), positions.len(), "an answer per lookup");
+            assert_eq!(run.spans.len(), positions.len(), "an answer per lookup");
             let first_block = answers.blocks.len() as u32;
             for (span, position) in run.spans.into_iter().zip(positions) {
                 if span.block != Span::NONE.block {
