@@ -39,6 +39,7 @@ pub mod retire;
 pub mod row;
 pub mod service_state;
 pub mod snapshot;
+mod sorted_runs;
 pub mod text_rows;
 mod threads;
 pub mod time;

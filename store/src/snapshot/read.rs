@@ -13,6 +13,7 @@ use crate::feature_store::FeatureStore;
 use crate::proto::{EntityRow, EntityRowChunk, SnapshotMeta};
 use crate::registry::FeatureView;
 use crate::row::RawRow;
+use crate::sorted_runs::{key_ranges, merge_sorted};
 use crate::threads::worker_threads;
 use crate::time::Micros;
 use crate::types::Value;
@@ -295,13 +296,14 @@ impl FeatureStore {
         mut runs: Vec<Vec<(PitQuery, u32)>>,
         rows: usize,
     ) -> Result<PassAnswers> {
-        let ranges = key_ranges(&mut runs, worker_threads());
+        // One entity's lookups never span two ranges.
+        let ranges = key_ranges(&mut runs, worker_threads(), |(query, _)| &query.entity_key);
         let found: Vec<Result<(Vec<u32>, RunAnswers)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = ranges
                 .into_iter()
                 .map(|range| {
                     scope.spawn(move || {
-                        let (queries, positions) = merge_sorted(range);
+                        let (queries, positions) = merge_lookups(range);
                         let answers = self.lookup_sorted(meta, plan, cutoff, &queries)?;
                         Ok((positions, answers))
                     })
@@ -515,36 +517,6 @@ fn decode_reusing(decoded: &mut EntityRowChunk, chunk: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Cuts sorted runs of lookups at the same entity keys into at most
-/// `parts` key ranges of about equal size: range `i` holds, from every run,
-/// the lookups whose entity key lies between pivots `i - 1` and `i`, so one
-/// entity's lookups never span two ranges. The pivots are the keys at even
-/// quantiles of the longest run (the parts of a pass are alike).
-fn key_ranges(runs: &mut [Vec<(PitQuery, u32)>], parts: usize) -> Vec<Vec<&mut [(PitQuery, u32)]>> {
-    let pivots: Vec<Vec<u8>> = match runs.iter().max_by_key(|run| run.len()) {
-        Some(run) if !run.is_empty() => (1..parts)
-            .map(|i| run[run.len() * i / parts].0.entity_key.clone())
-            .collect(),
-        _ => Vec::new(),
-    };
-    let mut ranges: Vec<Vec<&mut [(PitQuery, u32)]>> =
-        (0..=pivots.len()).map(|_| Vec::new()).collect();
-    for run in runs.iter_mut() {
-        let mut rest = run.as_mut_slice();
-        for (range, pivot) in ranges.iter_mut().zip(&pivots) {
-            let cut = rest.partition_point(|(query, _)| query.entity_key < *pivot);
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(cut);
-            range.push(head);
-            rest = tail;
-        }
-        ranges
-            .last_mut()
-            .expect("a range past the pivots")
-            .push(rest);
-    }
-    ranges
-}
-
 /// One part of a pass, read on its own thread.
 struct PassPart {
     /// Its stored chunks of entity rows, still encoded (`None` past the
@@ -559,33 +531,16 @@ struct PassPart {
     earliest: Micros,
 }
 
-/// Sorted runs of pairs merged into one sorted run (ties in run order),
-/// unzipped, the elements moved out of the runs (left as defaults): each
-/// side allocated once (fresh pages are dear: the kernel zeroes each one).
-fn merge_sorted<A: Ord + Default, B: Ord + Default>(
-    mut runs: Vec<&mut [(A, B)]>,
-) -> (Vec<A>, Vec<B>) {
+/// Sorted runs of lookups merged into one sorted run, unzipped: each side
+/// allocated once (fresh pages are dear: the kernel zeroes each one).
+fn merge_lookups(runs: Vec<&mut [(PitQuery, u32)]>) -> (Vec<PitQuery>, Vec<u32>) {
     let len = runs.iter().map(|run| run.len()).sum();
     let mut merged = (Vec::with_capacity(len), Vec::with_capacity(len));
-    let mut next = vec![0usize; runs.len()];
-    loop {
-        let mut least: Option<usize> = None;
-        for (i, run) in runs.iter().enumerate() {
-            let Some(head) = run.get(next[i]) else {
-                continue;
-            };
-            if least.is_none_or(|l| *head < runs[l][next[l]]) {
-                least = Some(i);
-            }
-        }
-        let Some(i) = least else {
-            return merged;
-        };
-        let (a, b) = std::mem::take(&mut runs[i][next[i]]);
-        merged.0.push(a);
-        merged.1.push(b);
-        next[i] += 1;
-    }
+    merge_sorted(runs, |(query, position)| {
+        merged.0.push(query);
+        merged.1.push(position);
+    });
+    merged
 }
 
 /// Cuts a pass's chunks into at most `parts` contiguous ranges of about
@@ -602,72 +557,6 @@ fn pass_parts(pass: std::ops::Range<u32>, parts: usize) -> Vec<std::ops::Range<u
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sorted_runs_merge_into_one_sorted_run_unzipped() {
-        let mut runs = [
-            vec![(1, 'a'), (4, 'a'), (9, 'a')],
-            vec![],
-            vec![(1, 'b'), (2, 'b'), (10, 'b')],
-            vec![(3, 'c')],
-        ];
-        assert_eq!(
-            merge_sorted(runs.iter_mut().map(Vec::as_mut_slice).collect()),
-            (
-                vec![1, 1, 2, 3, 4, 9, 10],
-                vec!['a', 'b', 'b', 'c', 'a', 'a', 'b']
-            )
-        );
-        assert_eq!(
-            merge_sorted(vec![&mut [(5, 0), (6, 1)][..]]),
-            (vec![5, 6], vec![0, 1])
-        );
-        assert_eq!(
-            merge_sorted(Vec::<&mut [(u8, u8)]>::new()),
-            (vec![], vec![])
-        );
-    }
-
-    #[test]
-    fn runs_are_cut_at_the_same_entity_keys_into_ranges() {
-        let lookup = |key: &str, at: i64, position: u32| {
-            (
-                PitQuery {
-                    entity_key: key.as_bytes().to_vec(),
-                    at,
-                },
-                position,
-            )
-        };
-        let mut runs = vec![
-            vec![
-                lookup("a", 1, 0),
-                lookup("b", 1, 1),
-                lookup("b", 2, 2),
-                lookup("c", 1, 3),
-            ],
-            vec![lookup("b", 3, 4), lookup("d", 1, 5)],
-            vec![],
-        ];
-        let expected = runs.clone();
-        let ranges = key_ranges(&mut runs, 2);
-        // The pivot is the longest run's middle key, `b`: every `b` lookup
-        // lands in the second range, with `c` and `d`.
-        let keys = |range: &Vec<&mut [(PitQuery, u32)]>| -> Vec<Vec<u32>> {
-            range
-                .iter()
-                .map(|slice| slice.iter().map(|(_, p)| *p).collect())
-                .collect()
-        };
-        assert_eq!(ranges.len(), 2);
-        assert_eq!(keys(&ranges[0]), vec![vec![0], vec![], vec![]]);
-        assert_eq!(keys(&ranges[1]), vec![vec![1, 2, 3], vec![4, 5], vec![]]);
-        drop(ranges);
-        assert_eq!(runs, expected, "cutting moves nothing");
-        // One part, or no lookups: one range with everything.
-        assert_eq!(key_ranges(&mut runs, 1).len(), 1);
-        assert_eq!(key_ranges(&mut [Vec::new(), Vec::new()], 2).len(), 1);
-    }
 
     #[test]
     fn a_pass_is_cut_into_contiguous_parts_that_cover_it() {
