@@ -110,10 +110,21 @@ impl HistoryPosition {
 pub fn history_key(prefix: &[u8], pos: HistoryPosition) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + HistoryPosition::LEN);
     out.extend_from_slice(prefix);
-    out.extend_from_slice(&encode_ts(pos.event_ts));
-    out.extend_from_slice(&pos.store_version.to_be_bytes());
-    out.extend_from_slice(&pos.seq.to_be_bytes());
-    out
+    into_history_key(out, pos)
+}
+
+/// [`history_key`] built in `prefix`'s own allocation.
+pub fn into_history_key(mut prefix: Vec<u8>, pos: HistoryPosition) -> Vec<u8> {
+    prefix.extend_from_slice(&encode_ts(pos.event_ts));
+    prefix.extend_from_slice(&pos.store_version.to_be_bytes());
+    prefix.extend_from_slice(&pos.seq.to_be_bytes());
+    prefix
+}
+
+/// The prefix of a history key (`view id ++ entity key` in the history, a
+/// group prefix in the aggregation index): all but its position.
+pub fn history_key_prefix(key: &[u8]) -> &[u8] {
+    &key[..key.len().saturating_sub(HistoryPosition::LEN)]
 }
 
 /// Parses the position out of a history key that starts with `prefix`.

@@ -5,18 +5,20 @@
 //! stored exactly as a backfill push would store them (created time = event
 //! time), so reads, snapshots and aggregations cannot tell them apart.
 
-use std::collections::hash_map::Entry;
 use std::collections::BTreeSet;
 
 use serde_json::Value as Json;
 
 use crate::cf::Cf;
+use crate::codec;
 use crate::engine::{SortedRun, WriteBatch};
 use crate::error::Result;
 use crate::feature_store::{put_store_version, FeatureStore};
-use crate::push::{encode_rows, retired, NewestRows, ParsedRow, PushOutcome};
+use crate::push::{encode_rows, retired, ParsedRow, PushOutcome};
 use crate::registry::FeatureView;
+use crate::sorted_runs::{key_ranges, merge_sorted};
 use crate::text_rows::TextColumns;
+use crate::time::Micros;
 
 impl FeatureStore {
     /// Validates `rows` (as [`push`](Self::push) does) and stores them in
@@ -53,18 +55,47 @@ impl FeatureStore {
         let groupings = crate::aggregation::index::indexed_groupings(&registry);
         let masks = groupings.get(&view.id).cloned().unwrap_or_default();
         let written = parsed.len();
-        let (history, index, newest) = encode_in_parts(view, parsed, version, &masks)?;
-        let online = self.online_updates(newest)?;
-        let touched: Vec<Vec<u8>> = online.iter().map(|(key, _)| key.clone()).collect();
-        let runs = vec![
-            SortedRun::new(Cf::History, history)?,
-            SortedRun::new(Cf::AggIndex, index)?,
-            SortedRun::new(Cf::Online, online)?,
-        ];
+        let (mut histories, mut indexes) = encode_in_parts(view, parsed, version, &masks)?;
+        let threads = crate::threads::worker_threads();
+        // Cut at entity prefixes: an entity's newest row is in its range.
+        let history_ranges = key_ranges(&mut histories, threads, |(key, _)| {
+            codec::history_key_prefix(key)
+        });
+        let index_ranges = key_ranges(&mut indexes, threads, |(key, _)| key.as_slice());
+        let runs: Vec<Result<Vec<SortedRun>>> = std::thread::scope(|scope| {
+            let history = history_ranges.into_iter().map(|range| {
+                scope.spawn(move || {
+                    let history = merged(range);
+                    let (keys, rows) = newest_per_entity(&history);
+                    let online = self.online_replacements(keys, rows)?;
+                    Ok(vec![
+                        SortedRun::new(Cf::History, history)?,
+                        SortedRun::new(Cf::Online, online)?,
+                    ])
+                })
+            });
+            let index = index_ranges.into_iter().map(|range| {
+                scope.spawn(move || Ok(vec![SortedRun::new(Cf::AggIndex, merged(range))?]))
+            });
+            let handles: Vec<_> = history.chain(index).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an ingestion thread panicked"))
+                .collect()
+        });
+        let mut sorted = Vec::new();
+        for range in runs {
+            sorted.extend(range?.into_iter().filter(|run| !run.entries.is_empty()));
+        }
+        let touched: Vec<Vec<u8>> = sorted
+            .iter()
+            .filter(|run| run.cf == Cf::Online)
+            .flat_map(|run| run.entries.iter().map(|(key, _)| key.clone()))
+            .collect();
         let mut commit = WriteBatch::default();
-        crate::outbox::add_ingestion_entry(self, &mut commit, &runs, version);
+        crate::outbox::add_ingestion_entry(self, &mut commit, &sorted, version);
         put_store_version(&mut commit, version);
-        tracing::info_span!("ingest").in_scope(|| self.engine.ingest(runs, commit))?;
+        tracing::info_span!("ingest").in_scope(|| self.engine.ingest(sorted, commit))?;
         self.committed(version, &touched);
         self.record_view_writes(&[(view.id, version)]);
         Ok(PushOutcome {
@@ -74,21 +105,21 @@ impl FeatureStore {
     }
 }
 
-/// Encoded entries of one column family, unsorted.
+/// Encoded entries of one column family.
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Rows per part when a batch is encoded in parts side by side.
 const ENCODE_PART_ROWS: usize = 64 * 1024;
 
 /// [`encode_rows`] of a whole ingestion, in contiguous parts on up to
-/// four threads: history entries, aggregation-index entries and the newest
-/// row per entity (merged in part order, so later rows still win ties).
+/// four threads: per part, its history entries and its aggregation-index
+/// entries, each sorted by key.
 fn encode_in_parts(
     view: &FeatureView,
     mut parsed: Vec<ParsedRow>,
     version: u64,
     masks: &BTreeSet<u8>,
-) -> Result<(Entries, Entries, NewestRows)> {
+) -> Result<(Vec<Entries>, Vec<Entries>)> {
     let threads = crate::threads::worker_threads();
     let part_rows = parsed.len().div_ceil(threads).max(ENCODE_PART_ROWS);
     let mut parts = Vec::new();
@@ -100,14 +131,13 @@ fn encode_in_parts(
         parts.push((first, part));
         first += len;
     }
-    let encoded: Vec<Result<(Entries, Entries, NewestRows)>> = std::thread::scope(|scope| {
+    let encoded: Vec<Result<(Entries, Entries)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .into_iter()
             .map(|(first, part)| {
                 scope.spawn(move || {
                     let mut history = Vec::with_capacity(part.len());
                     let mut index = Vec::with_capacity(part.len() * masks.len());
-                    let mut newest = NewestRows::new();
                     encode_rows(
                         view,
                         part,
@@ -115,13 +145,15 @@ fn encode_in_parts(
                         version,
                         None,
                         masks,
-                        &mut newest,
+                        None,
                         &mut |cf, key, value| match cf {
                             Cf::History => history.push((key, value)),
                             _ => index.push((key, value)),
                         },
                     )?;
-                    Ok((history, index, newest))
+                    history.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    index.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    Ok((history, index))
                 })
             })
             .collect();
@@ -130,22 +162,37 @@ fn encode_in_parts(
             .map(|h| h.join().expect("an encoding thread panicked"))
             .collect()
     });
-    let (mut history, mut index, mut newest) = (Vec::new(), Vec::new(), NewestRows::new());
-    for part in encoded {
-        let (part_history, part_index, part_newest) = part?;
-        history.extend(part_history);
-        index.extend(part_index);
-        for (key, row) in part_newest {
-            match newest.entry(key) {
-                Entry::Occupied(slot) if row.0 < slot.get().0 => {}
-                Entry::Occupied(mut slot) => {
-                    slot.insert(row);
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(row);
-                }
-            }
+    encoded
+        .into_iter()
+        .collect::<Result<Vec<_>>>()
+        .map(|parts| parts.into_iter().unzip())
+}
+
+/// One key range's pieces of the parts' sorted entries, merged.
+fn merged(range: Vec<&mut [(Vec<u8>, Vec<u8>)]>) -> Entries {
+    let mut entries = Vec::with_capacity(range.iter().map(|piece| piece.len()).sum());
+    merge_sorted(range, |entry| entries.push(entry));
+    entries
+}
+
+/// Each entity's newest row in sorted history entries (its last: keys
+/// order an entity's rows by event time, then store version and sequence,
+/// so later rows win ties): the online keys and the rows with their event
+/// times.
+fn newest_per_entity(history: &Entries) -> (Vec<Vec<u8>>, Vec<(Micros, &[u8])>) {
+    let mut keys = Vec::new();
+    let mut rows = Vec::new();
+    for (i, (key, row)) in history.iter().enumerate() {
+        let prefix = codec::history_key_prefix(key);
+        let last = history
+            .get(i + 1)
+            .is_none_or(|(next, _)| codec::history_key_prefix(next) != prefix);
+        if last {
+            let position =
+                codec::history_position(prefix, key).expect("a history key ends with a position");
+            keys.push(prefix.to_vec());
+            rows.push((position.event_ts, row.as_slice()));
         }
     }
-    Ok((history, index, newest))
+    (keys, rows)
 }

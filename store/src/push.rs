@@ -272,7 +272,7 @@ impl FeatureStore {
                 version,
                 created,
                 masks,
-                &mut newest,
+                Some(&mut newest),
                 &mut |cf, key, value| batch.put(cf, key, value),
             )?;
         }
@@ -301,16 +301,27 @@ impl FeatureStore {
         // Keys sorted, so the engine can look them up in order.
         let mut candidates: Vec<(Vec<u8>, Newest)> = newest.into_iter().collect();
         candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let keys: Vec<Vec<u8>> = candidates.iter().map(|(k, _)| k.clone()).collect();
+        let (keys, rows) = candidates.into_iter().unzip();
+        self.online_replacements(keys, rows)
+    }
+
+    /// The candidates (online `keys`, in increasing order, and each one's
+    /// event time and encoded row) that replace the stored online row: it
+    /// moves only forward in event time.
+    pub(crate) fn online_replacements<R: Into<Vec<u8>>>(
+        &self,
+        keys: Vec<Vec<u8>>,
+        rows: Vec<(Micros, R)>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let current = self.engine.multi_get(Cf::Online, &keys)?;
         let mut updates = Vec::with_capacity(keys.len());
-        for ((key, (ts, bytes)), current) in candidates.into_iter().zip(current) {
+        for ((key, (ts, row)), current) in keys.into_iter().zip(rows).zip(current) {
             let replaces = match current {
                 None => true,
                 Some(stored) => ts >= proto::RowTimes::decode(stored.as_slice())?.event_ts_micros,
             };
             if replaces {
-                updates.push((key, bytes));
+                updates.push((key, row.into()));
             }
         }
         Ok(updates)
@@ -324,8 +335,8 @@ pub(crate) type NewestRows = HashMap<Vec<u8>, Newest>;
 /// others of that version (their sequence numbers in the history keys start
 /// there): each row's history entry and its aggregation-index entries (one
 /// per grouping in `masks`) go to `put`; `newest` keeps each entity's newest
-/// row (later rows win ties on event time). `created`: the created time, or
-/// `None` for a backfill (each row's event time).
+/// row (later rows win ties on event time), if given. `created`: the
+/// created time, or `None` for a backfill (each row's event time).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_rows(
     view: &FeatureView,
@@ -334,7 +345,7 @@ pub(crate) fn encode_rows(
     version: u64,
     created: Option<Micros>,
     masks: &std::collections::BTreeSet<u8>,
-    newest: &mut NewestRows,
+    mut newest: Option<&mut NewestRows>,
     put: &mut dyn FnMut(Cf, Vec<u8>, Vec<u8>),
 ) -> Result<()> {
     for (seq, row) in (first_seq..).zip(rows) {
@@ -359,6 +370,14 @@ pub(crate) fn encode_rows(
                 bytes.clone(),
             );
         }
+        let Some(newest) = newest.as_deref_mut() else {
+            put(
+                Cf::History,
+                codec::into_history_key(prefix, position),
+                bytes,
+            );
+            continue;
+        };
         put(
             Cf::History,
             codec::history_key(&prefix, position),

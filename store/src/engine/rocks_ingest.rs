@@ -88,15 +88,23 @@ impl RocksEngine {
     /// applies the commit batch, which deletes the marker.
     pub(super) fn finish_ingestion(&self, pending: &Pending) -> Result<()> {
         let dir = self.staging_root().join(&pending.staging);
-        for (cf, name) in &pending.files {
-            let path = dir.join(name);
-            if !path.exists() {
+        // A column family's files (key ranges that do not overlap) in one
+        // call: all of them or none.
+        for cf in Cf::ALL {
+            let paths: Vec<PathBuf> = pending
+                .files
+                .iter()
+                .filter(|(file_cf, _)| *file_cf == cf)
+                .map(|(_, name)| dir.join(name))
+                .filter(|path| path.exists())
+                .collect();
+            if paths.is_empty() {
                 continue;
             }
             let mut options = IngestExternalFileOptions::default();
             options.set_move_files(true);
             self.db
-                .ingest_external_file_cf_opts(self.handle(*cf), &options, vec![path])
+                .ingest_external_file_cf_opts(self.handle(cf), &options, paths)
                 .map_err(engine_error)?;
         }
         self.write_synced(pending.commit_batch())?;

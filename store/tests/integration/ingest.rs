@@ -132,6 +132,13 @@ fn a_large_ingestion_encoded_in_parts_equals_a_push() {
     ingested_equals_pushed_with(DEFINITIONS, "a", user_row, 7, 150_000);
 }
 
+/// Parts merged per key range, in the history and the aggregation index
+/// both, each range written to its own files.
+#[test]
+fn a_large_events_ingestion_in_parts_and_key_ranges_equals_a_push() {
+    ingested_equals_pushed_with(EVENTS, "play", play, 11, 140_000);
+}
+
 #[test]
 fn a_rejected_ingestion_writes_nothing() {
     let t = store_with(Kind::Rocks, DEFINITIONS, 200);
