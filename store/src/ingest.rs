@@ -168,6 +168,9 @@ fn encode_in_parts(
         .map(|parts| parts.into_iter().unzip())
 }
 
+/// An encoded row and its event time.
+type TimedRow<'a> = (Micros, &'a [u8]);
+
 /// One key range's pieces of the parts' sorted entries, merged.
 fn merged(range: Vec<&mut [(Vec<u8>, Vec<u8>)]>) -> Entries {
     let mut entries = Vec::with_capacity(range.iter().map(|piece| piece.len()).sum());
@@ -179,7 +182,7 @@ fn merged(range: Vec<&mut [(Vec<u8>, Vec<u8>)]>) -> Entries {
 /// order an entity's rows by event time, then store version and sequence,
 /// so later rows win ties): the online keys and the rows with their event
 /// times.
-fn newest_per_entity(history: &Entries) -> (Vec<Vec<u8>>, Vec<(Micros, &[u8])>) {
+fn newest_per_entity(history: &Entries) -> (Vec<Vec<u8>>, Vec<TimedRow<'_>>) {
     let mut keys = Vec::new();
     let mut rows = Vec::new();
     for (i, (key, row)) in history.iter().enumerate() {

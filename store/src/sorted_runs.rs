@@ -10,11 +10,11 @@ use std::borrow::Borrow;
 /// one cut key never span two ranges. The pivots are the cut keys at even
 /// quantiles of the longest run (callers' runs are alike). Each run must be
 /// sorted by its cut key too.
-pub(crate) fn key_ranges<'r, T, K>(
-    runs: &'r mut [Vec<T>],
+pub(crate) fn key_ranges<T, K>(
+    runs: &mut [Vec<T>],
     parts: usize,
     cut_key: impl Fn(&T) -> &K,
-) -> Vec<Vec<&'r mut [T]>>
+) -> Vec<Vec<&mut [T]>>
 where
     K: Ord + ToOwned + ?Sized,
 {
