@@ -313,14 +313,15 @@ impl FeatureStore {
         keys: Vec<Vec<u8>>,
         rows: Vec<(Micros, R)>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let current = self.engine.multi_get(Cf::Online, &keys)?;
+        // The stored row's event time, where there is one.
+        let mut stored: Vec<Option<Micros>> = vec![None; keys.len()];
+        self.engine.get_sorted(Cf::Online, &keys, &mut |i, row| {
+            stored[i] = Some(proto::RowTimes::decode(row)?.event_ts_micros);
+            Ok(())
+        })?;
         let mut updates = Vec::with_capacity(keys.len());
-        for ((key, (ts, row)), current) in keys.into_iter().zip(rows).zip(current) {
-            let replaces = match current {
-                None => true,
-                Some(stored) => ts >= proto::RowTimes::decode(stored.as_slice())?.event_ts_micros,
-            };
-            if replaces {
+        for ((key, (ts, row)), stored) in keys.into_iter().zip(rows).zip(stored) {
+            if stored.is_none_or(|stored| ts >= stored) {
                 updates.push((key, row.into()));
             }
         }

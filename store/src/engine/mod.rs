@@ -100,6 +100,48 @@ pub trait Engine: Send + Sync + 'static {
         keys.iter().map(|k| self.get(cf, k)).collect()
     }
 
+    /// Hands `found` the stored value of each of `keys` (strictly
+    /// increasing) that `cf` holds, with the key's index, in one forward
+    /// walk of a cursor: a few steps by `next` when the next key is near,
+    /// a `seek` otherwise. Many sorted keys of a dense range (a backfill's
+    /// online rows) cost a step each instead of a point lookup each.
+    fn get_sorted(
+        &self,
+        cf: Cf,
+        keys: &[Vec<u8>],
+        found: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        /// Steps before a seek (RocksDB's own iterators skip 8 entries
+        /// before they reseek).
+        const STEPS_BEFORE_SEEK: usize = 8;
+        let Some(first) = keys.first() else {
+            return Ok(());
+        };
+        let mut cursor = self.cursor(cf)?;
+        cursor.seek(first);
+        for (i, key) in keys.iter().enumerate() {
+            let mut steps = 0;
+            loop {
+                match cursor.entry() {
+                    // Past the last key: the rest are not there.
+                    None => return cursor.status(),
+                    Some((at, value)) if at >= key.as_slice() => {
+                        if at == key.as_slice() {
+                            found(i, value)?;
+                        }
+                        break;
+                    }
+                    Some(_) if steps < STEPS_BEFORE_SEEK => {
+                        cursor.next();
+                        steps += 1;
+                    }
+                    Some(_) => cursor.seek(key),
+                }
+            }
+        }
+        cursor.status()
+    }
+
     /// Applies all writes or none. When this returns `Ok`, the batch survives
     /// a crash of the process (and, for durable engines, of the machine).
     fn write(&self, batch: WriteBatch) -> Result<()>;
