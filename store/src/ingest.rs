@@ -67,7 +67,7 @@ impl FeatureStore {
                 scope.spawn(move || {
                     let history = merged(range);
                     let (keys, rows) = newest_per_entity(&history);
-                    let online = self.online_replacements(keys, rows)?;
+                    let online = self.online_replacements(keys, rows, true)?;
                     Ok(vec![
                         SortedRun::new(Cf::History, history)?,
                         SortedRun::new(Cf::Online, online)?,

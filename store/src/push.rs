@@ -302,23 +302,39 @@ impl FeatureStore {
         let mut candidates: Vec<(Vec<u8>, Newest)> = newest.into_iter().collect();
         candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let (keys, rows) = candidates.into_iter().unzip();
-        self.online_replacements(keys, rows)
+        self.online_replacements(keys, rows, false)
     }
 
     /// The candidates (online `keys`, in increasing order, and each one's
     /// event time and encoded row) that replace the stored online row: it
-    /// moves only forward in event time.
+    /// moves only forward in event time. `walk`: the stored rows are found
+    /// by one cursor walk (a bulk ingestion's keys cover the keyspace
+    /// densely); otherwise by point lookups (a live batch's few keys: a
+    /// walk would seek through every level and memtable for each, where a
+    /// point lookup skips most of them by their bloom filters).
     pub(crate) fn online_replacements<R: Into<Vec<u8>>>(
         &self,
         keys: Vec<Vec<u8>>,
         rows: Vec<(Micros, R)>,
+        walk: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         // The stored row's event time, where there is one.
         let mut stored: Vec<Option<Micros>> = vec![None; keys.len()];
-        self.engine.get_sorted(Cf::Online, &keys, &mut |i, row| {
-            stored[i] = Some(proto::RowTimes::decode(row)?.event_ts_micros);
-            Ok(())
-        })?;
+        if walk {
+            self.engine.get_sorted(Cf::Online, &keys, &mut |i, row| {
+                stored[i] = Some(proto::RowTimes::decode(row)?.event_ts_micros);
+                Ok(())
+            })?;
+        } else {
+            for (slot, row) in stored
+                .iter_mut()
+                .zip(self.engine.multi_get(Cf::Online, &keys)?)
+            {
+                if let Some(row) = row {
+                    *slot = Some(proto::RowTimes::decode(row.as_slice())?.event_ts_micros);
+                }
+            }
+        }
         let mut updates = Vec::with_capacity(keys.len());
         for ((key, (ts, row)), stored) in keys.into_iter().zip(rows).zip(stored) {
             if stored.is_none_or(|stored| ts >= stored) {
