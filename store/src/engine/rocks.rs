@@ -84,6 +84,13 @@ impl RocksEngine {
                     },
                 );
             }
+            if *cf == Cf::Online {
+                // Point lookups (serving, and every push's check of the
+                // rows it replaces) skip the memtable's skip list for keys
+                // it does not hold.
+                cf_options.set_memtable_prefix_bloom_ratio(0.05);
+                cf_options.set_memtable_whole_key_filtering(true);
+            }
             ColumnFamilyDescriptor::new(cf.name(), cf_options)
         });
         let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(|e| {
