@@ -52,6 +52,12 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
         writer.json_lines(reader)
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    if ingest {
+        // Ingested files overlap the ones before: the compactions they made
+        // due finish now, inside the backfill, not at the next open.
+        bar.set_message("waiting for compactions");
+        store.wait_for_compactions()?;
+    }
     bar.finish_and_clear();
     let elapsed = bar.elapsed().as_secs_f64().max(1e-9);
     println!(

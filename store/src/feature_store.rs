@@ -331,6 +331,15 @@ impl FeatureStore {
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
     }
 
+    /// Waits for the compactions earlier writes made due (see
+    /// [`Engine::wait_for_compactions`](crate::engine::Engine::wait_for_compactions)):
+    /// a bulk load ends with its tree settled, and the next process does
+    /// not start by redoing a compaction this one dropped at exit.
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        let _span = tracing::info_span!("store.wait_for_compactions").entered();
+        self.engine.wait_for_compactions()
+    }
+
     /// Compacts history now, dropping the rows retention has expired
     /// (compactions do it on their own as data is written; this is for
     /// operators and tests).

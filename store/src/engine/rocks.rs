@@ -297,6 +297,12 @@ impl Engine for RocksEngine {
         Ok(())
     }
 
+    fn wait_for_compactions(&self) -> Result<()> {
+        self.db
+            .wait_for_compact(&rocksdb::WaitForCompactOptions::default())
+            .map_err(engine_error)
+    }
+
     fn checkpoint(&self, dir: &Path) -> Result<()> {
         // Hard links to the immutable SST files plus a copy of the live
         // WAL and manifest: consistent across column families, cheap on one

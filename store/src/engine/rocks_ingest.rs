@@ -238,6 +238,44 @@ mod tests {
     }
 
     #[test]
+    fn compactions_that_overlapping_ingestions_made_due_are_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        let level0 = |engine: &RocksEngine| {
+            engine
+                .db
+                .property_int_value_cf(engine.handle(Cf::History), "rocksdb.num-files-at-level0")
+                .unwrap()
+                .unwrap()
+        };
+        // Each ingestion overlaps the ones before: its file lands in L0.
+        for round in 0..6 {
+            let entries = (0..50_000)
+                .map(|i| {
+                    (
+                        format!("k{i:05}-{round}").into_bytes(),
+                        vec![round as u8; 64],
+                    )
+                })
+                .collect();
+            let run = SortedRun::new(Cf::History, entries).unwrap();
+            engine.ingest(vec![run], WriteBatch::default()).unwrap();
+        }
+        engine.wait_for_compactions().unwrap();
+        assert!(level0(&engine) < 4, "{} files left in L0", level0(&engine));
+        let pending = engine
+            .db
+            .property_int_value("rocksdb.compaction-pending")
+            .unwrap()
+            .unwrap();
+        assert_eq!(pending, 0);
+        assert_eq!(
+            get(&engine, Cf::History, "k49999-5").as_deref(),
+            Some(&*String::from_utf8(vec![5; 64]).unwrap())
+        );
+    }
+
+    #[test]
     fn files_staged_before_a_marker_are_deleted_unapplied_at_open() {
         let dir = tempfile::tempdir().unwrap();
         {
