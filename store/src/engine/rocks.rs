@@ -167,7 +167,7 @@ impl RocksEngine {
 
 /// L0 files that start a compaction in the column families rows live in
 /// (RocksDB's default: 4).
-const L0_COMPACTION_TRIGGER: i32 = 8;
+pub(super) const L0_COMPACTION_TRIGGER: i32 = 8;
 
 /// How far a long scan reads ahead of its position.
 const SCAN_READAHEAD_BYTES: usize = 2 << 20;
