@@ -56,7 +56,12 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
         // Ingested files overlap the ones before: the compactions they made
         // due finish now, inside the backfill, not at the next open.
         bar.set_message("waiting for compactions");
-        store.wait_for_compactions()?;
+        store.wait_for_compactions().with_context(|| {
+            format!(
+                "the rows are stored (store version {}), but waiting for the compactions they made due failed",
+                totals.last_version
+            )
+        })?;
     }
     bar.finish_and_clear();
     let elapsed = bar.elapsed().as_secs_f64().max(1e-9);

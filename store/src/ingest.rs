@@ -1,5 +1,6 @@
 //! Backfills by bulk ingestion: a batch of rows is validated like a push,
-//! encoded, sorted per column family and handed to the engine's
+//! encoded and sorted in parts, merged per key range on every core and
+//! handed to the engine's
 //! [`ingest`](crate::engine::Engine::ingest) (RocksDB: SST files ingested
 //! without the WAL or the memtables) as one store version. The rows are
 //! stored exactly as a backfill push would store them (created time = event

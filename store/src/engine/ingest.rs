@@ -1,7 +1,8 @@
 //! Bulk loads that bypass the write-ahead log and the memtables: sorted
-//! runs of puts, one per column family, plus a small commit batch. The
-//! RocksDB engine writes each run to an SST file and ingests the files
-//! (`rocks_ingest.rs`); other engines apply everything as one batch.
+//! runs of puts (one or more per column family, their key ranges apart),
+//! plus a small commit batch. The RocksDB engine writes each run to an SST
+//! file and ingests the files (`rocks_ingest.rs`); other engines apply
+//! everything as one batch.
 //!
 //! Crash safety without a multi-column-family atomic ingestion (RocksDB's C
 //! API has none): before the first file is ingested, a marker naming the

@@ -111,8 +111,8 @@ pub trait Engine: Send + Sync + 'static {
         keys: &[Vec<u8>],
         found: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        /// Steps before a seek (RocksDB's own iterators skip 8 entries
-        /// before they reseek).
+        /// Steps before a seek (as RocksDB's iterators step over up to 8
+        /// hidden versions of a key before they reseek).
         const STEPS_BEFORE_SEEK: usize = 8;
         let Some(first) = keys.first() else {
             return Ok(());

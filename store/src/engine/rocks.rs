@@ -71,10 +71,11 @@ impl RocksEngine {
             cf_options.set_block_based_table_factory(&table_options(Some(&cache)));
             cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
             if matches!(cf, Cf::History | Cf::AggIndex | Cf::Online) {
-                // A backfill ingests one file per key range and core, each
-                // overlapping the files before it, into L0: at RocksDB's
-                // default of 4 files, every other ingestion on 2 cores
-                // rewrote the whole bottom level.
+                // A backfill ingests one file per key range (one range per
+                // worker thread); the files of one ingestion are apart,
+                // but each overlaps earlier ingestions' files, so it lands
+                // in L0. At RocksDB's default of 4 files, every other
+                // ingestion on 2 cores rewrote the whole bottom level.
                 cf_options.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER);
                 let (rules, cf) = (Arc::clone(&retention), *cf);
                 cf_options.set_compaction_filter(

@@ -85,12 +85,23 @@ impl RocksEngine {
     }
 
     /// Ingests the staged files still present (a moved one is gone) and
-    /// applies the commit batch, which deletes the marker.
+    /// applies the commit batch, which deletes the marker. A crash while
+    /// RocksDB unlinks the originals of a call's files leaves some of them,
+    /// hard links to live SST files: ingesting one again writes its entries
+    /// again, unchanged (RocksDB does not write a sequence number into the
+    /// file, `write_global_seqno` being off by default).
     pub(super) fn finish_ingestion(&self, pending: &Pending) -> Result<()> {
         let dir = self.staging_root().join(&pending.staging);
-        // A column family's files (key ranges that do not overlap) in one
-        // call: all of them or none.
-        for cf in Cf::ALL {
+        // A column family's files (key ranges that do not overlap each
+        // other) in one call: all of them or none. Column families in the
+        // order of their first run.
+        let mut cfs: Vec<Cf> = Vec::new();
+        for (cf, _) in &pending.files {
+            if !cfs.contains(cf) {
+                cfs.push(*cf);
+            }
+        }
+        for cf in cfs {
             let paths: Vec<PathBuf> = pending
                 .files
                 .iter()
@@ -180,7 +191,9 @@ mod tests {
         let mut commit = WriteBatch::default();
         commit.put(Cf::Meta, b"version".to_vec(), b"2".to_vec());
         let runs = vec![
+            // Two key ranges of one column family.
             run(Cf::History, &[("h1", "a"), ("h2", "b")]),
+            run(Cf::History, &[("h3", "c")]),
             run(Cf::AggIndex, &[("g1", "a")]),
             run(Cf::Online, &[("o1", "b")]),
         ];
@@ -189,7 +202,9 @@ mod tests {
 
     #[test]
     fn a_crash_after_the_marker_is_rolled_forward_at_open() {
-        for ingested_before_crash in 0..=3 {
+        // Files moved one at a time: a crash may leave a column family's
+        // files partly moved (RocksDB unlinks the originals one by one).
+        for ingested_before_crash in 0..=4 {
             let dir = tempfile::tempdir().unwrap();
             {
                 let engine = RocksEngine::open(dir.path()).unwrap();
@@ -209,6 +224,7 @@ mod tests {
             let engine = RocksEngine::open(dir.path()).unwrap();
             assert_eq!(get(&engine, Cf::History, "h1").as_deref(), Some("a"));
             assert_eq!(get(&engine, Cf::History, "h2").as_deref(), Some("b"));
+            assert_eq!(get(&engine, Cf::History, "h3").as_deref(), Some("c"));
             assert_eq!(get(&engine, Cf::AggIndex, "g1").as_deref(), Some("a"));
             assert_eq!(get(&engine, Cf::Online, "o1").as_deref(), Some("b"));
             assert_eq!(get(&engine, Cf::Meta, "version").as_deref(), Some("2"));
@@ -225,12 +241,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = RocksEngine::open(dir.path()).unwrap();
         let pending = staged(&engine);
-        let (_, second) = &pending.files[1];
-        let path = engine.staging_root().join(&pending.staging).join(second);
+        // The aggregation index's file, after the history's two.
+        let (cf, third) = &pending.files[2];
+        assert_eq!(*cf, Cf::AggIndex);
+        let path = engine.staging_root().join(&pending.staging).join(third);
         std::fs::write(path, b"not an sst file").unwrap();
         assert!(engine.finish_or_refuse_writes(&pending).is_err());
-        // The first run is in; its version must not be reused.
+        // The history's runs are in; its version must not be reused.
         assert_eq!(get(&engine, Cf::History, "h1").as_deref(), Some("a"));
+        assert_eq!(get(&engine, Cf::History, "h3").as_deref(), Some("c"));
         let mut batch = WriteBatch::default();
         batch.put(Cf::Meta, b"version".to_vec(), b"2".to_vec());
         let err = engine.write(batch).unwrap_err();
@@ -249,8 +268,8 @@ mod tests {
                 .unwrap()
                 .unwrap()
         };
-        // Each ingestion overlaps the ones before: its file lands in L0,
-        // past the compaction trigger.
+        // Each ingestion after the first overlaps the ones before: its file
+        // lands in L0, past the compaction trigger.
         let rounds = L0_COMPACTION_TRIGGER as usize + 2;
         for round in 0..rounds {
             let entries = (0..50_000)
@@ -272,7 +291,7 @@ mod tests {
         );
         let pending = engine
             .db
-            .property_int_value("rocksdb.compaction-pending")
+            .property_int_value_cf(engine.handle(Cf::History), "rocksdb.compaction-pending")
             .unwrap()
             .unwrap();
         assert_eq!(pending, 0);
