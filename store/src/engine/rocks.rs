@@ -62,6 +62,9 @@ impl RocksEngine {
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
         db_options.increase_parallelism(2);
+        // A compaction from L0 into the bottom level (after a backfill's
+        // overlapping ingestions) is split by key range over two threads.
+        db_options.set_max_subcompactions(2);
         db_options.set_db_write_buffer_size(options.write_buffer_bytes);
 
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
