@@ -15,7 +15,7 @@ use crate::codec;
 use crate::engine::{SortedRun, WriteBatch};
 use crate::error::Result;
 use crate::feature_store::{put_store_version, FeatureStore};
-use crate::push::{encode_rows, retired, ParsedRow, PushOutcome};
+use crate::push::{encode_rows, retired, ParsedRow, PushOutcome, StoredRows};
 use crate::registry::FeatureView;
 use crate::sorted_runs::{key_ranges, merge_sorted};
 use crate::text_rows::TextColumns;
@@ -68,7 +68,7 @@ impl FeatureStore {
                 scope.spawn(move || {
                     let history = merged(range);
                     let (keys, rows) = newest_per_entity(&history);
-                    let online = self.online_replacements(keys, rows, true)?;
+                    let online = self.online_replacements(keys, rows, StoredRows::Walk)?;
                     Ok(vec![
                         SortedRun::new(Cf::History, history)?,
                         SortedRun::new(Cf::Online, online)?,

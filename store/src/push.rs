@@ -302,25 +302,22 @@ impl FeatureStore {
         let mut candidates: Vec<(Vec<u8>, Newest)> = newest.into_iter().collect();
         candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let (keys, rows) = candidates.into_iter().unzip();
-        self.online_replacements(keys, rows, false)
+        self.online_replacements(keys, rows, StoredRows::PointLookups)
     }
 
     /// The candidates (online `keys`, in increasing order, and each one's
     /// event time and encoded row) that replace the stored online row: it
-    /// moves only forward in event time. `walk`: the stored rows are found
-    /// by one cursor walk (a bulk ingestion's keys cover the keyspace
-    /// densely); otherwise by point lookups (a live batch's few keys: a
-    /// walk would seek through every level and memtable for each, where a
-    /// point lookup skips most of them by their bloom filters).
+    /// moves only forward in event time. The stored rows are found as
+    /// `lookup` says.
     pub(crate) fn online_replacements<R: Into<Vec<u8>>>(
         &self,
         keys: Vec<Vec<u8>>,
         rows: Vec<(Micros, R)>,
-        walk: bool,
+        lookup: StoredRows,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         // The stored row's event time, where there is one.
         let mut stored: Vec<Option<Micros>> = vec![None; keys.len()];
-        if walk {
+        if lookup == StoredRows::Walk {
             self.engine.get_sorted(Cf::Online, &keys, &mut |i, row| {
                 stored[i] = Some(proto::RowTimes::decode(row)?.event_ts_micros);
                 Ok(())
@@ -343,6 +340,18 @@ impl FeatureStore {
         }
         Ok(updates)
     }
+}
+
+/// How the stored online rows a write may replace are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoredRows {
+    /// One cursor walk over the sorted keys: a bulk ingestion's keys cover
+    /// the keyspace densely.
+    Walk,
+    /// A lookup per key: a live batch's few keys, where a walk would seek
+    /// through every memtable and level for each and a point lookup skips
+    /// most of them by their bloom filters.
+    PointLookups,
 }
 
 /// The newest row per (view, entity) over the batches being written.
