@@ -1,14 +1,17 @@
 //! `reprise push`: a file's rows in batches through the push path, or, for
 //! a backfill, by bulk ingestion. CSV rows are parsed straight into typed
-//! values on a thread of their own while the previous batch is written;
-//! JSON lines go through the JSON push path.
+//! values on a thread of their own, and each batch is encoded while the one
+//! before it is written (`FeatureStore::prepare_parsed`); JSON lines go
+//! through the JSON push path.
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use reprise_store::push::ParsedRow;
+use reprise_store::push::{ParsedRow, PreparedPush};
+use reprise_store::text_rows::TextColumns;
 use reprise_store::{FeatureStore, PushOutcome, StoreError};
 use serde_json::Value as Json;
 
@@ -158,16 +161,59 @@ impl Writer<'_> {
                     let _ = send.send(Ok(batch));
                 }
             });
-            let mut totals = Totals::default();
-            for batch in receive {
-                let batch = batch?;
-                let outcome = if self.ingest {
-                    self.store.ingest_parsed(&columns, batch)
-                } else {
-                    self.store.push_parsed(&columns, batch, self.backfill)
-                };
-                totals.add(outcome.map_err(|e| located(e, totals.written))?);
+            if self.ingest {
+                let mut totals = Totals::default();
+                for batch in receive {
+                    let outcome = self.store.ingest_parsed(&columns, batch?);
+                    totals.add(outcome.map_err(|e| located(e, totals.written))?);
+                }
+                Ok(totals)
+            } else {
+                self.push_pipelined(&columns, receive)
             }
+        })
+    }
+
+    /// Pushes `batches` in order, each prepared on this thread while a
+    /// thread of its own writes the one before.
+    fn push_pipelined(
+        &self,
+        columns: &TextColumns,
+        batches: Receiver<anyhow::Result<Vec<ParsedRow>>>,
+    ) -> anyhow::Result<Totals> {
+        let (send, prepared) = std::sync::mpsc::sync_channel::<PreparedPush>(0);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> anyhow::Result<Totals> {
+                let mut totals = Totals::default();
+                for push in prepared {
+                    totals.add(push.write().map_err(|e| located(e, totals.written))?);
+                }
+                Ok(totals)
+            });
+            let mut sent = 0;
+            let mut preparing = || -> anyhow::Result<()> {
+                for batch in &batches {
+                    let batch = batch?;
+                    let rows = batch.len();
+                    let push = self
+                        .store
+                        .prepare_parsed(columns, batch, self.backfill)
+                        .map_err(|e| located(e, sent))?;
+                    if send.send(push).is_err() {
+                        // The writer stopped at an error it reports.
+                        break;
+                    }
+                    sent += rows;
+                }
+                Ok(())
+            };
+            let prepared = preparing();
+            drop(send);
+            let written = writer.join().expect("the writing thread panicked");
+            // A failed write makes the next preparation fail too: the
+            // write's error is the one to report.
+            let totals = written?;
+            prepared?;
             Ok(totals)
         })
     }

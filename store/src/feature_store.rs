@@ -1,17 +1,18 @@
 //! [`FeatureStore`]: the registry, the write path that hands out store
 //! versions, and the online cache, over one [`Engine`].
 //!
-//! Write protocol: validated push batches queue in `pending`; a single writer
-//! lock serialises writes. The lock holder takes every queued batch, gives
-//! each the next store version, builds one engine batch (history rows, online
-//! rows, the last version number), writes it with a synced WAL, invalidates
-//! the touched cache entries, publishes the version, and only then answers
-//! each batch's caller (group commit). Readers that see version `V` therefore
-//! see every batch `<= V`.
+//! Write protocol: validated push batches queue in `pending`. The writer
+//! lock holder takes every queued batch (group commit), gives each the next
+//! store version and builds one engine batch (history rows, online rows, the
+//! last version number). It then releases the lock and writes the batch with
+//! a synced WAL while the next group prepares (`write_pipeline.rs`: writes
+//! keep the order of preparation), invalidates the touched cache entries,
+//! publishes the version, and only then answers each batch's caller.
+//! Readers that see version `V` therefore see every batch `<= V`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::cf::Cf;
 use crate::codec;
@@ -25,6 +26,7 @@ use crate::proto::MigrationRecord;
 use crate::registry::Registry;
 use crate::retention::RetentionRules;
 use crate::time::{Clock, Micros};
+use crate::write_pipeline::{WritePipeline, WriterLock};
 
 /// Settings of a [`FeatureStore`].
 #[derive(Debug, Clone)]
@@ -61,7 +63,8 @@ impl Default for StoreConfig {
 pub struct FeatureStore {
     pub(crate) engine: Box<dyn Engine>,
     registry: RwLock<Arc<Registry>>,
-    writer: Mutex<()>,
+    /// The writer lock, and the order of writes (`write_pipeline.rs`).
+    pub(crate) pipeline: WritePipeline,
     /// Validated push batches waiting for the writer (group commit).
     pub(crate) pending: Mutex<Vec<Arc<crate::push::PendingBatch>>>,
     pub(crate) version: AtomicU64,
@@ -132,7 +135,7 @@ impl FeatureStore {
         Ok(FeatureStore {
             engine,
             registry: RwLock::new(Arc::new(registry)),
-            writer: Mutex::new(()),
+            pipeline: WritePipeline::default(),
             pending: Mutex::new(Vec::new()),
             version: AtomicU64::new(version),
             view_versions: RwLock::new(std::collections::HashMap::new()),
@@ -156,6 +159,12 @@ impl FeatureStore {
     /// The newest committed store version.
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
+    }
+
+    /// Push groups prepared and not yet written: 0, 1, or 2 while one is
+    /// written and the next waits for its turn (`write_pipeline.rs`).
+    pub fn writes_in_flight(&self) -> u64 {
+        self.pipeline.in_flight_count()
     }
 
     /// The registry as of now (cheap to clone; replaced, never mutated, by
@@ -352,8 +361,10 @@ impl FeatureStore {
         Ok(())
     }
 
-    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// The writer lock, taken once no push group is being written: the
+    /// holder writes on top of the last written version.
+    pub(crate) fn lock_writer(&self) -> WriterLock<'_> {
+        self.pipeline.lock_exclusive()
     }
 
     /// Writes `batch` (holding store versions up to `version`, under the

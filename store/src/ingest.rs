@@ -68,7 +68,11 @@ impl FeatureStore {
                 scope.spawn(move || {
                     let history = merged(range);
                     let (keys, rows) = newest_per_entity(&history);
-                    let online = self.online_replacements(keys, rows, StoredRows::Walk)?;
+                    let online = self
+                        .online_replacements(keys, rows, StoredRows::Walk)?
+                        .into_iter()
+                        .map(|(key, _, row)| (key, row))
+                        .collect();
                     Ok(vec![
                         SortedRun::new(Cf::History, history)?,
                         SortedRun::new(Cf::Online, online)?,

@@ -46,6 +46,7 @@ pub mod time;
 pub mod transform;
 pub mod typed_push;
 pub mod types;
+mod write_pipeline;
 
 /// prost types of `proto/reprise.proto`.
 #[allow(clippy::all)]

@@ -23,6 +23,7 @@ use crate::row::RawRow;
 use crate::time::{parse_rfc3339, Micros};
 use crate::transform::EVENT_TIMESTAMP;
 use crate::types::{json_kind, Value};
+use crate::write_pipeline::{OnlineTimes, Preparation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PushOutcome {
@@ -186,62 +187,90 @@ impl FeatureStore {
         Ok(rows)
     }
 
-    /// Group commit: queue the batch, take the writer lock, and either find
-    /// it already written by the previous lock holder, or write everything
-    /// queued (this batch included) as one engine batch with one WAL sync.
-    /// Each batch keeps its own store version; none is acknowledged before
-    /// the sync.
+    /// Group commit: queue the batches, take the writer lock, and either
+    /// find them taken by an earlier lock holder, or take everything queued
+    /// (these batches included) as one group: one engine batch, one WAL
+    /// sync. Each batch keeps its own store version; none is acknowledged
+    /// before the sync. The group is written after the lock is released,
+    /// while the next group prepares (`write_pipeline.rs`).
     fn commit_in_group(&self, batches: Vec<Arc<PendingBatch>>) -> Result<Vec<PushOutcome>> {
         // Queued together, so one group (one engine write) holds them all.
         lock(&self.pending).extend(batches.iter().cloned());
-        let _writer = self.lock_writer();
-        if batches.iter().any(|b| lock(&b.outcome).is_none()) {
-            let group = std::mem::take(&mut *lock(&self.pending));
-            // A push validated before its view version was retired (which
-            // holds this lock) is refused whole, never written.
-            let registry = self.registry();
-            let refused: std::collections::HashSet<u64> = group
-                .iter()
-                .filter(|p| registry.is_retired(p.view.id))
-                .map(|p| p.push)
-                .collect();
-            let (refused, group): (Vec<_>, Vec<_>) =
-                group.into_iter().partition(|p| refused.contains(&p.push));
-            for pending in &refused {
-                *lock(&pending.outcome) = Some(Err(retired(&pending.view)));
-            }
-            let written = if group.is_empty() {
-                Ok(Vec::new())
-            } else {
-                self.write_group(&group)
-            };
-            match written {
-                Ok(outcomes) => {
-                    for (pending, outcome) in group.iter().zip(outcomes) {
-                        *lock(&pending.outcome) = Some(Ok(outcome));
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    for pending in &group {
-                        *lock(&pending.outcome) = Some(Err(StoreError::Engine(message.clone())));
-                    }
-                }
-            }
+        let mut preparation = self.pipeline.lock_to_prepare();
+        let group = std::mem::take(&mut *lock(&self.pending));
+        let prepared = self.prepare_group(&mut preparation, group);
+        drop(preparation);
+        if let Some(prepared) = prepared {
+            prepared.write();
         }
+        // Answered by this thread's group, or by the one that took them.
+        self.pipeline
+            .wait_until(|| batches.iter().all(|b| lock(&b.outcome).is_some()));
         batches
             .iter()
             .map(|b| {
                 lock(&b.outcome)
                     .take()
-                    .expect("a batch not yet written is in the group its thread writes")
+                    .expect("waited for every batch's outcome")
             })
             .collect()
     }
 
-    /// Writes `group` (under the writer lock) as one engine batch.
-    fn write_group(&self, group: &[Arc<PendingBatch>]) -> Result<Vec<PushOutcome>> {
-        let mut version = self.version();
+    /// Prepares `group` (under the writer lock `preparation`) for its write.
+    /// The batches it does not write get their outcome now: refused ones
+    /// (their view was retired), or all of them when preparing fails.
+    fn prepare_group(
+        &self,
+        preparation: &mut Preparation,
+        group: Vec<Arc<PendingBatch>>,
+    ) -> Option<PreparedGroup<'_>> {
+        // A push validated before its view version was retired (which
+        // holds this lock) is refused whole, never written.
+        let registry = self.registry();
+        let refused: std::collections::HashSet<u64> = group
+            .iter()
+            .filter(|p| registry.is_retired(p.view.id))
+            .map(|p| p.push)
+            .collect();
+        let (refused, group): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|p| refused.contains(&p.push));
+        for pending in &refused {
+            *lock(&pending.outcome) = Some(Err(retired(&pending.view)));
+        }
+        if group.is_empty() {
+            return None;
+        }
+        match self.prepare_write(preparation, &group) {
+            Ok(prepared) => Some(prepared),
+            Err(e) => {
+                set_outcomes(&group, Err(e));
+                None
+            }
+        }
+    }
+
+    /// Encodes `group` as one engine batch on top of the group in flight
+    /// (or the store), then waits for its turn to write.
+    fn prepare_write(
+        &self,
+        preparation: &mut Preparation,
+        group: &[Arc<PendingBatch>],
+    ) -> Result<PreparedGroup<'_>> {
+        let mut counters = Deltas::new();
+        for pending in group {
+            for (name, delta) in std::mem::take(&mut *lock(&pending.counters)) {
+                *counters.entry(name).or_default() += delta;
+            }
+        }
+        if !counters.is_empty() {
+            // Counter totals are read from the engine: the group in flight
+            // must be written first.
+            self.pipeline.drain(preparation);
+        }
+        let base = preparation
+            .in_flight()
+            .map_or_else(|| self.version(), |group| group.last_version);
+        let mut version = base;
         let created_now = self.clock.now();
         // The groupings aggregations read, as registered now: a migration
         // that adds one holds this lock while it backfills.
@@ -252,12 +281,8 @@ impl FeatureStore {
         // The newest row per (view, entity) over the group: later rows and
         // later batches win ties on event time.
         let mut newest = NewestRows::new();
-        let mut counters = Deltas::new();
         for pending in group {
             version += 1;
-            for (name, delta) in std::mem::take(&mut *lock(&pending.counters)) {
-                *counters.entry(name).or_default() += delta;
-            }
             let rows = std::mem::take(&mut *lock(&pending.rows));
             outcomes.push(PushOutcome {
                 written: rows.len(),
@@ -277,32 +302,170 @@ impl FeatureStore {
             )?;
         }
 
-        let mut touched = Vec::new();
-        for (key, bytes) in self.online_updates(newest)? {
+        let written_before = preparation.in_flight().map(|group| &group.online);
+        let updates = self.online_updates(newest, written_before)?;
+        let mut touched = Vec::with_capacity(updates.len());
+        let mut online = OnlineTimes::with_capacity(updates.len());
+        for (key, event_ts, bytes) in updates {
             touched.push(key.clone());
+            online.insert(key.clone(), event_ts);
             batch.put(Cf::Online, key, bytes);
         }
         self.add_counters(&mut batch, &counters)?;
-        self.commit(batch, version, &touched)?;
-        let writes: Vec<(u32, u64)> = group
-            .iter()
-            .zip(&outcomes)
-            .map(|(p, o)| (p.view.id, o.store_version))
-            .collect();
-        self.record_view_writes(&writes);
-        Ok(outcomes)
+        let ticket = self.pipeline.take_turn(preparation, version, online);
+        if self.version() != base {
+            // The group it was prepared on was not written.
+            preparation.forget_in_flight();
+            return Err(StoreError::Engine(
+                "not written: the write before it failed; push again".into(),
+            ));
+        }
+        Ok(PreparedGroup {
+            store: self,
+            batch: Some(batch),
+            version,
+            touched,
+            outcomes,
+            group: group.to_vec(),
+            _ticket: ticket,
+        })
+    }
+
+    /// Prepares a push of rows parsed from text cells by `columns` (one
+    /// store version), to be written by [`PreparedPush::write`]: the next
+    /// push prepares while this one is written (each waits for the one
+    /// before it to be written before it returns). A CLI push of a file
+    /// overlaps encoding with writing this way.
+    pub fn prepare_parsed(
+        &self,
+        columns: &crate::text_rows::TextColumns,
+        rows: Vec<ParsedRow>,
+        backfill: bool,
+    ) -> Result<PreparedPush<'_>> {
+        let _span = tracing::info_span!("store.prepare_push").entered();
+        let view = columns.view();
+        let rows = self.check_rows(view, rows)?;
+        let pending = Arc::new(PendingBatch {
+            view: Arc::clone(view),
+            push: NEXT_PUSH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            backfill,
+            rows: Mutex::new(rows),
+            counters: Mutex::new(Deltas::new()),
+            outcome: Mutex::new(None),
+        });
+        let mut preparation = self.pipeline.lock_to_prepare();
+        let prepared = self.prepare_group(&mut preparation, vec![Arc::clone(&pending)]);
+        drop(preparation);
+        match prepared {
+            Some(group) => Ok(PreparedPush { group, pending }),
+            None => Err(lock(&pending.outcome)
+                .take()
+                .expect("a batch not prepared has its outcome")
+                .expect_err("a batch not prepared was refused")),
+        }
+    }
+}
+
+/// A push prepared by [`FeatureStore::prepare_parsed`], its turn to write
+/// come. Dropping it unwritten refuses it, and the push prepared after it.
+pub struct PreparedPush<'s> {
+    group: PreparedGroup<'s>,
+    pending: Arc<PendingBatch>,
+}
+
+impl PreparedPush<'_> {
+    /// Writes the push (durably) and publishes its store version.
+    pub fn write(self) -> Result<PushOutcome> {
+        self.group.write();
+        lock(&self.pending.outcome)
+            .take()
+            .expect("a written group has its outcomes")
+    }
+}
+
+/// One engine batch holding a group of push batches, its turn to write
+/// come.
+struct PreparedGroup<'s> {
+    store: &'s FeatureStore,
+    /// `None` once written.
+    batch: Option<WriteBatch>,
+    /// The last store version it writes.
+    version: u64,
+    /// The online keys it writes (their cached rows are dropped).
+    touched: Vec<Vec<u8>>,
+    group: Vec<Arc<PendingBatch>>,
+    outcomes: Vec<PushOutcome>,
+    /// Dropped after the outcomes are set: the next group may write.
+    _ticket: crate::write_pipeline::Ticket<'s>,
+}
+
+impl PreparedGroup<'_> {
+    /// Writes the batch and gives each push batch its outcome.
+    fn write(mut self) {
+        let batch = self.batch.take().expect("written once");
+        let store = self.store;
+        match store.commit(batch, self.version, &self.touched) {
+            Ok(()) => {
+                let writes: Vec<(u32, u64)> = self
+                    .group
+                    .iter()
+                    .zip(&self.outcomes)
+                    .map(|(p, o)| (p.view.id, o.store_version))
+                    .collect();
+                store.record_view_writes(&writes);
+                for (pending, outcome) in self.group.iter().zip(&self.outcomes) {
+                    *lock(&pending.outcome) = Some(Ok(*outcome));
+                }
+            }
+            Err(e) => set_outcomes(&self.group, Err(e)),
+        }
+    }
+}
+
+impl Drop for PreparedGroup<'_> {
+    fn drop(&mut self) {
+        if self.batch.is_some() {
+            set_outcomes(
+                &self.group,
+                Err(StoreError::Engine(
+                    "not written: dropped before its write".into(),
+                )),
+            );
+        }
+    }
+}
+
+/// Gives every batch of `group` the outcome `failed` (as an engine error
+/// when there are several, since the error is not `Clone`).
+fn set_outcomes(group: &[Arc<PendingBatch>], failed: Result<PushOutcome>) {
+    match group {
+        [only] => *lock(&only.outcome) = Some(failed),
+        _ => {
+            let message = match &failed {
+                Err(e) => e.to_string(),
+                Ok(_) => unreachable!("only failures are shared"),
+            };
+            for pending in group {
+                *lock(&pending.outcome) = Some(Err(StoreError::Engine(message.clone())));
+            }
+        }
     }
 }
 
 impl FeatureStore {
     /// The online rows `newest` replaces (the online row moves only forward
-    /// in event time), in key order.
-    pub(crate) fn online_updates(&self, newest: NewestRows) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// in event time), in key order, with their event times. The rows of
+    /// the group in flight (`written_before`) count as stored.
+    pub(crate) fn online_updates(
+        &self,
+        newest: NewestRows,
+        written_before: Option<&OnlineTimes>,
+    ) -> Result<Vec<OnlineUpdate>> {
         // Keys sorted, so the engine can look them up in order.
         let mut candidates: Vec<(Vec<u8>, Newest)> = newest.into_iter().collect();
         candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let (keys, rows) = candidates.into_iter().unzip();
-        self.online_replacements(keys, rows, StoredRows::PointLookups)
+        self.online_replacements(keys, rows, StoredRows::PointLookups { written_before })
     }
 
     /// The candidates (online `keys`, in increasing order, and each one's
@@ -314,44 +477,59 @@ impl FeatureStore {
         keys: Vec<Vec<u8>>,
         rows: Vec<(Micros, R)>,
         lookup: StoredRows,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    ) -> Result<Vec<OnlineUpdate>> {
         // The stored row's event time, where there is one.
         let mut stored: Vec<Option<Micros>> = vec![None; keys.len()];
-        if lookup == StoredRows::Walk {
-            self.engine.get_sorted(Cf::Online, &keys, &mut |i, row| {
-                stored[i] = Some(proto::RowTimes::decode(row)?.event_ts_micros);
-                Ok(())
-            })?;
-        } else {
-            for (slot, row) in stored
-                .iter_mut()
-                .zip(self.engine.multi_get(Cf::Online, &keys)?)
-            {
-                if let Some(row) = row {
-                    *slot = Some(proto::RowTimes::decode(row.as_slice())?.event_ts_micros);
+        match lookup {
+            StoredRows::Walk => {
+                self.engine.get_sorted(Cf::Online, &keys, &mut |i, row| {
+                    stored[i] = Some(proto::RowTimes::decode(row)?.event_ts_micros);
+                    Ok(())
+                })?;
+            }
+            StoredRows::PointLookups { written_before } => {
+                for (slot, row) in stored
+                    .iter_mut()
+                    .zip(self.engine.multi_get(Cf::Online, &keys)?)
+                {
+                    if let Some(row) = row {
+                        *slot = Some(proto::RowTimes::decode(row.as_slice())?.event_ts_micros);
+                    }
+                }
+                // What the group in flight writes is newer than the engine's.
+                for (slot, key) in stored.iter_mut().zip(&keys) {
+                    if let Some(ts) = written_before.and_then(|rows| rows.get(key)) {
+                        *slot = Some(*ts);
+                    }
                 }
             }
         }
         let mut updates = Vec::with_capacity(keys.len());
         for ((key, (ts, row)), stored) in keys.into_iter().zip(rows).zip(stored) {
             if stored.is_none_or(|stored| ts >= stored) {
-                updates.push((key, row.into()));
+                updates.push((key, ts, row.into()));
             }
         }
         Ok(updates)
     }
 }
 
+/// An online row replacing the stored one: key, event time, encoding.
+pub(crate) type OnlineUpdate = (Vec<u8>, Micros, Vec<u8>);
+
 /// How the stored online rows a write may replace are found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StoredRows {
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoredRows<'a> {
     /// One cursor walk over the sorted keys: a bulk ingestion's keys cover
     /// the keyspace densely.
     Walk,
     /// A lookup per key: a live batch's few keys, where a walk would seek
     /// through every memtable and level for each and a point lookup skips
-    /// most of them by their bloom filters.
-    PointLookups,
+    /// most of them by their bloom filters. `written_before`: the online
+    /// rows of the group in flight, which the engine may not hold yet.
+    PointLookups {
+        written_before: Option<&'a OnlineTimes>,
+    },
 }
 
 /// The newest row per (view, entity) over the batches being written.

@@ -112,3 +112,124 @@ fn push_all_writes_every_batch_or_none() {
         vec![Some(Value::Int64(1)), Some(Value::Int64(2))]
     );
 }
+
+/// Parses `rows` (user, event seconds, x) for view `a` from text cells.
+fn parsed(
+    s: &reprise_store::FeatureStore,
+    rows: &[(&str, i64, i64)],
+) -> (
+    reprise_store::text_rows::TextColumns,
+    Vec<reprise_store::push::ParsedRow>,
+) {
+    let headers = ["user_id", "event_timestamp", "x"].map(String::from);
+    let columns = s.text_columns("a", &headers).unwrap();
+    let parsed = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (user, seconds, x))| {
+            let cells = [user.to_string(), ts(*seconds), x.to_string()];
+            columns.parse(i, cells.iter().map(String::as_str)).unwrap()
+        })
+        .collect();
+    (columns, parsed)
+}
+
+/// Waits until `s` has `n` push groups in flight.
+fn wait_for_in_flight(s: &reprise_store::FeatureStore, n: u64) {
+    let start = std::time::Instant::now();
+    while s.writes_in_flight() < n {
+        assert!(start.elapsed().as_secs() < 30, "no {n} writes in flight");
+        std::thread::yield_now();
+    }
+}
+
+fn online_x(s: &reprise_store::FeatureStore, user: &str) -> Option<Value> {
+    let users = [object(json!({ "user_id": user }))];
+    s.online_features(&["a:x".to_owned()], &users).unwrap().rows[0].values[0].clone()
+}
+
+#[test]
+fn a_push_prepared_while_the_one_before_is_written_reads_its_online_rows() {
+    let t = store(Kind::Rocks, 10_000);
+    let s = &t.store;
+    let base = s.version();
+    let (columns, first) = parsed(s, &[("u", 100, 1), ("v", 50, 1)]);
+    let first = s.prepare_parsed(&columns, first, true).unwrap();
+    // Older than the first push's row for `u`, newer for `v`.
+    let (_, second) = parsed(s, &[("u", 90, 2), ("v", 60, 2), ("w", 10, 2)]);
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| s.prepare_parsed(&columns, second, true).unwrap());
+        // The second push has read the online rows and waits for its turn:
+        // the first one is not written yet.
+        wait_for_in_flight(s, 2);
+        assert_eq!(s.version(), base);
+        let written = first.write().unwrap();
+        assert_eq!(written.store_version, base + 1);
+        let written = second.join().unwrap().write().unwrap();
+        assert_eq!((written.written, written.store_version), (3, base + 2));
+    });
+    assert_eq!(
+        online_x(s, "u"),
+        Some(Value::Int64(1)),
+        "the newer row stays"
+    );
+    assert_eq!(online_x(s, "v"), Some(Value::Int64(2)));
+    assert_eq!(online_x(s, "w"), Some(Value::Int64(2)));
+    assert_eq!(s.writes_in_flight(), 0);
+}
+
+#[test]
+fn a_push_prepared_on_a_write_that_never_came_is_refused_and_the_next_one_writes() {
+    let t = store(Kind::Rocks, 10_000);
+    let s = &t.store;
+    let base = s.version();
+    let (columns, first) = parsed(s, &[("u", 100, 1)]);
+    let first = s.prepare_parsed(&columns, first, true).unwrap();
+    let (_, second) = parsed(s, &[("v", 100, 2)]);
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| s.prepare_parsed(&columns, second, true));
+        wait_for_in_flight(s, 2);
+        drop(first);
+        let refused = second
+            .join()
+            .unwrap()
+            .err()
+            .expect("built on the dropped push");
+        assert!(refused.to_string().contains("not written"), "{refused}");
+    });
+    assert_eq!(s.version(), base);
+    assert_eq!(online_x(s, "u"), None);
+    assert_eq!(online_x(s, "v"), None);
+    let (_, third) = parsed(s, &[("v", 100, 3)]);
+    let written = s
+        .prepare_parsed(&columns, third, true)
+        .unwrap()
+        .write()
+        .unwrap();
+    assert_eq!(written.store_version, base + 1);
+    assert_eq!(online_x(s, "v"), Some(Value::Int64(3)));
+}
+
+#[test]
+fn other_writers_wait_for_the_push_in_flight() {
+    let t = store(Kind::Rocks, 10_000);
+    let s = &t.store;
+    let base = s.version();
+    let (columns, rows) = parsed(s, &[("u", 100, 1)]);
+    let prepared = s.prepare_parsed(&columns, rows, true).unwrap();
+    std::thread::scope(|scope| {
+        // A model-registry write takes the writer lock exclusively.
+        let other = scope.spawn(|| {
+            s.register_definitions(
+                "later",
+                "[[entity]]\nname = \"later\"\njoin_key = \"later_id\"\n",
+            )
+            .unwrap()
+        });
+        // Time for the other writer to try before the push is written.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(s.version(), base, "nothing written before the push");
+        assert_eq!(prepared.write().unwrap().store_version, base + 1);
+        assert_eq!(other.join().unwrap(), base + 2, "written after the push");
+    });
+}
