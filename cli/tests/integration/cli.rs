@@ -262,3 +262,89 @@ fn export_writes_parquet_partitions_and_continues_from_its_manifest() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("holds the rows up to store version"));
 }
+
+#[test]
+fn a_push_in_batches_keeps_the_newest_row_online_and_stops_at_the_bad_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = reprise_store::time::Clock::system().now();
+    let hours_ago = |h: i64| reprise_store::time::format_rfc3339(now - h * 3_600_000_000);
+    // Batches of two: `u1`'s row in the second batch is older than the one
+    // in the first (which stays online); `u2`'s is newer.
+    let rows = [
+        ("u1", 3, 30),
+        ("u2", 5, 50),
+        ("u1", 4, 40),
+        ("u2", 1, 10),
+        ("u3", 2, 20),
+    ];
+    let csv = dir.path().join("stats.csv");
+    let mut text = String::from("user_id,event_timestamp,plays_7d\n");
+    for (user, hours, plays) in rows {
+        text.push_str(&format!("{user},{},{plays}\n", hours_ago(hours)));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let push = |file: &std::path::Path| {
+        reprise(
+            &data,
+            &[
+                "push",
+                "--view",
+                "user_stats",
+                "--batch-size",
+                "2",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = push(&csv);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pushed 5 rows to user_stats@1 in 3 batches"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The third batch (data row 4 on) holds a row five hours ahead of the
+    // clock, more than the allowed lead (one hour).
+    let bad = dir.path().join("bad.csv");
+    let mut text = String::from("user_id,event_timestamp,plays_7d\n");
+    for (i, user) in ["b1", "b2", "b3", "b4", "b5"].iter().enumerate() {
+        let hours = if i == 4 { -5 } else { 1 };
+        text.push_str(&format!("{user},{},{i}\n", hours_ago(hours)));
+    }
+    std::fs::write(&bad, text).unwrap();
+    let out = push(&bad);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rows[0].event_timestamp")
+            && stderr.contains("the batch starts at data row 4 of the file"),
+        "{stderr}"
+    );
+
+    let store = reprise_store::FeatureStore::open(&data, Default::default()).unwrap();
+    let users: Vec<_> = ["u1", "u2", "u3", "b1", "b4", "b5"]
+        .iter()
+        .map(|u| {
+            serde_json::json!({ "user_id": u })
+                .as_object()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    let online = store
+        .online_features(&["user_stats:plays_7d".to_owned()], &users)
+        .unwrap();
+    let plays: Vec<_> = online.rows.iter().map(|r| r.values[0].clone()).collect();
+    use reprise_store::Value::Int64;
+    assert_eq!(
+        plays,
+        [Some(Int64(30)), Some(Int64(10)), Some(Int64(20)), Some(Int64(0)), Some(Int64(3)), None],
+        "the newest row of each user; the bad file's first two batches are stored, its third is not"
+    );
+}
