@@ -2,7 +2,8 @@
 //! it as one atomic batch with a new store version. Validation happens before
 //! anything is written, so a rejected batch writes nothing. Concurrent
 //! batches are group-committed: one engine write and one WAL sync for all
-//! batches queued while the previous write ran.
+//! batches queued while the previous group prepared. A group is written
+//! while the next one prepares (`write_pipeline.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -335,7 +336,8 @@ impl FeatureStore {
     /// store version), to be written by [`PreparedPush::write`]: the next
     /// push prepares while this one is written (each waits for the one
     /// before it to be written before it returns). A CLI push of a file
-    /// overlaps encoding with writing this way.
+    /// overlaps encoding with writing this way. Write (or drop) it before
+    /// this thread prepares another: that one waits for it.
     pub fn prepare_parsed(
         &self,
         columns: &crate::text_rows::TextColumns,
