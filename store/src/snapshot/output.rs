@@ -73,6 +73,11 @@ pub(crate) trait ChunkSink: Send {
 
     /// The chunk of the rows pushed since the last one.
     fn finish(&mut self) -> Result<Self::Chunk>;
+
+    /// An empty sink building the same output, for another thread.
+    fn another(&self) -> Self
+    where
+        Self: Sized;
 }
 
 /// Output rows, for callers that read a snapshot row by row.
@@ -114,6 +119,10 @@ impl ChunkSink for RowsSink {
 
     fn finish(&mut self) -> Result<Vec<OutputRow>> {
         Ok(std::mem::take(&mut self.rows))
+    }
+
+    fn another(&self) -> Self {
+        RowsSink::default()
     }
 }
 

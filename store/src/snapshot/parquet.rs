@@ -160,6 +160,10 @@ impl ChunkSink for BatchSink {
         RecordBatch::try_new(Arc::clone(&self.schema), arrays)
             .map_err(|e| StoreError::Engine(e.to_string()))
     }
+
+    fn another(&self) -> Self {
+        BatchSink::new(Arc::clone(&self.schema))
+    }
 }
 
 fn schema_of(meta: &SnapshotMeta) -> Result<SchemaRef> {

@@ -223,28 +223,60 @@ impl FeatureStore {
             .map(|(plan, runs)| self.answer_plan(meta, plan, cutoff, runs, pass_rows as usize))
             .collect::<Result<_>>()?;
 
-        let mut decoded = EntityRowChunk::default();
-        for (chunk_index, (kept, first)) in pass.zip(chunks) {
-            let built = self.build_output_chunk(
-                id,
-                layout,
-                plans,
-                &answers,
-                chunk_index,
-                kept,
-                first,
-                &mut decoded,
-                sink,
-            )?;
-            if !emit(Ok(built)) {
-                return Ok(false);
-            }
+        // Each core builds every n-th chunk's output; they are handed on
+        // in order.
+        let workers = worker_threads().clamp(1, chunks.len().max(1));
+        let mut shares: Vec<Vec<ChunkToBuild>> = (0..workers).map(|_| Vec::new()).collect();
+        for (i, (index, (kept, first))) in pass.zip(chunks).enumerate() {
+            shares[i % workers].push(ChunkToBuild { index, kept, first });
         }
-        Ok(true)
+        let mut sinks: Vec<S> = (1..workers).map(|_| sink.another()).collect();
+        let answers = &answers;
+        std::thread::scope(|scope| {
+            let built: Vec<_> = shares
+                .into_iter()
+                .zip(std::iter::once(&mut *sink).chain(sinks.iter_mut()))
+                .map(|(share, sink)| {
+                    // One built chunk ahead: a worker never runs far past
+                    // the order chunks are handed on in.
+                    let (send, built) = std::sync::mpsc::sync_channel(1);
+                    scope.spawn(move || {
+                        let mut decoded = EntityRowChunk::default();
+                        for chunk in share {
+                            let chunk = self.build_output_chunk(
+                                id,
+                                layout,
+                                plans,
+                                answers,
+                                chunk,
+                                &mut decoded,
+                                sink,
+                            );
+                            let failed = chunk.is_err();
+                            if send.send(chunk).is_err() || failed {
+                                return;
+                            }
+                        }
+                    });
+                    built
+                })
+                .collect();
+            // Chunk i comes from worker i % workers; the first worker with
+            // no chunk left has built them all.
+            for worker in (0..workers).cycle() {
+                let Ok(chunk) = built[worker].recv() else {
+                    break;
+                };
+                if !emit(Ok(chunk?)) {
+                    // Dropping the receivers stops the workers.
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
     }
 
-    /// The output of one stored chunk of entity rows, whose first row is
-    /// entity row `first` of the pass.
+    /// The output of one stored chunk of entity rows.
     #[allow(clippy::too_many_arguments)]
     fn build_output_chunk<S: ChunkSink>(
         &self,
@@ -252,15 +284,13 @@ impl FeatureStore {
         layout: &OutputLayout,
         plans: &[ViewPlan],
         answers: &[PassAnswers],
-        chunk_index: u32,
-        kept: Option<Vec<u8>>,
-        first: usize,
+        ChunkToBuild { index, kept, first }: ChunkToBuild,
         decoded: &mut EntityRowChunk,
         sink: &mut S,
     ) -> Result<S::Chunk> {
         let chunk = match kept {
             Some(chunk) => chunk,
-            None => self.snapshot_chunk(id, chunk_index)?,
+            None => self.snapshot_chunk(id, index)?,
         };
         decode_reusing(decoded, &chunk)?;
         // Per view, the feature values of the current entity row.
@@ -515,6 +545,15 @@ fn decode_reusing(decoded: &mut EntityRowChunk, chunk: &[u8]) -> Result<()> {
     decoded.clear();
     decoded.merge(chunk)?;
     Ok(())
+}
+
+/// A stored chunk of entity rows whose output is to be built.
+struct ChunkToBuild {
+    index: u32,
+    /// Its bytes, if kept from reading the pass.
+    kept: Option<Vec<u8>>,
+    /// The position of its first entity row in the pass.
+    first: usize,
 }
 
 /// One part of a pass, read on its own thread.
