@@ -146,6 +146,21 @@ pub trait Engine: Send + Sync + 'static {
     /// a crash of the process (and, for durable engines, of the machine).
     fn write(&self, batch: WriteBatch) -> Result<()>;
 
+    /// Writes `batch` without the write-ahead log: it is durable only once
+    /// [`persist`](Self::persist) of its column families returns. For bulk
+    /// writes that are acknowledged later (a snapshot's entity rows, whose
+    /// metadata is written after them): they skip the log's copy, and the
+    /// next open does not replay them.
+    fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
+        self.write(batch)
+    }
+
+    /// Makes every write to `cf` made so far durable (unlogged ones
+    /// included).
+    fn persist(&self, _cf: Cf) -> Result<()> {
+        Ok(())
+    }
+
     /// Bulk load: `runs` (each one column family's puts in key order) and
     /// then `commit`, all or nothing across a crash (see `ingest.rs`; the
     /// RocksDB engine ingests files, bypassing its WAL and memtables). An

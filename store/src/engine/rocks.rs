@@ -124,6 +124,12 @@ impl RocksEngine {
 
     /// One atomic batch, the WAL synced before it returns.
     pub(super) fn write_synced(&self, batch: WriteBatch) -> Result<()> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.write_with(batch, &options)
+    }
+
+    fn write_with(&self, batch: WriteBatch, options: &WriteOptions) -> Result<()> {
         let mut rocks_batch = rocksdb::WriteBatch::default();
         // Inserting in key order lets the memtable skip list reuse its
         // search path from one key to the next (a stable sort keeps the
@@ -136,10 +142,8 @@ impl RocksEngine {
                 None => rocks_batch.delete_cf(self.handle(*cf), key),
             }
         }
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
         self.db
-            .write_opt(rocks_batch, &options)
+            .write_opt(rocks_batch, options)
             .map_err(engine_error)
     }
 
@@ -213,6 +217,21 @@ impl Engine for RocksEngine {
     fn write(&self, batch: WriteBatch) -> Result<()> {
         self.refuse_after_failed_ingestion()?;
         self.write_synced(batch)
+    }
+
+    fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
+        self.refuse_after_failed_ingestion()?;
+        let mut options = WriteOptions::default();
+        options.disable_wal(true);
+        self.write_with(batch, &options)
+    }
+
+    fn persist(&self, cf: Cf) -> Result<()> {
+        let mut options = rocksdb::FlushOptions::default();
+        options.set_wait(true);
+        self.db
+            .flush_cf_opt(self.handle(cf), &options)
+            .map_err(engine_error)
     }
 
     fn ingest(&self, runs: Vec<super::SortedRun>, commit: WriteBatch) -> Result<()> {

@@ -95,6 +95,9 @@ impl FeatureStore {
         let mut written: Vec<Vec<u8>> = Vec::new();
         match self.store_entity_rows(&id, &plan, next_row, &mut written) {
             Ok(meta) => {
+                // The entity rows were written unlogged: durable before the
+                // metadata that makes them readable.
+                self.engine.persist(Cf::Snapshots)?;
                 let mut batch = WriteBatch::default();
                 batch.put(
                     Cf::Snapshots,
@@ -222,7 +225,7 @@ impl FeatureStore {
             self.write_chunk(id, &mut meta, chunk, &mut pending, written)?;
         }
         if !pending.is_empty() {
-            self.engine.write(pending)?;
+            self.engine.write_unlogged(pending)?;
         }
         if meta.rows == 0 {
             return Err(StoreError::invalid(
@@ -247,7 +250,8 @@ impl FeatureStore {
     }
 
     /// Queues one chunk; every [`CHUNKS_PER_WRITE`] chunks (and at the end)
-    /// the queued ones are written as one durable batch.
+    /// the queued ones are written as one batch, unlogged (made durable
+    /// before the metadata is written).
     fn write_chunk(
         &self,
         id: &str,
@@ -261,7 +265,7 @@ impl FeatureStore {
         written.push(key);
         meta.chunks += 1;
         if pending.len() >= CHUNKS_PER_WRITE {
-            self.engine.write(std::mem::take(pending))?;
+            self.engine.write_unlogged(std::mem::take(pending))?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use reprise_store::time::Micros;
 use reprise_store::{Cutoff, SnapshotSpec};
 use serde_json::{json, Value as Json};
 
-use crate::common::{seconds, snapshot_rows, store, ts, Kind, TestStore};
+use crate::common::{seconds, snapshot_rows, store, ts, Kind};
 
 /// One written row, as the reference remembers it.
 #[derive(Debug, Clone)]
@@ -72,7 +72,9 @@ fn run(
     pin: u64,
     cutoff: Cutoff,
 ) -> Result<(), TestCaseError> {
-    let TestStore { store, clock, .. } = store(kind, 0);
+    // Held to the end: its temporary directory goes with it.
+    let test_store = store(kind, 0);
+    let (store, clock) = (&test_store.store, &test_store.clock);
     let base_version = store.version();
     let mut history = Vec::new();
     let mut now = 0;
@@ -117,7 +119,7 @@ fn run(
     let info = store
         .create_snapshot(&spec, entity_rows.into_iter().map(Ok))
         .unwrap();
-    let rows = snapshot_rows(&store, &info.id);
+    let rows = snapshot_rows(store, &info.id);
     prop_assert_eq!(rows.len(), queries.len());
     for (i, ((user, t), row)) in queries.iter().zip(&rows).enumerate() {
         prop_assert_eq!(&row["row"], &json!(i), "rows come back in input order");
