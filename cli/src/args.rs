@@ -528,7 +528,7 @@ pub struct SnapshotArgs {
     /// Feature refs, comma-separated (`user_stats:plays_7d,item_stats@1:popularity`).
     #[arg(long, value_delimiter = ',', required = true)]
     pub features: Vec<String>,
-    /// JSONL or CSV file of entity rows: join keys, `event_timestamp`, labels.
+    /// JSONL, CSV or Parquet file of entity rows: join keys, `event_timestamp`, labels.
     #[arg(long)]
     pub entities: PathBuf,
     /// Output file; `.parquet` writes Parquet, anything else JSON lines.

@@ -36,8 +36,16 @@ pub fn read_ahead<T: Send + 'static>(rows: Rows<T>) -> impl Iterator<Item = Resu
 
 /// Whether `path` is read as CSV (by its extension).
 pub fn is_csv(path: &Path) -> bool {
+    has_extension(path, "csv")
+}
+
+pub fn is_parquet(path: &Path) -> bool {
+    has_extension(path, "parquet")
+}
+
+fn has_extension(path: &Path, extension: &str) -> bool {
     path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        .is_some_and(|e| e.eq_ignore_ascii_case(extension))
 }
 
 /// JSON objects, one per non-blank line.

@@ -26,6 +26,17 @@ pub fn written(what: &str) -> ProgressBar {
     bar
 }
 
+/// For a job whose progress is not counted: time so far.
+pub fn spinner(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+    );
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 /// For a job of `total` items.
 pub fn count(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);

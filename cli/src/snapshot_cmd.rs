@@ -1,5 +1,6 @@
 //! `reprise snapshot`: create a point-in-time snapshot from a file of entity
-//! rows and write its rows to a JSONL or Parquet file.
+//! rows (CSV, JSON lines or Parquet) and write its rows to a JSONL or
+//! Parquet file.
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
@@ -8,7 +9,7 @@ use anyhow::Context;
 use reprise_store::{Cutoff, SnapshotSpec};
 
 use crate::args::{SnapshotArgs, StoreArgs};
-use crate::input::{is_csv, json_lines, read_ahead};
+use crate::input::{is_csv, is_parquet, json_lines, read_ahead};
 use crate::progress;
 
 pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
@@ -18,36 +19,49 @@ pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
     let size = std::fs::metadata(&args.entities)
         .with_context(|| format!("reading {}", args.entities.display()))?
         .len();
-    let bar = progress::bytes(size, "store entity rows");
     let file = File::open(&args.entities)
         .with_context(|| format!("opening {}", args.entities.display()))?;
-    let reader = Box::new(bar.wrap_read(file)) as Box<dyn Read + Send>;
     let spec = SnapshotSpec {
         features: args.features.clone(),
         as_of_version: args.as_of_version,
         cutoff,
         owner: String::new(),
     };
-    let info = if is_csv(&args.entities) {
-        let mut csv = csv::Reader::from_reader(reader);
-        let headers: Vec<String> = csv
-            .headers()
-            .with_context(|| format!("reading the CSV header of {}", args.entities.display()))?
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        let records = csv
-            .into_records()
-            .enumerate()
-            .map(|(i, record)| record.map_err(|e| format!("CSV record {}: {e}", i + 1)));
-        store.create_snapshot_from_text::<_, csv::StringRecord>(
-            &spec,
-            &headers,
-            read_ahead(Box::new(records)),
-        )?
+    let parquet_entities = is_parquet(&args.entities);
+    let bar = if parquet_entities {
+        progress::spinner("store entity rows")
     } else {
-        store.create_snapshot(&spec, read_ahead(json_lines(reader)))?
+        progress::bytes(size, "store entity rows")
     };
+    let created = if parquet_entities {
+        store.create_snapshot_from_parquet(&spec, file)
+    } else {
+        let reader = Box::new(bar.wrap_read(file)) as Box<dyn Read + Send>;
+        if is_csv(&args.entities) {
+            let mut csv = csv::Reader::from_reader(reader);
+            let headers: Vec<String> = csv
+                .headers()
+                .with_context(|| format!("reading the CSV header of {}", args.entities.display()))?
+                .iter()
+                .map(str::to_owned)
+                .collect();
+            let records = csv
+                .into_records()
+                .enumerate()
+                .map(|(i, record)| record.map_err(|e| format!("CSV record {}: {e}", i + 1)));
+            store.create_snapshot_from_text::<_, csv::StringRecord>(
+                &spec,
+                &headers,
+                read_ahead(Box::new(records)),
+            )
+        } else {
+            store.create_snapshot(&spec, read_ahead(json_lines(reader)))
+        }
+    };
+    let info = created.map_err(|e| match e.field() {
+        Some(field) => anyhow::anyhow!("{}: {e} (at {field})", args.entities.display()),
+        None => anyhow::anyhow!("{}: {e}", args.entities.display()),
+    })?;
     bar.finish_and_clear();
     let stored = bar.elapsed();
 
@@ -55,11 +69,7 @@ pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
         File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let bar = progress::written("compute rows");
     let writer = bar.wrap_write(BufWriter::new(out));
-    let parquet = args
-        .out
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let count = if parquet {
+    let count = if is_parquet(&args.out) {
         store.write_snapshot_parquet(&info.id, writer)?
     } else {
         store.write_snapshot_jsonl(&info.id, writer)?

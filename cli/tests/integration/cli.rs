@@ -348,3 +348,97 @@ fn a_push_in_batches_keeps_the_newest_row_online_and_stops_at_the_bad_batch() {
         "the newest row of each user; the bad file's first two batches are stored, its third is not"
     );
 }
+
+#[test]
+fn snapshot_reads_entity_rows_from_parquet() {
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampSecondArray};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv = dir.path().join("stats.csv");
+    std::fs::write(
+        &csv,
+        "user_id,event_timestamp,plays_7d\n007,2026-01-01T00:00:00Z,5\n8,2026-01-02T00:00:00Z,3\n",
+    )
+    .unwrap();
+    let out = reprise(
+        &data,
+        &[
+            "push",
+            "--view",
+            "user_stats",
+            "--backfill",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let jan = |day: i64| Some(1_767_225_600 + (day - 1) * 86_400);
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "user_id",
+            std::sync::Arc::new(StringArray::from(vec!["007", "8", "8"])),
+        ),
+        (
+            "event_timestamp",
+            std::sync::Arc::new(
+                TimestampSecondArray::from(vec![jan(3), jan(1), jan(3)]).with_timezone("UTC"),
+            ),
+        ),
+        (
+            "label",
+            std::sync::Arc::new(Int64Array::from(vec![1, 0, 1])),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let entities = dir.path().join("entities.parquet");
+    let file = std::fs::File::create(&entities).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let snapshot = dir.path().join("snap.jsonl");
+    let args = [
+        "snapshot",
+        "--features",
+        "user_stats:plays_7d",
+        "--entities",
+        entities.to_str().unwrap(),
+        "--out",
+        snapshot.to_str().unwrap(),
+    ];
+    let out = reprise(&data, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&snapshot)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let plays: Vec<_> = rows
+        .iter()
+        .map(|r| r["user_stats__plays_7d"].clone())
+        .collect();
+    let json = |v: i64| serde_json::json!(v);
+    assert_eq!(
+        plays,
+        [json(5), serde_json::Value::Null, json(3)],
+        "8 was pushed for Jan 2"
+    );
+    assert_eq!(rows[0]["label"], 1);
+
+    // A file named .parquet that is not one.
+    std::fs::write(&entities, "user_id,event_timestamp\n").unwrap();
+    let out = reprise(&data, &args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("entity_rows") && stderr.contains("Parquet"),
+        "{stderr}"
+    );
+}

@@ -5,7 +5,7 @@
 use prost::Message;
 use serde_json::{Map, Value as Json};
 
-use super::entity_text::EntityTextColumns;
+use super::entity_columns::EntityColumns;
 use super::{Cutoff, SnapshotInfo};
 use crate::cf::Cf;
 use crate::codec;
@@ -71,7 +71,7 @@ impl FeatureStore {
         for<'a> &'a R: IntoIterator<Item: AsRef<str>>,
     {
         let plan = self.plan_snapshot(spec)?;
-        let text = EntityTextColumns::new(&plan, headers)?;
+        let text = EntityColumns::new(&plan, headers)?;
         let mut rows = entity_rows.into_iter().enumerate();
         self.create_planned(plan, |_, columns| {
             let (i, row) = rows.next()?;
@@ -84,7 +84,7 @@ impl FeatureStore {
 
     /// Stores the entity rows `next_row` hands out, then the metadata (the
     /// commit point); a rejected request deletes what it wrote.
-    fn create_planned(
+    pub(super) fn create_planned(
         &self,
         plan: SnapshotMeta,
         next_row: impl FnMut(&SnapshotMeta, &mut PassthroughColumns) -> Option<Result<EntityRow>>,
@@ -133,7 +133,7 @@ impl FeatureStore {
         Ok(SnapshotInfo::from(&self.snapshot_meta(id)?))
     }
 
-    fn plan_snapshot(&self, spec: &SnapshotSpec) -> Result<SnapshotMeta> {
+    pub(super) fn plan_snapshot(&self, spec: &SnapshotSpec) -> Result<SnapshotMeta> {
         if spec.features.is_empty() {
             return Err(StoreError::invalid("features", "name at least one feature"));
         }

@@ -7,7 +7,8 @@
 
 mod attachment;
 mod create;
-mod entity_text;
+mod entity_columns;
+mod entity_parquet;
 mod jsonl;
 mod output;
 mod parquet;

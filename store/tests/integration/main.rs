@@ -16,6 +16,7 @@ mod replication;
 mod retention;
 mod retire;
 mod snapshot_merge;
+mod snapshot_parquet_input;
 mod snapshot_text;
 mod snapshots;
 mod time_index;

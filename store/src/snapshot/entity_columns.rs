@@ -1,5 +1,5 @@
-//! A snapshot's entity rows given as text cells under named columns (a CSV
-//! file): checked and split as stored without a JSON object per row.
+//! A snapshot's entity rows under named columns (a CSV or a Parquet file):
+//! checked and split as stored without a JSON object per row.
 
 use serde_json::Value as Json;
 
@@ -9,7 +9,7 @@ use crate::proto::{EntityRow, SnapshotMeta};
 use crate::text_rows::{header_roles, infer_cell, split_cells, CellRole};
 
 /// The snapshot's columns in a file's order: splits its rows.
-pub(super) struct EntityTextColumns {
+pub(super) struct EntityColumns {
     names: Vec<String>,
     /// `Other(i)`: the passthrough column at `passthrough[i]`.
     columns: Vec<CellRole>,
@@ -19,7 +19,7 @@ pub(super) struct EntityTextColumns {
     passthrough: Vec<(String, String, usize)>,
 }
 
-impl EntityTextColumns {
+impl EntityColumns {
     /// Resolves `headers`: every join key and `event_timestamp` are there,
     /// no column appears twice, no passthrough column is named like a
     /// feature column.
@@ -41,7 +41,7 @@ impl EntityTextColumns {
         for (at, (_, _, column)) in passthrough.iter().enumerate() {
             columns[*column] = CellRole::Other(at);
         }
-        Ok(EntityTextColumns {
+        Ok(EntityColumns {
             names: headers.to_vec(),
             columns,
             key_count: meta.join_keys.len(),
@@ -49,7 +49,7 @@ impl EntityTextColumns {
         })
     }
 
-    /// Splits row `index` (for error fields) from its cells, in the
+    /// Splits row `index` (for error fields) from its text cells, in the
     /// headers' order, noting its passthrough values' types in `observed`.
     pub(super) fn row(
         &self,
@@ -70,10 +70,23 @@ impl EntityTextColumns {
                 Ok(())
             },
         )?;
+        Ok(self.entity_row(observed, keys, event_ts, &values))
+    }
+
+    /// The stored entity row of join `keys` (in the snapshot's order),
+    /// `event_ts` and the passthrough `values` (by their position), noting
+    /// the values' types in `observed`.
+    pub(super) fn entity_row(
+        &self,
+        observed: &mut PassthroughColumns,
+        keys: Vec<String>,
+        event_ts: crate::time::Micros,
+        values: &[Json],
+    ) -> EntityRow {
         // The JSON object of the passthrough values, keys in order.
         let mut json = Vec::with_capacity(2 + 16 * values.len());
         json.push(b'{');
-        for (at, ((name, prefix, _), value)) in self.passthrough.iter().zip(&values).enumerate() {
+        for (at, ((name, prefix, _), value)) in self.passthrough.iter().zip(values).enumerate() {
             observed.observe(name, value);
             if at > 0 {
                 json.push(b',');
@@ -82,10 +95,28 @@ impl EntityTextColumns {
             serde_json::to_writer(&mut json, value).expect("a JSON value writes to a vector");
         }
         json.push(b'}');
-        Ok(EntityRow {
+        EntityRow {
             keys,
             event_ts_micros: event_ts,
             passthrough_json: String::from_utf8(json).expect("serde_json writes UTF-8"),
-        })
+        }
+    }
+
+    /// Each column's role, in the file's order.
+    pub(super) fn roles(&self) -> &[CellRole] {
+        &self.columns
+    }
+
+    /// The column names, in the file's order.
+    pub(super) fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub(super) fn key_count(&self) -> usize {
+        self.key_count
+    }
+
+    pub(super) fn passthrough_count(&self) -> usize {
+        self.passthrough.len()
     }
 }
