@@ -241,13 +241,18 @@ impl FeatureStore {
         if group.is_empty() {
             return None;
         }
-        match self.prepare_write(preparation, &group) {
+        // A panic while preparing still answers the group's batches (their
+        // callers check before they wait: they take this lock first).
+        let answered = AnswerOnPanic(&group);
+        let prepared = match self.prepare_write(preparation, &group) {
             Ok(prepared) => Some(prepared),
             Err(e) => {
                 set_outcomes(&group, Err(e));
                 None
             }
-        }
+        };
+        std::mem::forget(answered);
+        prepared
     }
 
     /// Encodes `group` as one engine batch on top of the group in flight
@@ -425,14 +430,32 @@ impl PreparedGroup<'_> {
 }
 
 impl Drop for PreparedGroup<'_> {
+    /// Answers the batches not answered yet: dropped before its write, or
+    /// a panic while writing. (The ticket, a field, is released after.)
     fn drop(&mut self) {
-        if self.batch.is_some() {
-            set_outcomes(
-                &self.group,
-                Err(StoreError::Engine(
-                    "not written: dropped before its write".into(),
-                )),
-            );
+        answer_unanswered(
+            &self.group,
+            "not written: dropped before its write, or its write panicked",
+        );
+    }
+}
+
+/// While held, a panic answers the batches of a group being prepared.
+struct AnswerOnPanic<'a>(&'a [Arc<PendingBatch>]);
+
+impl Drop for AnswerOnPanic<'_> {
+    fn drop(&mut self) {
+        answer_unanswered(self.0, "not written: preparing its write panicked");
+    }
+}
+
+/// Gives every batch of `group` without an outcome the engine error
+/// `message`.
+fn answer_unanswered(group: &[Arc<PendingBatch>], message: &str) {
+    for pending in group {
+        let mut outcome = lock(&pending.outcome);
+        if outcome.is_none() {
+            *outcome = Some(Err(StoreError::Engine(message.to_owned())));
         }
     }
 }

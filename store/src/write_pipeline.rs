@@ -109,8 +109,9 @@ impl WritePipeline {
         }
     }
 
-    /// Waits until `done` holds, checked again each time a ticket finishes
-    /// (whoever sets what `done` reads does so before finishing its ticket).
+    /// Waits until `done` holds, checked again each time a ticket finishes.
+    /// Whoever sets what `done` reads does so before finishing its ticket,
+    /// or under the writer lock before the waiter took it (a refusal).
     pub(crate) fn wait_until(&self, done: impl Fn() -> bool) {
         let mut finished = lock(&self.finished);
         while !done() {
