@@ -58,9 +58,15 @@ pub fn run(store_args: &StoreArgs, args: SnapshotArgs) -> anyhow::Result<()> {
             store.create_snapshot(&spec, read_ahead(json_lines(reader)))
         }
     };
-    let info = created.map_err(|e| match e.field() {
-        Some(field) => anyhow::anyhow!("{}: {e} (at {field})", args.entities.display()),
-        None => anyhow::anyhow!("{}: {e}", args.entities.display()),
+    let info = created.map_err(|e| {
+        bar.finish_and_clear();
+        let file = args.entities.display();
+        match e.field() {
+            Some(field) if !e.to_string().contains(field) => {
+                anyhow::anyhow!("{file}: {e} (at {field})")
+            }
+            _ => anyhow::anyhow!("{file}: {e}"),
+        }
     })?;
     bar.finish_and_clear();
     let stored = bar.elapsed();

@@ -93,8 +93,9 @@ impl FeatureStore {
             tracing::info_span!("store.snapshot_create", features = plan.features.len()).entered();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut written: Vec<Vec<u8>> = Vec::new();
-        match self.store_entity_rows(&id, &plan, next_row, &mut written) {
-            Ok(meta) => {
+        let stored = self
+            .store_entity_rows(&id, &plan, next_row, &mut written)
+            .and_then(|meta| {
                 // The entity rows were written unlogged: durable before the
                 // metadata that makes them readable.
                 self.engine.persist(Cf::Snapshots)?;
@@ -105,8 +106,10 @@ impl FeatureStore {
                     meta.encode_to_vec(),
                 );
                 self.engine.write(batch)?;
-                Ok(SnapshotInfo::from(&meta))
-            }
+                Ok(meta)
+            });
+        match stored {
+            Ok(meta) => Ok(SnapshotInfo::from(&meta)),
             Err(e) => {
                 let mut undo = WriteBatch::default();
                 for key in written {

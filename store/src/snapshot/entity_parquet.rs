@@ -2,6 +2,8 @@
 //! text parsed. Join keys are strings or integers, `event_timestamp` a
 //! timestamp (any unit, read as UTC) or RFC 3339 text; other columns pass
 //! through (booleans, integers, floats, strings, timestamps as RFC 3339).
+//! Dictionary-encoded (categorical) columns read as their values; files
+//! compressed with Snappy, zstd, LZ4 or gzip.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -43,20 +45,59 @@ impl FeatureStore {
             .map(|f| f.name().clone())
             .collect();
         let columns = EntityColumns::new(&plan, &headers)?;
-        let mut batch: Option<RecordBatch> = None;
+        let mut batch: Option<(RecordBatch, Vec<Cells>)> = None;
         let (mut in_batch, mut index) = (0, 0);
         self.create_planned(plan, |_, observed| {
-            while batch.as_ref().is_none_or(|b| in_batch == b.num_rows()) {
+            while batch.as_ref().is_none_or(|b| in_batch == b.0.num_rows()) {
                 match batches.next()? {
-                    Ok(next) => (batch, in_batch) = (Some(next), 0),
+                    Ok(next) => {
+                        let cells = next
+                            .columns()
+                            .iter()
+                            .map(|c| Cells::of(c.as_ref()))
+                            .collect();
+                        (batch, in_batch) = (Some((next, cells)), 0);
+                    }
                     Err(e) => return Some(Err(unreadable(e.into()))),
                 }
             }
-            let batch = batch.as_ref().expect("a batch with rows left");
-            let row = entity_row(&columns, observed, batch, in_batch, index);
+            let (batch, cells) = batch.as_ref().expect("a batch with rows left");
+            let row = entity_row(&columns, observed, batch, cells, in_batch, index);
             (in_batch, index) = (in_batch + 1, index + 1);
             Some(row)
         })
+    }
+}
+
+/// Where a column's cells are: the column itself, or a dictionary's
+/// values (pandas and Polars categorical columns) found through its keys.
+struct Cells {
+    /// Each row's index into the dictionary's values.
+    dictionary_keys: Option<Vec<usize>>,
+}
+
+impl Cells {
+    fn of(array: &dyn Array) -> Self {
+        Cells {
+            dictionary_keys: array
+                .as_any_dictionary_opt()
+                .map(|dictionary| dictionary.normalized_keys()),
+        }
+    }
+
+    /// The array holding row `r`'s cell of `column`, the cell's index in
+    /// it, or `None` when the cell is null.
+    fn at<'a>(&self, column: &'a dyn Array, r: usize) -> Option<(&'a dyn Array, usize)> {
+        let (array, i) = match (&self.dictionary_keys, column.as_any_dictionary_opt()) {
+            (Some(keys), Some(dictionary)) if !column.is_null(r) => {
+                (dictionary.values().as_ref(), keys[r])
+            }
+            (Some(_), _) => return None,
+            (None, _) => (column, r),
+        };
+        // A column of type Null has no validity bits: every cell is null.
+        let null = array.data_type() == &DataType::Null || array.is_null(i);
+        (!null).then_some((array, i))
     }
 }
 
@@ -65,6 +106,7 @@ fn entity_row(
     columns: &EntityColumns,
     observed: &mut super::create::PassthroughColumns,
     batch: &RecordBatch,
+    cells: &[Cells],
     r: usize,
     index: usize,
 ) -> Result<crate::proto::EntityRow> {
@@ -72,22 +114,31 @@ fn entity_row(
     let mut event_ts = None;
     let mut values = vec![Json::Null; columns.passthrough_count()];
     for (column, role) in columns.roles().iter().enumerate() {
-        let array = batch.column(column).as_ref();
         let field = || format!("entity_rows[{index}].{}", columns.names()[column]);
-        match *role {
-            CellRole::Key(_) | CellRole::Time if array.is_null(r) => {
-                return Err(StoreError::missing(field()))
+        let cell = cells[column].at(batch.column(column).as_ref(), r);
+        let Some((array, r)) = cell else {
+            if let CellRole::Key(_) | CellRole::Time = role {
+                return Err(StoreError::missing(field()));
             }
+            continue;
+        };
+        match *role {
             CellRole::Key(key) => {
-                keys[key] = key_text(array, r).ok_or_else(|| {
+                let text = key_text(array, r).ok_or_else(|| {
                     StoreError::invalid(
                         field(),
-                        format!("a join key is a string or an integer, not {}", array.data_type()),
+                        format!(
+                            "a join key is a string or an integer, not {}",
+                            array.data_type()
+                        ),
                     )
-                })?
+                })?;
+                if text.is_empty() {
+                    return Err(StoreError::missing(field()));
+                }
+                keys[key] = text;
             }
             CellRole::Time => event_ts = Some(timestamp(array, r, field)?),
-            CellRole::Other(_) if array.is_null(r) => {}
             CellRole::Other(at) => {
                 values[at] = json_value(array, r).ok_or_else(|| {
                     StoreError::invalid(
@@ -144,9 +195,10 @@ fn timestamp_micros(array: &dyn Array, r: usize) -> Option<Micros> {
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             array.as_primitive::<TimestampMicrosecondType>().value(r)
         }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            array.as_primitive::<TimestampNanosecondType>().value(r) / 1_000
-        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => array
+            .as_primitive::<TimestampNanosecondType>()
+            .value(r)
+            .div_euclid(1_000),
         _ => return None,
     })
 }
@@ -163,7 +215,7 @@ fn timestamp(array: &dyn Array, r: usize, field: impl Fn() -> String) -> Result<
         other => {
             return Err(StoreError::invalid(
                 field(),
-                format!("is a timestamp or RFC 3339 text, not {other}"),
+                format!("`event_timestamp` is a timestamp or RFC 3339 text, not {other}"),
             ))
         }
     };
@@ -188,7 +240,16 @@ fn json_value(array: &dyn Array, r: usize) -> Option<Json> {
     }
     Some(match array.data_type() {
         DataType::Boolean => Json::Bool(array.as_boolean().value(r)),
-        DataType::Float32 => float(array.as_primitive::<Float32Type>().value(r).into()),
+        // The shortest decimal that reads back as this f32 (0.1, not
+        // 0.10000000149011612), as its text in a CSV would.
+        DataType::Float32 => float(
+            array
+                .as_primitive::<Float32Type>()
+                .value(r)
+                .to_string()
+                .parse()
+                .expect("a float's text parses"),
+        ),
         DataType::Float64 => float(array.as_primitive::<Float64Type>().value(r)),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             Json::String(key_text(array, r)?)

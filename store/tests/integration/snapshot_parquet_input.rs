@@ -203,3 +203,96 @@ fn a_bad_parquet_column_or_cell_is_refused_naming_it_and_leaves_no_snapshot() {
     assert!(err.to_string().contains("Parquet"), "{err}");
     assert!(s.snapshot_ids().unwrap().is_empty());
 }
+
+#[test]
+fn dictionaries_null_columns_float32_and_many_batches_read_as_their_values() {
+    use arrow_array::types::Int32Type;
+    use arrow_array::{
+        DictionaryArray, Float32Array, Int32Array, NullArray, TimestampNanosecondArray,
+    };
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+
+    let t = store(Kind::Rocks, 1_000);
+    let s = &t.store;
+    s.push(
+        "a",
+        &[json!({"user_id": "8", "event_timestamp": ts(10), "x": 4})],
+        true,
+    )
+    .unwrap();
+    // More rows than one batch (4,096) holds.
+    let n = 5_000;
+    let users = |empty_at: Option<usize>| -> ArrayRef {
+        let keys: Vec<i32> = (0..n)
+            .map(|i| {
+                if Some(i) == empty_at {
+                    2
+                } else {
+                    (i % 2) as i32
+                }
+            })
+            .collect();
+        Arc::new(
+            DictionaryArray::<Int32Type>::try_new(
+                Int32Array::from(keys),
+                Arc::new(StringArray::from(vec!["8", "9", ""])),
+            )
+            .unwrap(),
+        )
+    };
+    let nanos: Vec<i64> = (0..n).map(|i| seconds(20 + i as i64) * 1_000).collect();
+    let columns = |users: ArrayRef| -> Vec<(&str, ArrayRef)> {
+        vec![
+            ("user_id", users),
+            ("item_id", Arc::new(StringArray::from(vec!["i1"; n]))),
+            (
+                "event_timestamp",
+                Arc::new(TimestampNanosecondArray::from(nanos.clone()).with_timezone("UTC")),
+            ),
+            ("tag", Arc::new(NullArray::new(n))),
+            ("score", Arc::new(Float32Array::from(vec![0.1f32; n]))),
+        ]
+    };
+    // Written with zstd, as Polars does by default.
+    let write = |columns: Vec<(&str, ArrayRef)>| {
+        let nullable = columns.into_iter().map(|(name, array)| (name, array, true));
+        let batch = RecordBatch::try_from_iter_with_nullable(nullable).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(file.try_clone().unwrap(), batch.schema(), Some(properties))
+                .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        file
+    };
+    let info = s
+        .create_snapshot_from_parquet(&spec(), write(columns(users(None))))
+        .unwrap();
+    let objects = (0..n).map(|i| {
+        Ok(
+            json!({"user_id": if i % 2 == 0 { "8" } else { "9" }, "item_id": "i1",
+                  "event_timestamp": ts(20 + i as i64), "tag": null, "score": 0.1}),
+        )
+    });
+    let from_json = s.create_snapshot(&spec(), objects).unwrap();
+    assert_eq!(info.columns, from_json.columns);
+    let rows = rows_of(s, &info.id);
+    assert_eq!(rows, rows_of(s, &from_json.id));
+    assert_eq!(
+        rows[0]["score"],
+        json!(0.1),
+        "an f32 as the decimal it prints as"
+    );
+    assert_eq!(rows[4_999]["a__x"], json!(null), "user 9 has no row");
+    assert_eq!(rows[4_998]["a__x"], json!(4));
+
+    // An empty join key in the second batch, named by its row in the file.
+    let err = s
+        .create_snapshot_from_parquet(&spec(), write(columns(users(Some(4_500)))))
+        .unwrap_err();
+    assert_eq!(err.field(), Some("entity_rows[4500].user_id"), "{err}");
+}
