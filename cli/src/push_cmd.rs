@@ -49,6 +49,10 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
     let file =
         File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let reader = Box::new(bar.wrap_read(file)) as Box<dyn Read + Send>;
+    if ingest {
+        // Each ingestion overlaps the ones before: merged once, at the end.
+        store.hold_compactions(true)?;
+    }
     let totals = if is_csv(&args.file) {
         writer.csv(reader)
     } else {
@@ -56,10 +60,13 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     if ingest {
-        // Ingested files overlap the ones before: the compactions they made
-        // due finish now, inside the backfill, not at the next open.
+        // The ingested files are merged now, inside the backfill, not at
+        // the next open.
         bar.set_message("waiting for compactions");
-        store.wait_for_compactions().with_context(|| {
+        store
+            .hold_compactions(false)
+            .and_then(|()| store.wait_for_compactions())
+            .with_context(|| {
             format!(
                 "the rows are stored (store version {}), but waiting for the compactions they made due failed",
                 totals.last_version

@@ -219,6 +219,16 @@ pub trait Engine: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Holds (`true`) or lets run again (`false`) the compactions of the
+    /// column families a bulk load fills (history, aggregation index). A
+    /// bulk load's ingestions each overlap the ones before; held, their
+    /// files are merged into the bottom level once, when let run, instead
+    /// of every few ingestions rewriting it. Not persisted: a process that
+    /// stops while holding them opens with them running.
+    fn hold_compactions(&self, _hold: bool) -> Result<()> {
+        Ok(())
+    }
+
     /// Writes a consistent copy of everything written so far into `dir`
     /// (which must not exist), openable as a store of its own. Engines
     /// that keep nothing on disk cannot.

@@ -177,6 +177,11 @@ impl RocksEngine {
 /// (RocksDB's default: 4).
 pub(super) const L0_COMPACTION_TRIGGER: i32 = 8;
 
+/// RocksDB's default L0 write-stall triggers, restored when a bulk load
+/// lets compactions run again.
+const L0_SLOWDOWN_WRITES: &str = "20";
+const L0_STOP_WRITES: &str = "36";
+
 /// How far a long scan reads ahead of its position.
 const SCAN_READAHEAD_BYTES: usize = 2 << 20;
 
@@ -333,6 +338,29 @@ impl Engine for RocksEngine {
         self.db
             .wait_for_compact(&rocksdb::WaitForCompactOptions::default())
             .map_err(engine_error)
+    }
+
+    fn hold_compactions(&self, hold: bool) -> Result<()> {
+        // Held, L0 grows past the write-stall triggers (which ingestion
+        // would otherwise wait on, for a compaction that never comes).
+        let (disabled, slowdown, stop) = if hold {
+            ("true", "1000000", "1000000")
+        } else {
+            ("false", L0_SLOWDOWN_WRITES, L0_STOP_WRITES)
+        };
+        for cf in [Cf::History, Cf::AggIndex] {
+            self.db
+                .set_options_cf(
+                    self.handle(cf),
+                    &[
+                        ("disable_auto_compactions", disabled),
+                        ("level0_slowdown_writes_trigger", slowdown),
+                        ("level0_stop_writes_trigger", stop),
+                    ],
+                )
+                .map_err(engine_error)?;
+        }
+        Ok(())
     }
 
     fn checkpoint(&self, dir: &Path) -> Result<()> {

@@ -302,6 +302,46 @@ mod tests {
     }
 
     #[test]
+    fn held_compactions_let_a_bulk_load_pile_up_in_l0_until_let_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        let property = |name: &str| {
+            engine
+                .db
+                .property_int_value_cf(engine.handle(Cf::History), name)
+                .unwrap()
+                .unwrap()
+        };
+        engine.hold_compactions(true).unwrap();
+        // Past RocksDB's default stop-writes trigger (36 L0 files): held,
+        // the ingestions neither compact nor wait for a compaction.
+        let rounds = 40;
+        for round in 0..rounds {
+            let entries = (0..2_000)
+                .map(|i| {
+                    (
+                        format!("k{i:04}-{round:02}").into_bytes(),
+                        vec![round as u8; 16],
+                    )
+                })
+                .collect();
+            let run = SortedRun::new(Cf::History, entries).unwrap();
+            engine.ingest(vec![run], WriteBatch::default()).unwrap();
+        }
+        engine.wait_for_compactions().unwrap();
+        // The first file went to the bottom level: it overlapped nothing.
+        assert_eq!(property("rocksdb.num-files-at-level0"), rounds - 1);
+        engine.hold_compactions(false).unwrap();
+        engine.wait_for_compactions().unwrap();
+        assert!(property("rocksdb.num-files-at-level0") < L0_COMPACTION_TRIGGER as u64);
+        assert_eq!(property("rocksdb.compaction-pending"), 0);
+        assert_eq!(
+            get(&engine, Cf::History, "k1999-39").as_deref(),
+            Some("''''''''''''''''")
+        );
+    }
+
+    #[test]
     fn files_staged_before_a_marker_are_deleted_unapplied_at_open() {
         let dir = tempfile::tempdir().unwrap();
         {
