@@ -200,26 +200,10 @@ fn export_writes_parquet_partitions_and_continues_from_its_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out_dir = dir.path().join("export");
-    let csv = dir.path().join("stats.csv");
-    std::fs::write(
-        &csv,
-        "user_id,event_timestamp,plays_7d\nu1,2026-01-01T00:00:00Z,5\nu2,2026-01-02T00:00:00Z,7\n",
-    )
-    .unwrap();
-    let pushed = reprise(
+    backfill_stats(
+        dir.path(),
         &data,
-        &[
-            "push",
-            "--view",
-            "user_stats",
-            "--backfill",
-            csv.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        pushed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pushed.stderr)
+        "u1,2026-01-01T00:00:00Z,5\nu2,2026-01-02T00:00:00Z,7\n",
     );
     let export = |extra: &[&str]| -> serde_json::Value {
         let mut args = vec!["export", "--out", out_dir.to_str().unwrap()];
@@ -354,26 +338,10 @@ fn snapshot_reads_entity_rows_from_parquet() {
     use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampSecondArray};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let csv = dir.path().join("stats.csv");
-    std::fs::write(
-        &csv,
-        "user_id,event_timestamp,plays_7d\n007,2026-01-01T00:00:00Z,5\n8,2026-01-02T00:00:00Z,3\n",
-    )
-    .unwrap();
-    let out = reprise(
+    backfill_stats(
+        dir.path(),
         &data,
-        &[
-            "push",
-            "--view",
-            "user_stats",
-            "--backfill",
-            csv.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "007,2026-01-01T00:00:00Z,5\n8,2026-01-02T00:00:00Z,3\n",
     );
 
     let jan = |day: i64| Some(1_767_225_600 + (day - 1) * 86_400);
@@ -440,5 +408,25 @@ fn snapshot_reads_entity_rows_from_parquet() {
     assert!(
         stderr.contains("entity_rows") && stderr.contains("Parquet"),
         "{stderr}"
+    );
+}
+
+/// Backfills `rows` (user, event time, plays) into `user_stats` of the
+/// store in `data` through a CSV file in `dir`.
+fn backfill_stats(dir: &std::path::Path, data: &std::path::Path, rows: &str) {
+    let csv = dir.join("stats.csv");
+    std::fs::write(&csv, format!("user_id,event_timestamp,plays_7d\n{rows}")).unwrap();
+    let args = [
+        "push",
+        "--view",
+        "user_stats",
+        "--backfill",
+        csv.to_str().unwrap(),
+    ];
+    let out = reprise(data, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
