@@ -51,24 +51,31 @@ impl FeatureStore {
     }
 
     /// Adds `deltas` to their counters in `batch` (under the writer lock,
-    /// so no other push reads the same totals in between).
-    pub(crate) fn add_counters(&self, batch: &mut WriteBatch, deltas: &Deltas) -> Result<()> {
+    /// so no other push reads the same totals in between), on top of the
+    /// totals `written_before` (a group in flight writes them; the engine
+    /// may not hold them yet). Returns the totals written.
+    pub(crate) fn add_counters(
+        &self,
+        batch: &mut WriteBatch,
+        deltas: &Deltas,
+        written_before: Option<&Deltas>,
+    ) -> Result<Deltas> {
+        let mut totals = Deltas::new();
         if deltas.is_empty() {
-            return Ok(());
+            return Ok(totals);
         }
         let keys: Vec<Vec<u8>> = deltas.keys().map(|name| key(name)).collect();
         let current = self.engine.multi_get(Cf::Meta, &keys)?;
         for ((name, delta), (key, current)) in deltas.iter().zip(keys.into_iter().zip(current)) {
-            let total = match current {
-                Some(bytes) => decode(name, &bytes)?,
-                None => 0,
-            };
-            batch.put(
-                Cf::Meta,
-                key,
-                total.saturating_add(*delta).to_be_bytes().to_vec(),
-            );
+            let total = match (written_before.and_then(|totals| totals.get(name)), current) {
+                (Some(total), _) => *total,
+                (None, Some(bytes)) => decode(name, &bytes)?,
+                (None, None) => 0,
+            }
+            .saturating_add(*delta);
+            batch.put(Cf::Meta, key, total.to_be_bytes().to_vec());
+            totals.insert(name.clone(), total);
         }
-        Ok(())
+        Ok(totals)
     }
 }

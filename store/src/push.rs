@@ -268,11 +268,6 @@ impl FeatureStore {
                 *counters.entry(name).or_default() += delta;
             }
         }
-        if !counters.is_empty() {
-            // Counter totals are read from the engine: the group in flight
-            // must be written first.
-            self.pipeline.drain(preparation);
-        }
         let base = preparation
             .in_flight()
             .map_or_else(|| self.version(), |group| group.last_version);
@@ -317,8 +312,11 @@ impl FeatureStore {
             online.insert(key.clone(), event_ts);
             batch.put(Cf::Online, key, bytes);
         }
-        self.add_counters(&mut batch, &counters)?;
-        let ticket = self.pipeline.take_turn(preparation, version, online);
+        let written_before = preparation.in_flight().map(|group| &group.counters);
+        let totals = self.add_counters(&mut batch, &counters, written_before)?;
+        let ticket = self
+            .pipeline
+            .take_turn(preparation, version, online, totals);
         if self.version() != base {
             // The group it was prepared on was not written.
             preparation.forget_in_flight();
@@ -781,5 +779,74 @@ pub(crate) fn timestamp_field(
             expected: "an RFC 3339 string".into(),
             got: json_kind(other).into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+    use serde_json::json;
+
+    const DEFINITIONS: &str = r#"
+[[entity]]
+name = "user"
+join_key = "user_id"
+
+[[feature_view]]
+name = "plays"
+version = 1
+entities = ["user"]
+ttl = "0"
+
+[[feature_view.feature]]
+name = "count"
+type = "int64"
+"#;
+
+    /// A validated batch of one row for `user`, adding `delta` to the
+    /// counter `c`.
+    fn pending(store: &FeatureStore, user: &str, delta: i64) -> Arc<PendingBatch> {
+        let row = json!({"user_id": user, "event_timestamp": "2026-01-01T00:00:00Z", "count": 1});
+        let (view, rows) = store
+            .validate_batch(&store.registry(), "plays", &[row])
+            .unwrap();
+        Arc::new(PendingBatch {
+            view,
+            push: NEXT_PUSH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            backfill: true,
+            rows: Mutex::new(rows),
+            counters: Mutex::new(Deltas::from([("c".to_owned(), delta)])),
+            outcome: Mutex::new(None),
+        })
+    }
+
+    fn prepare(store: &FeatureStore, batch: Arc<PendingBatch>) -> PreparedGroup<'_> {
+        let mut preparation = store.pipeline.lock_to_prepare();
+        store
+            .prepare_group(&mut preparation, vec![batch])
+            .expect("prepared")
+    }
+
+    #[test]
+    fn a_group_prepared_while_one_is_written_adds_to_its_counter_totals() {
+        let store = FeatureStore::in_memory(StoreConfig::default()).unwrap();
+        store.register_definitions("test", DEFINITIONS).unwrap();
+        let first = prepare(&store, pending(&store, "u", 2));
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| prepare(&store, pending(&store, "v", 3)));
+            // The second group has read the totals and waits for its turn.
+            let start = std::time::Instant::now();
+            while store.writes_in_flight() < 2 {
+                if start.elapsed().as_secs() > 30 {
+                    drop(first);
+                    panic!("the second group never took its turn");
+                }
+                std::thread::yield_now();
+            }
+            first.write();
+            second.join().unwrap().write();
+        });
+        assert_eq!(store.counter("c").unwrap(), Some(5));
     }
 }

@@ -8,8 +8,9 @@
 //! published) after the lock is released, while the next group prepares.
 //! Hence writes follow the order of preparation, and at most one group is in
 //! flight (prepared, not yet written) while another prepares. That group
-//! lends the next one its last store version and the online rows it writes,
-//! which the engine may not hold yet ([`InFlight`]).
+//! lends the next one its last store version, the online rows and the
+//! counter totals it writes, which the engine may not hold yet
+//! ([`InFlight`]).
 //!
 //! If a group in flight is not written (its engine write failed, or it was
 //! dropped), the group prepared after it was built on versions that never
@@ -52,6 +53,8 @@ pub(crate) struct InFlight {
     pub(crate) last_version: u64,
     /// The online rows it writes: key and event time.
     pub(crate) online: OnlineTimes,
+    /// The counter totals it writes.
+    pub(crate) counters: crate::counters::Deltas,
 }
 
 /// Online keys and the event time of the row written under each.
@@ -81,26 +84,28 @@ impl WritePipeline {
     }
 
     /// Waits (holding the lock) until the group in flight is written.
-    pub(crate) fn drain(&self, preparation: &mut Preparation) {
+    fn drain(&self, preparation: &mut Preparation) {
         self.wait_for_ticket(self.issued.load(Ordering::Acquire));
         preparation.in_flight = None;
     }
 
-    /// Hands the group just prepared (writing up to `last_version`, and the
-    /// `online` rows) its ticket, and waits until the group before it is
-    /// written. The caller then checks it was (the store version is the one
-    /// it prepared on) and releases the lock.
+    /// Hands the group just prepared (writing up to `last_version`, the
+    /// `online` rows and the `counters` totals) its ticket, and waits until
+    /// the group before it is written. The caller then checks it was (the
+    /// store version is the one it prepared on) and releases the lock.
     pub(crate) fn take_turn(
         &self,
         preparation: &mut Preparation,
         last_version: u64,
         online: OnlineTimes,
+        counters: crate::counters::Deltas,
     ) -> Ticket<'_> {
         let ticket = self.issued.fetch_add(1, Ordering::AcqRel) + 1;
         preparation.in_flight = Some(InFlight {
             ticket,
             last_version,
             online,
+            counters,
         });
         self.wait_for_ticket(ticket - 1);
         Ticket {
