@@ -24,7 +24,7 @@ use crate::row::RawRow;
 use crate::time::{parse_rfc3339, Micros};
 use crate::transform::EVENT_TIMESTAMP;
 use crate::types::{json_kind, Value};
-use crate::write_pipeline::{OnlineTimes, Preparation};
+use crate::write_pipeline::{lock, OnlineTimes, Preparation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PushOutcome {
@@ -666,10 +666,6 @@ pub(crate) struct PendingBatch {
     /// Counter deltas written with the batch (on the first of a push).
     counters: Mutex<Deltas>,
     outcome: Mutex<Option<Result<PushOutcome>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn parse_row(view: &FeatureView, index: usize, row: &Json) -> Result<ParsedRow> {

@@ -166,6 +166,8 @@ impl Drop for Ticket<'_> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `mutex` even if an earlier holder panicked: the write path's
+/// mutexes guard values that are replaced whole, never left half-updated.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
