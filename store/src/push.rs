@@ -824,6 +824,84 @@ type = "int64"
             .expect("prepared")
     }
 
+    /// The memory engine, whose writes panic while `armed`.
+    struct PanickingWrites {
+        inner: crate::engine::MemoryEngine,
+        armed: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl crate::engine::Engine for PanickingWrites {
+        fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.inner.get(cf, key)
+        }
+
+        fn write(&self, batch: WriteBatch) -> Result<()> {
+            let armed = self.armed.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(!armed, "injected: the engine write panics");
+            self.inner.write(batch)
+        }
+
+        fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.inner.scan_prefix(cf, prefix)
+        }
+
+        fn scan_prefix_page(
+            &self,
+            cf: Cf,
+            prefix: &[u8],
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.inner.scan_prefix_page(cf, prefix, after, limit)
+        }
+
+        fn cursor(&self, cf: Cf) -> Result<Box<dyn crate::engine::Cursor + '_>> {
+            self.inner.cursor(cf)
+        }
+
+        fn delete_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<()> {
+            self.inner.delete_prefix(cf, prefix)
+        }
+    }
+
+    #[test]
+    fn a_write_that_panics_answers_every_batch_of_its_group_and_the_next_push_writes() {
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let engine = PanickingWrites {
+            inner: crate::engine::MemoryEngine::new(),
+            armed: Arc::clone(&armed),
+        };
+        let store = FeatureStore::with_engine(Box::new(engine), StoreConfig::default()).unwrap();
+        store.register_definitions("test", DEFINITIONS).unwrap();
+        let version = store.version();
+        // Two callers' batches in one group.
+        let (a, b) = (pending(&store, "u", 1), pending(&store, "v", 1));
+        let group = {
+            let mut preparation = store.pipeline.lock_to_prepare();
+            store
+                .prepare_group(&mut preparation, vec![Arc::clone(&a), Arc::clone(&b)])
+                .expect("prepared")
+        };
+        armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let write = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| group.write()));
+        assert!(write.is_err(), "the write panicked");
+        for batch in [&a, &b] {
+            let outcome = lock(&batch.outcome);
+            assert!(matches!(*outcome, Some(Err(_))), "every batch is answered");
+        }
+        armed.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(store.writes_in_flight(), 0);
+        assert_eq!(store.version(), version);
+        let row = json!({"user_id": "w", "event_timestamp": "2026-01-01T00:00:00Z", "count": 1});
+        let written = store.push("plays", &[row], true).unwrap();
+        assert_eq!(written.store_version, version + 1);
+        assert_eq!(
+            store.counter("c").unwrap(),
+            None,
+            "the panicked group's totals"
+        );
+    }
+
     #[test]
     fn a_group_prepared_while_one_is_written_adds_to_its_counter_totals() {
         let store = FeatureStore::in_memory(StoreConfig::default()).unwrap();
