@@ -6,10 +6,13 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use indicatif::ProgressBar;
+use reprise_store::backfill::Backfill;
 use reprise_store::push::{ParsedRow, PreparedPush};
 use reprise_store::text_rows::TextColumns;
 use reprise_store::{FeatureStore, PushOutcome, StoreError};
@@ -31,6 +34,10 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
         bail!("--batch-size must be at least 1");
     }
     let ingest = args.backfill && args.ingest_rows > 0;
+    let size = std::fs::metadata(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?
+        .len();
+    let bar = progress::bytes(size, &format!("push {label}"));
     let writer = Writer {
         store: &store,
         label: &label,
@@ -41,18 +48,12 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
         } else {
             args.batch_size
         },
+        data_dir: &store_args.data_dir,
+        bar: &bar,
     };
-    let size = std::fs::metadata(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?
-        .len();
-    let bar = progress::bytes(size, &format!("push {label}"));
     let file =
         File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let reader = Box::new(bar.wrap_read(file)) as Box<dyn Read + Send>;
-    if ingest {
-        // Each ingestion overlaps the ones before: merged once, at the end.
-        store.hold_compactions(true)?;
-    }
     let totals = if is_csv(&args.file) {
         writer.csv(reader)
     } else {
@@ -60,13 +61,10 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     if ingest {
-        // The ingested files are merged now, inside the backfill, not at
-        // the next open.
+        // Files that overlap what the store held land above it: merged
+        // now, inside the backfill, not at the next open.
         bar.set_message("waiting for compactions");
-        store
-            .hold_compactions(false)
-            .and_then(|()| store.wait_for_compactions())
-            .with_context(|| {
+        store.wait_for_compactions().with_context(|| {
             format!(
                 "the rows are stored (store version {}), but waiting for the compactions they made due failed",
                 totals.last_version
@@ -76,9 +74,14 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let elapsed = bar.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "pushed {} rows to {label} in {} batches (store version {}) in {elapsed:.2}s, {:.0} rows/s",
+        "pushed {} rows to {label} in {} {} (store version {}) in {elapsed:.2}s, {:.0} rows/s",
         totals.written,
         totals.batches,
+        if totals.batches == 1 {
+            "batch"
+        } else {
+            "batches"
+        },
         totals.last_version,
         totals.written as f64 / elapsed
     );
@@ -105,11 +108,16 @@ struct Writer<'a> {
     label: &'a str,
     ingest: bool,
     backfill: bool,
-    /// Rows per batch (per ingestion for a backfill).
+    /// Rows per batch (per sorted run for a backfill).
     chunk: usize,
+    data_dir: &'a Path,
+    bar: &'a ProgressBar,
 }
 
-impl Writer<'_> {
+/// Where a backfill spills its sorted runs, inside the store's directory.
+const SPILL_DIR: &str = "backfill-spill";
+
+impl<'a> Writer<'a> {
     /// CSV: one thread parses the next batch into typed rows while this one
     /// writes the previous.
     fn csv(&self, reader: Box<dyn Read + Send>) -> anyhow::Result<Totals> {
@@ -169,12 +177,16 @@ impl Writer<'_> {
                 }
             });
             if self.ingest {
-                let mut totals = Totals::default();
+                let mut backfill = self.begin_backfill()?;
+                let mut added = 0;
                 for batch in receive {
-                    let outcome = self.store.ingest_parsed(&columns, batch?);
-                    totals.add(outcome.map_err(|e| located(e, totals.written))?);
+                    let batch = batch?;
+                    let rows = batch.len();
+                    backfill.add_parsed(batch).map_err(|e| located(e, added))?;
+                    added += rows;
+                    self.on_added(added);
                 }
-                Ok(totals)
+                self.finish_backfill(backfill)
             } else {
                 self.push_pipelined(&columns, receive)
             }
@@ -229,13 +241,24 @@ impl Writer<'_> {
         let rows = json_lines(reader);
         let mut totals = Totals::default();
         let mut batch: Vec<Json> = Vec::with_capacity(self.chunk);
-        let flush = |batch: &mut Vec<Json>, totals: &mut Totals| -> anyhow::Result<()> {
-            let outcome = if self.ingest {
-                self.store.ingest_backfill(self.label, batch)
-            } else {
-                self.store.push(self.label, batch, self.backfill)
-            };
-            totals.add(outcome.map_err(|e| located(e, totals.written))?);
+        let mut backfill = if self.ingest {
+            Some(self.begin_backfill()?)
+        } else {
+            None
+        };
+        let mut added = 0;
+        let mut flush = |batch: &mut Vec<Json>, totals: &mut Totals| -> anyhow::Result<()> {
+            match backfill.as_mut() {
+                Some(backfill) => {
+                    backfill.add_json(batch).map_err(|e| located(e, added))?;
+                    added += batch.len();
+                    self.on_added(added);
+                }
+                None => {
+                    let outcome = self.store.push(self.label, batch, self.backfill);
+                    totals.add(outcome.map_err(|e| located(e, totals.written))?);
+                }
+            }
             batch.clear();
             Ok(())
         };
@@ -248,6 +271,35 @@ impl Writer<'_> {
         if !batch.is_empty() {
             flush(&mut batch, &mut totals)?;
         }
+        match backfill {
+            Some(backfill) => self.finish_backfill(backfill),
+            None => Ok(totals),
+        }
+    }
+
+    /// A backfill spilling its sorted runs inside the store's directory
+    /// (what a backfill killed before it finished left there is removed
+    /// first: this process holds the store).
+    fn begin_backfill(&self) -> anyhow::Result<Backfill<'a>> {
+        let spill_dir = self.data_dir.join(SPILL_DIR);
+        match std::fs::remove_dir_all(&spill_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", spill_dir.display()))
+            }
+            _ => {}
+        }
+        Ok(self.store.begin_backfill(self.label, &spill_dir)?)
+    }
+
+    fn on_added(&self, rows: usize) {
+        self.bar.set_message(format!("{rows} rows sorted"));
+    }
+
+    /// Merges the sorted runs into the store: one store version.
+    fn finish_backfill(&self, backfill: Backfill<'_>) -> anyhow::Result<Totals> {
+        self.bar.set_message("merging sorted runs into the store");
+        let mut totals = Totals::default();
+        totals.add(backfill.finish()?);
         Ok(totals)
     }
 }

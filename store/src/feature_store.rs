@@ -349,15 +349,6 @@ impl FeatureStore {
         self.engine.wait_for_compactions()
     }
 
-    /// Holds the compactions of history and the aggregation index while a
-    /// bulk load ingests (`true`), or lets them run again (`false`; then
-    /// [`wait_for_compactions`](Self::wait_for_compactions) merges what the
-    /// load added in one pass). See
-    /// [`Engine::hold_compactions`](crate::engine::Engine::hold_compactions).
-    pub fn hold_compactions(&self, hold: bool) -> Result<()> {
-        self.engine.hold_compactions(hold)
-    }
-
     /// Compacts history now, dropping the rows retention has expired
     /// (compactions do it on their own as data is written; this is for
     /// operators and tests).

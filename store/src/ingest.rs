@@ -18,7 +18,6 @@ use crate::feature_store::{put_store_version, FeatureStore};
 use crate::push::{encode_rows, retired, ParsedRow, PushOutcome, StoredRows};
 use crate::registry::FeatureView;
 use crate::sorted_runs::{key_ranges, merge_sorted};
-use crate::text_rows::TextColumns;
 use crate::time::Micros;
 
 impl FeatureStore {
@@ -33,19 +32,12 @@ impl FeatureStore {
         self.ingest_rows(&view, parsed)
     }
 
-    /// [`ingest_backfill`](Self::ingest_backfill) of rows parsed from text
-    /// cells by `columns`.
-    pub fn ingest_parsed(
+    /// Ingests checked rows of `view` as one store version.
+    pub(crate) fn ingest_rows(
         &self,
-        columns: &TextColumns,
-        rows: Vec<ParsedRow>,
+        view: &FeatureView,
+        parsed: Vec<ParsedRow>,
     ) -> Result<PushOutcome> {
-        let _span = tracing::info_span!("store.ingest", rows = rows.len()).entered();
-        let rows = self.check_rows(columns.view(), rows)?;
-        self.ingest_rows(columns.view(), rows)
-    }
-
-    fn ingest_rows(&self, view: &FeatureView, parsed: Vec<ParsedRow>) -> Result<PushOutcome> {
         let _writer = self.lock_writer();
         let registry = self.registry();
         // Retiring a version holds the writer lock too.
@@ -56,7 +48,7 @@ impl FeatureStore {
         let groupings = crate::aggregation::index::indexed_groupings(&registry);
         let masks = groupings.get(&view.id).cloned().unwrap_or_default();
         let written = parsed.len();
-        let (mut histories, mut indexes) = encode_in_parts(view, parsed, version, &masks)?;
+        let (mut histories, mut indexes) = encode_in_parts(view, parsed, 0, version, &masks)?;
         let threads = crate::threads::worker_threads();
         // Cut at entity prefixes: an entity's newest row is in its range.
         let history_ranges = key_ranges(&mut histories, threads, |(key, _)| {
@@ -111,24 +103,26 @@ impl FeatureStore {
 }
 
 /// Encoded entries of one column family.
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Rows per part when a batch is encoded in parts side by side.
 const ENCODE_PART_ROWS: usize = 64 * 1024;
 
-/// [`encode_rows`] of a whole ingestion, in contiguous parts on up to
-/// four threads: per part, its history entries and its aggregation-index
-/// entries, each sorted by key.
-fn encode_in_parts(
+/// [`encode_rows`] of a whole ingestion (its rows numbered from
+/// `first_seq` in the store version), in contiguous parts on every core:
+/// per part, its history entries and its aggregation-index entries, each
+/// sorted by key.
+pub(crate) fn encode_in_parts(
     view: &FeatureView,
     mut parsed: Vec<ParsedRow>,
+    first_seq: usize,
     version: u64,
     masks: &BTreeSet<u8>,
 ) -> Result<(Vec<Entries>, Vec<Entries>)> {
     let threads = crate::threads::worker_threads();
     let part_rows = parsed.len().div_ceil(threads).max(ENCODE_PART_ROWS);
     let mut parts = Vec::new();
-    let mut first = 0;
+    let mut first = first_seq;
     while !parsed.is_empty() {
         let rest = parsed.split_off(part_rows.min(parsed.len()));
         let part = std::mem::replace(&mut parsed, rest);

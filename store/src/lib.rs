@@ -9,6 +9,7 @@
 //!   [`codec`], column families named only in [`cf`].
 
 pub mod aggregation;
+pub mod backfill;
 pub mod backup;
 pub mod catalog;
 pub mod cf;
@@ -40,6 +41,7 @@ pub mod row;
 pub mod service_state;
 pub mod snapshot;
 mod sorted_runs;
+mod spill;
 pub mod text_rows;
 mod threads;
 pub mod time;

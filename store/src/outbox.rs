@@ -137,6 +137,19 @@ pub(crate) fn add_ingestion_entry(
     }
 }
 
+/// Adds to `commit` the entry of a bulk load at `version` too large to
+/// list its keys: published by a scan of the whole online view.
+pub(crate) fn add_resync_entry(store: &FeatureStore, commit: &mut WriteBatch, version: u64) {
+    if store.outbox_enabled() {
+        let entry = OutboxEntry {
+            committed_at_micros: store.clock.now(),
+            resync: true,
+            ..OutboxEntry::default()
+        };
+        commit.put(Cf::Outbox, entry_key(version), entry.encode_to_vec());
+    }
+}
+
 /// Keys an entry lists at most; a larger change is published whole.
 const MAX_LISTED_KEYS: usize = 1_000_000;
 

@@ -334,6 +334,111 @@ fn a_push_in_batches_keeps_the_newest_row_online_and_stops_at_the_bad_batch() {
 }
 
 #[test]
+fn a_backfill_of_many_sorted_runs_is_one_store_version_and_a_bad_row_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Rows within the view's TTL: `day` is hours before now, oldest first.
+    let now = reprise_store::time::Clock::system().now();
+    let at = |day: &str| {
+        let hours: i64 = day.parse().unwrap();
+        reprise_store::time::format_rfc3339(now - (10 - hours) * 3_600_000_000)
+    };
+    backfill_stats(dir.path(), &data, &format!("u0,{},1\n", at("01")));
+    // What a backfill killed before it finished leaves behind.
+    let leftover = data.join("backfill-spill").join("backfill-killed");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("0.run"), b"partial").unwrap();
+    let backfill = |name: &str, rows: &[(&str, &str, &str)]| {
+        let csv = dir.path().join(name);
+        let mut text = String::from("user_id,event_timestamp,plays_7d\n");
+        for (user, day, plays) in rows {
+            text.push_str(&format!("{user},{},{plays}\n", at(day)));
+        }
+        std::fs::write(&csv, text).unwrap();
+        let args = [
+            "push",
+            "--view",
+            "user_stats",
+            "--backfill",
+            "--ingest-rows",
+            "2",
+            csv.to_str().unwrap(),
+        ];
+        reprise(&data, &args)
+    };
+    // Sorted runs of two rows: the bad row is in the third.
+    let bad = [
+        ("u1", "02", "1"),
+        ("u2", "02", "2"),
+        ("u1", "03", "3"),
+        ("u3", "02", "4"),
+        ("u2", "04", "5"),
+        ("u3", "03", "many"),
+    ];
+    let out = backfill("bad.csv", &bad);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 7") && stderr.contains("plays_7d"),
+        "{stderr}"
+    );
+    let rows = [
+        ("u1", "05", "10"),
+        ("u2", "02", "20"),
+        ("u1", "03", "30"),
+        ("u3", "02", "40"),
+        ("u2", "04", "50"),
+    ];
+    let out = backfill("good.csv", &rows);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("pushed 5 rows to user_stats@1 in 1 batch (store version"),
+        "{stdout}"
+    );
+    assert!(!leftover.exists(), "the killed backfill's runs are removed");
+    let spill = std::fs::read_dir(data.join("backfill-spill")).unwrap();
+    assert_eq!(spill.count(), 0, "the backfill removes its own runs");
+
+    let store = reprise_store::FeatureStore::open(&data, Default::default()).unwrap();
+    let version = store.version();
+    let users: Vec<_> = ["u0", "u1", "u2", "u3"]
+        .iter()
+        .map(|u| {
+            serde_json::json!({ "user_id": u })
+                .as_object()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    let online = store
+        .online_features(&["user_stats:plays_7d".to_owned()], &users)
+        .unwrap();
+    let plays: Vec<_> = online.rows.iter().map(|r| r.values[0].clone()).collect();
+    use reprise_store::Value::Int64;
+    assert_eq!(
+        plays,
+        [
+            Some(Int64(1)),
+            Some(Int64(10)),
+            Some(Int64(50)),
+            Some(Int64(40))
+        ],
+        "each user's newest row, none of the bad file's"
+    );
+    // All five rows in one store version, nothing of the bad file.
+    assert_eq!(store.view_history("user_stats", version).unwrap().len(), 6);
+    assert_eq!(
+        store.view_history("user_stats", version - 1).unwrap().len(),
+        1
+    );
+}
+
+#[test]
 fn snapshot_reads_entity_rows_from_parquet() {
     use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampSecondArray};
     let dir = tempfile::tempdir().unwrap();

@@ -40,6 +40,51 @@ impl SortedRun {
     }
 }
 
+/// An ingestion built from sorted streams too large to hold in memory:
+/// [`add`](Self::add) writes one stream (from any thread; the RocksDB
+/// engine writes it to a file of its own), [`commit`](Self::commit) makes
+/// everything added visible with the commit batch, all or nothing across a
+/// crash. Dropped uncommitted, nothing is written.
+pub trait Ingestion: Send + Sync {
+    /// Adds `entries` of `cf`: keys strictly increasing, and apart from the
+    /// key range of every other stream of `cf` in this ingestion.
+    fn add(&self, cf: Cf, entries: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()>;
+
+    /// Applies every stream added and then `commit`.
+    fn commit(self: Box<Self>, commit: WriteBatch) -> Result<()>;
+}
+
+/// Commits what it collects with a function given the runs and the commit
+/// batch: the ingestion of engines without files.
+pub struct CollectedIngestion<'e> {
+    runs: std::sync::Mutex<Vec<SortedRun>>,
+    apply: Box<dyn FnOnce(Vec<SortedRun>, WriteBatch) -> Result<()> + Send + Sync + 'e>,
+}
+
+impl<'e> CollectedIngestion<'e> {
+    pub fn new(
+        apply: impl FnOnce(Vec<SortedRun>, WriteBatch) -> Result<()> + Send + Sync + 'e,
+    ) -> Self {
+        CollectedIngestion {
+            runs: std::sync::Mutex::new(Vec::new()),
+            apply: Box::new(apply),
+        }
+    }
+}
+
+impl Ingestion for CollectedIngestion<'_> {
+    fn add(&self, cf: Cf, entries: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
+        let run = SortedRun::new(cf, entries.collect())?;
+        crate::write_pipeline::lock(&self.runs).push(run);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>, commit: WriteBatch) -> Result<()> {
+        let runs = self.runs.into_inner().unwrap_or_else(|p| p.into_inner());
+        (self.apply)(runs, commit)
+    }
+}
+
 /// Prefix of the markers of unfinished ingestions in [`Cf::Meta`].
 pub const PENDING_PREFIX: &[u8] = b"ingest/pending/";
 

@@ -9,7 +9,7 @@ mod rocks;
 mod rocks_ingest;
 mod slice_cursor;
 
-pub use ingest::SortedRun;
+pub use ingest::{Ingestion, SortedRun};
 pub use memory::MemoryEngine;
 pub use rocks::RocksEngine;
 pub use slice_cursor::SliceCursor;
@@ -169,6 +169,14 @@ pub trait Engine: Send + Sync + 'static {
         self.write(ingest::as_one_batch(runs, commit))
     }
 
+    /// Starts a bulk load of sorted streams (see [`Ingestion`]): what
+    /// [`ingest`](Self::ingest) does, for runs written one at a time.
+    fn begin_ingestion(&self) -> Result<Box<dyn Ingestion + '_>> {
+        Ok(Box::new(ingest::CollectedIngestion::new(
+            move |runs, commit| self.ingest(runs, commit),
+        )))
+    }
+
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
@@ -216,16 +224,6 @@ pub trait Engine: Send + Sync + 'static {
     /// about to exit finishes them instead of dropping them half done and
     /// leaving them to the next open.
     fn wait_for_compactions(&self) -> Result<()> {
-        Ok(())
-    }
-
-    /// Holds (`true`) or lets run again (`false`) the compactions of the
-    /// column families a bulk load fills (history, aggregation index). A
-    /// bulk load's ingestions each overlap the ones before; held, their
-    /// files are merged into the bottom level once, when let run, instead
-    /// of every few ingestions rewriting it. Not persisted: a process that
-    /// stops while holding them opens with them running.
-    fn hold_compactions(&self, _hold: bool) -> Result<()> {
         Ok(())
     }
 

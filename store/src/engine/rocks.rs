@@ -74,11 +74,12 @@ impl RocksEngine {
             cf_options.set_block_based_table_factory(&table_options(Some(&cache)));
             cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
             if matches!(cf, Cf::History | Cf::AggIndex | Cf::Online) {
-                // A backfill ingests one file per key range (one range per
-                // worker thread); the files of one ingestion are apart,
-                // but each overlaps earlier ingestions' files, so it lands
-                // in L0. At RocksDB's default of 4 files, every other
-                // ingestion on 2 cores rewrote the whole bottom level.
+                // Ingestions of one batch each (`ingest_backfill`) write
+                // one file per key range; the files of one ingestion are
+                // apart, but each overlaps earlier ingestions' files, so it
+                // lands in L0. At RocksDB's default of 4 files, every other
+                // ingestion on 2 cores rewrote the whole bottom level. (A
+                // spilled backfill's files overlap nothing it wrote.)
                 cf_options.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER);
                 let (rules, cf) = (Arc::clone(&retention), *cf);
                 cf_options.set_compaction_filter(
@@ -176,11 +177,6 @@ impl RocksEngine {
 /// L0 files that start a compaction in the column families rows live in
 /// (RocksDB's default: 4).
 pub(super) const L0_COMPACTION_TRIGGER: i32 = 8;
-
-/// RocksDB's default L0 write-stall triggers, restored when a bulk load
-/// lets compactions run again.
-const L0_SLOWDOWN_WRITES: &str = "20";
-const L0_STOP_WRITES: &str = "36";
 
 /// How far a long scan reads ahead of its position.
 const SCAN_READAHEAD_BYTES: usize = 2 << 20;
@@ -340,27 +336,9 @@ impl Engine for RocksEngine {
             .map_err(engine_error)
     }
 
-    fn hold_compactions(&self, hold: bool) -> Result<()> {
-        // Held, L0 grows past the write-stall triggers (which ingestion
-        // would otherwise wait on, for a compaction that never comes).
-        let (disabled, slowdown, stop) = if hold {
-            ("true", "1000000", "1000000")
-        } else {
-            ("false", L0_SLOWDOWN_WRITES, L0_STOP_WRITES)
-        };
-        for cf in [Cf::History, Cf::AggIndex] {
-            self.db
-                .set_options_cf(
-                    self.handle(cf),
-                    &[
-                        ("disable_auto_compactions", disabled),
-                        ("level0_slowdown_writes_trigger", slowdown),
-                        ("level0_stop_writes_trigger", stop),
-                    ],
-                )
-                .map_err(engine_error)?;
-        }
-        Ok(())
+    fn begin_ingestion(&self) -> Result<Box<dyn super::Ingestion + '_>> {
+        self.refuse_after_failed_ingestion()?;
+        self.begin_file_ingestion()
     }
 
     fn checkpoint(&self, dir: &Path) -> Result<()> {

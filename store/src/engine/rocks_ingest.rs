@@ -4,11 +4,12 @@
 //! not copied, on one file system) and the commit batch deletes the marker.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use rocksdb::{IngestExternalFileOptions, SstFileWriter};
 
-use super::ingest::{Pending, SortedRun, PENDING_PREFIX};
+use super::ingest::{Ingestion, Pending, SortedRun, PENDING_PREFIX};
 use super::rocks::{engine_error, table_options, RocksEngine};
 use super::{Engine, WriteBatch};
 use crate::cf::Cf;
@@ -38,6 +39,29 @@ impl RocksEngine {
     /// Writes the runs' files and the marker: from here on, the ingestion
     /// happens, now or at the next open.
     fn stage(&self, runs: Vec<SortedRun>, commit: WriteBatch) -> Result<Pending> {
+        let ingestion = self.begin_staging()?;
+        // One file per run, written side by side (compressing a run's
+        // blocks is most of the work).
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = runs
+                .iter()
+                .enumerate()
+                .map(|(i, run)| {
+                    let ingestion = &ingestion;
+                    scope.spawn(move || {
+                        let entries = run.entries.iter().map(|(k, v)| (k, v));
+                        ingestion.write_file(i, run.cf, entries)
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .try_for_each(|writer| writer.join().expect("an SST writer panicked"))
+        })?;
+        ingestion.mark(commit)
+    }
+
+    fn begin_staging(&self) -> Result<RocksIngestion<'_>> {
         let staging = format!(
             "{}-{}-{}",
             std::process::id(),
@@ -46,42 +70,18 @@ impl RocksEngine {
         );
         let dir = self.staging_root().join(&staging);
         std::fs::create_dir_all(&dir)?;
-        // One file per run, written side by side (compressing a run's
-        // blocks is most of the work).
-        let files: Vec<(Cf, String)> = std::thread::scope(|scope| {
-            let writers: Vec<_> = runs
-                .iter()
-                .enumerate()
-                .filter(|(_, run)| !run.entries.is_empty())
-                .map(|(i, run)| {
-                    let name = format!("{i}-{}.sst", run.cf.name());
-                    let path = dir.join(&name);
-                    let writer = scope.spawn(move || write_sst(&path, run));
-                    (run.cf, name, writer)
-                })
-                .collect();
-            writers
-                .into_iter()
-                .map(|(cf, name, writer)| {
-                    writer.join().expect("an SST writer panicked")?;
-                    Ok((cf, name))
-                })
-                .collect::<Result<_>>()
-        })?;
-        // The files' names must survive a crash as long as the marker does:
-        // the staging directory, its parent and the store's directory.
-        for synced in [dir.as_path(), &self.staging_root(), &self.path] {
-            std::fs::File::open(synced)?.sync_all()?;
-        }
-        let pending = Pending {
+        Ok(RocksIngestion {
+            engine: self,
             staging,
-            files,
-            commit: commit.ops().to_vec(),
-        };
-        let mut marker = WriteBatch::default();
-        marker.put(Cf::Meta, pending.marker_key(), pending.encode());
-        self.write_synced(marker)?;
-        Ok(pending)
+            dir,
+            files: Mutex::new(Vec::new()),
+            next_file: AtomicUsize::new(0),
+            marked: false,
+        })
+    }
+
+    pub(super) fn begin_file_ingestion(&self) -> Result<Box<dyn Ingestion + '_>> {
+        Ok(Box::new(self.begin_staging()?))
     }
 
     /// Ingests the staged files still present (a moved one is gone) and
@@ -152,13 +152,96 @@ impl RocksEngine {
     }
 }
 
-fn write_sst(path: &Path, run: &SortedRun) -> Result<()> {
+/// An ingestion staged file by file in a directory of its own (see
+/// [`Ingestion`]); dropped before its marker is written, the directory
+/// goes with it.
+pub(super) struct RocksIngestion<'e> {
+    engine: &'e RocksEngine,
+    staging: String,
+    dir: PathBuf,
+    /// (number, column family, file name) of each file written.
+    files: Mutex<Vec<(usize, Cf, String)>>,
+    next_file: AtomicUsize,
+    marked: bool,
+}
+
+impl RocksIngestion<'_> {
+    /// Writes `entries` (keys strictly increasing) to the staged file
+    /// numbered `number`; nothing for no entries.
+    fn write_file<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        number: usize,
+        cf: Cf,
+        entries: impl Iterator<Item = (K, V)>,
+    ) -> Result<()> {
+        let mut entries = entries.peekable();
+        if entries.peek().is_none() {
+            return Ok(());
+        }
+        let name = format!("{number}-{}.sst", cf.name());
+        write_sst(&self.dir.join(&name), entries)?;
+        crate::write_pipeline::lock(&self.files).push((number, cf, name));
+        Ok(())
+    }
+
+    /// Syncs the files' names and writes the marker: from here on, the
+    /// ingestion happens, now or at the next open.
+    fn mark(mut self, commit: WriteBatch) -> Result<Pending> {
+        // The files' names must survive a crash as long as the marker does:
+        // the staging directory, its parent and the store's directory.
+        for synced in [
+            self.dir.as_path(),
+            &self.engine.staging_root(),
+            &self.engine.path,
+        ] {
+            std::fs::File::open(synced)?.sync_all()?;
+        }
+        let mut files = std::mem::take(&mut *crate::write_pipeline::lock(&self.files));
+        files.sort_by_key(|(number, _, _)| *number);
+        let pending = Pending {
+            staging: self.staging.clone(),
+            files: files.into_iter().map(|(_, cf, name)| (cf, name)).collect(),
+            commit: commit.ops().to_vec(),
+        };
+        let mut marker = WriteBatch::default();
+        marker.put(Cf::Meta, pending.marker_key(), pending.encode());
+        self.engine.write_synced(marker)?;
+        self.marked = true;
+        Ok(pending)
+    }
+}
+
+impl Ingestion for RocksIngestion<'_> {
+    fn add(&self, cf: Cf, entries: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
+        let number = self.next_file.fetch_add(1, Ordering::Relaxed);
+        self.write_file(number, cf, entries)
+    }
+
+    fn commit(self: Box<Self>, commit: WriteBatch) -> Result<()> {
+        let engine = self.engine;
+        let pending = (*self).mark(commit)?;
+        engine.finish_or_refuse_writes(&pending)
+    }
+}
+
+impl Drop for RocksIngestion<'_> {
+    fn drop(&mut self) {
+        if !self.marked {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn write_sst<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    path: &Path,
+    entries: impl Iterator<Item = (K, V)>,
+) -> Result<()> {
     let mut options = rocksdb::Options::default();
     options.set_block_based_table_factory(&table_options(None));
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     let mut writer = SstFileWriter::create(&options);
     writer.open(path).map_err(engine_error)?;
-    for (key, value) in &run.entries {
+    for (key, value) in entries {
         writer.put(key, value).map_err(engine_error)?;
     }
     // `finish` syncs the file.
@@ -301,44 +384,82 @@ mod tests {
         );
     }
 
+    fn files_at_level(engine: &RocksEngine, cf: Cf, level: usize) -> u64 {
+        engine
+            .db
+            .property_int_value_cf(
+                engine.handle(cf),
+                &format!("rocksdb.num-files-at-level{level}"),
+            )
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
-    fn held_compactions_let_a_bulk_load_pile_up_in_l0_until_let_run() {
+    fn streams_added_from_many_threads_apart_in_key_range_land_in_the_bottom_level() {
         let dir = tempfile::tempdir().unwrap();
         let engine = RocksEngine::open(dir.path()).unwrap();
-        let property = |name: &str| {
-            engine
-                .db
-                .property_int_value_cf(engine.handle(Cf::History), name)
-                .unwrap()
-                .unwrap()
-        };
-        engine.hold_compactions(true).unwrap();
-        // Past RocksDB's default stop-writes trigger (36 L0 files): held,
-        // the ingestions neither compact nor wait for a compaction.
-        let rounds = 40;
-        for round in 0..rounds {
-            let entries = (0..2_000)
-                .map(|i| {
-                    (
-                        format!("k{i:04}-{round:02}").into_bytes(),
-                        vec![round as u8; 16],
-                    )
-                })
-                .collect();
-            let run = SortedRun::new(Cf::History, entries).unwrap();
-            engine.ingest(vec![run], WriteBatch::default()).unwrap();
-        }
-        engine.wait_for_compactions().unwrap();
-        // The first file went to the bottom level: it overlapped nothing.
-        assert_eq!(property("rocksdb.num-files-at-level0"), rounds - 1);
-        engine.hold_compactions(false).unwrap();
-        engine.wait_for_compactions().unwrap();
-        assert!(property("rocksdb.num-files-at-level0") < L0_COMPACTION_TRIGGER as u64);
-        assert_eq!(property("rocksdb.compaction-pending"), 0);
+        let ingestion = engine.begin_ingestion().unwrap();
+        // Four key ranges, each in two files, added side by side.
+        std::thread::scope(|scope| {
+            for range in 0..4 {
+                let ingestion = &*ingestion;
+                scope.spawn(move || {
+                    for file in 0..2 {
+                        let mut entries = (0..1_000).map(move |i| {
+                            (
+                                format!("k{range}-{file}-{i:04}").into_bytes(),
+                                vec![b'v'; 8],
+                            )
+                        });
+                        ingestion.add(Cf::History, &mut entries).unwrap();
+                    }
+                });
+            }
+        });
+        ingestion.add(Cf::Online, &mut std::iter::empty()).unwrap();
+        let mut commit = WriteBatch::default();
+        commit.put(Cf::Meta, b"version".to_vec(), b"2".to_vec());
+        ingestion.commit(commit).unwrap();
+        assert_eq!(get(&engine, Cf::Meta, "version").as_deref(), Some("2"));
         assert_eq!(
-            get(&engine, Cf::History, "k1999-39").as_deref(),
-            Some("''''''''''''''''")
+            get(&engine, Cf::History, "k3-1-0999").as_deref(),
+            Some("vvvvvvvv")
         );
+        assert_eq!(files_at_level(&engine, Cf::History, 0), 0);
+        assert_eq!(files_at_level(&engine, Cf::History, 6), 8);
+        assert_eq!(
+            files_at_level(&engine, Cf::Online, 6),
+            0,
+            "no file for no entries"
+        );
+        assert!(engine
+            .scan_prefix(Cf::Meta, PENDING_PREFIX)
+            .unwrap()
+            .is_empty());
+        assert_eq!(std::fs::read_dir(engine.staging_root()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_ingestion_dropped_uncommitted_writes_nothing_and_removes_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        let ingestion = engine.begin_ingestion().unwrap();
+        let mut entries = (0..10).map(|i| (format!("k{i}").into_bytes(), b"v".to_vec()));
+        ingestion.add(Cf::History, &mut entries).unwrap();
+        // Keys out of order: the engine refuses the stream.
+        let mut unordered = [("b", "v"), ("a", "v")]
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        assert!(ingestion.add(Cf::History, &mut unordered).is_err());
+        assert_eq!(std::fs::read_dir(engine.staging_root()).unwrap().count(), 1);
+        drop(ingestion);
+        assert_eq!(std::fs::read_dir(engine.staging_root()).unwrap().count(), 0);
+        assert_eq!(get(&engine, Cf::History, "k1"), None);
+        assert!(engine
+            .scan_prefix(Cf::Meta, PENDING_PREFIX)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

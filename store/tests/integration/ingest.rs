@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use reprise_store::cf::Cf;
 use reprise_store::engine::{Engine, RocksEngine};
 use reprise_store::time::Clock;
-use reprise_store::{FeatureStore, StoreConfig, Value};
+use reprise_store::{FeatureStore, PushOutcome, StoreConfig, Value};
 use serde_json::{json, Value as Json};
 
 use crate::aggregations::EVENTS;
@@ -93,6 +93,56 @@ fn ingested_equals_pushed_with(
     seed: u64,
     backfill_rows: usize,
 ) {
+    compare_with_push(
+        definitions,
+        view,
+        row,
+        seed,
+        backfill_rows,
+        |store, rows| store.ingest_backfill(view, rows).unwrap(),
+    );
+}
+
+/// [`ingested_equals_pushed_with`] for a backfill spilled in chunks of
+/// `chunk` rows, ingested in files of `file_entries` entries, against one
+/// push of all its rows (both one store version).
+fn spilled_equals_pushed_with(
+    (definitions, view, row): (&str, &str, fn(&mut StdRng) -> Json),
+    seed: u64,
+    backfill_rows: usize,
+    chunk: usize,
+    file_entries: usize,
+) {
+    compare_with_push(
+        definitions,
+        view,
+        row,
+        seed,
+        backfill_rows,
+        |store, rows| {
+            let spill = tempfile::tempdir().unwrap();
+            let mut backfill = store
+                .begin_backfill(view, spill.path())
+                .unwrap()
+                .with_file_entries(file_entries);
+            for part in rows.chunks(chunk) {
+                backfill.add_json(part).unwrap();
+            }
+            let outcome = backfill.finish().unwrap();
+            assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+            outcome
+        },
+    );
+}
+
+fn compare_with_push(
+    definitions: &str,
+    view: &str,
+    row: fn(&mut StdRng) -> Json,
+    seed: u64,
+    backfill_rows: usize,
+    ingest: impl Fn(&FeatureStore, &[Json]) -> PushOutcome,
+) {
     {
         let mut rng = StdRng::seed_from_u64(seed);
         let (pushed, ingested) = (fresh(definitions, 200), fresh(definitions, 200));
@@ -103,7 +153,7 @@ fn ingested_equals_pushed_with(
             t.store.push(view, &live, false).unwrap();
         }
         let expected = pushed.store.push(view, &backfill, true).unwrap();
-        let outcome = ingested.store.ingest_backfill(view, &backfill).unwrap();
+        let outcome = ingest(&ingested.store, &backfill);
         assert_eq!(outcome, expected);
         for t in [&pushed, &ingested] {
             t.clock.set(seconds(300));
@@ -137,6 +187,75 @@ fn a_large_ingestion_encoded_in_parts_equals_a_push() {
 #[test]
 fn a_large_events_ingestion_in_parts_and_key_ranges_equals_a_push() {
     ingested_equals_pushed_with(EVENTS, "play", play, 11, 140_000);
+}
+
+/// Many small runs (one mark each), one key range per core.
+#[test]
+fn a_spilled_state_backfill_equals_one_push_and_online_moves_forward_only() {
+    for seed in 0..4u64 {
+        spilled_equals_pushed_with((DEFINITIONS, "a", user_row), seed, 500, 70, 1 << 20);
+    }
+}
+
+/// Runs of many marks, encoded in parts, history and indexes merged per key
+/// range into many files each.
+#[test]
+fn a_large_spilled_events_backfill_equals_one_push_with_its_indexes() {
+    spilled_equals_pushed_with((EVENTS, "play", play), 11, 140_000, 40_000, 15_000);
+}
+
+#[test]
+fn a_backfill_of_one_chunk_is_ingested_from_memory_without_spilling() {
+    spilled_equals_pushed_with((DEFINITIONS, "a", user_row), 3, 500, 500, 1 << 20);
+    let t = store_with(Kind::Rocks, DEFINITIONS, 200);
+    let spill = tempfile::tempdir().unwrap();
+    let before = t.store.version();
+    let backfill = t
+        .store
+        .begin_backfill("a", &spill.path().join("runs"))
+        .unwrap();
+    let outcome = backfill.finish().unwrap();
+    assert_eq!((outcome.written, outcome.store_version), (0, before));
+    let mut backfill = t
+        .store
+        .begin_backfill("a", &spill.path().join("runs"))
+        .unwrap();
+    backfill
+        .add_json(&[json!({"user_id": "u1", "event_timestamp": ts(1), "x": 1})])
+        .unwrap();
+    assert_eq!(backfill.finish().unwrap().store_version, before + 1);
+    assert!(!spill.path().join("runs").exists(), "nothing spilled");
+}
+
+#[test]
+fn a_bad_row_in_a_later_chunk_of_a_backfill_writes_nothing_and_leaves_no_runs() {
+    let t = store_with(Kind::Rocks, DEFINITIONS, 200);
+    let spill = tempfile::tempdir().unwrap();
+    let before = t.store.version();
+    let rows = |from: i64| -> Vec<Json> {
+        (from..from + 100)
+            .map(|i| json!({"user_id": format!("u{i}"), "event_timestamp": ts(i), "x": i}))
+            .collect()
+    };
+    let mut backfill = t.store.begin_backfill("a", spill.path()).unwrap();
+    backfill.add_json(&rows(0)).unwrap();
+    backfill.add_json(&rows(100)).unwrap();
+    let mut bad = rows(200);
+    bad[42]["x"] = json!("many");
+    let err = backfill.add_json(&bad).unwrap_err();
+    assert_eq!(err.field(), Some("rows[42].x"), "{err}");
+    assert!(std::fs::read_dir(spill.path()).unwrap().count() > 0);
+    drop(backfill);
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    assert_eq!(t.store.version(), before);
+    assert!(t.store.view_history("a", before + 1).unwrap().is_empty());
+    // The writer is free again.
+    let version = t
+        .store
+        .push("a", &rows(0)[..1], false)
+        .unwrap()
+        .store_version;
+    assert_eq!(version, before + 1);
 }
 
 #[test]
