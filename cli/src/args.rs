@@ -510,15 +510,17 @@ pub struct PushArgs {
     #[arg(long, default_value_t = 10_000)]
     pub batch_size: usize,
     /// Mark rows as a backfill: their created time is their event time.
-    /// A backfill is stored by bulk ingestion (sorted files handed to the
-    /// storage engine, no write-ahead log or memtable), `--ingest-rows`
-    /// rows per store version.
+    /// A backfill is stored by bulk ingestion as one store version, all
+    /// rows or none (a bad row anywhere stores nothing): sorted runs of
+    /// `--ingest-rows` rows are spilled inside the store's directory
+    /// (`backfill-spill`, about the size of the encoded rows), merged at
+    /// the end and handed to the storage engine as sorted files (no
+    /// write-ahead log or memtable).
     #[arg(long)]
     pub backfill: bool,
-    /// Rows per ingestion of a backfill (each one store version, all or
-    /// nothing across a crash; two chunks are in memory at once, ~1.2 KB a
-    /// row for 10 features: ~1.3 GB at the default);
-    /// 0 writes a backfill by ordinary pushes of `--batch-size` rows.
+    /// Rows per sorted run of a backfill (two are in memory at once, ~0.5
+    /// KB a row for 10 features: ~700 MB peak at the default); 0 writes a
+    /// backfill by ordinary pushes of `--batch-size` rows.
     #[arg(long, default_value_t = 500_000)]
     pub ingest_rows: usize,
 }
