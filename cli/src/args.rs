@@ -513,7 +513,7 @@ pub struct PushArgs {
     /// A backfill is stored by bulk ingestion as one store version, all
     /// rows or none (a bad row anywhere stores nothing): sorted runs of
     /// `--ingest-rows` rows are spilled inside the store's directory
-    /// (`backfill-spill`, about the size of the encoded rows), merged at
+    /// (`scratch/`, about the size of the encoded rows), merged at
     /// the end and handed to the storage engine as sorted files (no
     /// write-ahead log or memtable).
     #[arg(long)]

@@ -6,7 +6,6 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -48,7 +47,6 @@ pub fn run(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
         } else {
             args.batch_size
         },
-        data_dir: &store_args.data_dir,
         bar: &bar,
     };
     let file =
@@ -110,12 +108,8 @@ struct Writer<'a> {
     backfill: bool,
     /// Rows per batch (per sorted run for a backfill).
     chunk: usize,
-    data_dir: &'a Path,
     bar: &'a ProgressBar,
 }
-
-/// Where a backfill spills its sorted runs, inside the store's directory.
-const SPILL_DIR: &str = "backfill-spill";
 
 impl<'a> Writer<'a> {
     /// CSV: one thread parses the next batch into typed rows while this one
@@ -277,18 +271,9 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// A backfill spilling its sorted runs inside the store's directory
-    /// (what a backfill killed before it finished left there is removed
-    /// first: this process holds the store).
+    /// A backfill: sorted runs spilled to the store's scratch directory.
     fn begin_backfill(&self) -> anyhow::Result<Backfill<'a>> {
-        let spill_dir = self.data_dir.join(SPILL_DIR);
-        match std::fs::remove_dir_all(&spill_dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", spill_dir.display()))
-            }
-            _ => {}
-        }
-        Ok(self.store.begin_backfill(self.label, &spill_dir)?)
+        Ok(self.store.begin_backfill(self.label)?)
     }
 
     fn on_added(&self, rows: usize) {

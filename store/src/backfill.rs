@@ -14,10 +14,13 @@
 //!
 //! A backfill of one chunk is ingested from memory, as
 //! [`ingest_backfill`](FeatureStore::ingest_backfill) does. A bad row in any
-//! chunk fails the backfill before anything is written.
+//! chunk fails the backfill before anything is written. Memory is bounded
+//! by the chunk (two in flight), the runs' read buffers (runs merge in
+//! tiers, see [`RunSet`]) and [`ONLINE_BATCH`] online rows per range; the
+//! spill takes about the rows' encoded size on disk, in the engine's
+//! scratch directory (emptied at every open).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -27,10 +30,10 @@ use crate::codec;
 use crate::engine::{Ingestion, WriteBatch};
 use crate::error::{Result, StoreError};
 use crate::feature_store::{put_store_version, FeatureStore};
-use crate::ingest::encode_in_parts;
+use crate::ingest::{encode_in_parts, Entries};
 use crate::push::{retired, ParsedRow, PushOutcome, StoredRows};
 use crate::registry::FeatureView;
-use crate::spill::{pivots, ranges, CutKey, KeyRange, Merged, SpilledRun};
+use crate::spill::{pivots, ranges, whole_key, CutKey, KeyRange, Merged, RunSet, SpilledRun};
 use crate::text_rows::TextColumns;
 use crate::time::Micros;
 use crate::write_pipeline::WriterLock;
@@ -41,17 +44,22 @@ const FILE_ENTRIES: usize = 1 << 21;
 /// Rows one store version numbers (a row's sequence is a u32).
 const MAX_ROWS: usize = u32::MAX as usize + 1;
 
+/// Entities whose online rows are checked and written at a time.
+const ONLINE_BATCH: usize = 1 << 18;
+
 /// A backfill in progress: [`add`](Self::add_parsed) its rows, then
 /// [`finish`](Self::finish). Dropped unfinished, it writes nothing.
 pub struct Backfill<'s> {
     store: &'s FeatureStore,
     view: Arc<FeatureView>,
-    spill_dir: std::path::PathBuf,
     /// The first chunk, until a second one comes.
     held: Vec<ParsedRow>,
     spilled: Option<Spilled<'s>>,
     rows: usize,
     file_entries: usize,
+    online_batch: usize,
+    /// Set by a failed add: the rows added so far are not all spilled.
+    failed: bool,
 }
 
 /// The state of a backfill that has spilled: it holds the writer (its
@@ -60,24 +68,26 @@ struct Spilled<'s> {
     _writer: WriterLock<'s>,
     version: u64,
     masks: BTreeSet<u8>,
-    dir: tempfile::TempDir,
-    history: Vec<SpilledRun>,
-    index: Vec<SpilledRun>,
+    history: RunSet,
+    index: RunSet,
+    /// Declared last: removed after the runs' files.
+    _dir: tempfile::TempDir,
 }
 
 impl FeatureStore {
-    /// Starts a backfill of `view_spec` that spills its sorted runs into a
-    /// directory it makes (and removes) inside `spill_dir`.
-    pub fn begin_backfill(&self, view_spec: &str, spill_dir: &Path) -> Result<Backfill<'_>> {
+    /// Starts a backfill of `view_spec`. It spills its sorted runs into a
+    /// directory of its own in the engine's scratch directory.
+    pub fn begin_backfill(&self, view_spec: &str) -> Result<Backfill<'_>> {
         let view = Arc::clone(crate::push::writable_view(&self.registry(), view_spec)?);
         Ok(Backfill {
             store: self,
             view,
-            spill_dir: spill_dir.to_path_buf(),
             held: Vec::new(),
             spilled: None,
             rows: 0,
             file_entries: FILE_ENTRIES,
+            online_batch: ONLINE_BATCH,
+            failed: false,
         })
     }
 }
@@ -87,6 +97,13 @@ impl<'s> Backfill<'s> {
     /// piecemeal later, larger ones mean fewer files.
     pub fn with_file_entries(mut self, entries: usize) -> Self {
         self.file_entries = entries.max(1);
+        self
+    }
+
+    /// Entities whose online rows are checked and written at a time
+    /// (default 256Ki): the memory the online rows take.
+    pub fn with_online_batch(mut self, entities: usize) -> Self {
+        self.online_batch = entities.max(1);
         self
     }
 
@@ -110,6 +127,22 @@ impl<'s> Backfill<'s> {
     }
 
     fn add(&mut self, rows: Vec<ParsedRow>) -> Result<()> {
+        self.refuse_after_failure()?;
+        let added = self.spill_or_hold(rows);
+        self.failed = added.is_err() && self.spilled.is_some();
+        added
+    }
+
+    fn refuse_after_failure(&self) -> Result<()> {
+        if self.failed {
+            return Err(StoreError::Engine(
+                "this backfill failed to spill its rows; start it again".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn spill_or_hold(&mut self, rows: Vec<ParsedRow>) -> Result<()> {
         if self.rows + rows.len() > MAX_ROWS {
             return Err(StoreError::invalid(
                 "rows",
@@ -140,16 +173,18 @@ impl<'s> Backfill<'s> {
             return Err(retired(&self.view));
         }
         let groupings = crate::aggregation::index::indexed_groupings(&registry);
-        std::fs::create_dir_all(&self.spill_dir)?;
+        let scratch = store.engine.scratch_dir();
+        std::fs::create_dir_all(&scratch)?;
+        let dir = tempfile::Builder::new()
+            .prefix("backfill-")
+            .tempdir_in(&scratch)?;
         Ok(Spilled {
             _writer: writer,
             version: store.version() + 1,
             masks: groupings.get(&self.view.id).cloned().unwrap_or_default(),
-            dir: tempfile::Builder::new()
-                .prefix("backfill-")
-                .tempdir_in(&self.spill_dir)?,
-            history: Vec::new(),
-            index: Vec::new(),
+            history: RunSet::new(dir.path().to_path_buf(), "history"),
+            index: RunSet::new(dir.path().to_path_buf(), "index"),
+            _dir: dir,
         })
     }
 
@@ -159,38 +194,41 @@ impl<'s> Backfill<'s> {
         let spilled = self.spilled.as_mut().expect("spilling started");
         let (histories, indexes) =
             encode_in_parts(&self.view, rows, first, spilled.version, &spilled.masks)?;
-        let dir = spilled.dir.path();
-        let base = spilled.history.len() + spilled.index.len();
-        let written: Vec<Result<(bool, SpilledRun)>> = std::thread::scope(|scope| {
-            let writers: Vec<_> = histories
-                .iter()
-                .map(|entries| (true, entries))
-                .chain(indexes.iter().map(|entries| (false, entries)))
-                .filter(|(_, entries)| !entries.is_empty())
-                .enumerate()
-                .map(|(i, (history, entries))| {
-                    let path = dir.join(format!("{}.run", base + i));
-                    scope.spawn(move || Ok((history, SpilledRun::write(path, entries)?)))
+        // One run per column family and chunk: its parts merged as written.
+        let kinds = [
+            (histories, &mut spilled.history),
+            (indexes, &mut spilled.index),
+        ];
+        let runs: Vec<_> = kinds
+            .into_iter()
+            .filter(|(parts, _)| parts.iter().any(|part| !part.is_empty()))
+            .map(|(parts, runs)| {
+                let path = runs.next_path();
+                (parts, runs, path)
+            })
+            .collect();
+        let written: Vec<(&mut RunSet, Result<SpilledRun>)> = std::thread::scope(|scope| {
+            let writers: Vec<_> = runs
+                .into_iter()
+                .map(|(parts, runs, path)| {
+                    let run = scope.spawn(move || SpilledRun::write(path, merged_parts(&parts)));
+                    (runs, run)
                 })
                 .collect();
             writers
                 .into_iter()
-                .map(|w| w.join().expect("a spilling thread panicked"))
+                .map(|(runs, w)| (runs, w.join().expect("a spilling thread panicked")))
                 .collect()
         });
-        for run in written {
-            let (history, run) = run?;
-            if history {
-                spilled.history.push(run);
-            } else {
-                spilled.index.push(run);
-            }
+        for (runs, run) in written {
+            runs.push(run?)?;
         }
         Ok(())
     }
 
     /// Ingests every row added, as one store version.
     pub fn finish(self) -> Result<PushOutcome> {
+        self.refuse_after_failure()?;
         let Some(spilled) = self.spilled else {
             if self.held.is_empty() {
                 return Ok(PushOutcome {
@@ -203,24 +241,22 @@ impl<'s> Backfill<'s> {
         let _span = tracing::info_span!("store.backfill", rows = self.rows).entered();
         let store = self.store;
         let ingestion = store.engine.begin_ingestion()?;
-        let file_entries = self.file_entries;
+        let (file_entries, online_batch) = (self.file_entries, self.online_batch);
         let threads = crate::threads::worker_threads();
-        let history_pivots = pivots(&spilled.history, codec::history_key_prefix, threads);
-        let index_pivots = pivots(&spilled.index, whole_key, threads);
-        let touched: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|scope| {
-            let ingestion = &*ingestion;
+        let (history_runs, index_runs) = (spilled.history.runs(), spilled.index.runs());
+        let history_pivots = pivots(history_runs, codec::history_key_prefix, threads);
+        let index_pivots = pivots(index_runs, whole_key, threads);
+        let merged: Vec<Result<()>> = std::thread::scope(|scope| {
+            let files = (&*ingestion, file_entries);
             let history = ranges(&history_pivots).into_iter().map(|range| {
-                let runs = &spilled.history;
                 scope.spawn(move || {
-                    ingest_history_range(store, ingestion, runs, range, file_entries)
+                    let online = OnlineRows::new(store, files.0, online_batch);
+                    ingest_history_range(online, files, history_runs, range)
                 })
             });
             let index = ranges(&index_pivots).into_iter().map(|range| {
-                let runs = &spilled.index;
                 scope.spawn(move || {
-                    let files = (ingestion, file_entries);
-                    ingest_range(files, Cf::AggIndex, runs, whole_key, range, |_| {})?;
-                    Ok(Vec::new())
+                    ingest_range(files, Cf::AggIndex, index_runs, whole_key, range, |_| {})
                 })
             });
             let handles: Vec<_> = history.chain(index).collect();
@@ -229,12 +265,13 @@ impl<'s> Backfill<'s> {
                 .map(|h| h.join().expect("a backfill thread panicked"))
                 .collect()
         });
-        let touched: Vec<Vec<u8>> = touched.into_iter().collect::<Result<Vec<_>>>()?.concat();
+        merged.into_iter().collect::<Result<Vec<()>>>()?;
         let mut commit = WriteBatch::default();
         crate::outbox::add_resync_entry(store, &mut commit, spilled.version);
         put_store_version(&mut commit, spilled.version);
         tracing::info_span!("ingest").in_scope(|| ingestion.commit(commit))?;
-        store.committed(spilled.version, &touched);
+        // Too many online rows to list: the whole cache goes.
+        store.committed_clearing_cache(spilled.version);
         store.record_view_writes(&[(self.view.id, spilled.version)]);
         Ok(PushOutcome {
             written: self.rows,
@@ -243,8 +280,17 @@ impl<'s> Backfill<'s> {
     }
 }
 
-fn whole_key(key: &[u8]) -> &[u8] {
-    key
+/// The entries of sorted `parts` (a few), merged in key order.
+fn merged_parts(parts: &[Entries]) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+    let mut next = vec![0usize; parts.len()];
+    std::iter::from_fn(move || {
+        let part = (0..parts.len())
+            .filter(|p| next[*p] < parts[*p].len())
+            .min_by(|a, b| parts[*a][next[*a]].0.cmp(&parts[*b][next[*b]].0))?;
+        let (key, value) = &parts[part][next[part]];
+        next[part] += 1;
+        Some((key, value))
+    })
 }
 
 /// Merges the runs' entries in `range` into files of `file_entries`
@@ -271,45 +317,52 @@ fn ingest_range(
     }
 }
 
-/// [`ingest_range`] of the history, then the online rows of the range's
-/// entities (each one's newest row, where it is newer than the stored
-/// one). Returns the online keys written.
+/// [`ingest_range`] of the history, writing the online rows of the
+/// range's entities on the way: each one's newest row, where it is newer
+/// than the stored one.
 fn ingest_history_range(
-    store: &FeatureStore,
-    ingestion: &dyn Ingestion,
+    mut online: OnlineRows<'_>,
+    files: (&dyn Ingestion, usize),
     runs: &[SpilledRun],
     range: KeyRange<'_>,
-    file_entries: usize,
-) -> Result<Vec<Vec<u8>>> {
-    let mut newest = NewestPerEntity::default();
+) -> Result<()> {
     ingest_range(
-        (ingestion, file_entries),
+        files,
         Cf::History,
         runs,
         codec::history_key_prefix,
         range,
-        |entry| newest.see(entry),
+        |entry| online.see(entry),
     )?;
-    let online: Vec<(Vec<u8>, Vec<u8>)> = store
-        .online_replacements(newest.keys, newest.rows, StoredRows::Walk)?
-        .into_iter()
-        .map(|(key, _, row)| (key, row))
-        .collect();
-    let touched = online.iter().map(|(key, _)| key.clone()).collect();
-    ingestion.add(Cf::Online, &mut online.into_iter())?;
-    Ok(touched)
+    online.write()
 }
 
 /// Each entity's newest row, from history entries seen in key order (an
-/// entity's rows by event time, then store version and sequence: its
-/// last one wins).
-#[derive(Default)]
-struct NewestPerEntity {
+/// entity's rows by event time, then store version and sequence: its last
+/// one wins), written to the online column family in batches of `batch`
+/// entities where it replaces the stored row.
+struct OnlineRows<'a> {
+    store: &'a FeatureStore,
+    ingestion: &'a dyn Ingestion,
+    batch: usize,
     keys: Vec<Vec<u8>>,
     rows: Vec<(Micros, Vec<u8>)>,
+    /// The first error writing a batch (the entries keep coming).
+    error: Option<StoreError>,
 }
 
-impl NewestPerEntity {
+impl<'a> OnlineRows<'a> {
+    fn new(store: &'a FeatureStore, ingestion: &'a dyn Ingestion, batch: usize) -> Self {
+        OnlineRows {
+            store,
+            ingestion,
+            batch,
+            keys: Vec::new(),
+            rows: Vec::new(),
+            error: None,
+        }
+    }
+
     fn see(&mut self, (key, row): &(Vec<u8>, Vec<u8>)) {
         let prefix = codec::history_key_prefix(key);
         let position =
@@ -319,9 +372,30 @@ impl NewestPerEntity {
             newest.0 = position.event_ts;
             newest.1.clear();
             newest.1.extend_from_slice(row);
-        } else {
-            self.keys.push(prefix.to_vec());
-            self.rows.push((position.event_ts, row.clone()));
+            return;
         }
+        // This entry starts an entity: every one seen before is complete.
+        if self.keys.len() >= self.batch && self.error.is_none() {
+            if let Err(e) = self.write() {
+                self.error = Some(e);
+            }
+        }
+        self.keys.push(prefix.to_vec());
+        self.rows.push((position.event_ts, row.clone()));
+    }
+
+    /// Writes the online rows of the entities seen (and complete).
+    fn write(&mut self) -> Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let keys = std::mem::take(&mut self.keys);
+        let rows = std::mem::take(&mut self.rows);
+        let mut online = self
+            .store
+            .online_replacements(keys, rows, StoredRows::Walk)?
+            .into_iter()
+            .map(|(key, _, row)| (key, row));
+        self.ingestion.add(Cf::Online, &mut online)
     }
 }

@@ -349,6 +349,11 @@ impl FeatureStore {
         self.engine.wait_for_compactions()
     }
 
+    /// Where bulk loads spill (see [`Engine::scratch_dir`](crate::engine::Engine::scratch_dir)).
+    pub fn scratch_dir(&self) -> std::path::PathBuf {
+        self.engine.scratch_dir()
+    }
+
     /// Compacts history now, dropping the rows retention has expired
     /// (compactions do it on their own as data is written; this is for
     /// operators and tests).
@@ -395,6 +400,13 @@ impl FeatureStore {
         self.engine.write(batch)?;
         self.committed(version, online_keys);
         Ok(())
+    }
+
+    /// [`committed`](Self::committed) of a bulk load whose online rows are
+    /// too many to list: the cache forgets every row.
+    pub(crate) fn committed_clearing_cache(&self, version: u64) {
+        self.version.store(version, Ordering::Release);
+        self.cache.clear();
     }
 
     /// After `version` is durable: readers see it, and the cache forgets

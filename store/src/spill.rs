@@ -2,7 +2,9 @@
 //! is written once, in key order, keeping every [`MARK_EVERY`]th key and
 //! its offset in memory (a sparse index: where a reader of a key range
 //! starts, and a sample of the keys to cut ranges at). Runs are read back
-//! merged in key order by a heap of cursors, one range per core.
+//! merged in key order by a heap of cursors, one range per core. A
+//! [`RunSet`] merges its runs in tiers of [`MAX_FAN_IN`], so a merge reads
+//! a bounded number of files at once however large the load.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -16,11 +18,19 @@ use crate::error::Result;
 const MARK_EVERY: usize = 1024;
 
 /// Bytes each cursor reads ahead.
-const READ_AHEAD: usize = 256 * 1024;
+const READ_AHEAD: usize = 128 * 1024;
+
+/// Runs of one tier merged into one run of the next tier.
+const MAX_FAN_IN: usize = 64;
 
 /// The cut key of an entry's key: ranges never split entries with one cut
 /// key, and cut keys sort as their keys do.
 pub(crate) type CutKey = fn(&[u8]) -> &[u8];
+
+/// The whole key as its own cut key.
+pub(crate) fn whole_key(key: &[u8]) -> &[u8] {
+    key
+}
 
 /// A run of entries in a file of its own, deleted when the run is dropped.
 pub(crate) struct SpilledRun {
@@ -33,14 +43,20 @@ pub(crate) struct SpilledRun {
 impl SpilledRun {
     /// Writes `entries` (sorted by key) to a new file at `path`: key length
     /// and value length (u32, little-endian), key, value, for each entry.
-    pub(crate) fn write(path: PathBuf, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<Self> {
+    pub(crate) fn write<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        path: PathBuf,
+        entries: impl Iterator<Item = (K, V)>,
+    ) -> Result<Self> {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-        let mut marks = Vec::with_capacity(entries.len() / MARK_EVERY + 1);
+        let mut marks = Vec::new();
         let mut offset = 0u64;
-        for (i, (key, value)) in entries.iter().enumerate() {
-            if i % MARK_EVERY == 0 {
-                marks.push((key.clone(), offset));
+        let mut len = 0;
+        for (key, value) in entries {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            if len % MARK_EVERY == 0 {
+                marks.push((key.to_vec(), offset));
             }
+            len += 1;
             out.write_all(&(key.len() as u32).to_le_bytes())?;
             out.write_all(&(value.len() as u32).to_le_bytes())?;
             out.write_all(key)?;
@@ -48,11 +64,7 @@ impl SpilledRun {
             offset += 8 + key.len() as u64 + value.len() as u64;
         }
         out.flush()?;
-        Ok(SpilledRun {
-            path,
-            marks,
-            len: entries.len(),
-        })
+        Ok(SpilledRun { path, marks, len })
     }
 
     /// A cursor over the entries whose cut key is in `[from, to)` (`None`:
@@ -82,6 +94,76 @@ impl SpilledRun {
 impl Drop for SpilledRun {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The sorted runs of one column family of a load, in files named
+/// `{name}-{n}.run` in `dir`: when [`MAX_FAN_IN`] runs of one tier are
+/// there, they are merged into one run of the next tier (each entry is
+/// rewritten once per tier: once more at 64 runs, twice at 4,096).
+pub(crate) struct RunSet {
+    dir: PathBuf,
+    name: &'static str,
+    written: usize,
+    runs: Vec<SpilledRun>,
+    tiers: Vec<u32>,
+}
+
+impl RunSet {
+    pub(crate) fn new(dir: PathBuf, name: &'static str) -> Self {
+        RunSet {
+            dir,
+            name,
+            written: 0,
+            runs: Vec::new(),
+            tiers: Vec::new(),
+        }
+    }
+
+    /// A path for the next run.
+    pub(crate) fn next_path(&mut self) -> PathBuf {
+        self.written += 1;
+        self.dir.join(format!("{}-{}.run", self.name, self.written))
+    }
+
+    /// Adds a run of the first tier, then merges every full tier.
+    pub(crate) fn push(&mut self, run: SpilledRun) -> Result<()> {
+        self.runs.push(run);
+        self.tiers.push(0);
+        while let Some(tier) = self.full_tier() {
+            let mut merged_runs = Vec::with_capacity(MAX_FAN_IN);
+            let mut i = 0;
+            while i < self.runs.len() {
+                if self.tiers[i] == tier {
+                    merged_runs.push(self.runs.remove(i));
+                    self.tiers.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+            let path = self.next_path();
+            let mut merged = Merged::new(&merged_runs, whole_key, (None, None))?;
+            let run = SpilledRun::write(path, merged.by_ref())?;
+            merged.error()?;
+            self.runs.push(run);
+            self.tiers.push(tier + 1);
+        }
+        Ok(())
+    }
+
+    fn full_tier(&self) -> Option<u32> {
+        let mut counts = std::collections::BTreeMap::new();
+        for tier in &self.tiers {
+            *counts.entry(*tier).or_insert(0) += 1;
+        }
+        counts
+            .into_iter()
+            .find(|(_, count)| *count >= MAX_FAN_IN)
+            .map(|(tier, _)| tier)
+    }
+
+    pub(crate) fn runs(&self) -> &[SpilledRun] {
+        &self.runs
     }
 }
 
@@ -240,10 +322,6 @@ impl Iterator for Merged {
 mod tests {
     use super::*;
 
-    fn whole(key: &[u8]) -> &[u8] {
-        key
-    }
-
     /// The first byte: entries with one first byte stay in one range.
     fn first_byte(key: &[u8]) -> &[u8] {
         &key[..1]
@@ -271,12 +349,15 @@ mod tests {
         let spilled: Vec<SpilledRun> = runs
             .iter()
             .enumerate()
-            .map(|(i, run)| SpilledRun::write(dir.path().join(format!("{i}")), run).unwrap())
+            .map(|(i, run)| {
+                let entries = run.iter().map(|(k, v)| (k, v));
+                SpilledRun::write(dir.path().join(format!("{i}")), entries).unwrap()
+            })
             .collect();
         let mut expected: Vec<_> = runs.concat();
         expected.sort();
 
-        let merged: Vec<_> = Merged::new(&spilled, whole, (None, None))
+        let merged: Vec<_> = Merged::new(&spilled, whole_key, (None, None))
             .unwrap()
             .collect();
         assert_eq!(merged, expected);
@@ -307,13 +388,36 @@ mod tests {
     }
 
     #[test]
+    fn a_run_set_merges_full_tiers_and_reads_back_every_entry_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut set = RunSet::new(dir.path().to_path_buf(), "h");
+        let mut expected = Vec::new();
+        // Two tiers fill: 64 runs merge into one, 64 of those again.
+        let runs = MAX_FAN_IN * MAX_FAN_IN + 3;
+        for run in 0..runs {
+            let entries = entries((0..3).map(|i| format!("k{i}-{run:05}")));
+            expected.extend(entries.clone());
+            let path = set.next_path();
+            set.push(SpilledRun::write(path, entries.into_iter()).unwrap())
+                .unwrap();
+        }
+        expected.sort();
+        // One run of tier 2 and three of tier 0.
+        assert_eq!(set.runs().len(), 4);
+        assert_eq!(set.tiers.iter().filter(|t| **t == 2).count(), 1);
+        let merged: Vec<_> = Merged::new(set.runs(), whole_key, (None, None))
+            .unwrap()
+            .collect();
+        assert_eq!(merged, expected);
+        // The merged runs' files are gone.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    #[test]
     fn a_run_read_past_its_file_reports_the_error() {
         let dir = tempfile::tempdir().unwrap();
-        let run = SpilledRun::write(
-            dir.path().join("run"),
-            &entries((0..10).map(|i| format!("k{i}"))),
-        )
-        .unwrap();
+        let entries = entries((0..10).map(|i| format!("k{i}")));
+        let run = SpilledRun::write(dir.path().join("run"), entries.into_iter()).unwrap();
         // Cut short behind the reader's back.
         File::options()
             .write(true)
@@ -321,10 +425,10 @@ mod tests {
             .unwrap()
             .set_len(20)
             .unwrap();
-        let mut merged = Merged::new(std::slice::from_ref(&run), whole, (None, None)).unwrap();
+        let mut merged = Merged::new(std::slice::from_ref(&run), whole_key, (None, None)).unwrap();
         assert!(merged.by_ref().count() < 10);
         assert!(merged.error().is_err());
-        let empty = pivots(&[], whole, 4);
+        let empty = pivots(&[], whole_key, 4);
         assert!(empty.is_empty());
         assert_eq!(ranges(&empty), vec![(None, None)]);
     }

@@ -345,7 +345,7 @@ fn a_backfill_of_many_sorted_runs_is_one_store_version_and_a_bad_row_stores_noth
     };
     backfill_stats(dir.path(), &data, &format!("u0,{},1\n", at("01")));
     // What a backfill killed before it finished leaves behind.
-    let leftover = data.join("backfill-spill").join("backfill-killed");
+    let leftover = data.join("scratch").join("backfill-killed");
     std::fs::create_dir_all(&leftover).unwrap();
     std::fs::write(leftover.join("0.run"), b"partial").unwrap();
     let backfill = |name: &str, rows: &[(&str, &str, &str)]| {
@@ -401,7 +401,7 @@ fn a_backfill_of_many_sorted_runs_is_one_store_version_and_a_bad_row_stores_noth
         "{stdout}"
     );
     assert!(!leftover.exists(), "the killed backfill's runs are removed");
-    let spill = std::fs::read_dir(data.join("backfill-spill")).unwrap();
+    let spill = std::fs::read_dir(data.join("scratch")).unwrap();
     assert_eq!(spill.count(), 0, "the backfill removes its own runs");
 
     let store = reprise_store::FeatureStore::open(&data, Default::default()).unwrap();

@@ -169,6 +169,13 @@ pub trait Engine: Send + Sync + 'static {
         self.write(ingest::as_one_batch(runs, commit))
     }
 
+    /// Where bulk loads spill what does not fit in memory (a directory
+    /// each, inside this one). The RocksDB engine's is in the store's
+    /// directory, emptied at every open; others use the system's.
+    fn scratch_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join("reprise-scratch")
+    }
+
     /// Starts a bulk load of sorted streams (see [`Ingestion`]): what
     /// [`ingest`](Self::ingest) does, for runs written one at a time.
     fn begin_ingestion(&self) -> Result<Box<dyn Ingestion + '_>> {

@@ -120,6 +120,11 @@ impl RocksEngine {
             retention,
         };
         engine.recover_ingestions()?;
+        // What a bulk load killed midway spilled: nothing reads it now.
+        match std::fs::remove_dir_all(engine.scratch_dir()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         Ok(engine)
     }
 
@@ -177,6 +182,9 @@ impl RocksEngine {
 /// L0 files that start a compaction in the column families rows live in
 /// (RocksDB's default: 4).
 pub(super) const L0_COMPACTION_TRIGGER: i32 = 8;
+
+/// The scratch directory inside the store's directory.
+const SCRATCH_DIR: &str = "scratch";
 
 /// How far a long scan reads ahead of its position.
 const SCAN_READAHEAD_BYTES: usize = 2 << 20;
@@ -334,6 +342,10 @@ impl Engine for RocksEngine {
         self.db
             .wait_for_compact(&rocksdb::WaitForCompactOptions::default())
             .map_err(engine_error)
+    }
+
+    fn scratch_dir(&self) -> PathBuf {
+        self.path.join(SCRATCH_DIR)
     }
 
     fn begin_ingestion(&self) -> Result<Box<dyn super::Ingestion + '_>> {

@@ -104,14 +104,15 @@ fn ingested_equals_pushed_with(
 }
 
 /// [`ingested_equals_pushed_with`] for a backfill spilled in chunks of
-/// `chunk` rows, ingested in files of `file_entries` entries, against one
-/// push of all its rows (both one store version).
+/// `chunk` rows, ingested in files of `file_entries` entries and online
+/// rows in batches of `online_batch` entities, against one push of all its
+/// rows (both one store version).
 fn spilled_equals_pushed_with(
     (definitions, view, row): (&str, &str, fn(&mut StdRng) -> Json),
     seed: u64,
     backfill_rows: usize,
     chunk: usize,
-    file_entries: usize,
+    (file_entries, online_batch): (usize, usize),
 ) {
     compare_with_push(
         definitions,
@@ -120,16 +121,16 @@ fn spilled_equals_pushed_with(
         seed,
         backfill_rows,
         |store, rows| {
-            let spill = tempfile::tempdir().unwrap();
             let mut backfill = store
-                .begin_backfill(view, spill.path())
+                .begin_backfill(view)
                 .unwrap()
-                .with_file_entries(file_entries);
+                .with_file_entries(file_entries)
+                .with_online_batch(online_batch);
             for part in rows.chunks(chunk) {
                 backfill.add_json(part).unwrap();
             }
             let outcome = backfill.finish().unwrap();
-            assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+            assert_eq!(runs_left(store), 0);
             outcome
         },
     );
@@ -189,11 +190,26 @@ fn a_large_events_ingestion_in_parts_and_key_ranges_equals_a_push() {
     ingested_equals_pushed_with(EVENTS, "play", play, 11, 140_000);
 }
 
+/// Files in the backfills' spill directories of `store`'s scratch directory.
+fn runs_left(store: &FeatureStore) -> usize {
+    let Ok(spills) = std::fs::read_dir(store.scratch_dir()) else {
+        return 0;
+    };
+    spills
+        .map(|spill| std::fs::read_dir(spill.unwrap().path()).unwrap().count())
+        .sum()
+}
+
 /// Many small runs (one mark each), one key range per core.
 #[test]
 fn a_spilled_state_backfill_equals_one_push_and_online_moves_forward_only() {
     for seed in 0..4u64 {
-        spilled_equals_pushed_with((DEFINITIONS, "a", user_row), seed, 500, 70, 1 << 20);
+        let batches = if seed % 2 == 0 {
+            (1 << 20, 1 << 20)
+        } else {
+            (1 << 20, 4)
+        };
+        spilled_equals_pushed_with((DEFINITIONS, "a", user_row), seed, 500, 70, batches);
     }
 }
 
@@ -201,52 +217,76 @@ fn a_spilled_state_backfill_equals_one_push_and_online_moves_forward_only() {
 /// range into many files each.
 #[test]
 fn a_large_spilled_events_backfill_equals_one_push_with_its_indexes() {
-    spilled_equals_pushed_with((EVENTS, "play", play), 11, 140_000, 40_000, 15_000);
+    spilled_equals_pushed_with((EVENTS, "play", play), 11, 140_000, 40_000, (15_000, 3));
 }
 
 #[test]
 fn a_backfill_of_one_chunk_is_ingested_from_memory_without_spilling() {
-    spilled_equals_pushed_with((DEFINITIONS, "a", user_row), 3, 500, 500, 1 << 20);
-    let t = store_with(Kind::Rocks, DEFINITIONS, 200);
-    let spill = tempfile::tempdir().unwrap();
+    spilled_equals_pushed_with(
+        (DEFINITIONS, "a", user_row),
+        3,
+        500,
+        500,
+        (1 << 20, 1 << 20),
+    );
+    let t = fresh(DEFINITIONS, 200);
     let before = t.store.version();
-    let backfill = t
-        .store
-        .begin_backfill("a", &spill.path().join("runs"))
-        .unwrap();
+    let backfill = t.store.begin_backfill("a").unwrap();
     let outcome = backfill.finish().unwrap();
     assert_eq!((outcome.written, outcome.store_version), (0, before));
-    let mut backfill = t
-        .store
-        .begin_backfill("a", &spill.path().join("runs"))
-        .unwrap();
+    let mut backfill = t.store.begin_backfill("a").unwrap();
     backfill
         .add_json(&[json!({"user_id": "u1", "event_timestamp": ts(1), "x": 1})])
         .unwrap();
     assert_eq!(backfill.finish().unwrap().store_version, before + 1);
-    assert!(!spill.path().join("runs").exists(), "nothing spilled");
+    assert!(!t.data.path().join("scratch").exists(), "nothing spilled");
 }
 
 #[test]
-fn a_bad_row_in_a_later_chunk_of_a_backfill_writes_nothing_and_leaves_no_runs() {
-    let t = store_with(Kind::Rocks, DEFINITIONS, 200);
-    let spill = tempfile::tempdir().unwrap();
+fn a_backfill_that_failed_to_spill_refuses_more_rows_and_finishes_nothing() {
+    let t = fresh(DEFINITIONS, 200);
     let before = t.store.version();
     let rows = |from: i64| -> Vec<Json> {
         (from..from + 100)
             .map(|i| json!({"user_id": format!("u{i}"), "event_timestamp": ts(i), "x": i}))
             .collect()
     };
-    let mut backfill = t.store.begin_backfill("a", spill.path()).unwrap();
+    let mut backfill = t.store.begin_backfill("a").unwrap();
+    backfill.add_json(&rows(0)).unwrap();
+    backfill.add_json(&rows(100)).unwrap();
+    // The spill directory goes behind the backfill's back (a full or
+    // failing disk): the next run cannot be written.
+    for spill in std::fs::read_dir(t.store.scratch_dir()).unwrap() {
+        std::fs::remove_dir_all(spill.unwrap().path()).unwrap();
+    }
+    backfill.add_json(&rows(200)).unwrap_err();
+    let err = backfill.add_json(&rows(300)).unwrap_err();
+    assert!(err.to_string().contains("start it again"), "{err}");
+    let err = backfill.finish().unwrap_err();
+    assert!(err.to_string().contains("start it again"), "{err}");
+    assert_eq!(t.store.version(), before);
+    assert!(t.store.view_history("a", before + 1).unwrap().is_empty());
+}
+
+#[test]
+fn a_bad_row_in_a_later_chunk_of_a_backfill_writes_nothing_and_leaves_no_runs() {
+    let t = fresh(DEFINITIONS, 200);
+    let before = t.store.version();
+    let rows = |from: i64| -> Vec<Json> {
+        (from..from + 100)
+            .map(|i| json!({"user_id": format!("u{i}"), "event_timestamp": ts(i), "x": i}))
+            .collect()
+    };
+    let mut backfill = t.store.begin_backfill("a").unwrap();
     backfill.add_json(&rows(0)).unwrap();
     backfill.add_json(&rows(100)).unwrap();
     let mut bad = rows(200);
     bad[42]["x"] = json!("many");
     let err = backfill.add_json(&bad).unwrap_err();
     assert_eq!(err.field(), Some("rows[42].x"), "{err}");
-    assert!(std::fs::read_dir(spill.path()).unwrap().count() > 0);
+    assert!(runs_left(&t.store) > 0);
     drop(backfill);
-    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    assert_eq!(runs_left(&t.store), 0);
     assert_eq!(t.store.version(), before);
     assert!(t.store.view_history("a", before + 1).unwrap().is_empty());
     // The writer is free again.
