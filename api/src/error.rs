@@ -217,6 +217,8 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
         StoreError::SharedStoreUnavailable(_) => {
             (StatusCode::SERVICE_UNAVAILABLE, "shared_store_unavailable")
         }
+        // Nothing stored; the next attempt writes.
+        StoreError::NotWritten(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_written"),
     }
 }
 
@@ -236,8 +238,9 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Every 503 (a full queue, no model yet, shutting down) says
-            // when to come back.
+            // Every 503 (a full queue, no model yet, shutting down, a push
+            // refused after the write before it failed) says when to come
+            // back.
             response.insert_header((actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS));
         }
         response.json(ErrorResponse {
@@ -247,5 +250,27 @@ impl ResponseError for ApiError {
                 field: self.field().map(str::to_owned),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_refused_after_a_failed_write_is_a_retryable_503() {
+        let error = ApiError::from(StoreError::NotWritten("the write before it failed".into()));
+        assert_eq!(
+            error.status_and_code(),
+            (StatusCode::SERVICE_UNAVAILABLE, "not_written")
+        );
+        let response = error.error_response();
+        assert_eq!(
+            response
+                .headers()
+                .get(actix_web::http::header::RETRY_AFTER)
+                .unwrap(),
+            RETRY_AFTER_SECONDS
+        );
     }
 }

@@ -76,6 +76,12 @@ pub enum StoreError {
     #[error("corrupt stored record: {0}")]
     Corrupt(String),
 
+    /// A write not attempted because the one before it failed (it was
+    /// prepared on that one's store version): nothing of it is stored, and
+    /// trying again writes it.
+    #[error("not written: {0}; push again")]
+    NotWritten(String),
+
     /// The shared online store (a replica's source) does not answer.
     #[error("the shared online store does not answer: {0}")]
     SharedStoreUnavailable(String),
@@ -103,6 +109,7 @@ impl StoreError {
             | StoreError::Engine(_)
             | StoreError::Corrupt(_)
             | StoreError::SharedStoreUnavailable(_)
+            | StoreError::NotWritten(_)
             | StoreError::Io(_) => None,
         }
     }

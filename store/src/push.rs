@@ -320,9 +320,7 @@ impl FeatureStore {
         if self.version() != base {
             // The group it was prepared on was not written.
             preparation.forget_in_flight();
-            return Err(StoreError::Engine(
-                "not written: the write before it failed; push again".into(),
-            ));
+            return Err(StoreError::NotWritten("the write before it failed".into()));
         }
         Ok(PreparedGroup {
             store: self,

@@ -195,7 +195,11 @@ fn a_push_prepared_on_a_write_that_never_came_is_refused_and_the_next_one_writes
             .unwrap()
             .err()
             .expect("built on the dropped push");
-        assert!(refused.to_string().contains("not written"), "{refused}");
+        assert!(
+            matches!(refused, reprise_store::StoreError::NotWritten(_)),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("push again"), "{refused}");
     });
     assert_eq!(s.version(), base);
     assert_eq!(online_x(s, "u"), None);
