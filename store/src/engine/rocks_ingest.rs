@@ -205,8 +205,15 @@ impl RocksIngestion<'_> {
         };
         let mut marker = WriteBatch::default();
         marker.put(Cf::Meta, pending.marker_key(), pending.encode());
-        self.engine.write_synced(marker)?;
+        // From the write on, the marker may be stored even when the write
+        // reports an error: the files stay for the next open to roll it
+        // forward, and no other write may reuse its store version.
         self.marked = true;
+        self.engine.write_synced(marker).inspect_err(|_| {
+            self.engine
+                .unfinished_ingestion
+                .store(true, std::sync::atomic::Ordering::Release);
+        })?;
         Ok(pending)
     }
 }
