@@ -158,3 +158,71 @@ fn a_created_snapshot_is_readable_after_sigkill() {
     let expected: Vec<i64> = (0..10_000).map(|i| i % 100).collect();
     assert_eq!(plays, expected);
 }
+
+#[test]
+fn a_backfill_killed_at_any_point_stores_all_of_its_rows_or_none() {
+    use crate::server::{binary, migrations_dir};
+    let work = tempfile::tempdir().unwrap();
+    let time = an_hour_ago();
+    let rows = 200_000;
+    let csv = work.path().join("stats.csv");
+    let mut text = String::from("user_id,event_timestamp,plays_7d\n");
+    for i in 0..rows {
+        text.push_str(&format!("u{},{time},{i}\n", i % 5_000));
+    }
+    std::fs::write(&csv, text).unwrap();
+    // Kills while it spills, merges, ingests (about 0.2 s here on 2
+    // cores), and (last) not at all.
+    for (trial, kill_after_ms) in [40, 80, 120, 160, 200, 240, u64::MAX]
+        .into_iter()
+        .enumerate()
+    {
+        let data = work.path().join(format!("data-{trial}"));
+        let mut backfill = std::process::Command::new(binary())
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--migrations")
+            .arg(migrations_dir())
+            .args([
+                "push",
+                "--view",
+                "user_stats",
+                "--backfill",
+                "--ingest-rows",
+                "20000",
+            ])
+            .arg(&csv)
+            .env("REPRISE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        if kill_after_ms == u64::MAX {
+            assert!(backfill.wait().unwrap().success());
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(kill_after_ms));
+            let _ = backfill.kill();
+            backfill.wait().unwrap();
+        }
+        if !data.join("CURRENT").exists() {
+            continue; // killed before the store was created
+        }
+        let store = reprise_store::FeatureStore::open(&data, Default::default()).unwrap();
+        let stored = store
+            .view_history("user_stats", store.version())
+            .unwrap()
+            .len();
+        assert!(
+            stored == 0 || stored == rows,
+            "trial {trial} (killed after {kill_after_ms} ms): {stored} rows stored"
+        );
+        if kill_after_ms == u64::MAX {
+            assert_eq!(stored, rows);
+        }
+        let scratch = data.join("scratch");
+        assert!(
+            !scratch.exists() || std::fs::read_dir(&scratch).unwrap().count() == 0,
+            "trial {trial}: the killed backfill's runs are removed at open"
+        );
+    }
+}
