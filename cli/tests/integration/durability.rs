@@ -124,8 +124,9 @@ fn a_kill_during_a_compaction_or_a_backup_loses_nothing_acknowledged() {
 
 #[test]
 fn a_created_snapshot_is_readable_after_sigkill() {
-    // Its entity rows are written without the write-ahead log and made
-    // durable before the metadata that makes the snapshot readable.
+    // A small snapshot's entity rows are written with its metadata in one
+    // logged batch; a large one's are written without the write-ahead log
+    // and made durable before the metadata that makes it readable.
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[]);
     let time = an_hour_ago();
@@ -133,30 +134,38 @@ fn a_created_snapshot_is_readable_after_sigkill() {
         .map(|i| json!({"user_id": format!("u{i}"), "event_timestamp": time, "plays_7d": i}))
         .collect();
     server.client.push("user_stats", &rows, true).unwrap();
-    // Three stored chunks of entity rows.
-    let entity_rows: Vec<_> = (0..10_000)
-        .map(|i| json!({"user_id": format!("u{}", i % 100), "event_timestamp": time}))
+    // Three stored chunks of entity rows, and 18 (past one write of 16).
+    let sizes = [10_000, 70_000];
+    let ids: Vec<String> = sizes
+        .iter()
+        .map(|size| {
+            let entity_rows: Vec<_> = (0..*size)
+                .map(|i| json!({"user_id": format!("u{}", i % 100), "event_timestamp": time}))
+                .collect();
+            let (status, snapshot) = server.post(
+                "/v1/snapshots",
+                &json!({"features": ["user_stats:plays_7d"], "entity_rows": entity_rows, "cutoff": "event"}),
+            );
+            assert_eq!(status, 201, "{snapshot}");
+            snapshot["snapshot_id"].as_str().unwrap().to_owned()
+        })
         .collect();
-    let (status, snapshot) = server.post(
-        "/v1/snapshots",
-        &json!({"features": ["user_stats:plays_7d"], "entity_rows": entity_rows, "cutoff": "event"}),
-    );
-    assert_eq!(status, 201, "{snapshot}");
-    let id = snapshot["snapshot_id"].as_str().unwrap().to_owned();
     server.kill();
 
     let server = Server::start(data.path(), &[]);
-    let (status, text) = server.get_text(&format!("/v1/snapshots/{id}/rows?format=jsonl"));
-    assert_eq!(status, 200, "{text}");
-    let plays: Vec<i64> = text
-        .lines()
-        .map(|line| {
-            let row: serde_json::Value = serde_json::from_str(line).unwrap();
-            row["user_stats__plays_7d"].as_i64().unwrap()
-        })
-        .collect();
-    let expected: Vec<i64> = (0..10_000).map(|i| i % 100).collect();
-    assert_eq!(plays, expected);
+    for (id, size) in ids.iter().zip(sizes) {
+        let (status, text) = server.get_text(&format!("/v1/snapshots/{id}/rows?format=jsonl"));
+        assert_eq!(status, 200, "{text}");
+        let plays: Vec<i64> = text
+            .lines()
+            .map(|line| {
+                let row: serde_json::Value = serde_json::from_str(line).unwrap();
+                row["user_stats__plays_7d"].as_i64().unwrap()
+            })
+            .collect();
+        let expected: Vec<i64> = (0..size).map(|i| i % 100).collect();
+        assert_eq!(plays, expected, "snapshot of {size} rows");
+    }
 }
 
 #[test]

@@ -95,11 +95,18 @@ impl FeatureStore {
         let mut written: Vec<Vec<u8>> = Vec::new();
         let stored = self
             .store_entity_rows(&id, &plan, next_row, &mut written)
-            .and_then(|meta| {
-                // The entity rows were written unlogged: durable before the
-                // metadata that makes them readable.
-                self.engine.persist(Cf::Snapshots)?;
-                let mut batch = WriteBatch::default();
+            .and_then(|(meta, unwritten)| {
+                let mut batch = match unwritten {
+                    // A small snapshot: its rows and metadata in one
+                    // logged batch.
+                    Some(rows) => rows,
+                    None => {
+                        // The entity rows were written unlogged: durable
+                        // before the metadata that makes them readable.
+                        self.engine.persist(Cf::Snapshots)?;
+                        WriteBatch::default()
+                    }
+                };
                 batch.put(
                     Cf::Snapshots,
                     codec::snapshot_meta_key(&id),
@@ -191,13 +198,17 @@ impl FeatureStore {
         })
     }
 
+    /// Stores the entity rows in chunks, written unlogged
+    /// [`CHUNKS_PER_WRITE`] at a time; returns the metadata and, when the
+    /// rows fit in one write, that write (not made yet: the caller adds the
+    /// metadata to it).
     fn store_entity_rows(
         &self,
         id: &str,
         plan: &SnapshotMeta,
         mut next_row: impl FnMut(&SnapshotMeta, &mut PassthroughColumns) -> Option<Result<EntityRow>>,
         written: &mut Vec<Vec<u8>>,
-    ) -> Result<SnapshotMeta> {
+    ) -> Result<(SnapshotMeta, Option<WriteBatch>)> {
         let mut meta = SnapshotMeta {
             id: id.to_owned(),
             ..plan.clone()
@@ -227,9 +238,13 @@ impl FeatureStore {
         if !chunk.rows.is_empty() {
             self.write_chunk(id, &mut meta, chunk, &mut pending, written)?;
         }
-        if !pending.is_empty() {
+        // Every chunk still pending: none was written.
+        let unwritten = if pending.len() as u32 == meta.chunks {
+            Some(pending)
+        } else {
             self.engine.write_unlogged(pending)?;
-        }
+            None
+        };
         if meta.rows == 0 {
             return Err(StoreError::invalid(
                 "entity_rows",
@@ -249,7 +264,7 @@ impl FeatureStore {
             }
         }
         meta.passthrough = columns.into_columns();
-        Ok(meta)
+        Ok((meta, unwritten))
     }
 
     /// Queues one chunk; every [`CHUNKS_PER_WRITE`] chunks (and at the end)
