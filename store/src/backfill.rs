@@ -246,7 +246,7 @@ impl<'s> Backfill<'s> {
         let (history_runs, index_runs) = (spilled.history.runs(), spilled.index.runs());
         let history_pivots = pivots(history_runs, codec::history_key_prefix, threads);
         let index_pivots = pivots(index_runs, whole_key, threads);
-        let merged: Vec<Result<()>> = std::thread::scope(|scope| {
+        let merged: Vec<Result<ListedKeys>> = std::thread::scope(|scope| {
             let files = (&*ingestion, file_entries);
             let history = ranges(&history_pivots).into_iter().map(|range| {
                 scope.spawn(move || {
@@ -256,7 +256,16 @@ impl<'s> Backfill<'s> {
             });
             let index = ranges(&index_pivots).into_iter().map(|range| {
                 scope.spawn(move || {
-                    ingest_range(files, Cf::AggIndex, index_runs, whole_key, range, |_| {})
+                    let mut listed = ListedKeys::default();
+                    ingest_range(
+                        files,
+                        Cf::AggIndex,
+                        index_runs,
+                        whole_key,
+                        range,
+                        |(key, _)| listed.note(Cf::AggIndex, key),
+                    )?;
+                    Ok(listed)
                 })
             });
             let handles: Vec<_> = history.chain(index).collect();
@@ -265,13 +274,30 @@ impl<'s> Backfill<'s> {
                 .map(|h| h.join().expect("a backfill thread panicked"))
                 .collect()
         });
-        merged.into_iter().collect::<Result<Vec<()>>>()?;
+        let listed = ListedKeys::all(merged.into_iter().collect::<Result<Vec<_>>>()?);
+        let version = spilled.version;
         let mut commit = WriteBatch::default();
-        crate::outbox::add_resync_entry(store, &mut commit, spilled.version);
-        put_store_version(&mut commit, spilled.version);
+        match &listed {
+            Some(keys) => {
+                let keys = keys.iter().map(|(cf, key)| (*cf, key.as_slice()));
+                crate::outbox::add_bulk_entry(store, &mut commit, keys, version)
+            }
+            None => crate::outbox::add_resync_entry(store, &mut commit, version),
+        }
+        put_store_version(&mut commit, version);
         tracing::info_span!("ingest").in_scope(|| ingestion.commit(commit))?;
-        // Too many online rows to list: the whole cache goes.
-        store.committed_clearing_cache(spilled.version);
+        match listed {
+            Some(keys) => {
+                let online: Vec<Vec<u8>> = keys
+                    .into_iter()
+                    .filter(|(cf, _)| *cf == Cf::Online)
+                    .map(|(_, key)| key)
+                    .collect();
+                store.committed(version, &online);
+            }
+            // Too many online rows to list: the whole cache goes.
+            None => store.committed_clearing_cache(version),
+        }
         store.record_view_writes(&[(self.view.id, spilled.version)]);
         Ok(PushOutcome {
             written: self.rows,
@@ -325,7 +351,7 @@ fn ingest_history_range(
     files: (&dyn Ingestion, usize),
     runs: &[SpilledRun],
     range: KeyRange<'_>,
-) -> Result<()> {
+) -> Result<ListedKeys> {
     ingest_range(
         files,
         Cf::History,
@@ -334,7 +360,44 @@ fn ingest_history_range(
         range,
         |entry| online.see(entry),
     )?;
-    online.write()
+    online.write()?;
+    Ok(online.listed)
+}
+
+/// The keys a backfill wrote that followers and the online cache are told
+/// of (online rows, aggregation-index entries), while they are few enough
+/// to list ([`MAX_LISTED_KEYS`](crate::outbox::MAX_LISTED_KEYS)).
+#[derive(Default)]
+struct ListedKeys {
+    keys: Vec<(Cf, Vec<u8>)>,
+    /// Past the limit: `keys` is dropped.
+    overflowed: bool,
+}
+
+impl ListedKeys {
+    fn note(&mut self, cf: Cf, key: &[u8]) {
+        if self.overflowed {
+            return;
+        }
+        if self.keys.len() < crate::outbox::MAX_LISTED_KEYS {
+            self.keys.push((cf, key.to_vec()));
+        } else {
+            self.keys = Vec::new();
+            self.overflowed = true;
+        }
+    }
+
+    /// Every range's keys, when all of them together are few enough.
+    fn all(ranges: Vec<ListedKeys>) -> Option<Vec<(Cf, Vec<u8>)>> {
+        let mut all = Vec::new();
+        for range in ranges {
+            if range.overflowed {
+                return None;
+            }
+            all.extend(range.keys);
+        }
+        (all.len() <= crate::outbox::MAX_LISTED_KEYS).then_some(all)
+    }
 }
 
 /// Each entity's newest row, from history entries seen in key order (an
@@ -349,6 +412,8 @@ struct OnlineRows<'a> {
     rows: Vec<(Micros, Vec<u8>)>,
     /// The first error writing a batch (the entries keep coming).
     error: Option<StoreError>,
+    /// The online keys written.
+    listed: ListedKeys,
 }
 
 impl<'a> OnlineRows<'a> {
@@ -360,6 +425,7 @@ impl<'a> OnlineRows<'a> {
             keys: Vec::new(),
             rows: Vec::new(),
             error: None,
+            listed: ListedKeys::default(),
         }
     }
 
@@ -391,11 +457,15 @@ impl<'a> OnlineRows<'a> {
         }
         let keys = std::mem::take(&mut self.keys);
         let rows = std::mem::take(&mut self.rows);
+        let listed = &mut self.listed;
         let mut online = self
             .store
             .online_replacements(keys, rows, StoredRows::Walk)?
             .into_iter()
-            .map(|(key, _, row)| (key, row));
+            .map(|(key, _, row)| {
+                listed.note(Cf::Online, &key);
+                (key, row)
+            });
         self.ingestion.add(Cf::Online, &mut online)
     }
 }

@@ -115,14 +115,24 @@ pub(crate) fn add_ingestion_entry(
     runs: &[crate::engine::SortedRun],
     version: u64,
 ) {
+    let keys = runs
+        .iter()
+        .flat_map(|run| run.entries.iter().map(|(key, _)| (run.cf, key.as_slice())));
+    add_bulk_entry(store, commit, keys, version);
+}
+
+/// Adds to `commit` the entry of a bulk load of `keys` (column family,
+/// key: every one a put) at `version`.
+pub(crate) fn add_bulk_entry<'k>(
+    store: &FeatureStore,
+    commit: &mut WriteBatch,
+    keys: impl Iterator<Item = (Cf, &'k [u8])>,
+    version: u64,
+) {
     if !store.outbox_enabled() {
         return;
     }
-    let ops = runs.iter().flat_map(|run| {
-        run.entries
-            .iter()
-            .map(|(key, _)| (run.cf, key.as_slice(), true))
-    });
+    let ops = keys.map(|(cf, key)| (cf, key, true));
     if let Some(mut entry) = entry_of_ops(ops, Publication::Keys, store.clock.now()) {
         // A bulk load too large to list (and to hold when published) is
         // published by a scan of the whole online view instead.
@@ -151,7 +161,7 @@ pub(crate) fn add_resync_entry(store: &FeatureStore, commit: &mut WriteBatch, ve
 }
 
 /// Keys an entry lists at most; a larger change is published whole.
-const MAX_LISTED_KEYS: usize = 1_000_000;
+pub(crate) const MAX_LISTED_KEYS: usize = 1_000_000;
 
 /// Outbox entries waiting, oldest first.
 #[derive(Debug, Clone, PartialEq)]

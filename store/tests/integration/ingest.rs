@@ -269,6 +269,43 @@ fn a_backfill_that_failed_to_spill_refuses_more_rows_and_finishes_nothing() {
 }
 
 #[test]
+fn a_spilled_backfill_lists_the_keys_it_wrote_in_the_outbox_as_one_push_does() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (pushed, spilled) = (fresh(EVENTS, 200), fresh(EVENTS, 200));
+    for t in [&pushed, &spilled] {
+        t.store.enable_outbox(None).unwrap();
+    }
+    let rows: Vec<Json> = (0..3_000).map(|_| play(&mut rng)).collect();
+    let pushed_version = pushed
+        .store
+        .push("play", &rows, true)
+        .unwrap()
+        .store_version;
+    let mut backfill = spilled.store.begin_backfill("play").unwrap();
+    for part in rows.chunks(700) {
+        backfill.add_json(part).unwrap();
+    }
+    let spilled_version = backfill.finish().unwrap().store_version;
+    let keys = |t: &Fresh, version: u64| {
+        let entry = t
+            .store
+            .outbox_entries(100)
+            .unwrap()
+            .into_iter()
+            .find(|pending| pending.version == version)
+            .expect("an outbox entry for the version")
+            .entry;
+        let (mut online, mut events) = (entry.online_keys, entry.event_keys);
+        online.sort();
+        events.sort();
+        (entry.resync, online, events)
+    };
+    let (resync, online, events) = keys(&spilled, spilled_version);
+    assert!(!resync && !online.is_empty() && !events.is_empty());
+    assert_eq!((resync, online, events), keys(&pushed, pushed_version));
+}
+
+#[test]
 fn a_bad_row_in_a_later_chunk_of_a_backfill_writes_nothing_and_leaves_no_runs() {
     let t = fresh(DEFINITIONS, 200);
     let before = t.store.version();
