@@ -170,7 +170,7 @@ impl FeatureStore {
     /// The registry as of now (cheap to clone; replaced, never mutated, by
     /// migrations).
     pub fn registry(&self) -> Arc<Registry> {
-        Arc::clone(&self.registry.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&crate::sync::read(&self.registry))
     }
 
     /// A version at or after the last write to view `view_id`: equal
@@ -186,19 +186,14 @@ impl FeatureStore {
             Some(spec) => spec.source.id,
             None => view_id,
         };
-        self.view_versions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.view_versions)
             .get(&view_id)
             .copied()
             .unwrap_or(self.opened_at_version)
     }
 
     pub(crate) fn record_view_writes(&self, writes: &[(u32, u64)]) {
-        let mut map = self
-            .view_versions
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::write(&self.view_versions);
         for (view, version) in writes {
             map.insert(*view, *version);
         }
@@ -337,7 +332,7 @@ impl FeatureStore {
     pub(crate) fn publish_registry(&self, registry: Registry) {
         self.engine
             .set_retention(Arc::new(RetentionRules::new(&registry, self.clock.clone())));
-        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
+        *crate::sync::write(&self.registry) = Arc::new(registry);
     }
 
     /// Waits for the compactions earlier writes made due (see

@@ -42,6 +42,7 @@ pub mod service_state;
 pub mod snapshot;
 mod sorted_runs;
 mod spill;
+mod sync;
 pub mod text_rows;
 mod threads;
 pub mod time;

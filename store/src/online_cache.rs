@@ -87,7 +87,7 @@ impl<V: Clone + Send + Sync + 'static> StripedCache<V> {
 
     fn stripe(&self, key: &[u8]) -> std::sync::MutexGuard<'_, ()> {
         let i = (xxhash_rust::xxh3::xxh3_64(key) % STRIPES as u64) as usize;
-        self.stripes[i].lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.stripes[i])
     }
 
     /// Caches `row` under `key` if `still_current()` holds, checked under
@@ -114,11 +114,7 @@ impl<V: Clone + Send + Sync + 'static> StripedCache<V> {
     /// reader checking its condition under its key's lock sees what `first`
     /// changed, or went in before the drop.
     pub fn clear_with(&self, first: impl FnOnce()) {
-        let _all: Vec<_> = self
-            .stripes
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
-            .collect();
+        let _all: Vec<_> = self.stripes.iter().map(crate::sync::lock).collect();
         first();
         self.cache.invalidate_all();
     }

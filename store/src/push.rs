@@ -21,10 +21,11 @@ use crate::feature_store::FeatureStore;
 use crate::proto;
 use crate::registry::FeatureView;
 use crate::row::RawRow;
+use crate::sync::lock;
 use crate::time::{parse_rfc3339, Micros};
 use crate::transform::EVENT_TIMESTAMP;
 use crate::types::{json_kind, Value};
-use crate::write_pipeline::{lock, OnlineTimes, Preparation};
+use crate::write_pipeline::{OnlineTimes, Preparation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PushOutcome {

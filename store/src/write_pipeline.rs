@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+use crate::sync::lock;
 use crate::time::Micros;
 
 /// The writer lock and the tickets that order writes.
@@ -164,10 +165,4 @@ impl Drop for Ticket<'_> {
         *finished = (*finished).max(self.number);
         self.pipeline.turn.notify_all();
     }
-}
-
-/// Locks `mutex` even if an earlier holder panicked: the write path's
-/// mutexes guard values that are replaced whole, never left half-updated.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

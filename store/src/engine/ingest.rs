@@ -75,7 +75,7 @@ impl<'e> CollectedIngestion<'e> {
 impl Ingestion for CollectedIngestion<'_> {
     fn add(&self, cf: Cf, entries: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
         let run = SortedRun::new(cf, entries.collect())?;
-        crate::write_pipeline::lock(&self.runs).push(run);
+        crate::sync::lock(&self.runs).push(run);
         Ok(())
     }
 

@@ -85,7 +85,7 @@ impl RocksEngine {
                 cf_options.set_compaction_filter(
                     "reprise_retention",
                     move |_, key: &[u8], value: &[u8]| {
-                        let rules = Arc::clone(&rules.read().unwrap_or_else(|p| p.into_inner()));
+                        let rules = Arc::clone(&crate::sync::read(&rules));
                         if !rules.is_empty() && rules.expired(cf, key, value, rules.now()) {
                             Decision::Remove
                         } else {
@@ -324,7 +324,7 @@ impl Engine for RocksEngine {
     }
 
     fn set_retention(&self, rules: Arc<RetentionRules>) {
-        *self.retention.write().unwrap_or_else(|p| p.into_inner()) = rules;
+        *crate::sync::write(&self.retention) = rules;
     }
 
     fn compact_history(&self) -> Result<()> {

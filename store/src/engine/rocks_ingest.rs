@@ -180,7 +180,7 @@ impl RocksIngestion<'_> {
         }
         let name = format!("{number}-{}.sst", cf.name());
         write_sst(&self.dir.join(&name), entries)?;
-        crate::write_pipeline::lock(&self.files).push((number, cf, name));
+        crate::sync::lock(&self.files).push((number, cf, name));
         Ok(())
     }
 
@@ -196,7 +196,7 @@ impl RocksIngestion<'_> {
         ] {
             std::fs::File::open(synced)?.sync_all()?;
         }
-        let mut files = std::mem::take(&mut *crate::write_pipeline::lock(&self.files));
+        let mut files = std::mem::take(&mut *crate::sync::lock(&self.files));
         files.sort_by_key(|(number, _, _)| *number);
         let pending = Pending {
             staging: self.staging.clone(),

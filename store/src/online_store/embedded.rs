@@ -52,15 +52,12 @@ impl EngineOnlineStore {
 
 impl OnlineStore for EngineOnlineStore {
     fn apply(&self, changes: &OnlineChanges) -> Result<()> {
-        self.staged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(changes.clone());
+        crate::sync::lock(&self.staged).push(changes.clone());
         Ok(())
     }
 
     fn publish_version(&self, version: u64) -> Result<()> {
-        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        let mut staged = crate::sync::lock(&self.staged);
         if version <= self.published_version()? {
             staged.retain(|c| c.version > version);
             return Ok(());
@@ -115,7 +112,7 @@ impl OnlineStore for EngineOnlineStore {
     }
 
     fn record_changes(&self, version: u64, keys: &[Vec<u8>], everything: bool) -> Result<()> {
-        let _one_writer = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_writer = crate::sync::lock(&self.staged);
         let previous = self.newest_change()?;
         if version <= previous {
             return Ok(());

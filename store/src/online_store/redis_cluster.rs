@@ -215,11 +215,7 @@ impl RedisClusterOnlineStore {
         let n = self.connections.len();
         let guard = (1..=n)
             .find_map(|i| self.connections[(start + i) % n].try_lock().ok())
-            .unwrap_or_else(|| {
-                self.connections[start % n]
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-            });
+            .unwrap_or_else(|| crate::sync::lock(&self.connections[start % n]));
         self.on(guard, op)
     }
 
@@ -230,9 +226,7 @@ impl RedisClusterOnlineStore {
         &self,
         op: impl FnOnce(&mut ClusterConnection) -> redis::RedisResult<T>,
     ) -> Result<T> {
-        let guard = self.connections[0]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let guard = crate::sync::lock(&self.connections[0]);
         self.on(guard, op)
     }
 

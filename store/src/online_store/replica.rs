@@ -145,7 +145,7 @@ impl ReplicaCache {
         if self.epoch.load(Ordering::Acquire) != mark.epoch {
             return false;
         }
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = crate::sync::lock(&self.recent);
         let (records, forgotten) = &*recent;
         *forgotten <= mark.position
             && records
@@ -157,7 +157,7 @@ impl ReplicaCache {
 
     /// Lists a record's keys as applied (before they are dropped).
     fn note_record(&self, version: u64, keys: &[Vec<u8>]) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = crate::sync::lock(&self.recent);
         let (records, forgotten) = &mut *recent;
         records.push_back((version, Arc::new(keys.to_vec())));
         while records.len() > RECENT_RECORDS {
@@ -380,7 +380,7 @@ impl FeatureStore {
             StoreError::invalid("online_store", "only a replica follows a change feed")
         })?;
         let feed = &self.replica_cache;
-        let _one_round = feed.round.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_round = crate::sync::lock(&feed.round);
         let mut round = FeedRound::default();
         let applied = feed.apply_records(remote.as_ref(), published, &mut round);
         if applied.is_err() {
