@@ -114,6 +114,16 @@ impl StoreError {
         }
     }
 
+    /// The error each batch of a group that failed as one gets: a refusal
+    /// to retry stays one, anything else becomes an engine error with the
+    /// same message.
+    pub(crate) fn shared(&self) -> Self {
+        match self {
+            StoreError::NotWritten(why) => StoreError::NotWritten(why.clone()),
+            other => StoreError::Engine(other.to_string()),
+        }
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         StoreError::InvalidValue {
             field: field.into(),

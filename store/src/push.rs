@@ -463,12 +463,11 @@ fn set_outcomes(group: &[Arc<PendingBatch>], failed: Result<PushOutcome>) {
     match group {
         [only] => *lock(&only.outcome) = Some(failed),
         _ => {
-            let message = match &failed {
-                Err(e) => e.to_string(),
-                Ok(_) => unreachable!("only failures are shared"),
+            let Err(e) = &failed else {
+                unreachable!("only failures are shared")
             };
             for pending in group {
-                *lock(&pending.outcome) = Some(Err(StoreError::Engine(message.clone())));
+                *lock(&pending.outcome) = Some(Err(e.shared()));
             }
         }
     }
@@ -860,6 +859,30 @@ type = "int64"
 
         fn delete_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<()> {
             self.inner.delete_prefix(cf, prefix)
+        }
+    }
+
+    #[test]
+    fn a_refusal_to_retry_reaches_every_batch_of_its_group_as_one() {
+        let store = FeatureStore::in_memory(StoreConfig::default()).unwrap();
+        store.register_definitions("test", DEFINITIONS).unwrap();
+        let group = vec![pending(&store, "u", 1), pending(&store, "v", 1)];
+        let refused = StoreError::NotWritten("the write before it failed".into());
+        set_outcomes(&group, Err(refused));
+        for batch in &group {
+            let outcome = lock(&batch.outcome).take();
+            assert!(
+                matches!(outcome, Some(Err(StoreError::NotWritten(_)))),
+                "{outcome:?}"
+            );
+        }
+        set_outcomes(&group, Err(StoreError::Corrupt("a bad row".into())));
+        for batch in &group {
+            let outcome = lock(&batch.outcome).take();
+            assert!(
+                matches!(&outcome, Some(Err(StoreError::Engine(m))) if m.contains("a bad row")),
+                "{outcome:?}"
+            );
         }
     }
 
