@@ -21,6 +21,7 @@
 //! scratch directory (emptied at every open).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -246,25 +247,28 @@ impl<'s> Backfill<'s> {
         let (history_runs, index_runs) = (spilled.history.runs(), spilled.index.runs());
         let history_pivots = pivots(history_runs, codec::history_key_prefix, threads);
         let index_pivots = pivots(index_runs, whole_key, threads);
+        let noted = AtomicUsize::new(0);
+        // Followers are told of event keys; the cache only of online ones.
+        let list_events = store.outbox_enabled();
         let merged: Vec<Result<ListedKeys>> = std::thread::scope(|scope| {
             let files = (&*ingestion, file_entries);
+            let noted = &noted;
             let history = ranges(&history_pivots).into_iter().map(|range| {
                 scope.spawn(move || {
-                    let online = OnlineRows::new(store, files.0, online_batch);
+                    let listed = ListedKeys::new(noted);
+                    let online = OnlineRows::new(store, files.0, online_batch, listed);
                     ingest_history_range(online, files, history_runs, range)
                 })
             });
             let index = ranges(&index_pivots).into_iter().map(|range| {
                 scope.spawn(move || {
-                    let mut listed = ListedKeys::default();
-                    ingest_range(
-                        files,
-                        Cf::AggIndex,
-                        index_runs,
-                        whole_key,
-                        range,
-                        |(key, _)| listed.note(Cf::AggIndex, key),
-                    )?;
+                    let mut listed = ListedKeys::new(noted);
+                    let note = |(key, _): &(Vec<u8>, Vec<u8>)| {
+                        if list_events {
+                            listed.note(Cf::AggIndex, key)
+                        }
+                    };
+                    ingest_range(files, Cf::AggIndex, index_runs, whole_key, range, note)?;
                     Ok(listed)
                 })
             });
@@ -346,12 +350,12 @@ fn ingest_range(
 /// [`ingest_range`] of the history, writing the online rows of the
 /// range's entities on the way: each one's newest row, where it is newer
 /// than the stored one.
-fn ingest_history_range(
-    mut online: OnlineRows<'_>,
+fn ingest_history_range<'a>(
+    mut online: OnlineRows<'a>,
     files: (&dyn Ingestion, usize),
     runs: &[SpilledRun],
     range: KeyRange<'_>,
-) -> Result<ListedKeys> {
+) -> Result<ListedKeys<'a>> {
     ingest_range(
         files,
         Cf::History,
@@ -365,21 +369,31 @@ fn ingest_history_range(
 }
 
 /// The keys a backfill wrote that followers and the online cache are told
-/// of (online rows, aggregation-index entries), while they are few enough
-/// to list ([`MAX_LISTED_KEYS`](crate::outbox::MAX_LISTED_KEYS)).
-#[derive(Default)]
-struct ListedKeys {
+/// of (online rows; aggregation-index entries when the outbox is on), while
+/// all ranges together wrote few enough to list
+/// ([`MAX_LISTED_KEYS`](crate::outbox::MAX_LISTED_KEYS)).
+struct ListedKeys<'a> {
     keys: Vec<(Cf, Vec<u8>)>,
+    /// Keys noted by every range so far.
+    noted: &'a AtomicUsize,
     /// Past the limit: `keys` is dropped.
     overflowed: bool,
 }
 
-impl ListedKeys {
+impl<'a> ListedKeys<'a> {
+    fn new(noted: &'a AtomicUsize) -> Self {
+        ListedKeys {
+            keys: Vec::new(),
+            noted,
+            overflowed: false,
+        }
+    }
+
     fn note(&mut self, cf: Cf, key: &[u8]) {
         if self.overflowed {
             return;
         }
-        if self.keys.len() < crate::outbox::MAX_LISTED_KEYS {
+        if self.noted.fetch_add(1, Ordering::Relaxed) < crate::outbox::MAX_LISTED_KEYS {
             self.keys.push((cf, key.to_vec()));
         } else {
             self.keys = Vec::new();
@@ -413,11 +427,16 @@ struct OnlineRows<'a> {
     /// The first error writing a batch (the entries keep coming).
     error: Option<StoreError>,
     /// The online keys written.
-    listed: ListedKeys,
+    listed: ListedKeys<'a>,
 }
 
 impl<'a> OnlineRows<'a> {
-    fn new(store: &'a FeatureStore, ingestion: &'a dyn Ingestion, batch: usize) -> Self {
+    fn new(
+        store: &'a FeatureStore,
+        ingestion: &'a dyn Ingestion,
+        batch: usize,
+        listed: ListedKeys<'a>,
+    ) -> Self {
         OnlineRows {
             store,
             ingestion,
@@ -425,7 +444,7 @@ impl<'a> OnlineRows<'a> {
             keys: Vec::new(),
             rows: Vec::new(),
             error: None,
-            listed: ListedKeys::default(),
+            listed,
         }
     }
 
