@@ -354,6 +354,9 @@ impl Engine for RocksEngine {
     }
 
     fn checkpoint(&self, dir: &Path) -> Result<()> {
+        // A marker whose files are still staged would be copied without
+        // them (the staging directory is not part of a checkpoint).
+        self.refuse_after_failed_ingestion()?;
         // Hard links to the immutable SST files plus a copy of the live
         // WAL and manifest: consistent across column families, cheap on one
         // file system, a full copy across file systems.

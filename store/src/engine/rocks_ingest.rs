@@ -345,6 +345,9 @@ mod tests {
         let err = engine.write(batch).unwrap_err();
         assert!(err.to_string().contains("restart"), "{err}");
         assert!(engine.ingest(Vec::new(), WriteBatch::default()).is_err());
+        // Nor a backup: it would copy the marker without its staged files.
+        let err = engine.checkpoint(&dir.path().join("backup")).unwrap_err();
+        assert!(err.to_string().contains("restart"), "{err}");
     }
 
     #[test]
