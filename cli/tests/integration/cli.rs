@@ -312,19 +312,7 @@ fn a_push_in_batches_keeps_the_newest_row_online_and_stops_at_the_bad_batch() {
     );
 
     let store = reprise_store::FeatureStore::open(&data, Default::default()).unwrap();
-    let users: Vec<_> = ["u1", "u2", "u3", "b1", "b4", "b5"]
-        .iter()
-        .map(|u| {
-            serde_json::json!({ "user_id": u })
-                .as_object()
-                .unwrap()
-                .clone()
-        })
-        .collect();
-    let online = store
-        .online_features(&["user_stats:plays_7d".to_owned()], &users)
-        .unwrap();
-    let plays: Vec<_> = online.rows.iter().map(|r| r.values[0].clone()).collect();
+    let plays = online_plays(&store, &["u1", "u2", "u3", "b1", "b4", "b5"]);
     use reprise_store::Value::Int64;
     assert_eq!(
         plays,
@@ -406,19 +394,7 @@ fn a_backfill_of_many_sorted_runs_is_one_store_version_and_a_bad_row_stores_noth
 
     let store = reprise_store::FeatureStore::open(&data, Default::default()).unwrap();
     let version = store.version();
-    let users: Vec<_> = ["u0", "u1", "u2", "u3"]
-        .iter()
-        .map(|u| {
-            serde_json::json!({ "user_id": u })
-                .as_object()
-                .unwrap()
-                .clone()
-        })
-        .collect();
-    let online = store
-        .online_features(&["user_stats:plays_7d".to_owned()], &users)
-        .unwrap();
-    let plays: Vec<_> = online.rows.iter().map(|r| r.values[0].clone()).collect();
+    let plays = online_plays(&store, &["u0", "u1", "u2", "u3"]);
     use reprise_store::Value::Int64;
     assert_eq!(
         plays,
@@ -514,6 +490,26 @@ fn snapshot_reads_entity_rows_from_parquet() {
         stderr.contains("entity_rows") && stderr.contains("Parquet"),
         "{stderr}"
     );
+}
+
+/// The online `user_stats:plays_7d` of each of `users`.
+fn online_plays(
+    store: &reprise_store::FeatureStore,
+    users: &[&str],
+) -> Vec<Option<reprise_store::Value>> {
+    let users: Vec<_> = users
+        .iter()
+        .map(|u| {
+            serde_json::json!({ "user_id": u })
+                .as_object()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    let online = store
+        .online_features(&["user_stats:plays_7d".to_owned()], &users)
+        .unwrap();
+    online.rows.iter().map(|r| r.values[0].clone()).collect()
 }
 
 /// Backfills `rows` (user, event time, plays) into `user_stats` of the

@@ -354,13 +354,7 @@ mod tests {
     fn compactions_that_overlapping_ingestions_made_due_are_waited_for() {
         let dir = tempfile::tempdir().unwrap();
         let engine = RocksEngine::open(dir.path()).unwrap();
-        let level0 = |engine: &RocksEngine| {
-            engine
-                .db
-                .property_int_value_cf(engine.handle(Cf::History), "rocksdb.num-files-at-level0")
-                .unwrap()
-                .unwrap()
-        };
+        let level0 = |engine: &RocksEngine| files_at_level(engine, Cf::History, 0);
         // Each ingestion after the first overlaps the ones before: its file
         // lands in L0, past the compaction trigger.
         let rounds = L0_COMPACTION_TRIGGER as usize + 2;

@@ -190,6 +190,13 @@ fn a_large_events_ingestion_in_parts_and_key_ranges_equals_a_push() {
     ingested_equals_pushed_with(EVENTS, "play", play, 11, 140_000);
 }
 
+/// 100 rows of view `a` for users `u{from}`.. at times `from`.., `x` = `i`.
+fn numbered_rows(from: i64) -> Vec<Json> {
+    (from..from + 100)
+        .map(|i| json!({"user_id": format!("u{i}"), "event_timestamp": ts(i), "x": i}))
+        .collect()
+}
+
 /// Files in the backfills' spill directories of `store`'s scratch directory.
 fn runs_left(store: &FeatureStore) -> usize {
     let Ok(spills) = std::fs::read_dir(store.scratch_dir()) else {
@@ -246,21 +253,16 @@ fn a_backfill_of_one_chunk_is_ingested_from_memory_without_spilling() {
 fn a_backfill_that_failed_to_spill_refuses_more_rows_and_finishes_nothing() {
     let t = fresh(DEFINITIONS, 200);
     let before = t.store.version();
-    let rows = |from: i64| -> Vec<Json> {
-        (from..from + 100)
-            .map(|i| json!({"user_id": format!("u{i}"), "event_timestamp": ts(i), "x": i}))
-            .collect()
-    };
     let mut backfill = t.store.begin_backfill("a").unwrap();
-    backfill.add_json(&rows(0)).unwrap();
-    backfill.add_json(&rows(100)).unwrap();
+    backfill.add_json(&numbered_rows(0)).unwrap();
+    backfill.add_json(&numbered_rows(100)).unwrap();
     // The spill directory goes behind the backfill's back (a full or
     // failing disk): the next run cannot be written.
     for spill in std::fs::read_dir(t.store.scratch_dir()).unwrap() {
         std::fs::remove_dir_all(spill.unwrap().path()).unwrap();
     }
-    backfill.add_json(&rows(200)).unwrap_err();
-    let err = backfill.add_json(&rows(300)).unwrap_err();
+    backfill.add_json(&numbered_rows(200)).unwrap_err();
+    let err = backfill.add_json(&numbered_rows(300)).unwrap_err();
     assert!(err.to_string().contains("start it again"), "{err}");
     let err = backfill.finish().unwrap_err();
     assert!(err.to_string().contains("start it again"), "{err}");
@@ -309,15 +311,10 @@ fn a_spilled_backfill_lists_the_keys_it_wrote_in_the_outbox_as_one_push_does() {
 fn a_bad_row_in_a_later_chunk_of_a_backfill_writes_nothing_and_leaves_no_runs() {
     let t = fresh(DEFINITIONS, 200);
     let before = t.store.version();
-    let rows = |from: i64| -> Vec<Json> {
-        (from..from + 100)
-            .map(|i| json!({"user_id": format!("u{i}"), "event_timestamp": ts(i), "x": i}))
-            .collect()
-    };
     let mut backfill = t.store.begin_backfill("a").unwrap();
-    backfill.add_json(&rows(0)).unwrap();
-    backfill.add_json(&rows(100)).unwrap();
-    let mut bad = rows(200);
+    backfill.add_json(&numbered_rows(0)).unwrap();
+    backfill.add_json(&numbered_rows(100)).unwrap();
+    let mut bad = numbered_rows(200);
     bad[42]["x"] = json!("many");
     let err = backfill.add_json(&bad).unwrap_err();
     assert_eq!(err.field(), Some("rows[42].x"), "{err}");
@@ -329,7 +326,7 @@ fn a_bad_row_in_a_later_chunk_of_a_backfill_writes_nothing_and_leaves_no_runs() 
     // The writer is free again.
     let version = t
         .store
-        .push("a", &rows(0)[..1], false)
+        .push("a", &numbered_rows(0)[..1], false)
         .unwrap()
         .store_version;
     assert_eq!(version, before + 1);
