@@ -35,7 +35,6 @@ use crate::ingest::{encode_in_parts, Entries};
 use crate::push::{retired, ParsedRow, PushOutcome, StoredRows};
 use crate::registry::FeatureView;
 use crate::spill::{pivots, ranges, whole_key, CutKey, KeyRange, Merged, RunSet, SpilledRun};
-use crate::text_rows::TextColumns;
 use crate::time::Micros;
 use crate::write_pipeline::WriterLock;
 
@@ -108,7 +107,8 @@ impl<'s> Backfill<'s> {
         self
     }
 
-    /// Adds rows parsed from text cells by `columns` (of this view).
+    /// Adds rows parsed from text cells (by this view's
+    /// [`text_columns`](FeatureStore::text_columns)).
     pub fn add_parsed(&mut self, rows: Vec<ParsedRow>) -> Result<()> {
         let rows = self.store.check_rows(&self.view, rows)?;
         self.add(rows)
@@ -120,11 +120,6 @@ impl<'s> Backfill<'s> {
             self.store
                 .validate_batch(&self.store.registry(), &self.view.label(), rows)?;
         self.add(rows)
-    }
-
-    /// The text columns of this view for `headers`.
-    pub fn text_columns(&self, headers: &[String]) -> Result<TextColumns> {
-        self.store.text_columns(&self.view.label(), headers)
     }
 
     fn add(&mut self, rows: Vec<ParsedRow>) -> Result<()> {
