@@ -483,3 +483,32 @@ impl<'a> OnlineRows<'a> {
         self.ingestion.add(Cf::Online, &mut online)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::MAX_LISTED_KEYS;
+
+    #[test]
+    fn listed_keys_are_bounded_across_all_ranges_together() {
+        // Two ranges just under the limit together: every key listed.
+        let noted = AtomicUsize::new(0);
+        let (mut a, mut b) = (ListedKeys::new(&noted), ListedKeys::new(&noted));
+        for i in 0..MAX_LISTED_KEYS as u32 {
+            let range = if i % 2 == 0 { &mut a } else { &mut b };
+            range.note(Cf::Online, &i.to_be_bytes());
+        }
+        let all = ListedKeys::all(vec![a, b]).expect("at the limit, listed");
+        assert_eq!(all.len(), MAX_LISTED_KEYS);
+        // One key more, in either range: nothing listed, and the range that
+        // went past drops what it held.
+        let noted = AtomicUsize::new(0);
+        let (mut a, mut b) = (ListedKeys::new(&noted), ListedKeys::new(&noted));
+        for i in 0..MAX_LISTED_KEYS as u32 {
+            a.note(Cf::Online, &i.to_be_bytes());
+        }
+        b.note(Cf::AggIndex, b"one more");
+        assert!(b.overflowed && b.keys.is_empty());
+        assert!(ListedKeys::all(vec![a, b]).is_none());
+    }
+}
